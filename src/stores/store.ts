@@ -1,0 +1,130 @@
+/**
+ * The one small interface every kind of location implements (local directory, S3 bucket,
+ * Hugging Face bucket). Optional features are methods that may be absent, plus flags in
+ * `capabilities`, which the executor discovers — the way rclone's backends expose
+ * optional features.
+ */
+import type { Readable } from 'node:stream';
+import type { FileEntry } from '../types.js';
+
+export interface StoreCapabilities {
+  /** `copy()` is implemented and runs without moving the bytes through this machine. */
+  serverSideCopy: boolean;
+  /** Writes can be made conditional on the destination's current version (If-None-Match / If-Match). */
+  conditionalWrite: boolean;
+  /** A content hash the store can report without the client reading the bytes. */
+  contentHash: 'xxh128' | 'md5-etag' | 'xet' | null;
+  /** `setMtime()` changes a file's mtime without rewriting its content. */
+  setMtime: boolean;
+}
+
+/** What the caller believes is at a path right now (from the plan). */
+export type Expectation =
+  | { kind: 'absent' }
+  | { kind: 'version'; size?: number; mtimeMs?: number; etag?: string }
+  | { kind: 'any' };
+
+/** Where the bytes of a write come from. */
+export interface TransferSource {
+  size: number;
+  mtimeMs: number;
+  /** Absolute path when the source is a local file (lets stores use copy_file_range, ranged reads…). */
+  localPath?: string;
+  /** Opens the content (optionally a byte range, inclusive `end`). */
+  open(range?: { start: number; end: number }): Promise<Readable>;
+  /** Content hash, when known (`xxh128:<hex>`). */
+  hash?: string;
+}
+
+export interface WriteOptions {
+  /** The mtime to give the written file (ms). */
+  mtimeMs: number;
+  /** What must be at the destination path for the write to go ahead. */
+  expect: Expectation;
+  signal?: AbortSignal;
+}
+
+export interface RemoveItem {
+  path: string;
+  expect: Expectation;
+}
+
+export interface RemoveResult {
+  path: string;
+  ok: boolean;
+  /** The file changed since the plan (or vanished): left untouched. */
+  stale?: boolean;
+  error?: string;
+}
+
+export interface Store {
+  /** `local`, `s3` or `hf`. */
+  readonly kind: string;
+  /** The location as a user would write it (for messages). */
+  readonly display: string;
+  /** True for buckets; false for local directories. Decides hf's upload/download wording. */
+  readonly remote: boolean;
+  readonly capabilities: StoreCapabilities;
+
+  /**
+   * The manifest: every file under the root, sorted by code point, in batches.
+   * Files that cannot be represented safely are reported through `onWarning`, not dropped silently.
+   */
+  list(opts?: { onWarning?: (message: string) => void; signal?: AbortSignal }): AsyncIterable<FileEntry[]>;
+
+  /** One file's current entry, or undefined when it does not exist. */
+  stat(path: string): Promise<FileEntry | undefined>;
+
+  /** Opens a file for reading (optionally a byte range, inclusive `end`). */
+  read(path: string, range?: { start: number; end: number }): Promise<Readable>;
+
+  /** Absolute local path of a file, for stores backed by the local file system. */
+  localPath?(path: string): string;
+
+  /**
+   * Writes a file atomically: readers never see a partial file under its final name.
+   * Throws `StaleError` when `opts.expect` no longer holds.
+   */
+  write(path: string, source: TransferSource, opts: WriteOptions): Promise<void>;
+
+  /** Deletes files, each only if it still matches its expectation. */
+  remove(items: RemoveItem[]): Promise<RemoveResult[]>;
+
+  /** Server-side copy of `from` to `to` (capability `serverSideCopy`). */
+  copy?(from: string, to: string, opts: WriteOptions): Promise<void>;
+
+  /** Changes only the mtime (capability `setMtime`). */
+  setMtime?(path: string, mtimeMs: number, expect: Expectation): Promise<void>;
+
+  /** Releases connections, flushes caches. */
+  close(): Promise<void>;
+}
+
+/** The destination (or source) changed since the plan was made; the operation was not done. */
+export class StaleError extends Error {
+  override name = 'StaleError';
+}
+
+/** A store operation failed in a way worth retrying (timeouts, resets, 429, 5xx). */
+export class RetryableError extends Error {
+  override name = 'RetryableError';
+  constructor(message: string, readonly retryAfterMs?: number) {
+    super(message);
+  }
+}
+
+/** True when an expectation holds for an entry (or its absence). Mtimes compare to 1.5 µs. */
+export function expectationHolds(expect: Expectation, entry: FileEntry | undefined): boolean {
+  if (expect.kind === 'any') return true;
+  if (expect.kind === 'absent') return entry === undefined;
+  if (entry === undefined) return false;
+  if (expect.size !== undefined && entry.size !== expect.size) return false;
+  if (expect.etag !== undefined && entry.etag !== undefined && entry.etag !== expect.etag) return false;
+  if (expect.mtimeMs !== undefined && !sameInstant(expect.mtimeMs, entry.mtimeMs)) return false;
+  return true;
+}
+
+/** Plan mtimes carry microseconds; two instants are the same when they agree to the microsecond. */
+export function sameInstant(aMs: number, bMs: number): boolean {
+  return Math.abs(aMs - bMs) < 0.0015;
+}

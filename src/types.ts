@@ -1,0 +1,132 @@
+/**
+ * The domain model shared by every part of bucketsync: what a file looks like in a
+ * manifest, what an operation in a plan is, and the options that steer planning.
+ */
+
+/** One file of a manifest (one side of a sync), relative to that side's root. */
+export interface FileEntry {
+  /** Relative path, `/`-separated, no leading `/`, never `.` or `..` segments. */
+  path: string;
+  /** Size in bytes. */
+  size: number;
+  /**
+   * Modification time in milliseconds since the epoch, with sub-millisecond precision
+   * (exactly what Python's `os.stat().st_mtime * 1000` gives, as hf computes it).
+   */
+  mtimeMs: number;
+  /** Store-specific version identity (S3 ETag), used for conditional writes. */
+  etag?: string;
+  /** Content hash when the store knows it without reading the bytes (for example `xxh128:…`). */
+  hash?: string;
+  /** Hugging Face Xet file hash, when listed from an hf bucket. */
+  xetHash?: string;
+}
+
+export type Action = 'upload' | 'download' | 'delete' | 'skip';
+
+export const ACTIONS: readonly Action[] = ['upload', 'download', 'delete', 'skip'];
+
+/** Every reason string hf writes (spec §2.4), plus bucketsync's own. */
+export const REASONS = {
+  newFile: 'new file',
+  newFileExisting: 'new file (--existing)',
+  existsIgnoreExisting: 'exists on receiver (--ignore-existing)',
+  sizeDiffers: 'size differs',
+  localNewer: 'local newer',
+  remoteNewer: 'remote newer',
+  sameMtime: 'same mtime',
+  sameSize: 'same size',
+  identical: 'identical',
+  notInSource: 'not in source (--delete)',
+} as const;
+
+/**
+ * One operation of a plan. Mtimes are in milliseconds (float, microsecond precision once
+ * they have been through a plan file). "local" and "remote" follow hf: the destination is
+ * the "remote" side unless the sync is a download (remote source, local destination).
+ */
+export interface Operation {
+  action: Action;
+  path: string;
+  reason: string;
+  /** Source size for transfers and skips; the deleted file's size for deletes. */
+  size?: number;
+  localMtime?: number;
+  remoteMtime?: number;
+  /** bucketsync extra: the destination file's size when it existed at plan time. */
+  destSize?: number;
+  /** bucketsync extra: the destination object's ETag at plan time (S3), for If-Match. */
+  destEtag?: string;
+  /** bucketsync extra: content hash of the source (`xxh128:<hex>`), when computed. */
+  hash?: string;
+  /** bucketsync extra: an earlier path in the plan (or on the destination) with the same content. */
+  copyFrom?: string;
+}
+
+/** Which way bytes flow, in hf's words. */
+export type Direction = 'upload' | 'download';
+
+export interface CompareOptions {
+  delete: boolean;
+  ignoreTimes: boolean;
+  ignoreSizes: boolean;
+  existing: boolean;
+  ignoreExisting: boolean;
+}
+
+export const DEFAULT_COMPARE_OPTIONS: CompareOptions = {
+  delete: false,
+  ignoreTimes: false,
+  ignoreSizes: false,
+  existing: false,
+  ignoreExisting: false,
+};
+
+/** hf's comparison window: a side is "newer" only when it is more than this many ms ahead. */
+export const SYNC_TIME_WINDOW_MS = 1000;
+
+/** Counts in hf's key order (`plan.summary()`). */
+export interface PlanSummary {
+  uploads: number;
+  downloads: number;
+  deletes: number;
+  skips: number;
+  total_size: number;
+}
+
+/** The first line of a plan file. */
+export interface PlanHeader {
+  source: string;
+  dest: string;
+  /** ISO-8601 with `+00:00`, as hf writes it. */
+  timestamp: string;
+  summary: PlanSummary;
+  /** bucketsync extras (absent in plans written by hf). */
+  formatVersion?: number;
+  sourceResolved?: string;
+  destResolved?: string;
+  options?: Partial<CompareOptions>;
+  filters?: FilterSpec;
+}
+
+/** The filter rules a plan was made with, as the user gave them. */
+export interface FilterSpec {
+  include: string[];
+  exclude: string[];
+  /** The rules read from `--filter-from`, in file order. */
+  rules: FilterRule[];
+  filterFrom?: string;
+}
+
+export interface FilterRule {
+  sign: '+' | '-';
+  pattern: string;
+}
+
+/** Errors the user caused (bad flags, bad input files): exit code 2, one line, no stack. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+  constructor(message: string, readonly hint?: string) {
+    super(message);
+  }
+}
