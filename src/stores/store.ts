@@ -42,6 +42,13 @@ export interface WriteOptions {
   /** What must be at the destination path for the write to go ahead. */
   expect: Expectation;
   signal?: AbortSignal;
+  /**
+   * Called after the bytes are stored but before they become visible under the final
+   * name (local: before the rename; S3 multipart: before Complete). Throwing aborts the
+   * write and leaves the destination as it was: the executor uses it to refuse a source
+   * that changed while it was being sent.
+   */
+  beforeCommit?: () => Promise<void>;
 }
 
 export interface RemoveItem {

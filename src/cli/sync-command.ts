@@ -1,0 +1,261 @@
+/**
+ * `bucketsync sync SOURCE DEST` and `bucketsync sync --apply PLAN`: hf's sync flags and
+ * messages (spec §5.2, §1.5, §2.5), plus bucketsync's own.
+ */
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { readFilterFile } from '../filters/filter.js';
+import { writePlanFile, writePlanToStream } from '../plan/writer.js';
+import { checkCompareOptions } from '../planner/plan.js';
+import type { StoreOptions } from '../stores/open.js';
+import { HeldPlan, openSides, planHeader, planSides, executeOn, type PlanRequest, type SyncSides } from '../sync/sync.js';
+import { applyPlanFile } from '../sync/apply.js';
+import { UsageError, type CompareOptions, type FilterSpec, type Operation } from '../types.js';
+import { makeConsole, operationLine, printPlanSummary, printRunResult, type Console } from './output.js';
+import type { ExecEvent, ExecuteResult } from '../executor/execute.js';
+
+interface SyncFlags {
+  delete?: boolean;
+  ignoreTimes?: boolean;
+  ignoreSizes?: boolean;
+  existing?: boolean;
+  ignoreExisting?: boolean;
+  include: string[];
+  exclude: string[];
+  filterFrom?: string;
+  plan?: string;
+  apply?: string;
+  dryRun?: boolean;
+  verbose?: boolean;
+  quiet?: boolean;
+  token?: string;
+  transfers: number;
+  retries: number;
+  maxDelete?: number;
+  endpointUrl?: string;
+  profile?: string;
+  region?: string;
+  s3PathStyle?: boolean;
+  createBucket?: boolean;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+function positiveInt(name: string, min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
+      throw new UsageError(`${name} must be a whole number of at least ${min}, got '${value}'`);
+    }
+    return n;
+  };
+}
+
+const EXAMPLES = `
+Examples:
+  bucketsync sync ./data ./backup                      mirror a folder into another
+  bucketsync sync ./data s3://my-bucket/data --delete  mirror to S3, deleting what the source no longer has
+  bucketsync sync hf://buckets/user/ckpts ./ckpts      download a Hugging Face bucket
+  bucketsync sync ./data ./backup --include "*.safetensors" --exclude "*.tmp"
+  bucketsync sync ./data ./backup --plan plan.jsonl    write the plan for review, change nothing
+  bucketsync sync --apply plan.jsonl                   execute a reviewed plan (stale files are left alone)
+  bucketsync sync ./data ./backup --dry-run | jq -c 'select(.action=="delete")'
+
+Comparison (as hf): a file is sent when its size differs or the source is more than 1 s newer.
+Exit codes: 0 done, 1 some operation failed or was stale, 2 bad input, 130 interrupted.`;
+
+export function registerSyncCommand(program: Command): void {
+  program
+    .command('sync')
+    .description('Sync SOURCE to DEST (local paths, file://, s3://bucket/prefix, hf://buckets/ns/name/prefix).')
+    .argument('[source]', 'where files come from')
+    .argument('[dest]', 'where files go')
+    .option('--delete', 'delete destination files that are not in the source (excluded files are never deleted)')
+    .option('--no-delete', 'do not delete (default)')
+    .option('--ignore-times', 'compare sizes only (hf meaning: not "always transfer" as in rsync)')
+    .option('--ignore-sizes', 'compare modification times only')
+    .option('--existing', 'only update files that already exist on the destination')
+    .option('--ignore-existing', 'skip files that already exist on the destination')
+    .option('--include <pattern>', 'include files matching the pattern (repeatable; fnmatch: * crosses /)', collect, [])
+    .option('--exclude <pattern>', 'exclude files matching the pattern (repeatable; beats --include)', collect, [])
+    .option('--filter-from <file>', 'read "+ pattern" / "- pattern" rules from a file (first match wins)')
+    .option('--plan <file>', 'write the plan to FILE (JSONL) and change nothing')
+    .option('--apply <file>', 'execute a plan written by --plan (by bucketsync or by hf)')
+    .option('--dry-run', 'print the plan as JSONL on stdout and change nothing')
+    .option('-v, --verbose', 'print one line per file')
+    .option('-q, --quiet', 'print nothing but errors and warnings')
+    .option('--transfers <n>', 'how many files to transfer at once', positiveInt('--transfers', 1), 8)
+    .option('--retries <n>', 'retries for a failed transfer (network errors, 429, 5xx)', positiveInt('--retries', 0), 3)
+    .option('--max-delete <n>', 'refuse to delete anything when the plan deletes more than N files', positiveInt('--max-delete', 0))
+    .option('--token <token>', 'Hugging Face token (else HF_TOKEN or the hf CLI token file)')
+    .option('--endpoint-url <url>', 'S3 endpoint URL (else AWS_ENDPOINT_URL); for MinIO, R2, Ceph, the HF gateway')
+    .option('--profile <name>', 'AWS profile from ~/.aws/config and ~/.aws/credentials')
+    .option('--region <region>', 'S3 region (else AWS_REGION or the profile)')
+    .option('--s3-path-style', 'use path-style S3 addressing (default with a custom endpoint)')
+    .option('--no-s3-path-style', 'use virtual-hosted-style S3 addressing')
+    .option('--create-bucket', 'create the destination S3 bucket when it does not exist')
+    .addHelpText('after', EXAMPLES)
+    .action(async (source: string | undefined, dest: string | undefined, flags: SyncFlags, cmd: Command) => {
+      process.exitCode = await runSyncCommand(source, dest, flags, cmd);
+    });
+}
+
+function storeOptionsOf(flags: SyncFlags, c: Console): StoreOptions {
+  const o: StoreOptions = { onWarning: (m) => c.warn(m) };
+  if (flags.endpointUrl !== undefined) o.endpoint = flags.endpointUrl;
+  if (flags.region !== undefined) o.region = flags.region;
+  if (flags.profile !== undefined) o.profile = flags.profile;
+  if (flags.s3PathStyle !== undefined) o.pathStyle = flags.s3PathStyle;
+  if (flags.createBucket) o.createBucket = true;
+  if (flags.token !== undefined) o.token = flags.token;
+  return o;
+}
+
+/** hf's apply-mode conflicts, in hf's order and words (spec §2.5). */
+function checkApplyConflicts(source: string | undefined, dest: string | undefined, flags: SyncFlags, cmd: Command): void {
+  const given = (name: string): boolean => cmd.getOptionValueSource(name) === 'cli';
+  if (source !== undefined || dest !== undefined) throw new UsageError('Cannot specify source/dest when using apply.');
+  if (flags.plan !== undefined) throw new UsageError('Cannot specify both plan and apply.');
+  const checks: [string, string][] = [
+    ['delete', 'delete'],
+    ['ignoreTimes', 'ignore_times'],
+    ['ignoreSizes', 'ignore_sizes'],
+    ['include', 'include'],
+    ['exclude', 'exclude'],
+    ['filterFrom', 'filter_from'],
+    ['existing', 'existing'],
+    ['ignoreExisting', 'ignore_existing'],
+    ['dryRun', 'dry_run'],
+  ];
+  for (const [opt, word] of checks) {
+    if (given(opt)) throw new UsageError(`Cannot specify ${word} when using apply.`);
+  }
+}
+
+export async function runSyncCommand(
+  source: string | undefined,
+  dest: string | undefined,
+  flags: SyncFlags,
+  cmd: Command,
+): Promise<number> {
+  const c = makeConsole({ quiet: flags.quiet ?? false, verbose: flags.verbose ?? false });
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = (): void => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    process.stderr.write('\nInterrupted: finishing the files in flight, starting nothing new (Ctrl-C again to quit now)…\n');
+    controller.abort(new Error('interrupted'));
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  try {
+    if (flags.apply !== undefined) {
+      checkApplyConflicts(source, dest, flags, cmd);
+      const result = await applyPlanFile(flags.apply, {
+        storeOptions: storeOptionsOf(flags, c),
+        transfers: flags.transfers,
+        retries: flags.retries,
+        ...(flags.maxDelete !== undefined ? { maxDelete: flags.maxDelete } : {}),
+        signal: controller.signal,
+        onPlan: (header, summary) => {
+          printPlanSummary(c, header.source, header.dest, summary);
+          c.info('Executing plan...');
+        },
+        onEvent: eventPrinter(c),
+      });
+      return finish(c, result.result, result.summary.skips, result.elapsedMs);
+    }
+    return await runNormal(source, dest, flags, c, controller.signal);
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+  }
+}
+
+function eventPrinter(c: Console): (e: ExecEvent) => void {
+  return (e) => {
+    if (e.type === 'start') c.detail(operationLine(e.op));
+  };
+}
+
+function finish(c: Console, result: ExecuteResult, skipped: number, elapsedMs: number): number {
+  printRunResult(c, result, skipped, elapsedMs);
+  if (result.interrupted) {
+    c.warn('interrupted before the end: re-run the same command to finish');
+    return 130;
+  }
+  if (result.failed.length > 0 || result.stale.length > 0 || result.deleteRefusal) return 1;
+  c.info('Sync completed.');
+  return 0;
+}
+
+async function runNormal(
+  source: string | undefined,
+  dest: string | undefined,
+  flags: SyncFlags,
+  c: Console,
+  signal: AbortSignal,
+): Promise<number> {
+  if (source === undefined || dest === undefined) {
+    throw new UsageError('Both source and dest are required (unless using apply).', 'bucketsync sync SOURCE DEST, or bucketsync sync --apply PLAN');
+  }
+  const compare: CompareOptions = {
+    delete: flags.delete ?? false,
+    ignoreTimes: flags.ignoreTimes ?? false,
+    ignoreSizes: flags.ignoreSizes ?? false,
+    existing: flags.existing ?? false,
+    ignoreExisting: flags.ignoreExisting ?? false,
+  };
+  checkCompareOptions(compare);
+  if (flags.dryRun && flags.plan !== undefined) throw new UsageError('Cannot specify both dry_run and plan.');
+  const filters: FilterSpec = { include: flags.include, exclude: flags.exclude, rules: [] };
+  if (flags.filterFrom !== undefined) {
+    filters.rules = await readFilterFile(flags.filterFrom);
+    filters.filterFrom = path.resolve(flags.filterFrom);
+  }
+
+  const sides: SyncSides = await openSides(source, dest, storeOptionsOf(flags, c));
+  try {
+    const req: PlanRequest = { compare, filters, onWarning: (m) => c.warn(m), signal };
+    const given = { source, dest };
+    if (flags.dryRun) {
+      // Only the JSONL goes to stdout; nothing else is printed (hf's contract).
+      await writePlanToStream(process.stdout, planHeader(sides, given, req, emptySummary()), planSides(sides, req));
+      return 0;
+    }
+    if (flags.plan !== undefined) {
+      const written = await writePlanFile(flags.plan, planHeader(sides, given, req, emptySummary()), planSides(sides, req));
+      printPlanSummary(c, source, dest, written.summary);
+      c.info(`Plan saved to: ${flags.plan}`);
+      c.info(`Hint: Run \`bucketsync sync --apply ${flags.plan}\` to execute this plan.`);
+      return 0;
+    }
+    const started = performance.now();
+    const held = await HeldPlan.collect(planSides(sides, req), (op: Operation) => c.detail(operationLine(op)));
+    try {
+      printPlanSummary(c, source, dest, held.summary);
+      if (!held.hasWork) {
+        c.info('Nothing to sync.');
+        return 0;
+      }
+      c.info('Syncing...');
+      const result = await executeOn(sides, held.actions.drain(), {
+        transfers: flags.transfers,
+        retries: flags.retries,
+        ...(flags.maxDelete !== undefined ? { maxDelete: flags.maxDelete } : {}),
+        signal,
+        onEvent: eventPrinter(c),
+      });
+      return finish(c, result, held.summary.skips, performance.now() - started);
+    } finally {
+      await held.dispose();
+    }
+  } finally {
+    await sides.close();
+  }
+}
+
+function emptySummary() {
+  return { uploads: 0, downloads: 0, deletes: 0, skips: 0, total_size: 0 };
+}

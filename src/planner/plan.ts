@@ -1,0 +1,123 @@
+/**
+ * The planner: a pure function from two sorted manifests and the options to the ordered
+ * list of operations, with hf's decision table (spec §2.3) and reason strings (§2.4).
+ *
+ * It streams: a sorted merge of the two inputs, one entry of each side in hand at a time,
+ * never a set of every path. It does no I/O of its own; the manifests come from stores.
+ */
+import { ManifestCursor, compareCodePoints, type Manifest } from '../manifest/order.js';
+import {
+  REASONS,
+  SYNC_TIME_WINDOW_MS,
+  UsageError,
+  type CompareOptions,
+  type Direction,
+  type FileEntry,
+  type Operation,
+} from '../types.js';
+
+export interface PlanOptions extends CompareOptions {
+  direction: Direction;
+  /** Paths for which this returns false are invisible on both sides (never deleted). */
+  filter?: (path: string) => boolean;
+}
+
+/** hf's mutual-exclusion checks for the comparison flags, with its messages. */
+export function checkCompareOptions(o: CompareOptions): void {
+  if (o.ignoreTimes && o.ignoreSizes) throw new UsageError('Cannot specify both ignore_times and ignore_sizes.');
+  if (o.existing && o.ignoreExisting) throw new UsageError('Cannot specify both existing and ignore_existing.');
+}
+
+/** The decision for one path present on both sides (hf's `_compare_files`). */
+export function compareEntries(
+  src: FileEntry,
+  dst: FileEntry,
+  o: CompareOptions,
+  direction: Direction,
+): { transfer: boolean; reason: string } {
+  const sourceNewerLabel = direction === 'upload' ? REASONS.localNewer : REASONS.remoteNewer;
+  const destNewerLabel = direction === 'upload' ? REASONS.remoteNewer : REASONS.localNewer;
+  if (o.ignoreExisting) return { transfer: false, reason: REASONS.existsIgnoreExisting };
+  const sourceNewer = src.mtimeMs - dst.mtimeMs > SYNC_TIME_WINDOW_MS;
+  if (o.ignoreSizes) {
+    if (sourceNewer) return { transfer: true, reason: sourceNewerLabel };
+    if (dst.mtimeMs - src.mtimeMs > SYNC_TIME_WINDOW_MS) return { transfer: false, reason: destNewerLabel };
+    return { transfer: false, reason: REASONS.sameMtime };
+  }
+  const sizeDiffers = src.size !== dst.size;
+  if (o.ignoreTimes) {
+    return sizeDiffers ? { transfer: true, reason: REASONS.sizeDiffers } : { transfer: false, reason: REASONS.sameSize };
+  }
+  if (sizeDiffers) return { transfer: true, reason: REASONS.sizeDiffers };
+  if (sourceNewer) return { transfer: true, reason: sourceNewerLabel };
+  return { transfer: false, reason: REASONS.identical };
+}
+
+/** Puts source and destination mtimes into hf's local/remote fields. */
+function withMtimes(op: Operation, direction: Direction, src?: FileEntry, dst?: FileEntry): Operation {
+  const local = direction === 'upload' ? src : dst;
+  const remote = direction === 'upload' ? dst : src;
+  if (local) op.localMtime = local.mtimeMs;
+  if (remote) op.remoteMtime = remote.mtimeMs;
+  return op;
+}
+
+function onlyInSource(src: FileEntry, o: PlanOptions): Operation {
+  const op: Operation = o.existing
+    ? { action: 'skip', path: src.path, reason: REASONS.newFileExisting, size: src.size }
+    : { action: o.direction, path: src.path, reason: REASONS.newFile, size: src.size };
+  return withMtimes(op, o.direction, src, undefined);
+}
+
+function onlyInDest(dst: FileEntry, o: PlanOptions): Operation | undefined {
+  if (!o.delete) return undefined;
+  const op: Operation = { action: 'delete', path: dst.path, reason: REASONS.notInSource, size: dst.size };
+  if (dst.etag !== undefined) op.destEtag = dst.etag;
+  return withMtimes(op, o.direction, undefined, dst);
+}
+
+function inBoth(src: FileEntry, dst: FileEntry, o: PlanOptions): Operation {
+  const { transfer, reason } = compareEntries(src, dst, o, o.direction);
+  const op: Operation = { action: transfer ? o.direction : 'skip', path: src.path, reason, size: src.size };
+  withMtimes(op, o.direction, src, dst);
+  op.destSize = dst.size;
+  if (dst.etag !== undefined) op.destEtag = dst.etag;
+  return op;
+}
+
+/**
+ * Merges the two sorted manifests into the plan, in path order. Every path of either side
+ * that passes the filter gets at most one operation.
+ */
+export async function* planSync(source: Manifest, dest: Manifest, o: PlanOptions): AsyncGenerator<Operation> {
+  checkCompareOptions(o);
+  const keep = o.filter;
+  const s = new ManifestCursor(source, 'source');
+  const d = new ManifestCursor(dest, 'destination');
+  try {
+    for (;;) {
+      if (s.needsFill) await s.fill();
+      if (d.needsFill) await d.fill();
+      const a = s.current;
+      const b = d.current;
+      if (a === undefined && b === undefined) return;
+      const cmp = a === undefined ? 1 : b === undefined ? -1 : compareCodePoints(a.path, b.path);
+      let op: Operation | undefined;
+      if (cmp < 0) {
+        if (!keep || keep(a!.path)) op = onlyInSource(a!, o);
+        s.advance();
+      } else if (cmp > 0) {
+        if (!keep || keep(b!.path)) op = onlyInDest(b!, o);
+        d.advance();
+      } else {
+        if (!keep || keep(a!.path)) op = inBoth(a!, b!, o);
+        s.advance();
+        d.advance();
+      }
+      if (op) yield op;
+    }
+  } finally {
+    await s.close();
+    await d.close();
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * The pipeline as a library: open both sides, plan, and execute — the same steps the CLI
+ * runs, with every message left to the caller (events and return values, no printing).
+ */
+import { FilterMatcher } from '../filters/filter.js';
+import { formatLocation, isRemote, parseLocation, type Location } from '../location/location.js';
+import { planSync } from '../planner/plan.js';
+import { PLAN_FORMAT_VERSION, SummaryCounter } from '../plan/writer.js';
+import { nowIso } from '../plan/time.js';
+import { openStore, type StoreOptions } from '../stores/open.js';
+import type { Store } from '../stores/store.js';
+import { executePlan, type ExecEvent, type ExecuteResult } from '../executor/execute.js';
+import { OperationSpool } from '../executor/spool.js';
+import {
+  DEFAULT_COMPARE_OPTIONS,
+  type CompareOptions,
+  type Direction,
+  type FilterSpec,
+  type Operation,
+  type PlanHeader,
+  type PlanSummary,
+} from '../types.js';
+
+export interface SyncSides {
+  sourceLocation: Location;
+  destLocation: Location;
+  source: Store;
+  dest: Store;
+  direction: Direction;
+  close(): Promise<void>;
+}
+
+/** hf's rule: a download when the source is a bucket and the destination is local; otherwise an upload. */
+export function directionOf(source: Location, dest: Location): Direction {
+  return isRemote(source) && !isRemote(dest) ? 'download' : 'upload';
+}
+
+export async function openSides(
+  source: string | Location,
+  dest: string | Location,
+  storeOptions: StoreOptions = {},
+): Promise<SyncSides> {
+  const sourceLocation = typeof source === 'string' ? parseLocation(source) : source;
+  const destLocation = typeof dest === 'string' ? parseLocation(dest) : dest;
+  const src = await openStore(sourceLocation, 'source', storeOptions);
+  let dst: Store;
+  try {
+    dst = await openStore(destLocation, 'dest', storeOptions);
+  } catch (err) {
+    await src.close();
+    throw err;
+  }
+  return {
+    sourceLocation,
+    destLocation,
+    source: src,
+    dest: dst,
+    direction: directionOf(sourceLocation, destLocation),
+    close: async () => {
+      await Promise.allSettled([src.close(), dst.close()]);
+    },
+  };
+}
+
+export interface PlanRequest {
+  compare?: Partial<CompareOptions>;
+  filters?: FilterSpec;
+  onWarning?: (message: string) => void;
+  signal?: AbortSignal;
+}
+
+export const EMPTY_FILTERS: FilterSpec = { include: [], exclude: [], rules: [] };
+
+/** The plan of a sync between two open sides, as a stream of operations in path order. */
+export function planSides(sides: SyncSides, req: PlanRequest = {}): AsyncGenerator<Operation> {
+  const compare = { ...DEFAULT_COMPARE_OPTIONS, ...req.compare };
+  const matcher = new FilterMatcher(req.filters ?? EMPTY_FILTERS);
+  const listOpts: { onWarning?: (m: string) => void; signal?: AbortSignal } = {};
+  if (req.onWarning) listOpts.onWarning = req.onWarning;
+  if (req.signal) listOpts.signal = req.signal;
+  return planSync(sides.source.list(listOpts), sides.dest.list(listOpts), {
+    ...compare,
+    direction: sides.direction,
+    ...(matcher.isEmpty ? {} : { filter: (p: string) => matcher.matches(p) }),
+  });
+}
+
+/** The header of a plan made now for these sides (hf's keys plus bucketsync's extras). */
+export function planHeader(
+  sides: SyncSides,
+  given: { source: string; dest: string },
+  req: PlanRequest,
+  summary: PlanSummary,
+): PlanHeader {
+  return {
+    source: given.source,
+    dest: given.dest,
+    timestamp: nowIso(),
+    summary,
+    formatVersion: PLAN_FORMAT_VERSION,
+    sourceResolved: formatLocation(sides.sourceLocation),
+    destResolved: formatLocation(sides.destLocation),
+    options: { ...DEFAULT_COMPARE_OPTIONS, ...req.compare },
+    filters: req.filters ?? EMPTY_FILTERS,
+  };
+}
+
+/**
+ * A computed plan held for execution: the summary of every operation, and the operations
+ * that do something (transfers and deletes). Skips are only counted (and passed to
+ * `onSkip`), so a no-op run over millions of files stores nothing; large plans spill to disk.
+ */
+export class HeldPlan {
+  readonly counter = new SummaryCounter();
+  readonly actions = new OperationSpool();
+
+  static async collect(ops: AsyncIterable<Operation>, onSkip?: (op: Operation) => void): Promise<HeldPlan> {
+    const held = new HeldPlan();
+    try {
+      for await (const op of ops) {
+        held.counter.add(op);
+        if (op.action === 'skip') onSkip?.(op);
+        else await held.actions.push(op);
+      }
+    } catch (err) {
+      await held.dispose();
+      throw err;
+    }
+    return held;
+  }
+
+  get summary(): PlanSummary {
+    return this.counter.summary;
+  }
+
+  get hasWork(): boolean {
+    return this.actions.count > 0;
+  }
+
+  dispose(): Promise<void> {
+    return this.actions.dispose();
+  }
+}
+
+export interface RunOptions {
+  transfers?: number;
+  retries?: number;
+  maxDelete?: number;
+  signal?: AbortSignal;
+  onEvent?: (e: ExecEvent) => void;
+}
+
+/** Executes operations between two open sides. */
+export function executeOn(sides: SyncSides, ops: AsyncIterable<Operation>, run: RunOptions = {}): Promise<ExecuteResult> {
+  const o: Parameters<typeof executePlan>[1] = { source: sides.source, dest: sides.dest, direction: sides.direction };
+  if (run.transfers !== undefined) o.transfers = run.transfers;
+  if (run.retries !== undefined) o.retries = run.retries;
+  if (run.maxDelete !== undefined) o.maxDelete = run.maxDelete;
+  if (run.signal) o.signal = run.signal;
+  if (run.onEvent) o.onEvent = run.onEvent;
+  return executePlan(ops, o);
+}
+
+export interface SyncResult {
+  summary: PlanSummary;
+  result: ExecuteResult | undefined;
+}
+
+/** One-call sync: plan and execute (`bucketsync sync SOURCE DEST` without the printing). */
+export async function sync(
+  source: string,
+  dest: string,
+  req: PlanRequest & RunOptions & { storeOptions?: StoreOptions } = {},
+): Promise<SyncResult> {
+  const sides = await openSides(source, dest, req.storeOptions);
+  try {
+    const held = await HeldPlan.collect(planSides(sides, req));
+    try {
+      if (!held.hasWork) return { summary: held.summary, result: undefined };
+      const result = await executeOn(sides, held.actions.drain(), req);
+      return { summary: held.summary, result };
+    } finally {
+      await held.dispose();
+    }
+  } finally {
+    await sides.close();
+  }
+}
