@@ -1,0 +1,83 @@
+/** Runs the real `bucketsync` CLI (compiled, from bin/) as a child process. */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const ROOT = path.resolve(import.meta.dirname, '..', '..');
+export const BIN = path.join(ROOT, 'bin', 'bucketsync');
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  input?: string;
+  timeoutMs?: number;
+}
+
+export function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env, BUCKETSYNC_CACHE_DIR: path.join(os.tmpdir(), 'bucketsync-test-cache'), ...opts.env };
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** A fresh temporary directory, removed by the caller's afterEach via `cleanup()`. */
+export function tempDir(prefix = 'bucketsync-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Writes files ({relative path: content}) under `root`, optionally with an mtime (seconds). */
+export function writeTree(root: string, files: Record<string, string | Buffer>, mtimeSec?: number): void {
+  for (const [rel, content] of Object.entries(files)) {
+    const abs = path.join(root, rel);
+    fs.mkdirSync(path.dirname(abs), { recursive: true });
+    fs.writeFileSync(abs, content);
+    if (mtimeSec !== undefined) fs.utimesSync(abs, mtimeSec, mtimeSec);
+  }
+}
+
+/** Every file under `root` as {relative path: content}, sorted. */
+export function readTree(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!fs.existsSync(root)) return out;
+  const walk = (dir: string, rel: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) walk(path.join(dir, e.name), r);
+      else out[r] = fs.readFileSync(path.join(dir, e.name), 'utf8');
+    }
+  };
+  walk(root, '');
+  return out;
+}
+
+export function setMtime(file: string, sec: number): void {
+  fs.utimesSync(file, sec, sec);
+}
+
+/** Parses JSONL output into objects. */
+export function jsonl(text: string): Record<string, unknown>[] {
+  return text
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
