@@ -10,6 +10,8 @@ import { checkCompareOptions } from '../planner/plan.js';
 import type { StoreOptions } from '../stores/open.js';
 import { HeldPlan, openSides, planHeader, planSides, executeOn, type PlanRequest, type SyncSides } from '../sync/sync.js';
 import { applyPlanFile } from '../sync/apply.js';
+import { formatLocation } from '../location/location.js';
+import { lockDestination } from '../lock/lock.js';
 import { UsageError, type CompareOptions, type FilterSpec, type Operation } from '../types.js';
 import { makeConsole, operationLine, printPlanSummary, printRunResult, type Console } from './output.js';
 import type { ExecEvent, ExecuteResult } from '../executor/execute.js';
@@ -32,6 +34,7 @@ interface SyncFlags {
   transfers: number;
   retries: number;
   maxDelete?: number;
+  allowEmptySource?: boolean;
   endpointUrl?: string;
   profile?: string;
   region?: string;
@@ -87,6 +90,7 @@ export function registerSyncCommand(program: Command): void {
     .option('--transfers <n>', 'how many files to transfer at once', positiveInt('--transfers', 1), 8)
     .option('--retries <n>', 'retries for a failed transfer (network errors, 429, 5xx)', positiveInt('--retries', 0), 3)
     .option('--max-delete <n>', 'refuse to delete anything when the plan deletes more than N files', positiveInt('--max-delete', 0))
+    .option('--allow-empty-source', 'with --delete, allow an empty source to empty the destination')
     .option('--token <token>', 'Hugging Face token (else HF_TOKEN or the hf CLI token file)')
     .option('--endpoint-url <url>', 'S3 endpoint URL (else AWS_ENDPOINT_URL); for MinIO, R2, Ceph, the HF gateway')
     .option('--profile <name>', 'AWS profile from ~/.aws/config and ~/.aws/credentials')
@@ -217,7 +221,7 @@ async function runNormal(
 
   const sides: SyncSides = await openSides(source, dest, storeOptionsOf(flags, c));
   try {
-    const req: PlanRequest = { compare, filters, onWarning: (m) => c.warn(m), signal };
+    const req: PlanRequest = { compare, filters, allowEmptySource: flags.allowEmptySource ?? false, onWarning: (m) => c.warn(m), signal };
     const given = { source, dest };
     if (flags.dryRun) {
       // Only the JSONL goes to stdout; nothing else is printed (hf's contract).
@@ -231,28 +235,45 @@ async function runNormal(
       c.info(`Hint: Run \`bucketsync sync --apply ${flags.plan}\` to execute this plan.`);
       return 0;
     }
-    const started = performance.now();
-    const held = await HeldPlan.collect(planSides(sides, req), (op: Operation) => c.detail(operationLine(op)));
+    const lock = lockDestination(formatLocation(sides.destLocation));
     try {
-      printPlanSummary(c, source, dest, held.summary);
-      if (!held.hasWork) {
-        c.info('Nothing to sync.');
-        return 0;
-      }
-      c.info('Syncing...');
-      const result = await executeOn(sides, held.actions.drain(), {
-        transfers: flags.transfers,
-        retries: flags.retries,
-        ...(flags.maxDelete !== undefined ? { maxDelete: flags.maxDelete } : {}),
-        signal,
-        onEvent: eventPrinter(c),
-      });
-      return finish(c, result, held.summary.skips, performance.now() - started);
+      return await planAndExecute(sides, req, flags, c, signal, given);
     } finally {
-      await held.dispose();
+      lock.release();
     }
   } finally {
     await sides.close();
+  }
+}
+
+/** A normal run: the whole plan first (its summary is printed before anything runs), then execution. */
+async function planAndExecute(
+  sides: SyncSides,
+  req: PlanRequest,
+  flags: SyncFlags,
+  c: Console,
+  signal: AbortSignal,
+  given: { source: string; dest: string },
+): Promise<number> {
+  const started = performance.now();
+  const held = await HeldPlan.collect(planSides(sides, req), (op: Operation) => c.detail(operationLine(op)));
+  try {
+    printPlanSummary(c, given.source, given.dest, held.summary);
+    if (!held.hasWork) {
+      c.info('Nothing to sync.');
+      return 0;
+    }
+    c.info('Syncing...');
+    const result = await executeOn(sides, held.actions.drain(), {
+      transfers: flags.transfers,
+      retries: flags.retries,
+      ...(flags.maxDelete !== undefined ? { maxDelete: flags.maxDelete } : {}),
+      signal,
+      onEvent: eventPrinter(c),
+    });
+    return finish(c, result, held.summary.skips, performance.now() - started);
+  } finally {
+    await held.dispose();
   }
 }
 

@@ -20,6 +20,16 @@ export interface PlanOptions extends CompareOptions {
   direction: Direction;
   /** Paths for which this returns false are invisible on both sides (never deleted). */
   filter?: (path: string) => boolean;
+  /**
+   * With `delete`: refuse to plan deletes when the source has no files at all (an unmounted
+   * volume, a typo'd path, an unreadable directory) — unless the user allowed it.
+   */
+  allowEmptySource?: boolean;
+}
+
+/** The source is empty and `--delete` would wipe the destination: refused unless allowed. */
+export class EmptySourceError extends UsageError {
+  override name = 'UsageError';
 }
 
 /** hf's mutual-exclusion checks for the comparison flags, with its messages. */
@@ -92,6 +102,7 @@ function inBoth(src: FileEntry, dst: FileEntry, o: PlanOptions): Operation {
 export async function* planSync(source: Manifest, dest: Manifest, o: PlanOptions): AsyncGenerator<Operation> {
   checkCompareOptions(o);
   const keep = o.filter;
+  let sourceEntries = 0;
   const s = new ManifestCursor(source, 'source');
   const d = new ManifestCursor(dest, 'destination');
   try {
@@ -105,12 +116,20 @@ export async function* planSync(source: Manifest, dest: Manifest, o: PlanOptions
       let op: Operation | undefined;
       if (cmp < 0) {
         if (!keep || keep(a!.path)) op = onlyInSource(a!, o);
+        sourceEntries++;
         s.advance();
       } else if (cmp > 0) {
         if (!keep || keep(b!.path)) op = onlyInDest(b!, o);
+        if (op && sourceEntries === 0 && a === undefined && !o.allowEmptySource) {
+          throw new EmptySourceError(
+            'the source has no files, and --delete would delete everything at the destination',
+            'check that the source is mounted and readable; pass --allow-empty-source if emptying the destination is intended',
+          );
+        }
         d.advance();
       } else {
         if (!keep || keep(a!.path)) op = inBoth(a!, b!, o);
+        sourceEntries++;
         s.advance();
         d.advance();
       }

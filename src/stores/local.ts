@@ -13,10 +13,12 @@ import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { TEMP_PREFIX, mtimeMsFromNs, scanLocal, type LocalFileEntry } from '../scanner/scan.js';
+import { scanLocalInWorker } from '../scanner/worker-scan.js';
 import {
   StaleError,
   expectationHolds,
   type Expectation,
+  type ListOptions,
   type RemoveItem,
   type RemoveResult,
   type Store,
@@ -46,14 +48,19 @@ export class LocalStore implements Store {
     return path.join(this.root, ...rel.split('/'));
   }
 
-  async *list(opts: { onWarning?: (m: string) => void } = {}): AsyncGenerator<LocalFileEntry[]> {
+  /**
+   * The manifest. With `inWorker` (the default for a sync source) the tree is scanned in a
+   * worker thread, in parallel with the other side.
+   */
+  async *list(opts: ListOptions = {}): AsyncGenerator<LocalFileEntry[]> {
     const st = fs.statSync(this.root, { throwIfNoEntry: false });
     if (!st) return;
     if (!st.isDirectory()) throw new Error(`Local path must be a directory: ${this.root}`);
     const leftovers: string[] = [];
     const scanOpts: Parameters<typeof scanLocal>[1] = { onTempFile: (p) => leftovers.push(p), withIdentity: true };
     if (opts.onWarning) scanOpts.onWarning = opts.onWarning;
-    for (const batch of scanLocal(this.root, scanOpts)) yield batch;
+    if (opts.inWorker) yield* scanLocalInWorker(this.root, scanOpts);
+    else yield* scanLocal(this.root, scanOpts);
     await removeLeftovers(leftovers);
   }
 

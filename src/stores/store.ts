@@ -64,6 +64,13 @@ export interface RemoveResult {
   error?: string;
 }
 
+export interface ListOptions {
+  onWarning?: (message: string) => void;
+  signal?: AbortSignal;
+  /** A hint: this listing runs beside another one; a store that can list off the main thread should. */
+  inWorker?: boolean;
+}
+
 export interface Store {
   /** `local`, `s3` or `hf`. */
   readonly kind: string;
@@ -77,7 +84,7 @@ export interface Store {
    * The manifest: every file under the root, sorted by code point, in batches.
    * Files that cannot be represented safely are reported through `onWarning`, not dropped silently.
    */
-  list(opts?: { onWarning?: (message: string) => void; signal?: AbortSignal }): AsyncIterable<FileEntry[]>;
+  list(opts?: ListOptions): AsyncIterable<FileEntry[]>;
 
   /** One file's current entry, or undefined when it does not exist. */
   stat(path: string): Promise<FileEntry | undefined>;

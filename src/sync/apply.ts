@@ -6,7 +6,8 @@
  * from any directory; plans written by hf carry them as typed, resolved against the current
  * directory exactly as hf does.
  */
-import { parseLocation } from '../location/location.js';
+import { formatLocation, parseLocation } from '../location/location.js';
+import { lockDestination } from '../lock/lock.js';
 import { PlanError, readPlanEntries, readPlanHeader, readPlanOperations } from '../plan/reader.js';
 import { SummaryCounter } from '../plan/writer.js';
 import type { StoreOptions } from '../stores/open.js';
@@ -16,6 +17,8 @@ import { directionOf, executeOn, openSides, type RunOptions } from './sync.js';
 
 export interface ApplyOptions extends RunOptions {
   storeOptions?: StoreOptions;
+  /** Take the destination's one-writer lock (default true). */
+  lock?: boolean;
   /** Called once the plan is validated, before anything runs. */
   onPlan?: (header: PlanHeader, summary: PlanSummary) => void;
 }
@@ -49,11 +52,13 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
   const summary = counter.summary;
 
   const sides = await openSides(sourceLocation, destLocation, o.storeOptions);
+  const lock = o.lock === false ? undefined : lockDestination(formatLocation(destLocation));
   try {
     o.onPlan?.(header, summary);
     const result = await executeOn(sides, readPlanOperations(file), o);
     return { header, summary, result, elapsedMs: performance.now() - started };
   } finally {
+    lock?.release();
     await sides.close();
   }
 }

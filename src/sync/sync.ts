@@ -8,7 +8,7 @@ import { planSync } from '../planner/plan.js';
 import { PLAN_FORMAT_VERSION, SummaryCounter } from '../plan/writer.js';
 import { nowIso } from '../plan/time.js';
 import { openStore, type StoreOptions } from '../stores/open.js';
-import type { Store } from '../stores/store.js';
+import type { ListOptions, Store } from '../stores/store.js';
 import { executePlan, type ExecEvent, type ExecuteResult } from '../executor/execute.js';
 import { OperationSpool } from '../executor/spool.js';
 import {
@@ -64,6 +64,8 @@ export async function openSides(
 
 export interface PlanRequest {
   compare?: Partial<CompareOptions>;
+  /** With delete: allow an empty source to empty the destination. */
+  allowEmptySource?: boolean;
   filters?: FilterSpec;
   onWarning?: (message: string) => void;
   signal?: AbortSignal;
@@ -75,12 +77,13 @@ export const EMPTY_FILTERS: FilterSpec = { include: [], exclude: [], rules: [] }
 export function planSides(sides: SyncSides, req: PlanRequest = {}): AsyncGenerator<Operation> {
   const compare = { ...DEFAULT_COMPARE_OPTIONS, ...req.compare };
   const matcher = new FilterMatcher(req.filters ?? EMPTY_FILTERS);
-  const listOpts: { onWarning?: (m: string) => void; signal?: AbortSignal } = {};
+  const listOpts: ListOptions = {};
   if (req.onWarning) listOpts.onWarning = req.onWarning;
   if (req.signal) listOpts.signal = req.signal;
-  return planSync(sides.source.list(listOpts), sides.dest.list(listOpts), {
+  return planSync(sides.source.list({ ...listOpts, inWorker: true }), sides.dest.list(listOpts), {
     ...compare,
     direction: sides.direction,
+    allowEmptySource: req.allowEmptySource ?? false,
     ...(matcher.isEmpty ? {} : { filter: (p: string) => matcher.matches(p) }),
   });
 }

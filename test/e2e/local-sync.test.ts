@@ -413,3 +413,45 @@ describe('interruption', () => {
     expect(fs.readdirSync(dst).sort()).toEqual(Object.keys(files).sort());
   });
 });
+
+describe('guard rails', () => {
+  it('--delete with an empty source refuses to wipe a non-empty destination unless --allow-empty-source', async () => {
+    writeTree(dst, { 'precious.txt': 'p', 'sub/more.txt': 'm' }, T0);
+    const r = await cli(['sync', src, dst, '--delete']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('the source has no files, and --delete would delete everything at the destination');
+    expect(r.stderr).toContain('--allow-empty-source');
+    expect(readTree(dst)).toEqual({ 'precious.txt': 'p', 'sub/more.txt': 'm' });
+    const plan = await cli(['sync', src, dst, '--delete', '--plan', path.join(work, 'p.jsonl')]);
+    expect(plan.code).toBe(2);
+    expect(fs.existsSync(path.join(work, 'p.jsonl'))).toBe(false);
+    const allowed = await cli(['sync', src, dst, '--delete', '--allow-empty-source']);
+    expect(allowed.code).toBe(0);
+    expect(readTree(dst)).toEqual({});
+  });
+
+  it('a second run writing into the same destination is refused with the holder PID; a stale lock is taken over', async () => {
+    const cacheDir = path.join(work, 'cache');
+    const env = { BUCKETSYNC_CACHE_DIR: cacheDir };
+    writeTree(src, { 'a.txt': 'a' }, T0);
+    const { lockDestination } = await import('../../src/lock/lock.js');
+    const { userCacheDir } = await import('../../src/cache/dir.js');
+    const prev = process.env['BUCKETSYNC_CACHE_DIR'];
+    process.env['BUCKETSYNC_CACHE_DIR'] = cacheDir;
+    const held = lockDestination(dst, path.join(userCacheDir(), 'locks'));
+    process.env['BUCKETSYNC_CACHE_DIR'] = prev;
+    try {
+      const r = await cli(['sync', src, dst], { env });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`another bucketsync run (PID ${process.pid}`);
+      expect(fs.existsSync(dst)).toBe(false);
+    } finally {
+      held.release();
+    }
+    // A lock left by a process that no longer exists is taken over.
+    fs.writeFileSync(held.file, JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), dest: dst, started: 'x' }));
+    const r2 = await cli(['sync', src, dst], { env });
+    expect(r2.code).toBe(0);
+    expect(fs.existsSync(held.file)).toBe(false);
+  });
+});

@@ -1,0 +1,94 @@
+// Shared helpers for the benchmarks: a seeded tree generator, timing with peak RSS through
+// GNU time, medians and the machine description printed with every result.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+export const BIN = path.join(ROOT, 'bin', 'bucketsync');
+
+/** mulberry32: a small seeded PRNG, so every run builds the same tree. */
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `files` small files spread over `dirs` directories, sizes minSize..maxSize, fixed mtimes. */
+export function generateTree(root, { files, dirs, minSize = 0, maxSize = 4096, seed = 42 }) {
+  const marker = path.join(root, '.bench-tree.json');
+  const spec = JSON.stringify({ files, dirs, minSize, maxSize, seed });
+  if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === spec) return;
+  fs.rmSync(root, { recursive: true, force: true });
+  const rand = rng(seed);
+  const pool = Buffer.alloc(maxSize);
+  for (let i = 0; i < pool.length; i++) pool[i] = Math.floor(rand() * 256);
+  const perDir = Math.ceil(files / dirs);
+  let made = 0;
+  for (let d = 0; d < dirs && made < files; d++) {
+    const dir = path.join(root, `dir${String(d).padStart(4, '0')}`);
+    fs.mkdirSync(dir, { recursive: true });
+    for (let f = 0; f < perDir && made < files; f++, made++) {
+      const size = minSize + Math.floor(rand() * (maxSize - minSize + 1));
+      const file = path.join(dir, `file${String(f).padStart(5, '0')}.bin`);
+      fs.writeFileSync(file, pool.subarray(0, size));
+      const t = 1_700_000_000 + Math.floor(rand() * 1e6) + rand();
+      fs.utimesSync(file, t, t);
+    }
+  }
+  fs.writeFileSync(marker, spec);
+}
+
+const GNU_TIME = ['/usr/bin/time', '/bin/time'].find((p) => fs.existsSync(p));
+
+/** Runs a command once; returns wall seconds and peak RSS in MB (GNU time), and checks the exit code. */
+export function measure(cmd, args, { env } = {}) {
+  if (!GNU_TIME) throw new Error('GNU time is needed for peak RSS: apt-get install time');
+  const r = spawnSync(GNU_TIME, ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
+  const last = r.stderr.trim().split('\n').pop();
+  const [secs, kb] = last.split(' ').map(Number);
+  return { secs, rssMb: kb / 1024 };
+}
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function machine() {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  return `${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${os.platform()} ${os.release()}, load ${os.loadavg()[0].toFixed(2)}`;
+}
+
+export function have(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
+export function scratch(name) {
+  const dir = path.join(process.env.BENCH_DIR ?? path.join(os.tmpdir(), 'bucketsync-bench'), name);
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** Runs `a` and `b` alternately `runs` times each (interleaved, so machine noise hits both). */
+export function sideBySide(runs, a, b) {
+  const ra = [];
+  const rb = [];
+  for (let i = 0; i < runs; i++) {
+    ra.push(a());
+    rb.push(b());
+  }
+  return [ra, rb];
+}
+
+export function fmt(x, digits = 2) {
+  return Number(x).toFixed(digits);
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// `npm run bench [-- SUITE…] [--files N] [--runs N]`: runs the benchmarks, each measuring
+// bucketsync and its peer in the same run, and prints ratios. Suites: local (default).
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT } from './lib.mjs';
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i === -1 ? dflt : Number(args[i + 1]);
+};
+const suites = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
+const wanted = suites.length ? suites : ['local'];
+const available = {
+  local: () => import('./local-noop.mjs').then((m) => m.run({ files: opt('files', 100_000), dirs: opt('dirs', 1_000), runs: opt('runs', 5) })),
+};
+if (!fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) {
+  console.error('bucketsync is not built: run `npm ci` or `npm run build` first');
+  process.exit(2);
+}
+const results = [];
+for (const s of wanted) {
+  if (!available[s]) {
+    console.error(`unknown benchmark '${s}'; available: ${Object.keys(available).join(', ')}`);
+    process.exit(2);
+  }
+  results.push(await available[s]());
+}
+fs.mkdirSync(path.join(ROOT, '.tmp'), { recursive: true });
+fs.writeFileSync(path.join(ROOT, '.tmp', 'bench-results.json'), JSON.stringify(results, null, 2));

@@ -1,0 +1,100 @@
+/**
+ * Scans a local tree in a worker thread, so that the two sides of a sync are scanned in
+ * parallel (like rsync's sender and receiver processes). Falls back to scanning in this
+ * thread where the compiled worker script is not available (running from TypeScript sources).
+ */
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { scanLocal, type LocalFileEntry, type ScanOptions } from './scan.js';
+
+export interface WorkerBatch {
+  type: 'batch';
+  paths: string[];
+  sizes: Float64Array;
+  mtimes: Float64Array;
+  mtimeNs: BigInt64Array;
+  devs: Float64Array;
+  inos: Float64Array;
+}
+
+export type WorkerMessage =
+  | WorkerBatch
+  | { type: 'warning'; message: string }
+  | { type: 'temp'; path: string }
+  | { type: 'done' }
+  | { type: 'error'; message: string };
+
+const WORKER_URL = new URL('./scan-worker.js', import.meta.url);
+/** Batches the worker may run ahead of the consumer. */
+const CREDITS = 8;
+
+export function workerScanAvailable(): boolean {
+  return WORKER_URL.protocol === 'file:' && fs.existsSync(fileURLToPath(WORKER_URL));
+}
+
+export async function* scanLocalInWorker(root: string, opts: ScanOptions = {}): AsyncGenerator<LocalFileEntry[]> {
+  if (!workerScanAvailable()) {
+    yield* scanLocal(root, opts);
+    return;
+  }
+  const batchSize = opts.batchSize ?? 2048;
+  const worker = new Worker(WORKER_URL, { workerData: { root, batchSize } });
+  const queue: WorkerMessage[] = [];
+  let wake: (() => void) | undefined;
+  let failure: Error | undefined;
+  worker.on('message', (m: WorkerMessage) => {
+    queue.push(m);
+    wake?.();
+  });
+  worker.on('error', (err) => {
+    failure = err;
+    wake?.();
+  });
+  worker.on('exit', (code) => {
+    if (code !== 0 && !failure) failure = new Error(`scanner worker exited with code ${code}`);
+    wake?.();
+  });
+  worker.postMessage({ credits: CREDITS });
+  try {
+    for (;;) {
+      const m = queue.shift();
+      if (m === undefined) {
+        if (failure) throw failure;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+        continue;
+      }
+      switch (m.type) {
+        case 'warning':
+          opts.onWarning?.(m.message);
+          break;
+        case 'temp':
+          opts.onTempFile?.(m.path);
+          break;
+        case 'error':
+          throw new Error(m.message);
+        case 'done':
+          return;
+        case 'batch': {
+          worker.postMessage({ credits: 1 });
+          const n = m.paths.length;
+          const out = new Array<LocalFileEntry>(n);
+          for (let i = 0; i < n; i++) {
+            out[i] = {
+              path: m.paths[i]!,
+              size: m.sizes[i]!,
+              mtimeMs: m.mtimes[i]!,
+              mtimeNs: m.mtimeNs[i]!,
+              dev: m.devs[i]!,
+              ino: m.inos[i]!,
+            };
+          }
+          yield out;
+        }
+      }
+    }
+  } finally {
+    await worker.terminate();
+  }
+}
