@@ -1,0 +1,15 @@
+/** bucketsync as a library: the same pipeline the CLI runs. */
+export * from './types.js';
+export { parseLocation, formatLocation, isRemote, type Location, type LocalLocation, type S3Location, type HfLocation } from './location/location.js';
+export { scanLocal, type ScanOptions, type LocalFileEntry } from './scanner/scan.js';
+export { compareCodePoints, collectManifest, type Manifest } from './manifest/order.js';
+export { FilterMatcher, parseFilterFile, readFilterFile } from './filters/filter.js';
+export { fnmatch } from './filters/fnmatch.js';
+export { planSync, compareEntries, checkCompareOptions, type PlanOptions } from './planner/plan.js';
+export * from './plan/index.js';
+export { executePlan, type ExecEvent, type ExecuteOptions, type ExecuteResult } from './executor/execute.js';
+export type { Store, StoreCapabilities, Expectation, TransferSource, WriteOptions } from './stores/store.js';
+export { LocalStore } from './stores/local.js';
+export { openStore, type StoreOptions } from './stores/open.js';
+export { openSides, planSides, planHeader, HeldPlan, executeOn, sync, directionOf, type SyncSides, type PlanRequest, type RunOptions } from './sync/sync.js';
+export { applyPlanFile, type ApplyOptions, type ApplyResult } from './sync/apply.js';
