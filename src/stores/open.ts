@@ -3,7 +3,7 @@
  * `Store` interface; the options a kind does not use are ignored.
  */
 import fs from 'node:fs';
-import { formatLocation, type Location } from '../location/location.js';
+import type { Location } from '../location/location.js';
 import { UsageError } from '../types.js';
 import { LocalStore } from './local.js';
 import type { Store } from './store.js';
@@ -36,11 +36,27 @@ export async function openStore(loc: Location, role: Role, opts: StoreOptions = 
       }
       return new LocalStore(loc.path, loc.raw);
     }
-    case 's3':
-    case 'hf':
-      throw new UsageError(
-        `${formatLocation(loc)}: ${loc.kind === 's3' ? 'S3' : 'Hugging Face'} buckets are not supported yet by this build`,
-        'Use local paths for now.',
-      );
+    case 's3': {
+      // Loaded on demand: a local sync never pays for the AWS SDK.
+      const { openS3Store } = await import('./s3/index.js');
+      const o: Parameters<typeof openS3Store>[1] = {};
+      if (opts.endpoint !== undefined) o.endpoint = opts.endpoint;
+      if (opts.region !== undefined) o.region = opts.region;
+      if (opts.profile !== undefined) o.profile = opts.profile;
+      if (opts.pathStyle !== undefined) o.pathStyle = opts.pathStyle;
+      if (opts.partSize !== undefined) o.partSize = opts.partSize;
+      if (opts.multipartThreshold !== undefined) o.multipartThreshold = opts.multipartThreshold;
+      if (opts.onWarning) o.onWarning = opts.onWarning;
+      // Only a destination bucket is created on request; a missing source is always an error.
+      if (opts.createBucket && role === 'dest') o.createBucket = true;
+      return openS3Store(loc, o);
+    }
+    case 'hf': {
+      const { openHfStore } = await import('./hf/index.js');
+      const o: Parameters<typeof openHfStore>[1] = {};
+      if (opts.token !== undefined) o.token = opts.token;
+      if (opts.onWarning) o.onWarning = opts.onWarning;
+      return openHfStore(loc, o);
+    }
   }
 }
