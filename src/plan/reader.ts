@@ -1,0 +1,500 @@
+/**
+ * Streaming, validating reader for plan files (hf's format, spec §1.2, plus bucketsync's
+ * extras). Unlike hf's `_load_plan` it never holds the whole file, checks every line before
+ * anything runs, and reports the first problem as a {@link PlanError} naming file and line:
+ *
+ *     plan.jsonl:7: unknown action 'uplod' (expected upload, download, delete or skip)
+ *
+ * Compatibility: every plan hf writes is accepted. Differences from hf, all stricter except
+ * the first: trailing blank lines, CRLF line ends and a UTF-8 BOM are accepted; unknown
+ * actions, unsafe paths, badly typed fields and lines longer than 1 MiB are rejected; a line
+ * that is not a JSON object is an error (hf would crash on it).
+ */
+import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import {
+  ACTIONS,
+  type Action,
+  type CompareOptions,
+  type FilterRule,
+  type FilterSpec,
+  type Operation,
+  type PlanHeader,
+  type PlanSummary,
+} from '../types.js';
+import { isoToMs } from './time.js';
+import { PLAN_FORMAT_VERSION, SummaryCounter } from './writer.js';
+
+/** The longest line accepted, in bytes (line end excluded), unless overridden. */
+export const MAX_PLAN_LINE_LENGTH = 1024 * 1024;
+
+const READ_CHUNK = 256 * 1024;
+
+/** A problem with a plan file: its content, or the file itself (then `line` is undefined). */
+export class PlanError extends Error {
+  override name = 'PlanError';
+  constructor(
+    /** The file as it was given to the reader. */
+    readonly file: string,
+    /** 1-based line number, or undefined for problems with the file as a whole. */
+    readonly line: number | undefined,
+    /** The message without the `file:line: ` prefix. */
+    readonly detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(line === undefined ? detail : `${file}:${line}: ${detail}`, options);
+  }
+}
+
+export interface PlanReadOptions {
+  /** Longest accepted line in bytes (default {@link MAX_PLAN_LINE_LENGTH}). */
+  maxLineLength?: number;
+}
+
+/** An operation with the line it came from. */
+export interface PlanEntry {
+  line: number;
+  op: Operation;
+}
+
+export interface PlanValidation {
+  header: PlanHeader;
+  /** Recomputed from the operations (hf ignores the header's summary too). */
+  summary: PlanSummary;
+  /** Number of operations. */
+  count: number;
+}
+
+// ---------------------------------------------------------------------------------------
+// Path safety
+// ---------------------------------------------------------------------------------------
+
+/**
+ * Why a path from a plan is unsafe to join onto a destination root, or undefined when it is
+ * fine: it must be non-empty, relative, `/`-separated, without `\`, NUL, empty, `.` or `..`
+ * segments. On Windows it must also not start with a drive letter (`C:`), which would make
+ * `path.join(root, p)` leave the root; elsewhere `c:x` is an ordinary file name.
+ */
+export function planPathProblem(p: string, platform: NodeJS.Platform = process.platform): string | undefined {
+  if (p.length === 0) return 'is empty';
+  if (p.startsWith('/')) return 'is absolute';
+  if (p.includes('\\')) return 'contains a backslash';
+  if (p.includes('\0')) return 'contains a NUL character';
+  if (platform === 'win32' && /^[A-Za-z]:/.test(p)) return 'starts with a drive letter';
+  for (const seg of p.split('/')) {
+    if (seg === '') return p.endsWith('/') ? 'ends with /' : "has an empty segment ('//')";
+    if (seg === '.') return "has a '.' segment";
+    if (seg === '..') return "has a '..' segment";
+  }
+  return undefined;
+}
+
+/** Quotes a value for a message, escaping anything unprintable. */
+function show(s: string): string {
+  const max = 200;
+  const cut = s.length > max ? s.slice(0, max) + '…' : s;
+  return "'" + JSON.stringify(cut).slice(1, -1).replace(/\\"/g, '"') + "'";
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  switch (typeof v) {
+    case 'object':
+      return 'an object';
+    case 'string':
+      return 'a string';
+    case 'number':
+      return Number.isInteger(v) ? 'an integer' : 'a number';
+    case 'boolean':
+      return 'a boolean';
+    default:
+      return typeof v;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Line parsing
+// ---------------------------------------------------------------------------------------
+
+type JsonObject = { [key: string]: unknown };
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A thrown message, turned into a PlanError by the caller who knows the line. */
+class LineProblem {
+  constructor(readonly detail: string) {}
+}
+
+function fail(detail: string): never {
+  throw new LineProblem(detail);
+}
+
+function parseJsonObject(text: string, what: string): JsonObject {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    fail(`invalid JSON: ${(err as Error).message}`);
+  }
+  if (!isObject(value)) fail(`expected ${what} (a JSON object), got ${typeName(value)}`);
+  return value;
+}
+
+/** `obj[key]`, treating JSON `null` as absent (hf reads fields with `dict.get`). */
+function opt(obj: JsonObject, key: string): unknown {
+  return Object.hasOwn(obj, key) && obj[key] !== null ? obj[key] : undefined;
+}
+
+function optString(obj: JsonObject, key: string, where: string): string | undefined {
+  const v = opt(obj, key);
+  if (v === undefined || typeof v === 'string') return v;
+  fail(`${where} '${key}' must be a string, got ${typeName(v)}`);
+}
+
+function requiredString(obj: JsonObject, key: string, where: string): string {
+  const v = optString(obj, key, where);
+  if (v === undefined) fail(`${where} has no '${key}'`);
+  return v;
+}
+
+function optNonNegInt(obj: JsonObject, key: string, where: string): number | undefined {
+  const v = opt(obj, key);
+  if (v === undefined) return undefined;
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
+  fail(`${where} '${key}' must be a non-negative integer, got ${typeof v === 'number' ? String(v) : typeName(v)}`);
+}
+
+function optMtime(obj: JsonObject, key: string): number | undefined {
+  const v = optString(obj, key, 'operation');
+  if (v === undefined) return undefined;
+  try {
+    return isoToMs(v);
+  } catch {
+    fail(`invalid ${key} ${show(v)} (expected an ISO-8601 timestamp like 2025-07-03T10:00:00+00:00)`);
+  }
+}
+
+function safePath(obj: JsonObject, key: string, required: boolean): string | undefined {
+  const v = required ? requiredString(obj, key, 'operation') : optString(obj, key, 'operation');
+  if (v === undefined) return undefined;
+  const problem = planPathProblem(v);
+  if (problem !== undefined) fail(`unsafe ${key === 'path' ? 'path' : key} ${show(v)}: ${problem}`);
+  return v;
+}
+
+const EXPECTED_ACTIONS = `${ACTIONS.slice(0, -1).join(', ')} or ${ACTIONS[ACTIONS.length - 1]}`;
+
+/** Validates a parsed operation object (`type` already checked) into an {@link Operation}. */
+function operationFromJson(obj: JsonObject): Operation {
+  if (!Object.hasOwn(obj, 'action') || obj.action === null) fail("operation has no 'action'");
+  const action = obj.action;
+  if (typeof action !== 'string') fail(`operation 'action' must be a string, got ${typeName(action)}`);
+  if (!(ACTIONS as readonly string[]).includes(action)) {
+    fail(`unknown action ${show(action)} (expected ${EXPECTED_ACTIONS})`);
+  }
+  const op: Operation = {
+    action: action as Action,
+    path: safePath(obj, 'path', true)!,
+    reason: optString(obj, 'reason', 'operation') ?? '',
+  };
+  const size = optNonNegInt(obj, 'size', 'operation');
+  if (size !== undefined) op.size = size;
+  const localMtime = optMtime(obj, 'local_mtime');
+  if (localMtime !== undefined) op.localMtime = localMtime;
+  const remoteMtime = optMtime(obj, 'remote_mtime');
+  if (remoteMtime !== undefined) op.remoteMtime = remoteMtime;
+  const destSize = optNonNegInt(obj, 'dest_size', 'operation');
+  if (destSize !== undefined) op.destSize = destSize;
+  const destEtag = optString(obj, 'dest_etag', 'operation');
+  if (destEtag !== undefined) op.destEtag = destEtag;
+  const hash = optString(obj, 'hash', 'operation');
+  if (hash !== undefined) op.hash = hash;
+  const copyFrom = safePath(obj, 'copy_from', false);
+  if (copyFrom !== undefined) op.copyFrom = copyFrom;
+  return op;
+}
+
+const OPTION_KEYS: readonly [string, keyof CompareOptions][] = [
+  ['delete', 'delete'],
+  ['ignore_times', 'ignoreTimes'],
+  ['ignore_sizes', 'ignoreSizes'],
+  ['existing', 'existing'],
+  ['ignore_existing', 'ignoreExisting'],
+];
+
+function parseOptions(v: unknown): Partial<CompareOptions> {
+  if (!isObject(v)) fail(`header 'options' must be an object, got ${typeName(v)}`);
+  const out: Partial<CompareOptions> = {};
+  for (const [snake, camel] of OPTION_KEYS) {
+    const b = opt(v, snake);
+    if (b === undefined) continue;
+    if (typeof b !== 'boolean') fail(`header option '${snake}' must be a boolean, got ${typeName(b)}`);
+    out[camel] = b;
+  }
+  return out;
+}
+
+function stringArray(obj: JsonObject, key: string): string[] {
+  const v = opt(obj, key);
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) {
+    fail(`header filters '${key}' must be an array of strings`);
+  }
+  return v as string[];
+}
+
+function parseFilters(v: unknown): FilterSpec {
+  if (!isObject(v)) fail(`header 'filters' must be an object, got ${typeName(v)}`);
+  const rules: FilterRule[] = stringArray(v, 'rules').map((r) => {
+    const m = /^([+-]) ([\s\S]*)$/.exec(r);
+    if (!m) fail(`header filter rule ${show(r)} must look like '+ pattern' or '- pattern'`);
+    return { sign: m[1] as '+' | '-', pattern: m[2]! };
+  });
+  const spec: FilterSpec = { include: stringArray(v, 'include'), exclude: stringArray(v, 'exclude'), rules };
+  const filterFrom = opt(v, 'filter_from');
+  if (filterFrom !== undefined) {
+    if (typeof filterFrom !== 'string') fail(`header filters 'filter_from' must be a string or null`);
+    spec.filterFrom = filterFrom;
+  }
+  return spec;
+}
+
+const SUMMARY_KEYS = ['uploads', 'downloads', 'deletes', 'skips', 'total_size'] as const;
+
+/** The header's own summary when well-formed, zeros otherwise (hf ignores it entirely). */
+function parseSummary(v: unknown): PlanSummary {
+  const s: PlanSummary = { uploads: 0, downloads: 0, deletes: 0, skips: 0, total_size: 0 };
+  if (!isObject(v)) return s;
+  for (const k of SUMMARY_KEYS) {
+    const n = v[k];
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
+      return { uploads: 0, downloads: 0, deletes: 0, skips: 0, total_size: 0 };
+    }
+    s[k] = n;
+  }
+  return s;
+}
+
+/** Validates a parsed header object into a {@link PlanHeader}. */
+function headerFromJson(obj: JsonObject): PlanHeader {
+  if (obj.type !== 'header') {
+    fail(`expected the plan header as first line (a JSON object with "type": "header")`);
+  }
+  const header: PlanHeader = {
+    source: requiredString(obj, 'source', 'header'),
+    dest: requiredString(obj, 'dest', 'header'),
+    timestamp: requiredString(obj, 'timestamp', 'header'),
+    summary: parseSummary(obj.summary),
+  };
+  const version = opt(obj, 'format_version');
+  if (version !== undefined) {
+    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+      fail(`header 'format_version' must be a positive integer, got ${typeName(version)}`);
+    }
+    if (version > PLAN_FORMAT_VERSION) {
+      fail(
+        `plan format_version ${version} is newer than this bucketsync supports ` +
+          `(${PLAN_FORMAT_VERSION}); upgrade bucketsync to apply it`,
+      );
+    }
+    header.formatVersion = version;
+  }
+  const sourceResolved = optString(obj, 'source_resolved', 'header');
+  if (sourceResolved !== undefined) header.sourceResolved = sourceResolved;
+  const destResolved = optString(obj, 'dest_resolved', 'header');
+  if (destResolved !== undefined) header.destResolved = destResolved;
+  const options = opt(obj, 'options');
+  if (options !== undefined) header.options = parseOptions(options);
+  const filters = opt(obj, 'filters');
+  if (filters !== undefined) header.filters = parseFilters(filters);
+  return header;
+}
+
+// ---------------------------------------------------------------------------------------
+// Line splitting
+// ---------------------------------------------------------------------------------------
+
+function fileError(file: string, err: unknown): PlanError {
+  const e = err as NodeJS.ErrnoException;
+  switch (e?.code) {
+    case 'ENOENT':
+      return new PlanError(file, undefined, `Plan file not found: ${file}`, { cause: err });
+    case 'EISDIR':
+      return new PlanError(file, undefined, `Plan file is a directory: ${file}`, { cause: err });
+    case 'EACCES':
+    case 'EPERM':
+      return new PlanError(file, undefined, `Cannot read plan file ${file}: permission denied`, { cause: err });
+    default:
+      return new PlanError(file, undefined, `Cannot read plan file ${file}: ${e?.message ?? String(err)}`, {
+        cause: err,
+      });
+  }
+}
+
+interface RawLine {
+  /** 1-based. */
+  no: number;
+  text: string;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function decodeLine(file: string, no: number, bytes: Uint8Array): string {
+  let end = bytes.length;
+  if (end > 0 && bytes[end - 1] === 13) end--; // CRLF
+  let start = 0;
+  if (no === 1 && end >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) start = 3;
+  try {
+    return decoder.decode(bytes.subarray(start, end));
+  } catch {
+    throw new PlanError(file, no, 'line is not valid UTF-8');
+  }
+}
+
+/** A line's length in bytes without its `\r` (of a CRLF line end). */
+function contentLength(bytes: Uint8Array): number {
+  return bytes.length > 0 && bytes[bytes.length - 1] === 13 ? bytes.length - 1 : bytes.length;
+}
+
+/** Yields the file's lines one at a time, holding at most one line plus one read chunk. */
+async function* readRawLines(file: string, maxLineLength: number): AsyncGenerator<RawLine> {
+  let fh: FileHandle;
+  try {
+    fh = await fsp.open(file, 'r');
+  } catch (err) {
+    throw fileError(file, err);
+  }
+  const tooLong = (no: number): PlanError =>
+    new PlanError(file, no, `line is longer than ${maxLineLength} bytes`);
+  // +1 leaves room for the '\r' of a CRLF line end.
+  const limit = maxLineLength + 1;
+  try {
+    let no = 0;
+    let pending: Buffer[] = [];
+    let pendingLen = 0;
+    for (;;) {
+      const buf = Buffer.allocUnsafe(READ_CHUNK);
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await fh.read(buf, 0, READ_CHUNK, null));
+      } catch (err) {
+        throw fileError(file, err);
+      }
+      if (bytesRead === 0) break;
+      const chunk = buf.subarray(0, bytesRead);
+      let start = 0;
+      for (;;) {
+        const nl = chunk.indexOf(10, start);
+        if (nl === -1) {
+          const rest = chunk.subarray(start);
+          if (pendingLen + rest.length > limit) throw tooLong(no + 1);
+          if (rest.length > 0) {
+            pending.push(rest);
+            pendingLen += rest.length;
+          }
+          break;
+        }
+        const piece = chunk.subarray(start, nl);
+        no++;
+        if (pendingLen + piece.length > limit) throw tooLong(no);
+        const bytes = pendingLen === 0 ? piece : Buffer.concat([...pending, piece]);
+        pending = [];
+        pendingLen = 0;
+        if (contentLength(bytes) > maxLineLength) throw tooLong(no);
+        yield { no, text: decodeLine(file, no, bytes) };
+        start = nl + 1;
+      }
+    }
+    if (pendingLen > 0) {
+      no++;
+      const bytes = Buffer.concat(pending);
+      if (contentLength(bytes) > maxLineLength) throw tooLong(no);
+      yield { no, text: decodeLine(file, no, bytes) };
+    }
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
+function isBlank(text: string): boolean {
+  return /^[ \t\r\n]*$/.test(text);
+}
+
+type PlanRecord = { kind: 'header'; header: PlanHeader } | { kind: 'operation'; line: number; op: Operation };
+
+/** Every record of the plan, validated, in file order: the header first. */
+async function* readPlanRecords(file: string, opts: PlanReadOptions = {}): AsyncGenerator<PlanRecord> {
+  const maxLineLength = opts.maxLineLength ?? MAX_PLAN_LINE_LENGTH;
+  let sawHeader = false;
+  let firstBlank: number | undefined;
+  for await (const { no, text } of readRawLines(file, maxLineLength)) {
+    if (isBlank(text)) {
+      firstBlank ??= no;
+      continue;
+    }
+    if (firstBlank !== undefined) {
+      throw new PlanError(file, firstBlank, 'blank line (only allowed at the end of the file)');
+    }
+    try {
+      if (!sawHeader) {
+        const obj = parseJsonObject(text, 'the plan header');
+        const header = headerFromJson(obj);
+        sawHeader = true;
+        yield { kind: 'header', header };
+        continue;
+      }
+      const obj = parseJsonObject(text, 'a plan line');
+      if (obj.type !== 'operation') continue; // hf skips other line types
+      yield { kind: 'operation', line: no, op: operationFromJson(obj) };
+    } catch (err) {
+      if (err instanceof LineProblem) throw new PlanError(file, no, err.detail);
+      throw err;
+    }
+  }
+  if (!sawHeader) throw new PlanError(file, undefined, `Empty plan file: ${file}`);
+}
+
+// ---------------------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------------------
+
+/** Reads and validates only the header line. */
+export async function readPlanHeader(file: string, opts?: PlanReadOptions): Promise<PlanHeader> {
+  for await (const rec of readPlanRecords(file, opts)) {
+    if (rec.kind === 'header') return rec.header;
+  }
+  // readPlanRecords throws "Empty plan file" when there is no header.
+  throw new PlanError(file, undefined, `Empty plan file: ${file}`);
+}
+
+/** Streams the validated operations with their line numbers (the header is validated too). */
+export async function* readPlanEntries(file: string, opts?: PlanReadOptions): AsyncGenerator<PlanEntry> {
+  for await (const rec of readPlanRecords(file, opts)) {
+    if (rec.kind === 'operation') yield { line: rec.line, op: rec.op };
+  }
+}
+
+/** Streams the validated operations (the header is validated but not returned). */
+export async function* readPlanOperations(file: string, opts?: PlanReadOptions): AsyncGenerator<Operation> {
+  for await (const rec of readPlanRecords(file, opts)) {
+    if (rec.kind === 'operation') yield rec.op;
+  }
+}
+
+/**
+ * Reads the whole file once, in bounded memory, and throws the first {@link PlanError}.
+ * Returns the header, the summary recomputed from the operations and their number.
+ */
+export async function validatePlanFile(file: string, opts?: PlanReadOptions): Promise<PlanValidation> {
+  let header: PlanHeader | undefined;
+  const counter = new SummaryCounter();
+  for await (const rec of readPlanRecords(file, opts)) {
+    if (rec.kind === 'header') header = rec.header;
+    else counter.add(rec.op);
+  }
+  if (header === undefined) throw new PlanError(file, undefined, `Empty plan file: ${file}`);
+  return { header, summary: counter.summary, count: counter.count };
+}
