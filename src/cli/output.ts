@@ -17,7 +17,12 @@ export interface Console {
   detail(line: string): void;
 }
 
-export function makeConsole(opts: { quiet?: boolean; verbose?: boolean }, err: NodeJS.WritableStream = process.stderr): Console {
+/** Where human lines go: stderr, or through the live progress line so that it is not torn. */
+export interface LineSink {
+  write(text: string): unknown;
+}
+
+export function makeConsole(opts: { quiet?: boolean; verbose?: boolean }, err: LineSink = process.stderr): Console {
   const quiet = opts.quiet ?? false;
   const verbose = opts.verbose ?? false;
   return {
@@ -67,19 +72,84 @@ export function formatBytes(n: number): string {
 
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  const m = Math.floor(ms / 60_000);
-  return `${m} min ${Math.round((ms % 60_000) / 1000)} s`;
+  if (ms < 59_950) return `${(ms / 1000).toFixed(1)} s`;
+  const totalSec = Math.round(ms / 1000);
+  const h = Math.floor(totalSec / 3600);
+  const m = Math.floor((totalSec % 3600) / 60);
+  const sec = totalSec % 60;
+  return h > 0 ? `${h} h ${m} min ${sec} s` : `${m} min ${sec} s`;
+}
+
+/**
+ * Fields a future executor may add (server-side copies and metadata-only updates of the
+ * dedup feature). Read with `?? 0` so the summary has them, as 0, until they exist.
+ */
+interface ResultExtras {
+  copies?: number;
+  copiedBytes?: number;
+  metadataUpdates?: number;
+}
+
+/** What a run did, for the human summary and the JSON summary event. */
+export interface RunTotals {
+  transferred: number;
+  transferredBytes: number;
+  copied: number;
+  copiedBytes: number;
+  metadataUpdated: number;
+  deleted: number;
+  skipped: number;
+  stale: number;
+  failed: number;
+  deletesNotRun: number;
+  deleteRefusal?: string;
+  interrupted: boolean;
+  elapsedMs: number;
+}
+
+/** Totals of a run; `r` undefined when nothing was executed ("Nothing to sync."). */
+export function runTotals(r: ExecuteResult | undefined, skipped: number, elapsedMs: number): RunTotals {
+  const x = (r ?? {}) as ResultExtras;
+  const t: RunTotals = {
+    transferred: r?.transferred ?? 0,
+    transferredBytes: r?.transferredBytes ?? 0,
+    copied: x.copies ?? 0,
+    copiedBytes: x.copiedBytes ?? 0,
+    metadataUpdated: x.metadataUpdates ?? 0,
+    deleted: r?.deleted ?? 0,
+    skipped,
+    stale: r?.stale.length ?? 0,
+    failed: r?.failed.length ?? 0,
+    deletesNotRun: r?.deletesNotRun ?? 0,
+    interrupted: r?.interrupted ?? false,
+    elapsedMs,
+  };
+  if (r?.deleteRefusal !== undefined) t.deleteRefusal = r.deleteRefusal;
+  return t;
+}
+
+const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
+
+/** The end-of-run summary block (hf-style `Key: value` lines). */
+export function summaryLines(t: RunTotals): string[] {
+  const rate = t.elapsedMs > 0 ? t.transferredBytes / (t.elapsedMs / 1000) : 0;
+  return [
+    'Summary:',
+    `  Transferred:        ${plural(t.transferred, 'file')}, ${formatBytes(t.transferredBytes)}`,
+    `  Server-side copies: ${plural(t.copied, 'file')}, ${formatBytes(t.copiedBytes)}`,
+    `  Metadata updates:   ${plural(t.metadataUpdated, 'file')}`,
+    `  Deleted:            ${plural(t.deleted, 'file')}` + (t.deletesNotRun > 0 ? ` (${t.deletesNotRun} not run)` : ''),
+    `  Skipped:            ${plural(t.skipped, 'file')}`,
+    `  Stale:              ${plural(t.stale, 'file')}`,
+    `  Failed:             ${plural(t.failed, 'file')}`,
+    `  Elapsed:            ${formatDuration(t.elapsedMs)}` + (t.transferredBytes > 0 ? ` (${formatBytes(rate)}/s)` : ''),
+  ];
 }
 
 /** The end-of-run summary, then every path that was not done and why. */
-export function printRunResult(c: Console, r: ExecuteResult, skipped: number, elapsedMs: number): void {
-  const rate = elapsedMs > 0 ? r.transferredBytes / (elapsedMs / 1000) : 0;
-  c.info(
-    `Transferred ${r.transferred} file(s), ${formatBytes(r.transferredBytes)}; deleted ${r.deleted}; skipped ${skipped}; ` +
-      `stale ${r.stale.length}; failed ${r.failed.length}; ${formatDuration(elapsedMs)}` +
-      (r.transferredBytes > 0 ? ` (${formatBytes(rate)}/s)` : ''),
-  );
+export function printRunResult(c: Console, r: ExecuteResult | undefined, skipped: number, elapsedMs: number): void {
+  for (const line of summaryLines(runTotals(r, skipped, elapsedMs))) c.info(line);
+  if (!r) return;
   for (const s of r.stale) c.warn(`stale, left untouched: ${s.path} (${s.action}): ${s.error}`);
   for (const f of r.failed) c.warn(`failed: ${f.path} (${f.action}): ${f.error}`);
   if (r.deleteRefusal) c.warn(`${r.deletesNotRun} delete(s) not run: ${r.deleteRefusal}`);

@@ -12,9 +12,12 @@ import { HeldPlan, openSides, planHeader, planSides, executeOn, type PlanRequest
 import { applyPlanFile } from '../sync/apply.js';
 import { formatLocation } from '../location/location.js';
 import { lockDestination } from '../lock/lock.js';
-import { UsageError, type CompareOptions, type FilterSpec, type Operation } from '../types.js';
-import { makeConsole, operationLine, printPlanSummary, printRunResult, type Console } from './output.js';
+import { UsageError, type CompareOptions, type FilterSpec, type Operation, type PlanSummary } from '../types.js';
+import { makeConsole, operationLine, printPlanSummary, printRunResult, runTotals, type Console } from './output.js';
 import type { ExecEvent, ExecuteResult } from '../executor/execute.js';
+import { EventWriter, summaryEvent } from './events.js';
+import { errorExitCode } from './errors.js';
+import { Progress } from './progress.js';
 
 interface SyncFlags {
   delete?: boolean;
@@ -30,6 +33,8 @@ interface SyncFlags {
   dryRun?: boolean;
   verbose?: boolean;
   quiet?: boolean;
+  json?: boolean;
+  progress?: boolean;
   token?: string;
   transfers: number;
   retries: number;
@@ -63,6 +68,13 @@ Examples:
   bucketsync sync ./data ./backup --plan plan.jsonl    write the plan for review, change nothing
   bucketsync sync --apply plan.jsonl                   execute a reviewed plan (stale files are left alone)
   bucketsync sync ./data ./backup --dry-run | jq -c 'select(.action=="delete")'
+  bucketsync sync ./data s3://b/data --json | jq -c 'select(.event=="failed")'
+                                                       machine-readable events (docs/events.md)
+  bucketsync sync ./data ./backup --progress 2>sync.log  progress lines even when stderr is a file
+  bucketsync plan show plan.jsonl                      review a plan: counts, largest files, deletes
+
+Output: stdout carries only what was asked for (--dry-run's plan, --json's events); every
+human message goes to stderr. Progress is drawn on stderr when it is a terminal.
 
 Comparison (as hf): a file is sent when its size differs or the source is more than 1 s newer.
 Exit codes: 0 done, 1 some operation failed or was stale, 2 bad input, 130 interrupted.`;
@@ -86,7 +98,10 @@ export function registerSyncCommand(program: Command): void {
     .option('--apply <file>', 'execute a plan written by --plan (by bucketsync or by hf)')
     .option('--dry-run', 'print the plan as JSONL on stdout and change nothing')
     .option('-v, --verbose', 'print one line per file')
-    .option('-q, --quiet', 'print nothing but errors and warnings')
+    .option('-q, --quiet', 'print nothing but errors and warnings (and no progress)')
+    .option('--json', 'print one JSON event per line on stdout while executing, then a summary object (schema bucketsync.event/1)')
+    .option('--progress', 'show progress on stderr even when it is not a terminal (plain lines every 2 s)')
+    .option('--no-progress', 'never show progress (default: shown when stderr is a terminal)')
     .option('--transfers <n>', 'how many files to transfer at once', positiveInt('--transfers', 1), 8)
     .option('--retries <n>', 'retries for a failed transfer (network errors, 429, 5xx)', positiveInt('--retries', 0), 3)
     .option('--max-delete <n>', 'refuse to delete anything when the plan deletes more than N files', positiveInt('--max-delete', 0))
@@ -136,19 +151,52 @@ function checkApplyConflicts(source: string | undefined, dest: string | undefine
   }
 }
 
+/** What the run is, for the JSON summary (filled in as it becomes known). */
+interface RunInfo {
+  mode: 'sync' | 'apply';
+  source?: string;
+  dest?: string;
+  plan?: PlanSummary;
+  started: number;
+  /** Past the command-line checks: from here a --json run always ends with a summary object. */
+  running: boolean;
+}
+
+/** The output side of one run: human lines, live progress and JSON events. */
+interface RunOutput {
+  c: Console;
+  progress: Progress | undefined;
+  events: EventWriter;
+  info: RunInfo;
+}
+
+/** Progress is on when stderr is a terminal (not when --json events share that terminal), or when --progress asks; -q and --dry-run turn it off. */
+function wantProgress(flags: SyncFlags): boolean {
+  if (flags.quiet || flags.dryRun) return false;
+  if (flags.progress !== undefined) return flags.progress;
+  return process.stderr.isTTY === true && !(flags.json && process.stdout.isTTY === true);
+}
+
 export async function runSyncCommand(
   source: string | undefined,
   dest: string | undefined,
   flags: SyncFlags,
   cmd: Command,
 ): Promise<number> {
-  const c = makeConsole({ quiet: flags.quiet ?? false, verbose: flags.verbose ?? false });
+  const progress = wantProgress(flags) ? new Progress() : undefined;
+  const sink = { write: (text: string) => (progress ? progress.log(text) : process.stderr.write(text)) };
+  const out: RunOutput = {
+    c: makeConsole({ quiet: flags.quiet ?? false, verbose: flags.verbose ?? false }, sink),
+    progress,
+    events: new EventWriter(flags.json ?? false),
+    info: { mode: flags.apply !== undefined ? 'apply' : 'sync', started: performance.now(), running: false },
+  };
   const controller = new AbortController();
   let interrupts = 0;
   const onSigint = (): void => {
     interrupts++;
     if (interrupts > 1) process.exit(130);
-    process.stderr.write('\nInterrupted: finishing the files in flight, starting nothing new (Ctrl-C again to quit now)…\n');
+    sink.write('\nInterrupted: finishing the files in flight, starting nothing new (Ctrl-C again to quit now)…\n');
     controller.abort(new Error('interrupted'));
   };
   process.on('SIGINT', onSigint);
@@ -156,51 +204,108 @@ export async function runSyncCommand(
   try {
     if (flags.apply !== undefined) {
       checkApplyConflicts(source, dest, flags, cmd);
-      const result = await applyPlanFile(flags.apply, {
-        storeOptions: storeOptionsOf(flags, c),
-        transfers: flags.transfers,
-        retries: flags.retries,
-        ...(flags.maxDelete !== undefined ? { maxDelete: flags.maxDelete } : {}),
-        signal: controller.signal,
-        onPlan: (header, summary) => {
-          printPlanSummary(c, header.source, header.dest, summary);
-          c.info('Executing plan...');
-        },
-        onEvent: eventPrinter(c),
-      });
-      return finish(c, result.result, result.summary.skips, result.elapsedMs);
+      out.info.running = true;
+      return await runApply(flags.apply, flags, out, controller.signal);
     }
-    return await runNormal(source, dest, flags, c, controller.signal);
+    return await runNormal(source, dest, flags, out, controller.signal);
+  } catch (err) {
+    progress?.end();
+    // A run that got going ends its JSON stream with a summary, failed or not.
+    if (out.info.running) {
+      const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
+      out.events.write(summaryEvent(out.info, runTotals(undefined, 0, performance.now() - out.info.started), errorExitCode(err), msg));
+    }
+    throw err;
   } finally {
+    progress?.end();
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
   }
 }
 
-function eventPrinter(c: Console): (e: ExecEvent) => void {
+/** Refuses --json where it has nothing to report (before anything is read). */
+function checkJsonConflicts(flags: SyncFlags): void {
+  if (!flags.json) return;
+  if (flags.dryRun) {
+    throw new UsageError('Cannot specify both dry_run and json.', '--dry-run already prints the plan as JSONL on stdout; --json reports an execution');
+  }
+  if (flags.plan !== undefined) {
+    throw new UsageError('Cannot specify both plan and json.', '--plan executes nothing; use --json with the run or with --apply');
+  }
+}
+
+async function runApply(file: string, flags: SyncFlags, out: RunOutput, signal: AbortSignal): Promise<number> {
+  const { c, progress } = out;
+  const result = await applyPlanFile(file, {
+    storeOptions: storeOptionsOf(flags, c),
+    transfers: flags.transfers,
+    retries: flags.retries,
+    ...(flags.maxDelete !== undefined ? { maxDelete: flags.maxDelete } : {}),
+    signal,
+    onPlan: (header, summary) => {
+      out.info.source = header.source;
+      out.info.dest = header.dest;
+      out.info.plan = summary;
+      printPlanSummary(c, header.source, header.dest, summary);
+      c.info('Executing plan...');
+      startTransferProgress(progress, summary);
+    },
+    onEvent: eventHandler(out),
+  });
+  return finish(out, result.result, result.summary.skips, result.elapsedMs);
+}
+
+function startTransferProgress(progress: Progress | undefined, summary: PlanSummary): void {
+  const files = summary.uploads + summary.downloads;
+  if (files > 0) progress?.startTransfers(files, summary.total_size);
+}
+
+/** Executor events to verbose lines, progress and JSON events. */
+function eventHandler(out: RunOutput): (e: ExecEvent) => void {
+  const { c, progress, events } = out;
   return (e) => {
+    events.exec(e);
     if (e.type === 'start') c.detail(operationLine(e.op));
+    if (!progress) return;
+    if (e.op.action === 'delete') {
+      if (e.type === 'start') progress.startDeletes(out.info.plan?.deletes ?? 0);
+      else if (e.type === 'done') progress.deleteDone();
+      else if (e.type === 'failed' || e.type === 'stale') progress.transferNotDone(e.type);
+    } else if (e.op.action !== 'skip') {
+      if (e.type === 'done') progress.transferDone(e.bytes ?? e.op.size ?? 0);
+      else if (e.type === 'failed' || e.type === 'stale') progress.transferNotDone(e.type);
+    }
   };
 }
 
-function finish(c: Console, result: ExecuteResult, skipped: number, elapsedMs: number): number {
-  printRunResult(c, result, skipped, elapsedMs);
-  if (result.interrupted) {
-    c.warn('interrupted before the end: re-run the same command to finish');
-    return 130;
-  }
+function exitCodeOf(result: ExecuteResult | undefined): number {
+  if (!result) return 0;
+  if (result.interrupted) return 130;
   if (result.failed.length > 0 || result.stale.length > 0 || result.deleteRefusal) return 1;
-  c.info('Sync completed.');
   return 0;
+}
+
+/** The end of a run that got to execution (or found nothing to do: `result` undefined). */
+function finish(out: RunOutput, result: ExecuteResult | undefined, skipped: number, elapsedMs: number): number {
+  const { c } = out;
+  out.progress?.end();
+  printRunResult(c, result, skipped, elapsedMs);
+  const code = exitCodeOf(result);
+  if (result === undefined) c.info('Nothing to sync.');
+  else if (code === 130) c.warn('interrupted before the end: re-run the same command to finish');
+  else if (code === 0) c.info('Sync completed.');
+  out.events.write(summaryEvent(out.info, runTotals(result, skipped, elapsedMs), code));
+  return code;
 }
 
 async function runNormal(
   source: string | undefined,
   dest: string | undefined,
   flags: SyncFlags,
-  c: Console,
+  out: RunOutput,
   signal: AbortSignal,
 ): Promise<number> {
+  const { c, progress } = out;
   if (source === undefined || dest === undefined) {
     throw new UsageError('Both source and dest are required (unless using apply).', 'bucketsync sync SOURCE DEST, or bucketsync sync --apply PLAN');
   }
@@ -213,12 +318,17 @@ async function runNormal(
   };
   checkCompareOptions(compare);
   if (flags.dryRun && flags.plan !== undefined) throw new UsageError('Cannot specify both dry_run and plan.');
+  checkJsonConflicts(flags);
   const filters: FilterSpec = { include: flags.include, exclude: flags.exclude, rules: [] };
   if (flags.filterFrom !== undefined) {
     filters.rules = await readFilterFile(flags.filterFrom);
     filters.filterFrom = path.resolve(flags.filterFrom);
   }
 
+  // From here on the run has started: with --json, stdout will end with a summary object.
+  out.info.source = source;
+  out.info.dest = dest;
+  out.info.running = true;
   const sides: SyncSides = await openSides(source, dest, storeOptionsOf(flags, c));
   try {
     const req: PlanRequest = { compare, filters, allowEmptySource: flags.allowEmptySource ?? false, onWarning: (m) => c.warn(m), signal };
@@ -229,7 +339,8 @@ async function runNormal(
       return 0;
     }
     if (flags.plan !== undefined) {
-      const written = await writePlanFile(flags.plan, planHeader(sides, given, req, emptySummary()), planSides(sides, req));
+      const written = await writePlanFile(flags.plan, planHeader(sides, given, req, emptySummary()), trackPlanning(sides, req, progress));
+      progress?.end();
       printPlanSummary(c, source, dest, written.summary);
       c.info(`Plan saved to: ${flags.plan}`);
       c.info(`Hint: Run \`bucketsync sync --apply ${flags.plan}\` to execute this plan.`);
@@ -237,7 +348,7 @@ async function runNormal(
     }
     const lock = lockDestination(formatLocation(sides.destLocation));
     try {
-      return await planAndExecute(sides, req, flags, c, signal, given);
+      return await planAndExecute(sides, req, flags, out, signal, given);
     } finally {
       lock.release();
     }
@@ -246,32 +357,50 @@ async function runNormal(
   }
 }
 
+/** The plan's operations, with the listing and comparison drawn as progress. */
+function trackPlanning(sides: SyncSides, req: PlanRequest, progress: Progress | undefined): AsyncIterable<Operation> {
+  if (!progress) return planSides(sides, req);
+  progress.startScan();
+  const ops = planSides(sides, { ...req, onListed: (side, n, done) => progress.listed(side, n, done) });
+  return (async function* counted() {
+    let n = 0;
+    for await (const op of ops) {
+      progress.compared(++n);
+      yield op;
+    }
+  })();
+}
+
 /** A normal run: the whole plan first (its summary is printed before anything runs), then execution. */
 async function planAndExecute(
   sides: SyncSides,
   req: PlanRequest,
   flags: SyncFlags,
-  c: Console,
+  out: RunOutput,
   signal: AbortSignal,
   given: { source: string; dest: string },
 ): Promise<number> {
-  const started = performance.now();
-  const held = await HeldPlan.collect(planSides(sides, req), (op: Operation) => c.detail(operationLine(op)));
+  const { c, progress, events } = out;
+  const started = out.info.started;
+  const held = await HeldPlan.collect(trackPlanning(sides, req, progress), (op: Operation) => {
+    c.detail(operationLine(op));
+    events.skip(op);
+  });
   try {
+    progress?.end();
+    out.info.plan = held.summary;
     printPlanSummary(c, given.source, given.dest, held.summary);
-    if (!held.hasWork) {
-      c.info('Nothing to sync.');
-      return 0;
-    }
+    if (!held.hasWork) return finish(out, undefined, held.summary.skips, performance.now() - started);
     c.info('Syncing...');
+    startTransferProgress(progress, held.summary);
     const result = await executeOn(sides, held.actions.drain(), {
       transfers: flags.transfers,
       retries: flags.retries,
       ...(flags.maxDelete !== undefined ? { maxDelete: flags.maxDelete } : {}),
       signal,
-      onEvent: eventPrinter(c),
+      onEvent: eventHandler(out),
     });
-    return finish(c, result, held.summary.skips, performance.now() - started);
+    return finish(out, result, held.summary.skips, performance.now() - started);
   } finally {
     await held.dispose();
   }

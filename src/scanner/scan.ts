@@ -17,6 +17,7 @@
 import nodeFs from 'node:fs';
 import path from 'node:path';
 import { compareCodePoints } from '../manifest/order.js';
+import { statMtimeMs } from '../plan/time.js';
 import type { FileEntry } from '../types.js';
 
 /** The part of `node:fs` the scanner uses (memfs provides the same, for tests). */
@@ -51,19 +52,8 @@ interface DirEntry {
   kind: 'file' | 'dir' | 'link' | 'other';
 }
 
-/**
- * Python's `st_mtime * 1000`: `sec + nsec * 1e-9` as a double, times 1000. hf compares
- * and prints exactly this value, so the same file gives the same plan in both tools.
- */
-export function mtimeMsFromNs(ns: bigint): number {
-  let sec = ns / 1_000_000_000n;
-  let nsec = ns % 1_000_000_000n;
-  if (nsec < 0n) {
-    nsec += 1_000_000_000n;
-    sec -= 1n;
-  }
-  return (Number(sec) + Number(nsec) * 1e-9) * 1000;
-}
+/** Python's `st_mtime * 1000` (what hf compares and prints), from the exact nanoseconds. */
+export const mtimeMsFromNs = statMtimeMs;
 
 function describe(err: unknown): string {
   const e = err as NodeJS.ErrnoException;

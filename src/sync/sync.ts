@@ -15,6 +15,7 @@ import {
   DEFAULT_COMPARE_OPTIONS,
   type CompareOptions,
   type Direction,
+  type FileEntry,
   type FilterSpec,
   type Operation,
   type PlanHeader,
@@ -69,6 +70,11 @@ export interface PlanRequest {
   filters?: FilterSpec;
   onWarning?: (message: string) => void;
   signal?: AbortSignal;
+  /**
+   * Progress of the listings: called with the running count of entries each side has
+   * handed to the planner so far, after every batch, and once more with `done` at its end.
+   */
+  onListed?: (side: 'source' | 'dest', count: number, done: boolean) => void;
 }
 
 export const EMPTY_FILTERS: FilterSpec = { include: [], exclude: [], rules: [] };
@@ -80,12 +86,30 @@ export function planSides(sides: SyncSides, req: PlanRequest = {}): AsyncGenerat
   const listOpts: ListOptions = {};
   if (req.onWarning) listOpts.onWarning = req.onWarning;
   if (req.signal) listOpts.signal = req.signal;
-  return planSync(sides.source.list({ ...listOpts, inWorker: true }), sides.dest.list(listOpts), {
+  const source = sides.source.list({ ...listOpts, inWorker: true });
+  const dest = sides.dest.list(listOpts);
+  const onListed = req.onListed;
+  return planSync(onListed ? counted(source, 'source', onListed) : source, onListed ? counted(dest, 'dest', onListed) : dest, {
     ...compare,
     direction: sides.direction,
     allowEmptySource: req.allowEmptySource ?? false,
     ...(matcher.isEmpty ? {} : { filter: (p: string) => matcher.matches(p) }),
   });
+}
+
+/** A pass-through that reports how many entries have flowed through a manifest. */
+async function* counted(
+  batches: AsyncIterable<FileEntry[]>,
+  side: 'source' | 'dest',
+  onListed: (side: 'source' | 'dest', count: number, done: boolean) => void,
+): AsyncGenerator<FileEntry[]> {
+  let count = 0;
+  for await (const batch of batches) {
+    count += batch.length;
+    onListed(side, count, false);
+    yield batch;
+  }
+  onListed(side, count, true);
 }
 
 /** The header of a plan made now for these sides (hf's keys plus bucketsync's extras). */
