@@ -1,0 +1,680 @@
+/**
+ * A Hugging Face Storage Bucket (hf://buckets/ns/name[/prefix]) as a store.
+ *
+ * - list(): the tree endpoint with `recursive=true`, the prefix fully percent-encoded,
+ *   `Link` pagination, hf's path-boundary filter, mtimes from the entries.
+ * - write(): bytes go through Xet (@huggingface/hub's `commitIterBucket`: chunking, global
+ *   dedup, xorbs, shards). Concurrent writes are gathered for a short window and committed
+ *   as one upload + one `/batch`; each write is settled from the batch's `failed[]` report.
+ *   The library's `/batch` request carries no `mtime`: the injected fetch adds it (and a
+ *   content type) to every `addFile` line, drops the lines of files whose source failed or
+ *   whose `beforeCommit` refused, and captures the report with the server's messages.
+ * - copy() / setMtime(): `copyFile` lines (by the source's xet hash, with the mtime).
+ * - remove(): expectations checked against a fresh paths-info, then `deleteFile` lines in
+ *   batches of 1000, reading `failed[]`.
+ * - read(): resolve + Xet reconstruction (`downloadFile`, ranged through `Blob.slice`).
+ * Every request goes through a fetch wrapper that retries 408/429/5xx honouring Retry-After.
+ */
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { commitIterBucket, downloadFile, fileDownloadInfo } from '@huggingface/hub';
+import { formatLocation, type HfLocation } from '../../location/location.js';
+import { compareCodePoints } from '../../manifest/order.js';
+import type { FileEntry } from '../../types.js';
+import {
+  StaleError,
+  expectationHolds,
+  type Expectation,
+  type RemoveItem,
+  type RemoveResult,
+  type Store,
+  type StoreCapabilities,
+  type TransferSource,
+  type WriteOptions,
+} from '../store.js';
+import { resolveHfEndpoint, resolveHfToken, type TokenSource } from './config.js';
+import { HfStoreError, TOKEN_HINT, mapHfError } from './errors.js';
+import { DEFAULT_RETRY, hubHttpError, withRetries, type BatchResponse, type RetryEvent, type RetryPolicy } from './http.js';
+import { guessContentType, parseHubTime, relativeToPrefix, unsafePathReason, wireMtime } from './paths.js';
+import { SourceBlob } from './source-blob.js';
+
+export interface HfStoreOptions {
+  /** Access token (else HF_TOKEN, else the hf CLI's token file). */
+  token?: string;
+  /** Hub endpoint (else HF_ENDPOINT, else https://huggingface.co). */
+  endpoint?: string;
+  /** The fetch every request goes through (tests, proxies). Wrapped with retries. */
+  fetch?: typeof fetch;
+  onWarning?: (message: string) => void;
+  /** Retry policy for 408/429/5xx and dropped connections. */
+  retry?: Partial<RetryPolicy>;
+  /** Called before each retry (for verbose output). */
+  onRetry?: (e: RetryEvent) => void;
+  /** Write batching: commit after `maxFiles` writes, or `windowMs` after the first pending one. */
+  batch?: { maxFiles?: number; windowMs?: number };
+  /** Environment for HF_TOKEN / HF_ENDPOINT / HF_HOME lookups (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** What the Hub says about one path (tree and paths-info items). */
+interface HubItem {
+  type?: string;
+  path?: string;
+  size?: number;
+  xetHash?: string;
+  mtime?: string;
+  uploadedAt?: string;
+}
+
+interface PendingWrite {
+  rel: string;
+  remote: string;
+  source: TransferSource;
+  opts: WriteOptions;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+interface PendingCopy {
+  from: string;
+  to: string;
+  fromRemote: string;
+  toRemote: string;
+  mtimeMs: number;
+  expect: Expectation;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+/** Paths per paths-info request and lines per `/batch` we send ourselves (hf uses 1000 for both). */
+const PATHS_INFO_CHUNK = 1000;
+const BATCH_LINES = 1000;
+/** Bytes a download may hold fetched but not yet consumed (the library's default goes up to 256 MB per file). */
+const DOWNLOAD_BUDGET = 128 * 1024 * 1024;
+/** How long stat() waits for company before asking the Hub. */
+const STAT_WINDOW_MS = 5;
+
+function chunked<T>(items: T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += n) out.push(items.slice(i, i + n));
+  return out;
+}
+
+function urlOf(input: Parameters<typeof fetch>[0]): string {
+  return typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+}
+
+function nextLink(header: string | null, base: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(',')) {
+    const m = /<([^>]*)>\s*;(.*)$/.exec(part.trim());
+    if (m && /\brel\s*=\s*"?next"?/i.test(m[2] ?? '')) return new URL(m[1]!, base).href;
+  }
+  return undefined;
+}
+
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : Object.assign(new Error('The operation was aborted'), { name: 'AbortError' });
+}
+
+export class HfStore implements Store {
+  readonly kind = 'hf';
+  readonly remote = true;
+  readonly capabilities: StoreCapabilities = {
+    serverSideCopy: true,
+    conditionalWrite: false,
+    contentHash: 'xet',
+    setMtime: true,
+  };
+  readonly display: string;
+  readonly bucketId: string;
+  readonly prefix: string;
+  readonly endpoint: string;
+  readonly tokenSource: TokenSource;
+
+  private readonly token: string | undefined;
+  private readonly fetch: typeof fetch;
+  private readonly onWarning: ((m: string) => void) | undefined;
+  private readonly maxFiles: number;
+  private readonly windowMs: number;
+  /** The prefix names a file itself (its entry is listed under its basename). */
+  private exactFile: boolean | undefined;
+  /** Remote path → xet hash of what this session uploaded or copied (sources for copy()). */
+  private readonly known = new Map<string, string>();
+  private writes: PendingWrite[] = [];
+  private writeTimer: NodeJS.Timeout | undefined;
+  private stats: { rel: string; resolve: (e: FileEntry | undefined) => void; reject: (e: unknown) => void }[] = [];
+  private statTimer: NodeJS.Timeout | undefined;
+  private copies: PendingCopy[] = [];
+  private copyTimer: NodeJS.Timeout | undefined;
+  private readonly inflight = new Set<Promise<void>>();
+
+  constructor(
+    readonly location: HfLocation,
+    opts: HfStoreOptions = {},
+  ) {
+    const env = opts.env ?? process.env;
+    this.display = formatLocation(location);
+    this.bucketId = location.bucketId;
+    this.prefix = location.prefix.replace(/\/+$/, '');
+    this.endpoint = resolveHfEndpoint(opts.endpoint, env);
+    const { token, source } = resolveHfToken(opts.token, env);
+    this.token = token;
+    this.tokenSource = source;
+    this.fetch = withRetries(opts.fetch ?? globalThis.fetch, { ...DEFAULT_RETRY, ...opts.retry }, opts.onRetry);
+    this.onWarning = opts.onWarning;
+    this.maxFiles = Math.max(1, opts.batch?.maxFiles ?? 100);
+    this.windowMs = Math.max(0, opts.batch?.windowMs ?? 50);
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------
+
+  private get apiBase(): string {
+    return `${this.endpoint}/api/buckets/${encodeURIComponent(this.location.namespace)}/${encodeURIComponent(this.location.name)}`;
+  }
+
+  private get batchUrl(): string {
+    return `${this.apiBase}/batch`;
+  }
+
+  private authHeaders(): Record<string, string> {
+    return this.token ? { Authorization: `Bearer ${this.token}` } : {};
+  }
+
+  private ctx(action: string) {
+    return { endpoint: this.endpoint, bucketId: this.bucketId, action };
+  }
+
+  private get repo() {
+    return { type: 'bucket' as const, name: this.bucketId };
+  }
+
+  /** The bucket path of a relative path. */
+  private remoteOf(rel: string): string {
+    if (this.prefix === '') return rel;
+    if (this.exactFile && rel === path.posix.basename(this.prefix)) return this.prefix;
+    return `${this.prefix}/${rel}`;
+  }
+
+  /**
+   * Like remoteOf, but settles whether the prefix names a file when that matters and no
+   * listing told us yet (a plan applied by a new process): `prefix/rel` wins if it exists.
+   */
+  private async resolveRemote(rel: string): Promise<string> {
+    if (this.prefix !== '' && this.exactFile === undefined && rel === path.posix.basename(this.prefix)) {
+      const nested = `${this.prefix}/${rel}`;
+      const infos = await this.pathsInfo([nested, this.prefix]);
+      this.exactFile = !infos.has(nested) && infos.get(this.prefix)?.type === 'file';
+    }
+    return this.remoteOf(rel);
+  }
+
+  private entryOf(rel: string, item: HubItem | undefined): FileEntry | undefined {
+    if (!item || item.type !== 'file') return undefined;
+    const e: FileEntry = { path: rel, size: Number(item.size ?? 0), mtimeMs: parseHubTime(item.mtime) };
+    if (typeof item.xetHash === 'string') e.xetHash = item.xetHash;
+    return e;
+  }
+
+  /** paths-info for bucket paths, in chunks of 1000: path → item (missing paths are absent). */
+  private async pathsInfo(remotes: string[]): Promise<Map<string, HubItem>> {
+    const out = new Map<string, HubItem>();
+    const unique = [...new Set(remotes)];
+    for (const part of chunked(unique, PATHS_INFO_CHUNK)) {
+      let res: Response;
+      try {
+        res = await this.fetch(`${this.apiBase}/paths-info`, {
+          method: 'POST',
+          headers: { ...this.authHeaders(), 'Content-Type': 'application/json', Accept: 'application/json' },
+          body: JSON.stringify({ paths: part }),
+        });
+      } catch (e) {
+        throw mapHfError(e, this.ctx(`reading file info from ${this.display}`));
+      }
+      if (!res.ok) throw mapHfError(await hubHttpError(res), this.ctx(`reading file info from ${this.display}`));
+      const items = (await res.json()) as unknown;
+      if (!Array.isArray(items)) throw new HfStoreError(`Unexpected paths-info answer from ${this.endpoint}`);
+      for (const it of items as HubItem[]) if (typeof it?.path === 'string') out.set(it.path, it);
+    }
+    return out;
+  }
+
+  /** Sends NDJSON lines to `/batch` ourselves; returns path → error for the failed lines. */
+  private async postBatch(lines: object[], action: string): Promise<Map<string, string>> {
+    const failed = new Map<string, string>();
+    for (const part of chunked(lines, BATCH_LINES)) {
+      let res: Response;
+      try {
+        res = await this.fetch(this.batchUrl, {
+          method: 'POST',
+          headers: { ...this.authHeaders(), 'Content-Type': 'application/x-ndjson' },
+          body: part.map((l) => `${JSON.stringify(l)}\n`).join(''),
+        });
+      } catch (e) {
+        throw mapHfError(e, this.ctx(action));
+      }
+      if (res.status !== 200 && res.status !== 422) throw mapHfError(await hubHttpError(res), this.ctx(action));
+      const report = (await res.json().catch(() => undefined)) as BatchResponse | undefined;
+      if (!report || (!Array.isArray(report.failed) && report.success !== true)) {
+        throw new HfStoreError(`Unreadable /batch answer (HTTP ${res.status}) while ${action}`);
+      }
+      for (const f of report.failed ?? []) failed.set(String(f.path), String(f.error));
+      if (res.status === 422 && (report.failed ?? []).length === 0) {
+        for (const l of part) failed.set(String((l as { path?: unknown }).path), 'rejected by the Hub (HTTP 422)');
+      }
+    }
+    return failed;
+  }
+
+  private track(p: Promise<void>): void {
+    const q = p.catch(() => undefined);
+    this.inflight.add(q);
+    void q.finally(() => this.inflight.delete(q));
+  }
+
+  // ---- Store ----------------------------------------------------------------------------------
+
+  async *list(opts: { onWarning?: (message: string) => void; signal?: AbortSignal } = {}): AsyncGenerator<FileEntry[]> {
+    const warn = opts.onWarning ?? this.onWarning;
+    const action = `listing ${this.display}`;
+    let url: string | undefined =
+      `${this.apiBase}/tree${this.prefix ? `/${encodeURIComponent(this.prefix)}` : ''}?recursive=true`;
+    const base = path.posix.basename(this.prefix);
+    let last: string | undefined;
+    let exactSeen = false;
+    let nestedBaseSeen = false;
+    while (url) {
+      let res: Response;
+      try {
+        const init: RequestInit = { headers: { ...this.authHeaders(), Accept: 'application/json' } };
+        if (opts.signal) init.signal = opts.signal;
+        res = await this.fetch(url, init);
+      } catch (e) {
+        throw mapHfError(e, this.ctx(action));
+      }
+      if (!res.ok) throw mapHfError(await hubHttpError(res), this.ctx(action));
+      const items = (await res.json()) as unknown;
+      if (!Array.isArray(items)) throw new HfStoreError(`Unexpected tree listing answer from ${this.endpoint} while ${action}`);
+      const page: FileEntry[] = [];
+      for (const item of items as HubItem[]) {
+        if (item?.type !== 'file' || typeof item.path !== 'string') continue; // directories
+        const rel = relativeToPrefix(item.path, this.prefix);
+        if (rel === undefined) continue; // lexical sibling: `sub` must not yield `submarine.txt`
+        const why = unsafePathReason(rel);
+        if (why) {
+          warn?.(`Skipping hf://buckets/${this.bucketId}/${item.path}: ${why}`);
+          continue;
+        }
+        if (this.prefix !== '' && item.path === this.prefix) exactSeen = true;
+        else if (this.prefix !== '' && rel === base) nestedBaseSeen = true;
+        page.push(this.entryOf(rel, item)!);
+      }
+      page.sort((a, b) => compareCodePoints(a.path, b.path));
+      const batch: FileEntry[] = [];
+      for (const e of page) {
+        if (last !== undefined && compareCodePoints(last, e.path) >= 0) {
+          if (last === e.path) {
+            warn?.(`Skipping a second entry for '${e.path}' in the listing of ${this.display}`);
+            continue;
+          }
+          throw new HfStoreError(
+            `The listing of ${this.display} came back out of order ('${e.path}' after '${last}')`,
+            'The Hub is expected to list bucket files sorted by path; re-run, and report this if it persists.',
+          );
+        }
+        last = e.path;
+        batch.push(e);
+      }
+      if (batch.length > 0) yield batch;
+      url = nextLink(res.headers.get('link'), url);
+    }
+    if (this.prefix !== '') this.exactFile = exactSeen && !nestedBaseSeen;
+  }
+
+  /**
+   * One file's entry. The executor stats every source file before sending it, concurrently:
+   * stats made within a few milliseconds of each other share one paths-info request.
+   */
+  stat(rel: string): Promise<FileEntry | undefined> {
+    return new Promise((resolve, reject) => {
+      this.stats.push({ rel, resolve, reject });
+      if (this.stats.length >= PATHS_INFO_CHUNK) this.flushStats();
+      else this.statTimer ??= setTimeout(() => this.flushStats(), STAT_WINDOW_MS);
+    });
+  }
+
+  private flushStats(): void {
+    if (this.statTimer) clearTimeout(this.statTimer);
+    this.statTimer = undefined;
+    const items = this.stats;
+    this.stats = [];
+    if (items.length === 0) return;
+    this.track(
+      (async () => {
+        try {
+          const remotes: string[] = [];
+          for (const it of items) remotes.push(await this.resolveRemote(it.rel));
+          const infos = await this.pathsInfo(remotes);
+          items.forEach((it, i) => it.resolve(this.entryOf(it.rel, infos.get(remotes[i]!))));
+        } catch (e) {
+          for (const it of items) it.reject(e);
+        }
+      })(),
+    );
+  }
+
+  async read(rel: string, range?: { start: number; end: number }): Promise<Readable> {
+    const remote = await this.resolveRemote(rel);
+    const action = `downloading ${this.display}/${rel}`;
+    const common = {
+      repo: this.repo,
+      // Fully percent-encoded, like hf (the library appends the path as given).
+      path: encodeURIComponent(remote),
+      hubUrl: this.endpoint,
+      fetch: this.fetch,
+      ...(this.token ? { accessToken: this.token } : {}),
+    };
+    try {
+      const info = await fileDownloadInfo(common);
+      if (!info) {
+        throw Object.assign(new HfStoreError(`${this.display}/${rel}: no such file in the bucket`), { code: 'ENOENT' });
+      }
+      const start = range?.start ?? 0;
+      const end = Math.min(range?.end ?? info.size - 1, info.size - 1);
+      if (info.size === 0 || end < start) return Readable.from([]);
+      const blob = await downloadFile({ ...common, downloadInfo: info, parallelDownloads: { maxInFlightBytes: DOWNLOAD_BUDGET } });
+      if (!blob) throw new HfStoreError(`${this.display}/${rel}: no such file in the bucket`);
+      const part = start === 0 && end === info.size - 1 ? blob : blob.slice(start, end + 1);
+      return Readable.fromWeb(part.stream() as unknown as NodeReadableStream<Uint8Array>);
+    } catch (e) {
+      throw mapHfError(e, this.ctx(action));
+    }
+  }
+
+  write(rel: string, source: TransferSource, opts: WriteOptions): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (opts.signal?.aborted) {
+        reject(abortError(opts.signal));
+        return;
+      }
+      const remote = this.remoteOf(rel);
+      if (this.writes.some((w) => w.remote === remote)) this.flushWrites();
+      this.writes.push({ rel, remote, source, opts, resolve, reject });
+      if (this.writes.length >= this.maxFiles) this.flushWrites();
+      else this.writeTimer ??= setTimeout(() => this.flushWrites(), this.windowMs);
+    });
+  }
+
+  private flushWrites(): void {
+    if (this.writeTimer) clearTimeout(this.writeTimer);
+    this.writeTimer = undefined;
+    const items = this.writes;
+    this.writes = [];
+    if (items.length > 0) this.track(this.commitWrites(items));
+  }
+
+  /** One Xet upload + `/batch` for a group of writes; settles every write. */
+  private async commitWrites(items: PendingWrite[]): Promise<void> {
+    const settled = new Set<PendingWrite>();
+    const settle = (w: PendingWrite, err?: unknown) => {
+      if (settled.has(w)) return;
+      settled.add(w);
+      if (err === undefined) w.resolve();
+      else w.reject(err);
+    };
+    const action = `uploading to ${this.display}`;
+    try {
+      // 1. The plan's expectations about the destination, against a fresh paths-info.
+      const live: PendingWrite[] = [];
+      const checked = items.filter((w) => w.opts.expect.kind !== 'any');
+      const infos = checked.length ? await this.pathsInfo(checked.map((w) => w.remote)) : new Map<string, HubItem>();
+      for (const w of items) {
+        if (w.opts.signal?.aborted) settle(w, abortError(w.opts.signal));
+        else if (w.opts.expect.kind !== 'any' && !expectationHolds(w.opts.expect, this.entryOf(w.rel, infos.get(w.remote)))) {
+          settle(w, new StaleError('the destination file changed since the plan was made'));
+        } else live.push(w);
+      }
+      if (live.length === 0) return;
+
+      // 2. Upload through Xet; our fetch completes the library's /batch request.
+      const byRemote = new Map(live.map((w) => [w.remote, w]));
+      const blobs = new Map(live.map((w) => [w.remote, new SourceBlob(w.source, w.rel)]));
+      const sent = new Map<string, string>(); // remote → xet hash, lines we let through
+      const serverFailed = new Map<string, string>();
+      const committed = new Set<string>();
+      // The library spells the bucket id unencoded; accept either spelling.
+      const batchUrls = new Set([this.batchUrl, `${this.endpoint}/api/buckets/${this.bucketId}/batch`]);
+      const wrapped: typeof fetch = async (input, init) => {
+        if ((init?.method ?? 'GET').toUpperCase() !== 'POST' || !batchUrls.has(urlOf(input))) return this.fetch(input, init);
+        const lines: string[] = [];
+        const ours: string[] = [];
+        for (const line of String(init?.body ?? '').split('\n')) {
+          if (line.trim() === '') continue;
+          const op = JSON.parse(line) as { type?: string; path?: string; xetHash?: string; mtime?: number; contentType?: string };
+          const w = op.type === 'addFile' && op.path !== undefined ? byRemote.get(op.path) : undefined;
+          if (!w) {
+            lines.push(line);
+            continue;
+          }
+          const problem = blobs.get(w.remote)?.problem;
+          if (problem) {
+            settle(w, problem);
+            continue;
+          }
+          if (w.opts.signal?.aborted) {
+            settle(w, abortError(w.opts.signal));
+            continue;
+          }
+          if (w.opts.beforeCommit) {
+            try {
+              await w.opts.beforeCommit();
+            } catch (e) {
+              settle(w, e);
+              continue;
+            }
+          }
+          op.mtime = wireMtime(w.opts.mtimeMs);
+          const ct = guessContentType(w.remote);
+          if (ct) op.contentType = ct;
+          sent.set(w.remote, String(op.xetHash));
+          ours.push(w.remote);
+          lines.push(JSON.stringify(op));
+        }
+        if (lines.length === 0) {
+          return new Response(JSON.stringify({ success: true, processed: 0, succeeded: 0, failed: [] }), {
+            status: 200,
+            headers: { 'Content-Type': 'application/json' },
+          });
+        }
+        const res = await this.fetch(input, { ...init, body: lines.map((l) => `${l}\n`).join('') });
+        if (res.status === 200 || res.status === 422) {
+          const report = (await res.clone().json().catch(() => undefined)) as BatchResponse | undefined;
+          if (report && (Array.isArray(report.failed) || report.success === true)) {
+            for (const f of report.failed ?? []) serverFailed.set(String(f.path), String(f.error));
+            for (const r of ours) {
+              if (!serverFailed.has(r) && res.status === 200) committed.add(r);
+              else if (!serverFailed.has(r)) serverFailed.set(r, 'rejected by the Hub (HTTP 422)');
+            }
+          }
+        }
+        return res;
+      };
+      let failure: unknown;
+      try {
+        const params: Parameters<typeof commitIterBucket>[0] = {
+          repo: this.repo,
+          title: 'bucketsync',
+          hubUrl: this.endpoint,
+          fetch: wrapped,
+          operations: live.map((w) => ({ operation: 'addOrUpdate' as const, path: w.remote, content: blobs.get(w.remote)! })),
+        };
+        if (this.token) params.accessToken = this.token;
+        // The executor gives every write the same run signal: an interrupt stops the upload.
+        const signals = new Set(live.map((w) => w.opts.signal));
+        const [signal] = signals;
+        if (signals.size === 1 && signal) params.abortSignal = signal;
+        for await (const ev of commitIterBucket(params)) void ev;
+      } catch (e) {
+        failure = e;
+      }
+      for (const w of live) {
+        const problem = blobs.get(w.remote)?.problem;
+        const serverError = serverFailed.get(w.remote);
+        if (problem) settle(w, problem);
+        else if (serverError !== undefined) settle(w, new HfStoreError(`the Hub refused the file: ${serverError}`));
+        else if (committed.has(w.remote)) {
+          this.known.set(w.remote, sent.get(w.remote)!);
+          settle(w);
+        } else {
+          settle(w, mapHfError(failure ?? new Error('the upload ended without committing this file'), this.ctx(action)));
+        }
+      }
+    } catch (e) {
+      const err = mapHfError(e, this.ctx(action));
+      for (const w of items) settle(w, err);
+    }
+  }
+
+  copy(from: string, to: string, opts: WriteOptions): Promise<void> {
+    return this.queueCopy(from, to, opts.mtimeMs, opts.expect, opts.signal);
+  }
+
+  /** Same content, new mtime: a `copyFile` of the file onto itself (the server re-binds path → hash with the mtime). */
+  setMtime(rel: string, mtimeMs: number, expect: Expectation): Promise<void> {
+    return this.queueCopy(rel, rel, mtimeMs, expect);
+  }
+
+  private queueCopy(from: string, to: string, mtimeMs: number, expect: Expectation, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(abortError(signal));
+        return;
+      }
+      const item: PendingCopy = { from, to, fromRemote: '', toRemote: this.remoteOf(to), mtimeMs, expect, resolve, reject };
+      if (this.copies.some((c) => c.toRemote === item.toRemote)) this.flushCopies();
+      this.copies.push(item);
+      if (this.copies.length >= BATCH_LINES) this.flushCopies();
+      else this.copyTimer ??= setTimeout(() => this.flushCopies(), this.windowMs);
+    });
+  }
+
+  private flushCopies(): void {
+    if (this.copyTimer) clearTimeout(this.copyTimer);
+    this.copyTimer = undefined;
+    const items = this.copies;
+    this.copies = [];
+    if (items.length > 0) this.track(this.commitCopies(items));
+  }
+
+  private async commitCopies(items: PendingCopy[]): Promise<void> {
+    const action = `copying files in ${this.display}`;
+    const done = new Set<PendingCopy>();
+    const settle = (c: PendingCopy, err?: unknown) => {
+      if (done.has(c)) return;
+      done.add(c);
+      if (err === undefined) c.resolve();
+      else c.reject(err);
+    };
+    try {
+      for (const c of items) c.fromRemote = await this.resolveRemote(c.from);
+      const wanted = items.flatMap((c) => [
+        ...(c.from === c.to || !this.known.has(c.fromRemote) ? [c.fromRemote] : []),
+        ...(c.expect.kind !== 'any' ? [c.toRemote] : []),
+      ]);
+      const infos = wanted.length ? await this.pathsInfo(wanted) : new Map<string, HubItem>();
+      const lines: object[] = [];
+      const live: { c: PendingCopy; hash: string }[] = [];
+      for (const c of items) {
+        const hash = c.from === c.to ? infos.get(c.fromRemote)?.xetHash : (this.known.get(c.fromRemote) ?? infos.get(c.fromRemote)?.xetHash);
+        if (!hash) {
+          settle(c, new StaleError(`the copy source '${c.from}' is no longer in the bucket`));
+          continue;
+        }
+        if (c.expect.kind !== 'any' && !expectationHolds(c.expect, this.entryOf(c.to, infos.get(c.toRemote)))) {
+          settle(c, new StaleError('the destination file changed since the plan was made'));
+          continue;
+        }
+        live.push({ c, hash });
+        lines.push({
+          type: 'copyFile',
+          path: c.toRemote,
+          xetHash: hash,
+          sourceRepoType: 'bucket',
+          sourceRepoId: this.bucketId,
+          mtime: wireMtime(c.mtimeMs),
+        });
+      }
+      if (lines.length === 0) return;
+      const failed = await this.postBatch(lines, action);
+      for (const { c, hash } of live) {
+        const err = failed.get(c.toRemote);
+        if (err !== undefined) settle(c, new HfStoreError(`the Hub refused the copy: ${err}`));
+        else {
+          this.known.set(c.toRemote, hash);
+          settle(c);
+        }
+      }
+    } catch (e) {
+      const err = mapHfError(e, this.ctx(action));
+      for (const c of items) settle(c, err);
+    }
+  }
+
+  async remove(items: RemoveItem[]): Promise<RemoveResult[]> {
+    const action = `deleting files from ${this.display}`;
+    const remotes: string[] = [];
+    for (const it of items) remotes.push(await this.resolveRemote(it.path));
+    const infos = await this.pathsInfo(remotes);
+    const results = new Map<number, RemoveResult>();
+    const toDelete: { i: number; remote: string }[] = [];
+    items.forEach((it, i) => {
+      const remote = remotes[i]!;
+      const entry = this.entryOf(it.path, infos.get(remote));
+      if (entry === undefined) {
+        if (it.expect.kind === 'any' || it.expect.kind === 'absent') results.set(i, { path: it.path, ok: true });
+        else results.set(i, { path: it.path, ok: false, stale: true, error: 'the file is gone since the plan was made' });
+      } else if (!expectationHolds(it.expect, entry)) {
+        results.set(i, { path: it.path, ok: false, stale: true, error: 'the file changed since the plan was made; not deleted' });
+      } else {
+        toDelete.push({ i, remote });
+      }
+    });
+    for (const part of chunked(toDelete, BATCH_LINES)) {
+      try {
+        const failed = await this.postBatch(
+          part.map((d) => ({ type: 'deleteFile', path: d.remote })),
+          action,
+        );
+        for (const d of part) {
+          const err = failed.get(d.remote);
+          const p = items[d.i]!.path;
+          results.set(d.i, err === undefined ? { path: p, ok: true } : { path: p, ok: false, error: `the Hub refused the delete: ${err}` });
+          if (err === undefined) this.known.delete(d.remote);
+        }
+      } catch (e) {
+        const msg = mapHfError(e, this.ctx(action)).message;
+        for (const d of part) results.set(d.i, { path: items[d.i]!.path, ok: false, error: msg });
+      }
+    }
+    return items.map((_, i) => results.get(i)!);
+  }
+
+  async close(): Promise<void> {
+    this.flushStats();
+    this.flushWrites();
+    this.flushCopies();
+    while (this.inflight.size > 0) await Promise.all([...this.inflight]);
+  }
+}
+
+/** Opens an hf bucket location. Nothing is sent until the first operation. */
+export async function openHfStore(loc: HfLocation, opts: HfStoreOptions = {}): Promise<HfStore> {
+  const store = new HfStore(loc, opts);
+  const { token, source } = resolveHfToken(opts.token, opts.env ?? process.env);
+  if (token !== undefined && !token.startsWith('hf_')) {
+    const where = source === 'option' ? '--token' : source === 'HF_TOKEN' ? 'HF_TOKEN' : 'the hf token file';
+    throw new HfStoreError(`The Hugging Face token from ${where} is not a valid token (tokens start with 'hf_')`, TOKEN_HINT, 2);
+  }
+  return store;
+}
