@@ -8,7 +8,7 @@ import { readFilterFile } from '../filters/filter.js';
 import { writePlanFile, writePlanToStream } from '../plan/writer.js';
 import { checkCompareOptions } from '../planner/plan.js';
 import type { StoreOptions } from '../stores/open.js';
-import { HeldPlan, openSides, planHeader, planSides, executeOn, type PlanRequest, type SyncSides } from '../sync/sync.js';
+import { HeldPlan, openSides, operationsOf, planHeader, planSides, planSidesBatches, executeOn, type PlanRequest, type SyncSides } from '../sync/sync.js';
 import { applyPlanFile } from '../sync/apply.js';
 import { formatLocation } from '../location/location.js';
 import { lockDestination } from '../lock/lock.js';
@@ -339,7 +339,7 @@ async function runNormal(
       return 0;
     }
     if (flags.plan !== undefined) {
-      const written = await writePlanFile(flags.plan, planHeader(sides, given, req, emptySummary()), trackPlanning(sides, req, progress));
+      const written = await writePlanFile(flags.plan, planHeader(sides, given, req, emptySummary()), operationsOf(trackPlanning(sides, req, progress)));
       progress?.end();
       printPlanSummary(c, source, dest, written.summary);
       c.info(`Plan saved to: ${flags.plan}`);
@@ -358,15 +358,16 @@ async function runNormal(
 }
 
 /** The plan's operations, with the listing and comparison drawn as progress. */
-function trackPlanning(sides: SyncSides, req: PlanRequest, progress: Progress | undefined): AsyncIterable<Operation> {
-  if (!progress) return planSides(sides, req);
+function trackPlanning(sides: SyncSides, req: PlanRequest, progress: Progress | undefined): AsyncIterable<Operation[]> {
+  if (!progress) return planSidesBatches(sides, req);
   progress.startScan();
-  const ops = planSides(sides, { ...req, onListed: (side, n, done) => progress.listed(side, n, done) });
+  const batches = planSidesBatches(sides, { ...req, onListed: (side, n, done) => progress.listed(side, n, done) });
   return (async function* counted() {
     let n = 0;
-    for await (const op of ops) {
-      progress.compared(++n);
-      yield op;
+    for await (const batch of batches) {
+      n += batch.length;
+      progress.compared(n);
+      yield batch;
     }
   })();
 }
@@ -393,7 +394,7 @@ async function planAndExecute(
     if (!held.hasWork) return finish(out, undefined, held.summary.skips, performance.now() - started);
     c.info('Syncing...');
     startTransferProgress(progress, held.summary);
-    const result = await executeOn(sides, held.actions.drain(), {
+    const result = await executeOn(sides, paced(held.actions.drain()), {
       transfers: flags.transfers,
       retries: flags.retries,
       ...(flags.maxDelete !== undefined ? { maxDelete: flags.maxDelete } : {}),
@@ -404,6 +405,21 @@ async function planAndExecute(
   } finally {
     await held.dispose();
   }
+}
+
+/**
+ * For the terminal tests only: BUCKETSYNC_TEST_DELAY_MS=N waits N ms before handing each
+ * operation to the executor, so that a small tree takes long enough to draw progress frames.
+ */
+function paced(ops: AsyncIterable<Operation>): AsyncIterable<Operation> {
+  const ms = Number(process.env['BUCKETSYNC_TEST_DELAY_MS'] ?? '');
+  if (!(ms > 0)) return ops;
+  return (async function* slow() {
+    for await (const op of ops) {
+      await new Promise((r) => setTimeout(r, ms));
+      yield op;
+    }
+  })();
 }
 
 function emptySummary() {

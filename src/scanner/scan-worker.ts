@@ -34,22 +34,25 @@ function pump(): void {
       const n = entries.length;
       const batch: WorkerBatch = {
         type: 'batch',
-        paths: new Array<string>(n),
+        paths: '',
         sizes: new Float64Array(n),
         mtimes: new Float64Array(n),
         mtimeNs: new BigInt64Array(n),
         devs: new Float64Array(n),
         inos: new Float64Array(n),
       };
+      const names = new Array<string>(n);
       for (let i = 0; i < n; i++) {
         const e = entries[i]!;
-        batch.paths[i] = e.path;
+        names[i] = e.path;
         batch.sizes[i] = e.size;
         batch.mtimes[i] = e.mtimeMs;
         batch.mtimeNs[i] = e.mtimeNs;
         batch.devs[i] = e.dev ?? 0;
         batch.inos[i] = e.ino ?? 0;
       }
+      // One string for the whole batch: far cheaper to copy between threads than n strings.
+      batch.paths = names.join('\0');
       credits--;
       post(batch, [batch.sizes.buffer, batch.mtimes.buffer, batch.mtimeNs.buffer, batch.devs.buffer, batch.inos.buffer] as ArrayBuffer[]);
     }

@@ -10,7 +10,8 @@ import { scanLocal, type LocalFileEntry, type ScanOptions } from './scan.js';
 
 export interface WorkerBatch {
   type: 'batch';
-  paths: string[];
+  /** The batch's paths joined with NUL (a character no path contains). */
+  paths: string;
   sizes: Float64Array;
   mtimes: Float64Array;
   mtimeNs: BigInt64Array;
@@ -78,11 +79,12 @@ export async function* scanLocalInWorker(root: string, opts: ScanOptions = {}): 
           return;
         case 'batch': {
           worker.postMessage({ credits: 1 });
-          const n = m.paths.length;
+          const paths = m.paths.split('\0');
+          const n = m.sizes.length;
           const out = new Array<LocalFileEntry>(n);
           for (let i = 0; i < n; i++) {
             out[i] = {
-              path: m.paths[i]!,
+              path: paths[i]!,
               size: m.sizes[i]!,
               mtimeMs: m.mtimes[i]!,
               mtimeNs: m.mtimeNs[i]!,

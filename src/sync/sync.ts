@@ -4,7 +4,7 @@
  */
 import { FilterMatcher } from '../filters/filter.js';
 import { formatLocation, isRemote, parseLocation, type Location } from '../location/location.js';
-import { planSync } from '../planner/plan.js';
+import { planSyncBatches } from '../planner/plan.js';
 import { PLAN_FORMAT_VERSION, SummaryCounter } from '../plan/writer.js';
 import { nowIso } from '../plan/time.js';
 import { openStore, type StoreOptions } from '../stores/open.js';
@@ -81,6 +81,16 @@ export const EMPTY_FILTERS: FilterSpec = { include: [], exclude: [], rules: [] }
 
 /** The plan of a sync between two open sides, as a stream of operations in path order. */
 export function planSides(sides: SyncSides, req: PlanRequest = {}): AsyncGenerator<Operation> {
+  return operationsOf(planSidesBatches(sides, req));
+}
+
+/** Batches of operations as one stream of operations. */
+export async function* operationsOf(batches: AsyncIterable<Operation[]>): AsyncGenerator<Operation> {
+  for await (const batch of batches) yield* batch;
+}
+
+/** {@link planSides} in batches of operations (no await per operation). */
+export function planSidesBatches(sides: SyncSides, req: PlanRequest = {}): AsyncGenerator<Operation[]> {
   const compare = { ...DEFAULT_COMPARE_OPTIONS, ...req.compare };
   const matcher = new FilterMatcher(req.filters ?? EMPTY_FILTERS);
   const listOpts: ListOptions = {};
@@ -89,7 +99,7 @@ export function planSides(sides: SyncSides, req: PlanRequest = {}): AsyncGenerat
   const source = sides.source.list({ ...listOpts, inWorker: true });
   const dest = sides.dest.list(listOpts);
   const onListed = req.onListed;
-  return planSync(onListed ? counted(source, 'source', onListed) : source, onListed ? counted(dest, 'dest', onListed) : dest, {
+  return planSyncBatches(onListed ? counted(source, 'source', onListed) : source, onListed ? counted(dest, 'dest', onListed) : dest, {
     ...compare,
     direction: sides.direction,
     allowEmptySource: req.allowEmptySource ?? false,
@@ -141,13 +151,19 @@ export class HeldPlan {
   readonly counter = new SummaryCounter();
   readonly actions = new OperationSpool();
 
-  static async collect(ops: AsyncIterable<Operation>, onSkip?: (op: Operation) => void): Promise<HeldPlan> {
+  /** Collects a plan given as operations or as batches of operations. */
+  static async collect(
+    ops: AsyncIterable<Operation> | AsyncIterable<Operation[]>,
+    onSkip?: (op: Operation) => void,
+  ): Promise<HeldPlan> {
     const held = new HeldPlan();
     try {
-      for await (const op of ops) {
-        held.counter.add(op);
-        if (op.action === 'skip') onSkip?.(op);
-        else await held.actions.push(op);
+      for await (const item of ops) {
+        for (const op of Array.isArray(item) ? item : [item]) {
+          held.counter.add(op);
+          if (op.action === 'skip') onSkip?.(op);
+          else await held.actions.push(op);
+        }
       }
     } catch (err) {
       await held.dispose();
@@ -201,7 +217,7 @@ export async function sync(
 ): Promise<SyncResult> {
   const sides = await openSides(source, dest, req.storeOptions);
   try {
-    const held = await HeldPlan.collect(planSides(sides, req));
+    const held = await HeldPlan.collect(planSidesBatches(sides, req));
     try {
       if (!held.hasWork) return { summary: held.summary, result: undefined };
       const result = await executeOn(sides, held.actions.drain(), req);
