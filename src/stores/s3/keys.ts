@@ -1,0 +1,103 @@
+/**
+ * Object keys ↔ relative paths: the path-boundary rule for prefixes, which keys are safe to
+ * turn into relative paths, code-point ordering, and the URL encoding of `CopySource`.
+ */
+import path from 'node:path';
+
+/**
+ * Compares two strings by Unicode code point (= UTF-8 byte order = S3 listing order).
+ * JavaScript's `<` compares UTF-16 code units, which disagrees for astral characters versus
+ * U+E000–U+FFFF.
+ */
+export function compareCodePoints(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Surrogates (D800–DFFF) encode code points above FFFF: move them above E000–FFFF.
+    if (x >= 0xd800) x = x <= 0xdfff ? x + 0x2000 : x - 0x800;
+    if (y >= 0xd800) y = y <= 0xdfff ? y + 0x2000 : y - 0x800;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Why a relative path (the part of a key below the prefix) can't be a file of a manifest, or
+ * undefined when it is fine. The caller has already dropped directory markers.
+ */
+export function unsafeRelativePath(rel: string): string | undefined {
+  if (rel === '') return 'empty path';
+  if (rel.includes('\0')) return 'contains a NUL character';
+  if (rel.includes('\\')) return 'contains a backslash';
+  if (rel.startsWith('/')) return 'has a leading "/" (empty path segment)';
+  if (rel.endsWith('/')) return 'ends with "/" but is not an empty directory marker';
+  for (const seg of rel.split('/')) {
+    if (seg === '') return 'has an empty path segment ("//")';
+    if (seg === '.' || seg === '..') return `has a "${seg}" path segment`;
+  }
+  if (LONE_SURROGATE.test(rel)) return 'is not valid Unicode';
+  return undefined;
+}
+
+/** Checks a relative path given to a store method; throws on anything that could escape the prefix. */
+export function assertSafePath(rel: string): void {
+  const why = unsafeRelativePath(rel);
+  if (why !== undefined) throw new Error(`Refusing unsafe path '${rel}': ${why}`);
+}
+
+/** `CopySource` value: bucket and key, each key segment URL-encoded (spaces, `+`, `&`, `%`, unicode…). */
+export function encodeCopySource(bucket: string, key: string): string {
+  return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+/** The last segment of a prefix (the relative path of a single-file source). */
+export function basename(prefix: string): string {
+  const i = prefix.lastIndexOf('/');
+  return i === -1 ? prefix : prefix.slice(i + 1);
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.txt': 'text/plain; charset=utf-8',
+  '.md': 'text/markdown; charset=utf-8',
+  '.csv': 'text/csv; charset=utf-8',
+  '.tsv': 'text/tab-separated-values; charset=utf-8',
+  '.html': 'text/html; charset=utf-8',
+  '.htm': 'text/html; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.json': 'application/json',
+  '.jsonl': 'application/x-ndjson',
+  '.ndjson': 'application/x-ndjson',
+  '.xml': 'application/xml',
+  '.yaml': 'application/yaml',
+  '.yml': 'application/yaml',
+  '.pdf': 'application/pdf',
+  '.zip': 'application/zip',
+  '.gz': 'application/gzip',
+  '.tgz': 'application/gzip',
+  '.tar': 'application/x-tar',
+  '.zst': 'application/zstd',
+  '.wasm': 'application/wasm',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.gif': 'image/gif',
+  '.webp': 'image/webp',
+  '.svg': 'image/svg+xml',
+  '.ico': 'image/vnd.microsoft.icon',
+  '.mp3': 'audio/mpeg',
+  '.wav': 'audio/wav',
+  '.mp4': 'video/mp4',
+  '.webm': 'video/webm',
+  '.parquet': 'application/vnd.apache.parquet',
+};
+
+/** A Content-Type guessed from the file extension (application/octet-stream when unknown). */
+export function guessContentType(p: string): string {
+  return CONTENT_TYPES[path.posix.extname(p).toLowerCase()] ?? 'application/octet-stream';
+}

@@ -1,0 +1,450 @@
+/**
+ * The persistent S3 metadata cache: what a HEAD told us about an object version, so a listing
+ * doesn't need one HEAD per object to learn the `x-amz-meta-mtime` (listings don't carry user
+ * metadata).
+ *
+ * A record says: the object `k` whose ETag is `e`, size `s` and (when known) listing
+ * LastModified `l` (ms) has mtime `m` (ms) and stored content hash `h`. A record is only ever
+ * used when ETag, size and — if recorded — LastModified all agree with the listing, so a stale,
+ * lost or corrupt record costs a HEAD, never a wrong answer. LastModified is part of the key
+ * because a metadata-only change (a self-copy that rewrites `mtime`, as rclone and our
+ * `setMtime` do) keeps the ETag of a single-part object.
+ *
+ * One file per endpoint + bucket: `<dir>/<host>-<bucket>-<hash>.jsonl`:
+ *
+ *   [header line, exactly HEADER_BYTES long: {"bucketsync":"s3-meta","v":1,"id":…,"base":N}]
+ *   [base: N bytes of records sorted by key (code-point order), one per key]
+ *   [journal: records and tombstones ({"k":…,"x":1}) appended in any order, later lines win]
+ *
+ * - Appends use O_APPEND with one write per flush, each starting with "\n", so concurrent runs
+ *   interleave whole lines and a torn line (crash) only spoils itself.
+ * - Compaction merges base + journal into a new sorted base in a temp file and renames it over
+ *   the old one (atomic). Appends that race with a compaction may be lost: that is a cache miss.
+ * - A listing reads the journal into memory (it is kept small by compaction) and streams the
+ *   base alongside the listing (both are sorted), so memory does not grow with the bucket.
+ * - Anything unreadable (bad JSON, wrong header, keys out of order) is ignored, and the next
+ *   compaction rewrites the file from what was readable.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { compareCodePoints } from './keys.js';
+
+export interface MetaRecord {
+  /** Object key. */
+  k: string;
+  /** ETag, quoted as S3 returns it. */
+  e: string;
+  /** Size in bytes. */
+  s: number;
+  /** Listing LastModified (ms), when known. */
+  l?: number;
+  /** mtime (ms). */
+  m: number;
+  /** Stored content hash (`xxh128:<hex>`), when the object carries one. */
+  h?: string;
+}
+
+interface Tombstone {
+  k: string;
+  x: 1;
+}
+
+type JournalEntry = MetaRecord | Tombstone;
+
+const HEADER_BYTES = 256;
+const FORMAT = 's3-meta';
+const VERSION = 1;
+/** Flush pending records to the file after this many. */
+const FLUSH_EVERY = 512;
+/** Compact when the journal reaches this size… */
+const JOURNAL_MAX_BYTES = 8 * 1024 * 1024;
+/** …or this size and at least 1/16 of the base. */
+const JOURNAL_MIN_BYTES = 64 * 1024;
+
+/** Default cache root: $BUCKETSYNC_CACHE_DIR, else $XDG_CACHE_HOME/bucketsync, else ~/.cache/bucketsync. */
+export function defaultCacheRoot(): string {
+  const explicit = process.env.BUCKETSYNC_CACHE_DIR?.trim();
+  if (explicit) return explicit;
+  const xdg = process.env.XDG_CACHE_HOME?.trim();
+  if (xdg) return path.join(xdg, 'bucketsync');
+  return path.join(os.homedir(), '.cache', 'bucketsync');
+}
+
+function isTombstone(e: JournalEntry): e is Tombstone {
+  return (e as Tombstone).x === 1;
+}
+
+function parseEntry(line: string): JournalEntry | undefined {
+  if (line.length < 8) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null) return undefined;
+  const r = v as Record<string, unknown>;
+  if (typeof r.k !== 'string' || r.k === '') return undefined;
+  if (r.x === 1) return { k: r.k, x: 1 };
+  if (typeof r.e !== 'string' || typeof r.s !== 'number' || typeof r.m !== 'number') return undefined;
+  if (!Number.isFinite(r.m) || !Number.isSafeInteger(r.s) || r.s < 0) return undefined;
+  const rec: MetaRecord = { k: r.k, e: r.e, s: r.s, m: r.m };
+  if (typeof r.l === 'number' && Number.isFinite(r.l)) rec.l = r.l;
+  if (typeof r.h === 'string') rec.h = r.h;
+  return rec;
+}
+
+function serialize(e: JournalEntry): string {
+  return JSON.stringify(e);
+}
+
+interface FileLayout {
+  /** Byte offset where the base starts (0 when there is no valid header). */
+  baseStart: number;
+  /** Byte offset where the journal starts. */
+  baseEnd: number;
+  size: number;
+}
+
+export class MetaCache {
+  private pending: string[] = [];
+  private chain: Promise<void> = Promise.resolve();
+  private disabled: boolean;
+  private dirReady = false;
+  /** Journal bytes appended by us since the layout was last looked at. */
+  private appendedBytes = 0;
+  private readonly id: string;
+
+  private constructor(
+    readonly file: string | null,
+    ident: string,
+    private readonly warn: (m: string) => void,
+  ) {
+    this.disabled = file === null;
+    this.id = createHash('sha256').update(ident).digest('hex').slice(0, 32);
+  }
+
+  /** The cache for one endpoint + bucket; `dir` null disables it (every lookup misses). */
+  static open(dir: string | null, endpointId: string, bucket: string, warn: (m: string) => void): MetaCache {
+    const ident = `${endpointId}\n${bucket}`;
+    if (dir === null) return new MetaCache(null, ident, warn);
+    let host = endpointId;
+    try {
+      host = new URL(endpointId).host;
+    } catch {
+      // 'aws' and the like
+    }
+    const slug = `${host}-${bucket}`.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 120);
+    const hash = createHash('sha256').update(ident).digest('hex').slice(0, 12);
+    return new MetaCache(path.join(dir, `${slug}-${hash}.jsonl`), ident, warn);
+  }
+
+  get enabled(): boolean {
+    return !this.disabled;
+  }
+
+  /** Remembers what we know about an object version (written to the file on the next flush). */
+  put(rec: MetaRecord): void {
+    if (this.disabled) return;
+    const out: MetaRecord = { k: rec.k, e: rec.e, s: rec.s, m: rec.m };
+    if (rec.l !== undefined) out.l = rec.l;
+    if (rec.h !== undefined) out.h = rec.h;
+    this.pending.push(serialize(out));
+    if (this.pending.length >= FLUSH_EVERY) void this.flush();
+  }
+
+  /** Forgets an object (deleted). */
+  forget(key: string): void {
+    if (this.disabled) return;
+    this.pending.push(serialize({ k: key, x: 1 }));
+    if (this.pending.length >= FLUSH_EVERY) void this.flush();
+  }
+
+  /** Appends pending records to the file (serialised with every other file operation). */
+  flush(): Promise<void> {
+    return this.serial(() => this.flushNow());
+  }
+
+  /** Starts a sorted scan for a listing: flushes, loads the journal, opens the base. */
+  async openScan(): Promise<MetaScan> {
+    if (this.disabled || this.file === null) return MetaScan.empty();
+    let scan: MetaScan = MetaScan.empty();
+    await this.serial(async () => {
+      await this.flushNow();
+      const layout = await this.readLayout();
+      if (!layout) return;
+      const journal = await this.readJournal(layout);
+      scan = new MetaScan(this.file!, layout, journal);
+    });
+    return scan;
+  }
+
+  /** Flushes, and compacts the file when its journal has grown. */
+  close(): Promise<void> {
+    return this.serial(async () => {
+      await this.flushNow();
+      await this.maybeCompact(false);
+    });
+  }
+
+  /** Merges the journal into the base now (tests; `close()` does it when worthwhile). */
+  compact(): Promise<void> {
+    return this.serial(async () => {
+      await this.flushNow();
+      await this.maybeCompact(true);
+    });
+  }
+
+  private serial(fn: () => Promise<void>): Promise<void> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private fail(err: unknown): void {
+    if (this.disabled) return;
+    this.disabled = true;
+    this.pending = [];
+    this.warn(`S3 metadata cache ${this.file} disabled for this run: ${(err as Error).message ?? String(err)}`);
+  }
+
+  private async ensureDir(): Promise<void> {
+    if (this.dirReady) return;
+    await fs.mkdir(path.dirname(this.file!), { recursive: true });
+    this.dirReady = true;
+  }
+
+  private async flushNow(): Promise<void> {
+    if (this.disabled || this.pending.length === 0) return;
+    const lines = this.pending;
+    this.pending = [];
+    const text = `\n${lines.join('\n')}\n`;
+    try {
+      await this.ensureDir();
+      await fs.appendFile(this.file!, text);
+      this.appendedBytes += Buffer.byteLength(text);
+      if (this.appendedBytes >= JOURNAL_MAX_BYTES) await this.maybeCompact(false);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** Where base and journal are in the current file; undefined when there is no file. */
+  private async readLayout(): Promise<FileLayout | undefined> {
+    let fh: fs.FileHandle;
+    try {
+      fh = await fs.open(this.file!, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      this.fail(err);
+      return undefined;
+    }
+    try {
+      const { size } = await fh.stat();
+      const buf = Buffer.alloc(Math.min(HEADER_BYTES, size));
+      await fh.read(buf, 0, buf.length, 0);
+      return this.parseLayout(buf, size);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private parseLayout(head: Buffer, size: number): FileLayout {
+    const noBase: FileLayout = { baseStart: 0, baseEnd: 0, size };
+    if (head.length < HEADER_BYTES || head[HEADER_BYTES - 1] !== 0x0a) return noBase;
+    let h: Record<string, unknown>;
+    try {
+      h = JSON.parse(head.toString('utf8')) as Record<string, unknown>;
+    } catch {
+      return noBase;
+    }
+    if (h.bucketsync !== FORMAT || h.v !== VERSION || typeof h.base !== 'number') return noBase;
+    // Another endpoint/bucket's file under our name (hash collision or a copied file): skip all.
+    if (h.id !== this.id) return { baseStart: size, baseEnd: size, size };
+    const baseEnd = HEADER_BYTES + h.base;
+    if (!Number.isSafeInteger(baseEnd) || baseEnd > size) return { baseStart: size, baseEnd: size, size };
+    return { baseStart: HEADER_BYTES, baseEnd, size };
+  }
+
+  private async readJournal(layout: FileLayout): Promise<Map<string, JournalEntry>> {
+    const map = new Map<string, JournalEntry>();
+    const len = layout.size - layout.baseEnd;
+    if (len <= 0) return map;
+    const fh = await fs.open(this.file!, 'r');
+    try {
+      const buf = Buffer.alloc(len);
+      const { bytesRead } = await fh.read(buf, 0, len, layout.baseEnd);
+      for (const line of buf.subarray(0, bytesRead).toString('utf8').split('\n')) {
+        const e = parseEntry(line);
+        if (e) map.set(e.k, e);
+      }
+    } finally {
+      await fh.close();
+    }
+    return map;
+  }
+
+  private async maybeCompact(force: boolean): Promise<void> {
+    if (this.disabled || this.file === null) return;
+    try {
+      const layout = await this.readLayout();
+      this.appendedBytes = 0;
+      if (!layout) return;
+      const journalBytes = layout.size - layout.baseEnd;
+      const baseBytes = layout.baseEnd - layout.baseStart;
+      const hasHeader = layout.baseStart === HEADER_BYTES;
+      const worth =
+        journalBytes >= JOURNAL_MAX_BYTES ||
+        (journalBytes >= JOURNAL_MIN_BYTES && journalBytes * 16 >= baseBytes) ||
+        (!hasHeader && layout.size > 0 && journalBytes >= JOURNAL_MIN_BYTES);
+      if (!force && !worth) return;
+      await this.rewrite(layout);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** Writes base + journal as a new sorted base (temp file, then atomic rename). */
+  private async rewrite(layout: FileLayout): Promise<void> {
+    const journal = await this.readJournal(layout);
+    const keys = [...journal.keys()].sort(compareCodePoints);
+    const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const out = await fs.open(tmp, 'w');
+    let ok = false;
+    try {
+      let pos = HEADER_BYTES;
+      let buffered: string[] = [];
+      let bufferedBytes = 0;
+      const emit = async (rec: MetaRecord): Promise<void> => {
+        const line = `${serialize(rec)}\n`;
+        buffered.push(line);
+        bufferedBytes += Buffer.byteLength(line);
+        if (bufferedBytes >= 1 << 20) await drain();
+      };
+      const drain = async (): Promise<void> => {
+        if (buffered.length === 0) return;
+        const b = Buffer.from(buffered.join(''));
+        buffered = [];
+        bufferedBytes = 0;
+        await out.write(b, 0, b.length, pos);
+        pos += b.length;
+      };
+
+      let ji = 0;
+      const base = baseRecords(this.file!, layout);
+      for await (const rec of base) {
+        while (ji < keys.length && compareCodePoints(keys[ji]!, rec.k) < 0) {
+          const j = journal.get(keys[ji++]!)!;
+          if (!isTombstone(j)) await emit(j);
+        }
+        if (ji < keys.length && keys[ji] === rec.k) {
+          const j = journal.get(keys[ji++]!)!;
+          if (!isTombstone(j)) await emit(j);
+          continue;
+        }
+        await emit(rec);
+      }
+      while (ji < keys.length) {
+        const j = journal.get(keys[ji++]!)!;
+        if (!isTombstone(j)) await emit(j);
+      }
+      await drain();
+      const header = JSON.stringify({ bucketsync: FORMAT, v: VERSION, id: this.id, base: pos - HEADER_BYTES });
+      const headerBuf = Buffer.from(header.padEnd(HEADER_BYTES - 1, ' ') + '\n');
+      if (headerBuf.length !== HEADER_BYTES) throw new Error('cache header too long');
+      await out.write(headerBuf, 0, HEADER_BYTES, 0);
+      ok = true;
+    } finally {
+      await out.close();
+      if (!ok) await fs.rm(tmp, { force: true });
+    }
+    await fs.rename(tmp, this.file!);
+  }
+}
+
+/** Streams the valid, strictly increasing records of the base section. */
+async function* baseRecords(file: string, layout: FileLayout): AsyncGenerator<MetaRecord> {
+  if (layout.baseEnd <= layout.baseStart) return;
+  const stream = createReadStream(file, { start: layout.baseStart, end: layout.baseEnd - 1, encoding: 'utf8' });
+  const rl = createInterface({ input: stream, crlfDelay: Infinity });
+  let last: string | undefined;
+  try {
+    for await (const line of rl) {
+      const e = parseEntry(line);
+      if (!e || isTombstone(e)) continue;
+      // Out of order = damaged: stop trusting the rest (it will be rebuilt from listings).
+      if (last !== undefined && compareCodePoints(e.k, last) <= 0) return;
+      last = e.k;
+      yield e;
+    }
+  } catch {
+    // unreadable: treat the rest as absent
+  } finally {
+    rl.close();
+    stream.destroy();
+  }
+}
+
+/** Lookups for one listing, in ascending key order. */
+export class MetaScan {
+  private base: AsyncGenerator<MetaRecord> | undefined;
+  private current: MetaRecord | undefined;
+  private exhausted = false;
+
+  constructor(
+    file: string | null,
+    layout: FileLayout | undefined,
+    private readonly journal: Map<string, JournalEntry>,
+  ) {
+    if (file !== null && layout) this.base = baseRecords(file, layout);
+    else this.exhausted = true;
+  }
+
+  static empty(): MetaScan {
+    return new MetaScan(null, undefined, new Map());
+  }
+
+  /**
+   * The record for this object version, if the cache has one. Keys must be asked for in
+   * ascending order (a key lower than the previous one only consults the journal).
+   * `needsLastModified` is true when the record matched without a recorded LastModified.
+   */
+  async lookup(key: string, etag: string, size: number, lastModifiedMs: number | undefined): Promise<{ rec: MetaRecord; needsLastModified: boolean } | undefined> {
+    const fromBase = await this.advance(key);
+    const j = this.journal.get(key);
+    const candidates: MetaRecord[] = [];
+    if (j && !isTombstone(j)) candidates.push(j);
+    if (fromBase && !(j && isTombstone(j))) candidates.push(fromBase);
+    for (const rec of candidates) {
+      if (rec.e !== etag || rec.s !== size) continue;
+      if (rec.l !== undefined) {
+        if (lastModifiedMs === undefined || rec.l !== lastModifiedMs) continue;
+        return { rec, needsLastModified: false };
+      }
+      return { rec, needsLastModified: lastModifiedMs !== undefined };
+    }
+    return undefined;
+  }
+
+  private async advance(key: string): Promise<MetaRecord | undefined> {
+    while (!this.exhausted && (this.current === undefined || compareCodePoints(this.current.k, key) < 0)) {
+      const next = await this.base!.next();
+      if (next.done) {
+        this.exhausted = true;
+        this.current = undefined;
+        break;
+      }
+      this.current = next.value;
+    }
+    return this.current !== undefined && this.current.k === key ? this.current : undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.base) await this.base.return(undefined);
+    this.exhausted = true;
+  }
+}

@@ -1,0 +1,1149 @@
+/**
+ * The S3 store: a bucket + prefix as a `Store`.
+ *
+ * - list(): ListObjectsV2 pages under `prefix/` (path boundary enforced), user-metadata mtimes
+ *   from the persistent metadata cache, HEAD only for object versions it doesn't know;
+ * - write(): PutObject with Content-MD5 below `multipartThreshold`, else our own multipart
+ *   upload (bounded memory, Content-MD5 per part, abort on failure, HEAD + ETag check after);
+ * - conditional writes (If-None-Match / If-Match) → `StaleError` on 412;
+ * - remove(): HEAD-verify, then DeleteObjects in batches (DeleteObject fallback);
+ * - copy()/setMtime(): CopyObject (UploadPartCopy above 5 GiB) with REPLACE metadata.
+ */
+import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  UploadPartCommand,
+  UploadPartCopyCommand,
+  type CompletedPart,
+  type CreateBucketCommandInput,
+  type HeadObjectCommandOutput,
+  type ListObjectsV2CommandOutput,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import PQueue from 'p-queue';
+import type { S3Location } from '../../location/location.js';
+import { formatLocation } from '../../location/location.js';
+import type { FileEntry } from '../../types.js';
+import {
+  StaleError,
+  expectationHolds,
+  type Expectation,
+  type ListOptions,
+  type RemoveItem,
+  type RemoveResult,
+  type Store,
+  type StoreCapabilities,
+  type TransferSource,
+  type WriteOptions,
+} from '../store.js';
+import { createClient, resolveClientConfig, type CountedClient, type ResolvedClientConfig } from './client.js';
+import {
+  S3StoreError,
+  errorCode,
+  firstLine,
+  httpStatus,
+  isNotFound,
+  missingBucket,
+  operationError,
+  setupError,
+  type ErrorContext,
+} from './errors.js';
+import { assertSafePath, basename, compareCodePoints, encodeCopySource, guessContentType, unsafeRelativePath } from './keys.js';
+import { MetaCache, defaultCacheRoot, type MetaRecord, type MetaScan } from './meta-cache.js';
+import { formatMtime, parseMtime } from './mtime.js';
+import { openPartReader, partCount, readWhole, type PartReader } from './parts.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const MIN_PART = 5 * MiB;
+const MAX_PART = 5 * GiB;
+const MAX_PARTS = 10_000;
+
+export interface S3StoreOptions {
+  /** Custom endpoint URL (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS). */
+  endpoint?: string;
+  /** Region (else AWS_REGION / AWS_DEFAULT_REGION / the profile's; us-east-1 by default). */
+  region?: string;
+  /** AWS profile for credentials and region (else AWS_PROFILE / default). */
+  profile?: string;
+  /** Path-style addressing (default: true when a custom endpoint is set). */
+  pathStyle?: boolean;
+  /** Create the bucket when it does not exist. */
+  createBucket?: boolean;
+  /** Multipart part size (default 16 MiB, at least 5 MiB; grown to stay within 10,000 parts). */
+  partSize?: number;
+  /** Files of at least this size are uploaded in parts (default 16 MiB). */
+  multipartThreshold?: number;
+  /** Parts uploaded at once per file (default 4); also the number of part buffers in memory. */
+  partConcurrency?: number;
+  /** ListObjectsV2 MaxKeys (default 1000). */
+  listPageSize?: number;
+  /** Metadata cache directory (default <cache root>/s3-meta); null disables the cache. */
+  metaCacheDir?: string | null;
+  /** Where warnings go (unsafe keys, cache problems…); default: stderr. */
+  onWarning?: (m: string) => void;
+  /** SDK attempts per request (default: the SDK's, 3). */
+  maxAttempts?: number;
+  /** HEAD requests in flight while listing / checking deletes (default 32). */
+  headConcurrency?: number;
+  /** Copies of objects larger than this use UploadPartCopy (default 5 GiB, S3's CopyObject limit). */
+  copyMultipartThreshold?: number;
+  /** Part size of multipart copies (default 512 MiB, at least 5 MiB). */
+  copyPartSize?: number;
+}
+
+/** One object as a listing page shows it. */
+interface Listed {
+  rel: string;
+  key: string;
+  size: number;
+  etag: string;
+  lastModifiedMs: number | undefined;
+}
+
+interface Conditions {
+  IfMatch?: string;
+  IfNoneMatch?: string;
+}
+
+/** ETags with their double quotes, as listings and HEAD return them (CopyObject results lack them on RGW). */
+function quoteEtag(etag: string | undefined): string | undefined {
+  if (etag === undefined || etag === '') return undefined;
+  return etag.startsWith('"') || etag.startsWith('W/') ? etag : `"${etag}"`;
+}
+
+function xxhFromMetadata(meta: Record<string, string> | undefined): string | undefined {
+  const v = meta?.xxh128?.trim().toLowerCase();
+  return v && /^[0-9a-f]{32}$/.test(v) ? `xxh128:${v}` : undefined;
+}
+
+export class S3Store implements Store {
+  readonly kind = 's3';
+  readonly remote = true;
+  readonly display: string;
+  readonly capabilities: StoreCapabilities = {
+    serverSideCopy: true,
+    conditionalWrite: true,
+    contentHash: 'md5-etag',
+    setMtime: true,
+  };
+
+  private readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly prefix: string;
+  private readonly partSize: number;
+  private readonly multipartThreshold: number;
+  private readonly partConcurrency: number;
+  private readonly pageSize: number;
+  private readonly copyThreshold: number;
+  private readonly copyPartSize: number;
+  private readonly heads: PQueue;
+  private readonly warn: (m: string) => void;
+  private readonly ctx: ErrorContext;
+  /** Whether the prefix names one object (a single-file location); undefined until known. */
+  private singleFile: boolean | undefined;
+  private singleFileProbe: Promise<boolean> | undefined;
+  /** Set once the server turned out to compare If-Match without quotes (Ceph RGW). */
+  private unquotedIfMatch = false;
+  private closed = false;
+
+  constructor(
+    loc: S3Location,
+    private readonly cfg: ResolvedClientConfig,
+    private readonly counted: CountedClient,
+    private readonly cache: MetaCache,
+    opts: S3StoreOptions,
+  ) {
+    this.client = counted.client;
+    this.bucket = loc.bucket;
+    this.prefix = loc.prefix.replace(/^\/+|\/+$/g, '');
+    this.display = formatLocation({ ...loc, prefix: this.prefix });
+    this.partSize = clampPart(opts.partSize ?? 16 * MiB);
+    this.multipartThreshold = Math.max(1, opts.multipartThreshold ?? 16 * MiB);
+    this.partConcurrency = Math.max(1, Math.floor(opts.partConcurrency ?? 4));
+    this.pageSize = Math.min(1000, Math.max(1, Math.floor(opts.listPageSize ?? 1000)));
+    this.copyThreshold = Math.min(MAX_PART, opts.copyMultipartThreshold ?? MAX_PART);
+    this.copyPartSize = clampPart(opts.copyPartSize ?? 512 * MiB);
+    this.heads = new PQueue({ concurrency: Math.max(1, opts.headConcurrency ?? 32) });
+    this.warn = opts.onWarning ?? ((m) => process.stderr.write(`warning: ${m}\n`));
+    this.ctx = { endpoint: cfg.endpoint, region: cfg.region, bucket: loc.bucket, profile: cfg.profile };
+  }
+
+  /** Requests sent so far, per S3 operation (`ListObjectsV2`, `HeadObject`, `PutObject`…). */
+  requestCounts(): Record<string, number> {
+    return { ...this.counted.counts };
+  }
+
+  /** The underlying SDK client (for diagnostics and fault-injection tests). */
+  get sdkClient(): S3Client {
+    return this.client;
+  }
+
+  /** Endpoint, region and addressing in use. */
+  get connection(): Readonly<ResolvedClientConfig> {
+    return this.cfg;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // opening
+
+  /** Checks the bucket (HeadBucket), creating it when asked to. */
+  async checkBucket(create: boolean): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      return;
+    } catch (err) {
+      if (isNotFound(err) || errorCode(err) === 'NoSuchBucket') {
+        if (!create) throw missingBucket(this.ctx, err);
+        await this.createBucket();
+        return;
+      }
+      // HEAD responses have no body: a 403/400 doesn't say whether the key, the secret or the
+      // permissions are wrong. Ask again with a request whose error has a code.
+      const status = httpStatus(err);
+      if (status === 403 || status === 400 || status === 301) {
+        try {
+          await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, MaxKeys: 1 }));
+        } catch (err2) {
+          if (errorCode(err2) === 'NoSuchBucket') {
+            if (!create) throw missingBucket(this.ctx, err2);
+            await this.createBucket();
+            return;
+          }
+          throw setupError(err2, this.ctx) ?? this.unexpected('HeadBucket', err2);
+        }
+        return; // listing works: HEAD on buckets is just not allowed here
+      }
+      throw setupError(err, this.ctx) ?? this.unexpected('HeadBucket', err);
+    }
+  }
+
+  private async createBucket(): Promise<void> {
+    const input: CreateBucketCommandInput = { Bucket: this.bucket };
+    if (!this.cfg.endpoint && this.cfg.region !== 'us-east-1') {
+      input.CreateBucketConfiguration = { LocationConstraint: this.cfg.region as never };
+    }
+    try {
+      await this.client.send(new CreateBucketCommand(input));
+    } catch (err) {
+      if (errorCode(err) === 'BucketAlreadyOwnedByYou') return;
+      if (errorCode(err) === 'BucketAlreadyExists') {
+        throw new S3StoreError(
+          `Bucket name '${this.bucket}' is already taken by another account`,
+          'Bucket names are global; choose another name.',
+          2,
+          { cause: err },
+        );
+      }
+      throw setupError(err, this.ctx) ?? this.unexpected('CreateBucket', err);
+    }
+  }
+
+  private unexpected(op: string, err: unknown): S3StoreError {
+    const code = errorCode(err);
+    const msg = firstLine((err as Error | undefined)?.message ?? String(err));
+    return new S3StoreError(
+      `${op} on bucket '${this.bucket}' at ${this.cfg.endpoint ?? `AWS S3 (${this.cfg.region})`} failed: ${[code, httpStatus(err)].filter(Boolean).join(' ')}${msg && msg !== code && msg !== 'UnknownError' ? ` (${msg})` : ''}`,
+      undefined,
+      2,
+      { cause: err },
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // paths and keys
+
+  private what(key: string): string {
+    return `s3://${this.bucket}/${key}`;
+  }
+
+  /** The object key of a relative path (a single-file location maps its basename to the prefix). */
+  private async keyFor(rel: string): Promise<string> {
+    assertSafePath(rel);
+    if (!this.prefix) return rel;
+    if (rel === basename(this.prefix) && (await this.isSingleFile())) return this.prefix;
+    return `${this.prefix}/${rel}`;
+  }
+
+  /** Whether the prefix is one object with nothing below `prefix/` (found by list(), else asked). */
+  private async isSingleFile(): Promise<boolean> {
+    if (this.singleFile !== undefined) return this.singleFile;
+    this.singleFileProbe ??= this.probeSingleFile().finally(() => {
+      this.singleFileProbe = undefined;
+    });
+    return this.singleFileProbe;
+  }
+
+  private async probeSingleFile(): Promise<boolean> {
+    const head = await this.headObject(this.prefix);
+    if (!head) {
+      this.singleFile = false;
+      return false;
+    }
+    const below = await this.send('ListObjectsV2', this.prefix, () =>
+      this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.prefix}/`, MaxKeys: 1 })),
+    );
+    this.singleFile = (below.KeyCount ?? below.Contents?.length ?? 0) === 0;
+    return this.singleFile;
+  }
+
+  private async send<T>(op: string, key: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw operationError(err, op, this.what(key), this.ctx);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // listing
+
+  async *list(opts: ListOptions = {}): AsyncIterable<FileEntry[]> {
+    const warn = opts.onWarning ?? this.warn;
+    // Every request in flight listens on the signal: one linked signal that may have many.
+    const linked = new AbortController();
+    setMaxListeners(0, linked.signal);
+    const onAbort = (): void => linked.abort(opts.signal?.reason);
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const signal = linked.signal;
+    const scan = await this.cache.openScan();
+    // Page N's HEADs run while page N+1 is fetched; batches come out in listing order.
+    let inFlight: Promise<FileEntry[]> | undefined;
+    try {
+      for await (const page of this.listedPages(warn, signal)) {
+        const found = await this.lookupPage(page, scan);
+        const resolving = this.headMisses(page, found, signal);
+        resolving.catch(() => undefined); // awaited below; avoid an unhandled rejection meanwhile
+        if (inFlight) {
+          const batch = await inFlight;
+          if (batch.length > 0) yield batch;
+        }
+        inFlight = resolving;
+      }
+      if (inFlight) {
+        const batch = await inFlight;
+        inFlight = undefined;
+        if (batch.length > 0) yield batch;
+      }
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (inFlight) {
+        linked.abort(); // the consumer stopped early: don't wait for HEADs nobody will read
+        await inFlight.catch(() => undefined);
+      }
+      await scan.close();
+      await this.cache.flush();
+    }
+  }
+
+  /**
+   * Listing pages reduced to the files of this location, in order. With a prefix P, the first
+   * request lists `P` (not `P/`) so the object `P` itself — a single-file location — comes
+   * with the first page at no extra cost; siblings such as `P.txt` or `Pmarine` are dropped
+   * (path boundary), and the listing stops at the first key past the `P/` block. If the first
+   * page holds nothing but siblings sorting before `P/`, it restarts with the exact `P/`.
+   */
+  private async *listedPages(warn: (m: string) => void, signal: AbortSignal | undefined): AsyncGenerator<Listed[]> {
+    const P = this.prefix;
+    const dirPrefix = P ? `${P}/` : '';
+    let listPrefix = P;
+    let token: string | undefined;
+    let single: Listed | undefined;
+    let sawDir = false;
+    let lastRel: string | undefined;
+    let firstPage = true;
+
+    for (;;) {
+      const res: ListObjectsV2CommandOutput = await this.send('ListObjectsV2', dirPrefix || '(bucket root)', () =>
+        this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: listPrefix || undefined,
+            MaxKeys: this.pageSize,
+            ContinuationToken: token,
+            EncodingType: 'url',
+          }),
+          { abortSignal: signal },
+        ),
+      );
+      if (res.EncodingType !== undefined && res.EncodingType !== 'url') {
+        throw new S3StoreError(`ListObjectsV2 returned unexpected EncodingType '${res.EncodingType}'`);
+      }
+      const urlEncoded = res.EncodingType === 'url';
+      const out: Listed[] = [];
+      let pastBlock = false;
+      for (const obj of res.Contents ?? []) {
+        if (obj.Key === undefined) continue;
+        const key = urlEncoded ? decodeKey(obj.Key) : obj.Key;
+        const size = obj.Size ?? 0;
+        const etag = quoteEtag(obj.ETag) ?? '';
+        const lastModifiedMs = obj.LastModified?.getTime();
+        if (P && key === P) {
+          single = { rel: basename(P), key, size, etag, lastModifiedMs };
+          continue;
+        }
+        if (!key.startsWith(dirPrefix)) {
+          if (compareCodePoints(key, dirPrefix) > 0) {
+            pastBlock = true;
+            break;
+          }
+          continue; // a sibling sorting before `P/` (P-1, P.txt…)
+        }
+        const rel = key.slice(dirPrefix.length);
+        if (!sawDir) {
+          sawDir = true;
+          if (single) {
+            warn(
+              `S3 object '${single.key}' has the same name as the folder ${this.display}/ and is not part of the listing (the folder's contents are)`,
+            );
+            single = undefined;
+          }
+        }
+        if (rel.endsWith('/') && size === 0) continue; // directory marker
+        const why = unsafeRelativePath(rel);
+        if (why !== undefined) {
+          warn(`Skipping S3 object '${key}': its path ${why}`);
+          continue;
+        }
+        if (lastRel !== undefined && compareCodePoints(rel, lastRel) <= 0) {
+          warn(`S3 listing out of order: '${rel}' came after '${lastRel}'`);
+        }
+        lastRel = rel;
+        out.push({ rel, key, size, etag, lastModifiedMs });
+      }
+      if (out.length > 0) yield out;
+      if (pastBlock || !res.IsTruncated) break;
+      if (!res.NextContinuationToken) throw new S3StoreError(`ListObjectsV2 on ${this.display} is truncated but has no continuation token`);
+      if (firstPage && P && !sawDir && listPrefix === P) {
+        // Only siblings so far: stop wading through them, list `P/` itself.
+        listPrefix = dirPrefix;
+        token = undefined;
+      } else {
+        token = res.NextContinuationToken;
+      }
+      firstPage = false;
+    }
+
+    if (P) this.singleFile = single !== undefined && !sawDir;
+    if (single && !sawDir) yield [single];
+  }
+
+  /**
+   * Cache lookups for one page (must run page after page, in key order: the cache streams its
+   * sorted base alongside the listing). Returns the entries found and the indexes still unknown.
+   */
+  private async lookupPage(page: Listed[], scan: MetaScan): Promise<{ entries: (FileEntry | undefined)[]; misses: number[] }> {
+    const entries: (FileEntry | undefined)[] = [];
+    const misses: number[] = [];
+    for (let i = 0; i < page.length; i++) {
+      const o = page[i]!;
+      const hit = await scan.lookup(o.key, o.etag, o.size, o.lastModifiedMs);
+      if (hit) {
+        const entry: FileEntry = { path: o.rel, size: o.size, mtimeMs: hit.rec.m, etag: o.etag };
+        if (hit.rec.h) entry.hash = hit.rec.h;
+        entries.push(entry);
+        if (hit.needsLastModified) this.cache.put({ ...hit.rec, l: o.lastModifiedMs });
+      } else {
+        entries.push(undefined);
+        misses.push(i);
+      }
+    }
+    return { entries, misses };
+  }
+
+  /** HEADs the objects the cache didn't know (concurrently, ~32 in flight); keeps page order. */
+  private async headMisses(
+    page: Listed[],
+    found: { entries: (FileEntry | undefined)[]; misses: number[] },
+    signal: AbortSignal | undefined,
+  ): Promise<FileEntry[]> {
+    const { entries, misses } = found;
+    if (misses.length > 0) {
+      await Promise.all(
+        misses.map((i) =>
+          this.heads.add(async () => {
+            const o = page[i]!;
+            const head = await this.headObject(o.key, signal);
+            if (!head) return; // deleted since it was listed
+            const entry = this.entryFromHead(o.rel, head, o);
+            entries[i] = entry;
+            const rec: MetaRecord = { k: o.key, e: entry.etag ?? '', s: entry.size, m: entry.mtimeMs };
+            if (entry.etag === o.etag && o.lastModifiedMs !== undefined) rec.l = o.lastModifiedMs;
+            if (entry.hash) rec.h = entry.hash;
+            if (rec.e) this.cache.put(rec);
+          }),
+        ),
+      );
+    }
+    return entries.filter((e): e is FileEntry => e !== undefined);
+  }
+
+  private entryFromHead(rel: string, head: HeadObjectCommandOutput, listed?: Listed): FileEntry {
+    const etag = quoteEtag(head.ETag) ?? listed?.etag ?? '';
+    const size = head.ContentLength ?? listed?.size ?? 0;
+    // Listing LastModified has ms precision, HEAD's only seconds: prefer the listing's when it
+    // is the same version.
+    const lastModified = listed && listed.etag === etag && listed.lastModifiedMs !== undefined ? listed.lastModifiedMs : head.LastModified?.getTime();
+    const mtimeMs = parseMtime(head.Metadata?.mtime) ?? lastModified ?? 0;
+    const entry: FileEntry = { path: rel, size, mtimeMs };
+    if (etag) entry.etag = etag;
+    const h = xxhFromMetadata(head.Metadata);
+    if (h) entry.hash = h;
+    return entry;
+  }
+
+  /**
+   * Whether an expectation holds for the object a HEAD describes. Without a stored mtime the
+   * mtime is LastModified, which a listing gives in ms but a HEAD only in whole seconds: a
+   * planned mtime from a listing then matches when it falls in that second.
+   */
+  private holds(expect: Expectation, head: HeadObjectCommandOutput): boolean {
+    const entry = this.entryFromHead('', head);
+    const lm = head.LastModified?.getTime();
+    if (
+      expect.kind === 'version' &&
+      expect.mtimeMs !== undefined &&
+      parseMtime(head.Metadata?.mtime) === undefined &&
+      lm !== undefined &&
+      Math.floor(expect.mtimeMs / 1000) * 1000 === lm
+    ) {
+      entry.mtimeMs = expect.mtimeMs;
+    }
+    return expectationHolds(expect, entry);
+  }
+
+  private async headObject(key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {
+    try {
+      return await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw operationError(err, 'HeadObject', this.what(key), this.ctx);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // reading
+
+  async stat(rel: string): Promise<FileEntry | undefined> {
+    const key = await this.keyFor(rel);
+    const head = await this.headObject(key);
+    return head ? this.entryFromHead(rel, head) : undefined;
+  }
+
+  async read(rel: string, range?: { start: number; end: number }): Promise<Readable> {
+    const key = await this.keyFor(rel);
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
+      );
+      if (!res.Body) throw new S3StoreError(`GetObject ${this.what(key)} returned no body`);
+      return res.Body as Readable;
+    } catch (err) {
+      if (isNotFound(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
+      throw operationError(err, 'GetObject', this.what(key), this.ctx);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // writing
+
+  /**
+   * The conditional headers for an expectation. A 'version' without an ETag is checked with a
+   * HEAD now (size/mtime) and then pinned to the ETag that HEAD saw.
+   */
+  private async conditions(key: string, expect: Expectation, signal?: AbortSignal): Promise<Conditions> {
+    if (expect.kind === 'any') return {};
+    if (expect.kind === 'absent') return { IfNoneMatch: '*' };
+    if (expect.etag) return { IfMatch: quoteEtag(expect.etag)! };
+    const head = await this.headObject(key, signal);
+    if (!head) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made); left untouched`);
+    if (!this.holds(expect, head)) {
+      throw new StaleError(`${this.what(key)} changed since the plan was made; left untouched`);
+    }
+    return head.ETag ? { IfMatch: head.ETag } : {};
+  }
+
+  /** Conditions as sent: RGW compares If-Match against the bare ETag, so a quoted one never matches. */
+  private wire(cond: Conditions): Conditions {
+    if (!cond.IfMatch || !this.unquotedIfMatch) return cond;
+    return { ...cond, IfMatch: cond.IfMatch.replace(/^"|"$/g, '') };
+  }
+
+  /**
+   * Runs a conditional request; when an If-Match precondition fails although a HEAD shows the
+   * expected ETag, the server wants the ETag without quotes: learn that and try once more.
+   */
+  private async conditional<T>(key: string, cond: Conditions, fn: (c: Conditions) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.wire(cond));
+    } catch (err) {
+      if (!(err instanceof StaleError) || !cond.IfMatch || this.unquotedIfMatch) throw err;
+      const head = await this.headObject(key);
+      if (!head || quoteEtag(head.ETag) !== quoteEtag(cond.IfMatch)) throw err;
+      this.unquotedIfMatch = true;
+      return fn(this.wire(cond));
+    }
+  }
+
+  /**
+   * Checks conditions with a HEAD, for operations where the server may not enforce them
+   * (Ceph RGW ignores If-Match / If-None-Match on CopyObject and CompleteMultipartUpload).
+   */
+  private async verifyConditions(key: string, cond: Conditions, signal?: AbortSignal): Promise<void> {
+    if (!cond.IfMatch && !cond.IfNoneMatch) return;
+    const head = await this.headObject(key, signal);
+    if (cond.IfNoneMatch && head) {
+      throw new StaleError(`${this.what(key)} appeared since the plan was made (it was expected to be absent); left untouched`);
+    }
+    if (cond.IfMatch) {
+      if (!head) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made); left untouched`);
+      if (quoteEtag(head.ETag) !== quoteEtag(cond.IfMatch)) {
+        throw new StaleError(`${this.what(key)} changed since the plan was made (ETag ${head.ETag}, expected ${cond.IfMatch}); left untouched`);
+      }
+    }
+  }
+
+  async write(rel: string, source: TransferSource, opts: WriteOptions): Promise<void> {
+    this.assertOpen();
+    const key = await this.keyFor(rel);
+    const cond = await this.conditions(key, opts.expect, opts.signal);
+    const metadata: Record<string, string> = { mtime: formatMtime(opts.mtimeMs) };
+    const hash = source.hash?.startsWith('xxh128:') ? source.hash.slice('xxh128:'.length).toLowerCase() : undefined;
+    if (hash && /^[0-9a-f]{32}$/.test(hash)) metadata.xxh128 = hash;
+    const contentType = guessContentType(key);
+    const record: Omit<MetaRecord, 'e'> = { k: key, s: source.size, m: opts.mtimeMs };
+    if (metadata.xxh128) record.h = `xxh128:${metadata.xxh128}`;
+
+    if (source.size < this.multipartThreshold || source.size === 0) {
+      let body: Buffer;
+      try {
+        body = await readWhole(source, rel);
+      } catch (err) {
+        throw this.sourceError(err, rel);
+      }
+      const md5 = createHash('md5').update(body).digest();
+      const res = await this.conditional(key, cond, (c) =>
+        this.send('PutObject', key, () =>
+          this.client.send(
+            new PutObjectCommand({
+              Bucket: this.bucket,
+              Key: key,
+              Body: body,
+              ContentLength: body.length,
+              ContentMD5: md5.toString('base64'),
+              ContentType: contentType,
+              Metadata: metadata,
+              ...c,
+            }),
+            { abortSignal: opts.signal },
+          ),
+        ),
+      );
+      this.cache.put({ ...record, e: quoteEtag(res.ETag) ?? `"${md5.toString('hex')}"` });
+      return;
+    }
+    const etag = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal);
+    this.cache.put({ ...record, e: etag });
+  }
+
+  private sourceError(err: unknown, rel: string): Error {
+    if (err instanceof S3StoreError || err instanceof StaleError) return err;
+    if ((err as Error).name === 'SourceChangedError') return new StaleError((err as Error).message);
+    return new S3StoreError(`Reading the source of ${rel} failed: ${(err as Error).message ?? String(err)}`, undefined, 1, { cause: err });
+  }
+
+  /** Multipart upload; returns the verified ETag. Never leaves the upload dangling. */
+  private async multipartUpload(
+    key: string,
+    rel: string,
+    source: TransferSource,
+    metadata: Record<string, string>,
+    contentType: string,
+    cond: Conditions,
+    signal: AbortSignal | undefined,
+  ): Promise<string> {
+    const size = source.size;
+    let partSize = this.partSize;
+    if (partCount(size, partSize) > MAX_PARTS) partSize = Math.ceil(size / MAX_PARTS / MiB) * MiB;
+    if (partSize > MAX_PART) throw new S3StoreError(`${rel} is too large for S3 (${size} bytes)`);
+    // Fail fast before moving gigabytes when the destination already changed.
+    await this.verifyConditions(key, cond, signal);
+
+    let reader: PartReader;
+    try {
+      reader = await openPartReader(source, partSize, rel);
+    } catch (err) {
+      throw this.sourceError(err, rel);
+    }
+    let uploadId: string | undefined;
+    try {
+      const created = await this.send('CreateMultipartUpload', key, () =>
+        this.client.send(
+          new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType, Metadata: metadata }),
+          { abortSignal: signal },
+        ),
+      );
+      uploadId = created.UploadId;
+      if (!uploadId) throw new S3StoreError(`CreateMultipartUpload ${this.what(key)} returned no UploadId`);
+    } catch (err) {
+      await reader.close().catch(() => undefined);
+      throw err;
+    }
+
+    const n = reader.count;
+    const parts: CompletedPart[] = new Array(n);
+    const md5s: Buffer[] = new Array(n);
+    const abort = new AbortController();
+    setMaxListeners(0, abort.signal);
+    const onAbort = (): void => abort.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let failure: unknown;
+    const worker = async (): Promise<void> => {
+      while (failure === undefined && !abort.signal.aborted) {
+        let part;
+        try {
+          part = await reader.next();
+        } catch (err) {
+          throw this.sourceError(err, rel);
+        }
+        if (!part) return;
+        const md5 = createHash('md5').update(part.data).digest();
+        md5s[part.number - 1] = md5;
+        const res = await this.send('UploadPart', key, () =>
+          this.client.send(
+            new UploadPartCommand({
+              Bucket: this.bucket,
+              Key: key,
+              UploadId: uploadId,
+              PartNumber: part.number,
+              Body: part.data,
+              ContentLength: part.data.length,
+              ContentMD5: md5.toString('base64'),
+            }),
+            { abortSignal: abort.signal },
+          ),
+        );
+        if (!res.ETag) throw new S3StoreError(`UploadPart ${part.number} of ${this.what(key)} returned no ETag`);
+        parts[part.number - 1] = { PartNumber: part.number, ETag: res.ETag };
+      }
+    };
+
+    try {
+      const workers = Array.from({ length: Math.min(this.partConcurrency, n) }, () =>
+        worker().catch((err: unknown) => {
+          failure ??= err;
+          abort.abort(err);
+        }),
+      );
+      await Promise.all(workers);
+      if (failure === undefined && signal?.aborted) failure = signal.reason ?? new Error('aborted');
+      if (failure !== undefined) throw failure;
+
+      await this.verifyConditions(key, cond, signal);
+      await this.send('CompleteMultipartUpload', key, () =>
+        this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+            ...this.wire(cond),
+          }),
+          { abortSignal: signal },
+        ),
+      );
+    } catch (err) {
+      const abortErr = await this.abortUpload(key, uploadId);
+      if (abortErr) {
+        const base = err instanceof Error ? err.message : String(err);
+        throw new S3StoreError(
+          `${base}; aborting the multipart upload also failed (${abortErr})`,
+          `Remove it with: aws s3api abort-multipart-upload --bucket ${this.bucket} --key '${key}' --upload-id ${uploadId}`,
+          1,
+          { cause: err },
+        );
+      }
+      throw err;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      await reader.close().catch(() => undefined);
+    }
+
+    // The CompleteMultipartUpload ETag can't be trusted (RGW returns it empty): HEAD and compare.
+    const expected = `"${createHash('md5').update(Buffer.concat(md5s)).digest('hex')}-${n}"`;
+    const head = await this.headObject(key);
+    if (!head) throw new S3StoreError(`${this.what(key)} is missing right after its multipart upload completed`);
+    if (head.ContentLength !== size || quoteEtag(head.ETag) !== expected) {
+      throw new S3StoreError(
+        `${this.what(key)} does not match what was uploaded (size ${head.ContentLength}, ETag ${head.ETag}; expected ${size}, ${expected})`,
+      );
+    }
+    return expected;
+  }
+
+  private async abortUpload(key: string, uploadId: string): Promise<string | undefined> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }));
+      return undefined;
+    } catch (err) {
+      if (isNotFound(err) || errorCode(err) === 'NoSuchUpload') return undefined;
+      return `${errorCode(err) || 'error'}: ${firstLine((err as Error).message ?? String(err))}`;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // server-side copy and mtime updates
+
+  async copy(from: string, to: string, opts: WriteOptions): Promise<void> {
+    this.assertOpen();
+    const srcKey = await this.keyFor(from);
+    const dstKey = await this.keyFor(to);
+    const src = await this.headObject(srcKey, opts.signal);
+    if (!src) throw new StaleError(`Copy source ${this.what(srcKey)} no longer exists; ${this.what(dstKey)} left untouched`);
+    const cond = await this.conditions(dstKey, opts.expect, opts.signal);
+    if (opts.expect.kind === 'absent' || (opts.expect.kind === 'version' && opts.expect.etag)) {
+      await this.verifyConditions(dstKey, cond, opts.signal);
+    }
+    await this.copyObject(srcKey, src, dstKey, opts.mtimeMs, cond, opts.signal);
+  }
+
+  async setMtime(rel: string, mtimeMs: number, expect: Expectation): Promise<void> {
+    this.assertOpen();
+    const key = await this.keyFor(rel);
+    const head = await this.headObject(key);
+    if (!head) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made); left untouched`);
+    if (expect.kind === 'absent' || !this.holds(expect, head)) {
+      throw new StaleError(`${this.what(key)} changed since the plan was made; its mtime was left untouched`);
+    }
+    await this.copyObject(key, head, key, mtimeMs, head.ETag ? { IfMatch: head.ETag } : {}, undefined);
+  }
+
+  /** CopyObject (or UploadPartCopy above the copy threshold) with REPLACE metadata. */
+  private async copyObject(
+    srcKey: string,
+    src: HeadObjectCommandOutput,
+    dstKey: string,
+    mtimeMs: number,
+    cond: Conditions,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const size = src.ContentLength ?? 0;
+    const metadata: Record<string, string> = { ...(src.Metadata ?? {}), mtime: formatMtime(mtimeMs) };
+    const headers = {
+      ContentType: src.ContentType,
+      ContentEncoding: src.ContentEncoding,
+      ContentDisposition: src.ContentDisposition,
+      ContentLanguage: src.ContentLanguage,
+      CacheControl: src.CacheControl,
+    };
+    const srcEtag = quoteEtag(src.ETag);
+    const record: Omit<MetaRecord, 'e'> = { k: dstKey, s: size, m: mtimeMs };
+    const h = xxhFromMetadata(src.Metadata);
+    if (h) record.h = h;
+
+    if (size <= this.copyThreshold) {
+      const res = await this.conditional(dstKey, cond, (c) =>
+        this.send('CopyObject', dstKey, () =>
+          this.client.send(
+            new CopyObjectCommand({
+              Bucket: this.bucket,
+              Key: dstKey,
+              CopySource: encodeCopySource(this.bucket, srcKey),
+              CopySourceIfMatch: srcEtag,
+              MetadataDirective: 'REPLACE',
+              Metadata: metadata,
+              ...headers,
+              ...c,
+            }),
+            { abortSignal: signal },
+          ),
+        ),
+      );
+      const etag = quoteEtag(res.CopyObjectResult?.ETag);
+      if (etag) {
+        const rec: MetaRecord = { ...record, e: etag };
+        // Both the listing and the copy result carry LastModified with ms precision on RGW/AWS.
+        const lm = res.CopyObjectResult?.LastModified?.getTime();
+        if (lm !== undefined && lm % 1000 !== 0) rec.l = lm;
+        this.cache.put(rec);
+      }
+      return;
+    }
+
+    // Multipart copy.
+    let partSize = this.copyPartSize;
+    if (partCount(size, partSize) > MAX_PARTS) partSize = Math.ceil(size / MAX_PARTS / MiB) * MiB;
+    const n = partCount(size, partSize);
+    const created = await this.send('CreateMultipartUpload', dstKey, () =>
+      this.client.send(
+        new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dstKey, Metadata: metadata, ...headers }),
+        { abortSignal: signal },
+      ),
+    );
+    const uploadId = created.UploadId;
+    if (!uploadId) throw new S3StoreError(`CreateMultipartUpload ${this.what(dstKey)} returned no UploadId`);
+    const parts: CompletedPart[] = new Array(n);
+    const partEtags: string[] = new Array(n);
+    const queue = new PQueue({ concurrency: this.partConcurrency });
+    const abort = new AbortController();
+    setMaxListeners(0, abort.signal);
+    try {
+      await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          queue.add(async () => {
+            if (abort.signal.aborted) return;
+            const start = i * partSize;
+            const end = Math.min(size, start + partSize) - 1;
+            try {
+              const res = await this.send('UploadPartCopy', dstKey, () =>
+                this.client.send(
+                  new UploadPartCopyCommand({
+                    Bucket: this.bucket,
+                    Key: dstKey,
+                    UploadId: uploadId,
+                    PartNumber: i + 1,
+                    CopySource: encodeCopySource(this.bucket, srcKey),
+                    CopySourceRange: `bytes=${start}-${end}`,
+                    CopySourceIfMatch: srcEtag,
+                  }),
+                  { abortSignal: abort.signal },
+                ),
+              );
+              const etag = res.CopyPartResult?.ETag;
+              if (!etag) throw new S3StoreError(`UploadPartCopy ${i + 1} of ${this.what(dstKey)} returned no ETag`);
+              parts[i] = { PartNumber: i + 1, ETag: quoteEtag(etag) };
+              partEtags[i] = etag.replace(/"/g, '');
+            } catch (err) {
+              abort.abort(err);
+              throw err;
+            }
+          }),
+        ),
+      );
+      await this.verifyConditions(dstKey, cond, signal);
+      await this.send('CompleteMultipartUpload', dstKey, () =>
+        this.client.send(
+          new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dstKey, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...this.wire(cond) }),
+          { abortSignal: signal },
+        ),
+      );
+    } catch (err) {
+      queue.clear();
+      await queue.onIdle();
+      const abortErr = await this.abortUpload(dstKey, uploadId);
+      if (abortErr) {
+        throw new S3StoreError(
+          `${(err as Error).message}; aborting the multipart copy also failed (${abortErr})`,
+          `Remove it with: aws s3api abort-multipart-upload --bucket ${this.bucket} --key '${dstKey}' --upload-id ${uploadId}`,
+          1,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    const head = await this.headObject(dstKey);
+    if (!head || head.ContentLength !== size) {
+      throw new S3StoreError(`${this.what(dstKey)} does not match its copy source after a multipart copy (size ${head?.ContentLength}, expected ${size})`);
+    }
+    let expected: string | undefined;
+    if (partEtags.every((e) => /^[0-9a-f]{32}$/.test(e))) {
+      const digest = createHash('md5').update(Buffer.concat(partEtags.map((e) => Buffer.from(e, 'hex')))).digest('hex');
+      expected = `"${digest}-${n}"`;
+      if (quoteEtag(head.ETag) !== expected) {
+        throw new S3StoreError(`${this.what(dstKey)} has ETag ${head.ETag} after a multipart copy, expected ${expected}`);
+      }
+    }
+    const etag = quoteEtag(head.ETag);
+    if (etag) this.cache.put({ ...record, e: etag });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // deleting
+
+  async remove(items: RemoveItem[]): Promise<RemoveResult[]> {
+    this.assertOpen();
+    const results: RemoveResult[] = items.map((it) => ({ path: it.path, ok: false }));
+    const toDelete: { index: number; key: string }[] = [];
+
+    // 1. Verify every expectation (HEAD, concurrently).
+    await Promise.all(
+      items.map((item, index) =>
+        this.heads.add(async () => {
+          const r = results[index]!;
+          let key: string;
+          try {
+            key = await this.keyFor(item.path);
+          } catch (err) {
+            r.error = (err as Error).message;
+            return;
+          }
+          if (item.expect.kind === 'any') {
+            toDelete.push({ index, key });
+            return;
+          }
+          let head: HeadObjectCommandOutput | undefined;
+          try {
+            head = await this.headObject(key);
+          } catch (err) {
+            r.error = (err as Error).message;
+            return;
+          }
+          if (item.expect.kind === 'absent') {
+            if (head) {
+              r.stale = true;
+              r.error = `${this.what(key)} exists but was expected to be absent; left untouched`;
+            } else r.ok = true;
+            return;
+          }
+          if (!head) {
+            r.stale = true;
+            r.error = `${this.what(key)} vanished since the plan was made`;
+            return;
+          }
+          if (!this.holds(item.expect, head)) {
+            r.stale = true;
+            r.error = `${this.what(key)} changed since the plan was made; left untouched`;
+            return;
+          }
+          toDelete.push({ index, key });
+        }),
+      ),
+    );
+    toDelete.sort((a, b) => a.index - b.index);
+
+    // 2. DeleteObjects in batches of 1000, falling back to DeleteObject when it's rejected.
+    let batchRejected = false;
+    for (let i = 0; i < toDelete.length; i += 1000) {
+      const batch = toDelete.slice(i, i + 1000);
+      if (!batchRejected) {
+        try {
+          const res = await this.client.send(
+            new DeleteObjectsCommand({
+              Bucket: this.bucket,
+              Delete: { Objects: batch.map((b) => ({ Key: b.key })), Quiet: true },
+            }),
+          );
+          const errors = new Map<string, string>();
+          for (const e of res.Errors ?? []) {
+            if (e.Key !== undefined) errors.set(e.Key, `${e.Code ?? 'Error'}${e.Message ? `: ${e.Message}` : ''}`);
+          }
+          for (const b of batch) {
+            const r = results[b.index]!;
+            const err = errors.get(b.key);
+            if (err === undefined) {
+              r.ok = true;
+              this.cache.forget(b.key);
+            } else r.error = `DeleteObjects ${this.what(b.key)} failed: ${err}`;
+          }
+          continue;
+        } catch (err) {
+          if (!deleteObjectsUnsupported(err)) {
+            const e = operationError(err, 'DeleteObjects', `${batch.length} object(s) in ${this.display}`, this.ctx);
+            for (const b of batch) results[b.index]!.error = e.message;
+            continue;
+          }
+          batchRejected = true;
+          this.warn(
+            `DeleteObjects is not supported by ${this.cfg.endpoint ?? 'this endpoint'} (${[errorCode(err), httpStatus(err)].filter(Boolean).join(' ')}); deleting one object at a time`,
+          );
+        }
+      }
+      await Promise.all(
+        batch.map((b) =>
+          this.heads.add(async () => {
+            const r = results[b.index]!;
+            try {
+              await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: b.key }));
+              r.ok = true;
+              this.cache.forget(b.key);
+            } catch (err) {
+              r.error = operationError(err, 'DeleteObject', this.what(b.key), this.ctx).message;
+            }
+          }),
+        ),
+      );
+    }
+    return results;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error(`S3 store ${this.display} is closed`);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.heads.onIdle();
+    await this.cache.close();
+    this.counted.destroy();
+  }
+}
+
+/** Whether DeleteObjects itself was refused (so single DeleteObject calls may still work). */
+function deleteObjectsUnsupported(err: unknown): boolean {
+  const code = errorCode(err);
+  const status = httpStatus(err);
+  return (
+    code === 'NotImplemented' ||
+    code === 'MethodNotAllowed' ||
+    code === 'InvalidRequest' ||
+    code === 'InvalidArgument' ||
+    code === 'MissingContentMD5' ||
+    code === 'MalformedXML' ||
+    code === 'InvalidDigest' ||
+    code === 'BadDigest' ||
+    code === 'XAmzContentSHA256Mismatch' ||
+    status === 501 ||
+    status === 405 ||
+    // any other refusal of the request as a whole (RGW answers a body it can't parse with a bare
+    // 400); single DeleteObject calls report their own errors if the problem is elsewhere
+    status === 400
+  );
+}
+
+function clampPart(n: number): number {
+  return Math.min(MAX_PART, Math.max(MIN_PART, Math.floor(n)));
+}
+
+/** Keys from a listing with `EncodingType=url` (AWS writes spaces as `+`, RGW as `%20`). */
+function decodeKey(k: string): string {
+  try {
+    return decodeURIComponent(k.replace(/\+/g, ' '));
+  } catch {
+    return k;
+  }
+}
+
+/** Opens an S3 location: resolves the client configuration, checks (or creates) the bucket. */
+export async function openS3Store(loc: S3Location, opts: S3StoreOptions = {}): Promise<S3Store> {
+  const cfg = await resolveClientConfig(opts);
+  const counted = createClient(cfg, opts);
+  const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
+  const cacheDir = opts.metaCacheDir === null ? null : (opts.metaCacheDir ?? path.join(defaultCacheRoot(), 's3-meta'));
+  const cache = MetaCache.open(cacheDir, cfg.endpoint ?? 'aws', loc.bucket, warn);
+  const store = new S3Store(loc, cfg, counted, cache, { ...opts, onWarning: warn });
+  try {
+    await store.checkBucket(opts.createBucket ?? false);
+  } catch (err) {
+    counted.destroy();
+    throw err;
+  }
+  return store;
+}
