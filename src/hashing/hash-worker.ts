@@ -1,0 +1,66 @@
+/**
+ * Worker-thread side of {@link HashPool}: hashes the files it is sent with `hashFile` and
+ * posts back one result or error per job. Loaded from the compiled `dist/hashing/hash-worker.js`.
+ */
+import { parentPort } from 'node:worker_threads';
+import { defaultBackend, hashFile, hashFileSync, SYNC_HASH_MAX, type FileIdentity, type HashFileResult } from './xxh128.js';
+
+export type WorkerRequest =
+  | { type: 'hash'; id: number; path: string; sizeHint: number | undefined; expect: FileIdentity | undefined }
+  | { type: 'cancel'; id: number };
+
+export type WorkerResponse =
+  | { id: number; ok: true; hash: string; size: number; mtimeNs: bigint; dev: bigint; ino: bigint }
+  | { id: number; ok: false; error: SerializedError };
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  code?: string;
+  path?: string;
+  detail?: string;
+  stack?: string;
+}
+
+export function serializeError(err: unknown): SerializedError {
+  if (err instanceof Error) {
+    const e = err as Error & { code?: unknown; path?: unknown; detail?: unknown };
+    const out: SerializedError = { name: e.name, message: e.message };
+    if (typeof e.code === 'string') out.code = e.code;
+    if (typeof e.path === 'string') out.path = e.path;
+    if (typeof e.detail === 'string') out.detail = e.detail;
+    if (e.stack) out.stack = e.stack;
+    return out;
+  }
+  return { name: 'Error', message: String(err) };
+}
+
+const port = parentPort;
+if (port) {
+  const running = new Map<number, AbortController>();
+  port.on('message', (msg: WorkerRequest) => {
+    if (msg.type === 'cancel') {
+      running.get(msg.id)?.abort();
+      return;
+    }
+    const ac = new AbortController();
+    running.set(msg.id, ac);
+    const small = msg.sizeHint !== undefined && msg.sizeHint < SYNC_HASH_MAX;
+    const expect = msg.expect ? { expect: msg.expect } : {};
+    const work: Promise<HashFileResult> = small
+      ? defaultBackend().then(() => hashFileSync(msg.path, expect))
+      : hashFile(msg.path, { signal: ac.signal, ...expect });
+    work.then(
+      (r) => {
+        running.delete(msg.id);
+        const res: WorkerResponse = { id: msg.id, ok: true, hash: r.hash, size: r.size, mtimeNs: r.mtimeNs, dev: r.dev, ino: r.ino };
+        port.postMessage(res);
+      },
+      (err: unknown) => {
+        running.delete(msg.id);
+        const res: WorkerResponse = { id: msg.id, ok: false, error: serializeError(err) };
+        port.postMessage(res);
+      },
+    );
+  });
+}

@@ -1,0 +1,316 @@
+/**
+ * A small worker_threads pool that hashes files off the main thread, so the CLI (progress
+ * bars, signal handling, network I/O) stays responsive while gigabytes are hashed.
+ *
+ * Worker script: `new URL('./hash-worker.js', import.meta.url)`, i.e. the compiled sibling
+ * in `dist/hashing/`. Under vitest this module runs from `src/hashing/pool.ts`, where no
+ * `.js` sibling exists and Node 20 cannot run a `.ts` worker; rather than point at a
+ * possibly stale `dist/` from the sources, the pool then runs in **inline mode**: same API,
+ * same `hashFile`, same concurrency limit, on the calling thread. `pool.mode` says which
+ * one is in use, and the tests drive the compiled pool in `dist/` to cover real workers.
+ * A worker that cannot start (missing file, crash) also degrades to inline hashing rather
+ * than failing the sync.
+ *
+ * Workers are `unref()`ed while idle and `ref()`ed while they have jobs: an idle pool never
+ * keeps the process alive, and a pending hash never lets it exit early.
+ */
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { SerializedError, WorkerRequest, WorkerResponse } from './hash-worker.js';
+import {
+  defaultBackend,
+  FileChangedError,
+  hashFile,
+  hashFileSync,
+  SYNC_HASH_MAX,
+  type FileIdentity,
+  type HashFileResult,
+} from './xxh128.js';
+
+/** min(4, available parallelism). */
+export function defaultPoolSize(): number {
+  return Math.max(1, Math.min(4, os.availableParallelism()));
+}
+
+export interface HashPoolOptions {
+  /** Worker threads (default {@link defaultPoolSize}). */
+  size?: number;
+  /** Files in flight per worker (default 2: one being hashed while the next one's I/O runs). */
+  perWorker?: number;
+  /** Worker script (default: the compiled `hash-worker.js` next to this module). */
+  workerUrl?: URL;
+  /** Force inline mode (no threads). */
+  inline?: boolean;
+}
+
+export interface PoolHashOptions {
+  signal?: AbortSignal;
+  /** The size the caller expects: small files are read synchronously (see SYNC_HASH_MAX). */
+  sizeHint?: number;
+  /** What the caller's scan saw: a different file is a FileChangedError without reading it. */
+  expect?: FileIdentity;
+}
+
+export class HashPoolClosedError extends Error {
+  override readonly name = 'HashPoolClosedError';
+  constructor() {
+    super('the hash pool was closed');
+  }
+}
+
+interface Job {
+  id: number;
+  path: string;
+  sizeHint: number | undefined;
+  expect: FileIdentity | undefined;
+  resolve: (r: HashFileResult) => void;
+  reject: (e: unknown) => void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  slot: Slot | undefined;
+}
+
+interface Slot {
+  worker: Worker;
+  jobs: Map<number, Job>;
+  dead: boolean;
+}
+
+function deserializeError(e: SerializedError): Error {
+  let err: Error;
+  if (e.name === 'FileChangedError' && e.path !== undefined && e.detail !== undefined) {
+    err = new FileChangedError(e.path, e.detail);
+  } else {
+    err = new Error(e.message);
+    if (e.name !== 'Error') Object.defineProperty(err, 'name', { value: e.name, configurable: true, writable: true });
+    const x = err as Error & { code?: string; path?: string };
+    if (e.code !== undefined) x.code = e.code;
+    if (e.path !== undefined) x.path = e.path;
+  }
+  if (e.stack) err.stack = e.stack;
+  return err;
+}
+
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException('The operation was aborted', 'AbortError');
+}
+
+export class HashPool {
+  readonly size: number;
+  readonly perWorker: number;
+  /** `'workers'` when the compiled worker script exists, else `'inline'` (see the module comment). */
+  readonly mode: 'workers' | 'inline';
+  private readonly workerUrl: URL;
+  private readonly slots: Slot[] = [];
+  private readonly queue: Job[] = [];
+  private nextId = 1;
+  private closed = false;
+  private inlineActive = 0;
+  private readonly inlineWaiters: (() => void)[] = [];
+  /** Errors that made a worker unusable (reported by `stats()`). */
+  private workerFailures = 0;
+
+  constructor(opts: HashPoolOptions = {}) {
+    this.size = Math.max(1, Math.floor(opts.size ?? defaultPoolSize()));
+    this.perWorker = Math.max(1, Math.floor(opts.perWorker ?? 2));
+    this.workerUrl = opts.workerUrl ?? new URL('./hash-worker.js', import.meta.url);
+    let mode: 'workers' | 'inline' = 'inline';
+    if (!opts.inline && this.workerUrl.protocol === 'file:') {
+      try {
+        if (existsSync(fileURLToPath(this.workerUrl))) mode = 'workers';
+      } catch {
+        mode = 'inline';
+      }
+    }
+    this.mode = mode;
+  }
+
+  stats(): { mode: 'workers' | 'inline'; threads: number; queued: number; workerFailures: number } {
+    return { mode: this.mode, threads: this.slots.length, queued: this.queue.length, workerFailures: this.workerFailures };
+  }
+
+  /** Hashes one file; rejects with that file's error (other files are unaffected). */
+  hash(absPath: string, opts: PoolHashOptions = {}): Promise<HashFileResult> {
+    if (this.closed) return Promise.reject(new HashPoolClosedError());
+    const { signal } = opts;
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    const { sizeHint, expect } = opts;
+    if (this.mode === 'inline' || this.workerFailures >= this.size) return this.hashInline(absPath, signal, sizeHint, expect);
+    return new Promise<HashFileResult>((resolve, reject) => {
+      const job: Job = { id: this.nextId++, path: absPath, sizeHint, expect, resolve, reject, signal, onAbort: undefined, slot: undefined };
+      if (signal) {
+        job.onAbort = () => this.cancel(job, abortReason(signal));
+        signal.addEventListener('abort', job.onAbort, { once: true });
+      }
+      this.queue.push(job);
+      this.pump();
+    });
+  }
+
+  /** Rejects queued and running jobs with {@link HashPoolClosedError} and stops the workers. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const err = new HashPoolClosedError();
+    for (const job of this.queue.splice(0)) this.settle(job, err, false);
+    const slots = this.slots.splice(0);
+    for (const s of slots) {
+      s.dead = true;
+      for (const job of [...s.jobs.values()]) this.settle(job, err, false);
+    }
+    for (const w of this.inlineWaiters.splice(0)) w();
+    await Promise.all(slots.map((s) => s.worker.terminate().catch(() => undefined)));
+  }
+
+  private async hashInline(
+    absPath: string,
+    signal: AbortSignal | undefined,
+    sizeHint: number | undefined,
+    expect: FileIdentity | undefined,
+  ): Promise<HashFileResult> {
+    if (sizeHint !== undefined && sizeHint < SYNC_HASH_MAX) {
+      await defaultBackend();
+      if (signal?.aborted) throw abortReason(signal);
+      return hashFileSync(absPath, expect ? { expect } : {});
+    }
+    const limit = this.size * this.perWorker;
+    while (this.inlineActive >= limit) {
+      await new Promise<void>((r) => this.inlineWaiters.push(r));
+      if (this.closed) throw new HashPoolClosedError();
+    }
+    this.inlineActive++;
+    try {
+      return await hashFile(absPath, { ...(signal ? { signal } : {}), ...(expect ? { expect } : {}) });
+    } finally {
+      this.inlineActive--;
+      this.inlineWaiters.shift()?.();
+    }
+  }
+
+  private spawn(): Slot | undefined {
+    let worker: Worker;
+    try {
+      worker = new Worker(this.workerUrl);
+    } catch {
+      this.workerFailures = this.size; // cannot start any: go inline from now on
+      return undefined;
+    }
+    const slot: Slot = { worker, jobs: new Map(), dead: false };
+    worker.unref();
+    worker.on('message', (msg: WorkerResponse) => {
+      const job = slot.jobs.get(msg.id);
+      if (!job) return; // cancelled
+      if (msg.ok) {
+        this.settle(job, undefined, true, { hash: msg.hash, size: msg.size, mtimeNs: msg.mtimeNs, dev: msg.dev, ino: msg.ino });
+      } else {
+        this.settle(job, deserializeError(msg.error), true);
+      }
+    });
+    const fail = (err: Error): void => {
+      if (slot.dead) return;
+      slot.dead = true;
+      this.workerFailures++;
+      const i = this.slots.indexOf(slot);
+      if (i >= 0) this.slots.splice(i, 1);
+      // Jobs of a crashed worker are retried inline: the crash is not the file's fault.
+      for (const job of [...slot.jobs.values()]) {
+        slot.jobs.delete(job.id);
+        job.slot = undefined;
+        this.hashInline(job.path, job.signal, job.sizeHint, job.expect).then(
+          (r) => this.settle(job, undefined, false, r),
+          (e: unknown) => this.settle(job, e ?? err, false),
+        );
+      }
+      this.updateRef(slot);
+      this.pump();
+    };
+    worker.on('error', (e) => fail(e));
+    worker.on('exit', (code) => {
+      if (!this.closed) fail(new Error(`hash worker exited with code ${code}`));
+    });
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0 && !this.closed) {
+      if (this.workerFailures >= this.size) {
+        // No worker can run: drain the queue inline.
+        for (const job of this.queue.splice(0)) {
+          this.hashInline(job.path, job.signal, job.sizeHint, job.expect).then(
+            (r) => this.settle(job, undefined, false, r),
+            (e: unknown) => this.settle(job, e, false),
+          );
+        }
+        return;
+      }
+      let slot: Slot | undefined;
+      for (const s of this.slots) if (!s.dead && s.jobs.size < this.perWorker && (!slot || s.jobs.size < slot.jobs.size)) slot = s;
+      if ((!slot || slot.jobs.size > 0) && this.slots.length < this.size) {
+        const fresh = this.spawn();
+        if (!fresh) continue; // could not start a thread: the loop drains the queue inline
+        slot = fresh;
+      }
+      if (!slot) return; // every worker is busy; `settle` pumps again
+      const job = this.queue.shift()!;
+      job.slot = slot;
+      slot.jobs.set(job.id, job);
+      this.updateRef(slot);
+      const req: WorkerRequest = { type: 'hash', id: job.id, path: job.path, sizeHint: job.sizeHint, expect: job.expect };
+      slot.worker.postMessage(req);
+    }
+  }
+
+  private cancel(job: Job, reason: unknown): void {
+    const slot = job.slot;
+    if (slot) {
+      if (!slot.dead) {
+        const req: WorkerRequest = { type: 'cancel', id: job.id };
+        slot.worker.postMessage(req);
+      }
+    } else {
+      const i = this.queue.indexOf(job);
+      if (i >= 0) this.queue.splice(i, 1);
+    }
+    this.settle(job, reason, true);
+  }
+
+  private settle(job: Job, err: unknown, pump: boolean, result?: HashFileResult): void {
+    const slot = job.slot;
+    if (slot) {
+      slot.jobs.delete(job.id);
+      job.slot = undefined;
+      this.updateRef(slot);
+    }
+    if (job.onAbort) job.signal?.removeEventListener('abort', job.onAbort);
+    job.onAbort = undefined;
+    if (result) job.resolve(result);
+    else job.reject(err);
+    if (pump) this.pump();
+  }
+
+  private updateRef(slot: Slot): void {
+    if (slot.dead) return;
+    if (slot.jobs.size > 0) slot.worker.ref();
+    else slot.worker.unref();
+  }
+}
+
+/**
+ * Hashes many files through a pool (a temporary one unless `opts.pool` is given); one
+ * settled result per path, in order.
+ */
+export async function hashFiles(
+  absPaths: readonly string[],
+  opts: { pool?: HashPool; signal?: AbortSignal } = {},
+): Promise<PromiseSettledResult<HashFileResult>[]> {
+  const pool = opts.pool ?? new HashPool();
+  try {
+    const o = opts.signal ? { signal: opts.signal } : {};
+    return await Promise.allSettled(absPaths.map((p) => pool.hash(p, o)));
+  } finally {
+    if (!opts.pool) await pool.close();
+  }
+}
