@@ -5,16 +5,31 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { registerSyncCommand } from './sync-command.js';
+import { registerPlanCommand } from './plan-command.js';
 import { errorExitCode, formatError } from './errors.js';
+import { stdoutPolicy } from './events.js';
 
 export const VERSION = '0.1.0';
+
+const ROOT_EXAMPLES = `
+Examples:
+  bucketsync sync ./data ./backup                        mirror a folder into another
+  bucketsync sync ./data s3://my-bucket/data --delete    mirror to S3, deleting what the source no longer has
+  bucketsync sync hf://buckets/user/ckpts ./ckpts        download a Hugging Face bucket
+  bucketsync sync ./data s3://my-bucket/data --plan plan.jsonl
+  bucketsync plan show plan.jsonl                        review the plan
+  bucketsync sync --apply plan.jsonl --json > events.jsonl
+                                                         execute it, logging one JSON event per file
+
+Run \`bucketsync sync --help\` or \`bucketsync plan show --help\` for every flag.
+Exit codes: 0 done, 1 some operation failed or was stale, 2 bad input, 130 interrupted.`;
 
 export function buildProgram(): Command {
   const program = new Command();
   program
     .name('bucketsync')
     .description(
-      'rsync-style sync between local directories, S3-compatible buckets and Hugging Face Storage Buckets,\n' +
+      'rsync-style sync between local directories, S3-compatible buckets and Hugging Face Storage Buckets, ' +
         'plan-compatible with `hf buckets sync`.',
     )
     .version(VERSION, '-V, --version')
@@ -26,18 +41,35 @@ export function buildProgram(): Command {
     .exitOverride();
   program.addOption(new Option('--debug', 'print stack traces on errors (same as BUCKETSYNC_DEBUG=1)').hideHelp());
   registerSyncCommand(program);
+  registerPlanCommand(program);
+  program.addHelpText('after', ROOT_EXAMPLES);
   return program;
 }
 
+/**
+ * A reader that goes away (`bucketsync --help | head`, `--dry-run | head -1`) ends the
+ * process quietly, as a closed pipe ends any Unix filter. A sync writing --json events keeps
+ * going instead: its transfers matter more than its log (see EventWriter).
+ */
+function quietOnClosedStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    if (!stdoutPolicy.keepRunningOnEpipe) process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  });
+}
+
 export async function main(argv: string[] = process.argv): Promise<number> {
+  quietOnClosedStdout();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
     return (process.exitCode as number | undefined) ?? 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      // Help and version exit 0; usage mistakes exit 2 (commander already printed the line).
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      // Help and version exit 0; usage mistakes exit 2 (commander already printed the line),
+      // and so does a missing command (`bucketsync`, `bucketsync plan`: help on stderr).
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : 2;
       return 2;
     }
     process.stderr.write(formatError(err));

@@ -146,11 +146,18 @@ export function summaryLines(t: RunTotals): string[] {
   ];
 }
 
-/** The end-of-run summary, then every path that was not done and why. */
+/** How many stale and how many failed paths are named at the end of a run without -v. */
+export const PROBLEMS_SHOWN = 20;
+
+/** The end-of-run summary, then the paths that were not done and why. */
 export function printRunResult(c: Console, r: ExecuteResult | undefined, skipped: number, elapsedMs: number): void {
   for (const line of summaryLines(runTotals(r, skipped, elapsedMs))) c.info(line);
   if (!r) return;
-  for (const s of r.stale) c.warn(`stale, left untouched: ${s.path} (${s.action}): ${s.error}`);
-  for (const f of r.failed) c.warn(`failed: ${f.path} (${f.action}): ${f.error}`);
+  // Every path with -v; otherwise the first few of each kind (--json has them all).
+  const shown = c.verbose ? Infinity : PROBLEMS_SHOWN;
+  r.stale.slice(0, shown).forEach((s) => c.warn(`stale, left untouched: ${s.path} (${s.action}): ${s.error}`));
+  if (r.stale.length > shown) c.warn(`… and ${r.stale.length - shown} more stale (-v or --json lists them all)`);
+  r.failed.slice(0, shown).forEach((f) => c.warn(`failed: ${f.path} (${f.action}): ${f.error}`));
+  if (r.failed.length > shown) c.warn(`… and ${r.failed.length - shown} more failed (-v or --json lists them all)`);
   if (r.deleteRefusal) c.warn(`${r.deletesNotRun} delete(s) not run: ${r.deleteRefusal}`);
 }

@@ -10,6 +10,7 @@ import { checkCompareOptions } from '../planner/plan.js';
 import type { StoreOptions } from '../stores/open.js';
 import { HeldPlan, openSides, operationsOf, planHeader, planSides, planSidesBatches, executeOn, type PlanRequest, type SyncSides } from '../sync/sync.js';
 import { applyPlanFile } from '../sync/apply.js';
+import { parseShard, type Shard } from '../shard/shard.js';
 import { formatLocation } from '../location/location.js';
 import { lockDestination } from '../lock/lock.js';
 import { UsageError, type CompareOptions, type FilterSpec, type Operation, type PlanSummary } from '../types.js';
@@ -30,6 +31,7 @@ interface SyncFlags {
   filterFrom?: string;
   plan?: string;
   apply?: string;
+  shard?: Shard;
   dryRun?: boolean;
   verbose?: boolean;
   quiet?: boolean;
@@ -96,6 +98,7 @@ export function registerSyncCommand(program: Command): void {
     .option('--filter-from <file>', 'read "+ pattern" / "- pattern" rules from a file (first match wins)')
     .option('--plan <file>', 'write the plan to FILE (JSONL) and change nothing')
     .option('--apply <file>', 'execute a plan written by --plan (by bucketsync or by hf)')
+    .option('--shard <K/N>', 'with --apply: execute only shard K (0-based) of N, for N machines applying one plan', parseShard)
     .option('--dry-run', 'print the plan as JSONL on stdout and change nothing')
     .option('-v, --verbose', 'print one line per file')
     .option('-q, --quiet', 'print nothing but errors and warnings (and no progress)')
@@ -241,6 +244,7 @@ async function runApply(file: string, flags: SyncFlags, out: RunOutput, signal: 
     transfers: flags.transfers,
     retries: flags.retries,
     ...(flags.maxDelete !== undefined ? { maxDelete: flags.maxDelete } : {}),
+    ...(flags.shard ? { shard: flags.shard } : {}),
     signal,
     onPlan: (header, summary) => {
       out.info.source = header.source;
@@ -270,10 +274,10 @@ function eventHandler(out: RunOutput): (e: ExecEvent) => void {
     if (e.op.action === 'delete') {
       if (e.type === 'start') progress.startDeletes(out.info.plan?.deletes ?? 0);
       else if (e.type === 'done') progress.deleteDone();
-      else if (e.type === 'failed' || e.type === 'stale') progress.transferNotDone(e.type);
+      else if (e.type === 'failed' || e.type === 'stale') progress.notDone(e.type);
     } else if (e.op.action !== 'skip') {
       if (e.type === 'done') progress.transferDone(e.bytes ?? e.op.size ?? 0);
-      else if (e.type === 'failed' || e.type === 'stale') progress.transferNotDone(e.type);
+      else if (e.type === 'failed' || e.type === 'stale') progress.notDone(e.type);
     }
   };
 }
@@ -306,6 +310,7 @@ async function runNormal(
   signal: AbortSignal,
 ): Promise<number> {
   const { c, progress } = out;
+  if (flags.shard) throw new UsageError('--shard only applies to --apply', 'bucketsync sync --apply plan.jsonl --shard K/N');
   if (source === undefined || dest === undefined) {
     throw new UsageError('Both source and dest are required (unless using apply).', 'bucketsync sync SOURCE DEST, or bucketsync sync --apply PLAN');
   }

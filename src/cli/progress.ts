@@ -1,0 +1,245 @@
+/**
+ * Live progress on stderr, drawn by cli-progress: one line per phase.
+ *
+ *   Scanning: 1200 files listed (source 1000, destination 200) | 950 compared | 0.4 s
+ *   Comparing: 1000 compared of 1200 files listed (source 1000, destination 200) | 0.5 s
+ *   Transferring [=========---------------------] 30% | 90/300 files | 1.2 MiB/4.0 MiB | 3.1 MiB/s | ETA 1 s
+ *   Deleting [==============================] 100% | 20/20 files
+ *
+ * Each phase is its own cli-progress MultiBar: when the phase ends its last frame is left on
+ * the screen ("Scanned: …", "Transferred …", "Deleted …") and plain messages continue below
+ * it. While a bar is live, every other stderr line goes through `MultiBar.log`, so messages
+ * appear above the bar instead of tearing it.
+ *
+ * Progress never writes to stdout. When it is off (stderr is not a terminal, --no-progress,
+ * -q, --dry-run) the CLI does not create a Progress at all and messages are written directly.
+ * Forced onto a non-terminal with --progress it prints a plain line every two seconds and
+ * the final line of each phase: no cursor movement, fit for a log file.
+ */
+import cliProgress from 'cli-progress';
+import { formatBytes, formatDuration } from './output.js';
+
+export type Phase = 'scan' | 'transfer' | 'delete';
+
+export interface BarState {
+  phase: Phase;
+  finished: boolean;
+  startedAt: number;
+  // scan (listing and comparing run together; the listing ends first)
+  listingDone: boolean;
+  listedSource: number;
+  listedDest: number;
+  compared: number;
+  // transfer / delete
+  filesDone: number;
+  filesTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+  failed: number;
+  stale: number;
+}
+
+export interface ProgressOptions {
+  /** Where to draw (default process.stderr). */
+  stream?: NodeJS.WriteStream;
+  /** Redraws per second on a terminal (default 10). */
+  fps?: number;
+  /** Not a terminal (only with --progress): print a plain line this often (default 2000 ms). */
+  notTtyIntervalMs?: number;
+}
+
+const BAR_SIZE = 30;
+
+function freshState(phase: Phase): BarState {
+  return {
+    phase,
+    finished: false,
+    listingDone: false,
+    startedAt: performance.now(),
+    listedSource: 0,
+    listedDest: 0,
+    compared: 0,
+    filesDone: 0,
+    filesTotal: 0,
+    bytesDone: 0,
+    bytesTotal: 0,
+    failed: 0,
+    stale: 0,
+  };
+}
+
+function bar(fraction: number): string {
+  const f = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 1));
+  const full = Math.round(f * BAR_SIZE);
+  return `[${'='.repeat(full)}${'-'.repeat(BAR_SIZE - full)}] ${String(Math.floor(f * 100)).padStart(3)}%`;
+}
+
+function etaText(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return 'ETA --';
+  if (seconds < 60) return `ETA ${Math.ceil(seconds)} s`;
+  const m = Math.floor(seconds / 60);
+  if (m < 60) return `ETA ${m} min ${Math.round(seconds % 60)} s`;
+  return `ETA ${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+/** One frame of a phase's line (pure, for tests and for cli-progress' format callback). */
+export function formatProgressLine(s: BarState, now: number = performance.now()): string {
+  const elapsedMs = now - s.startedAt;
+  const problems = (s.failed > 0 ? ` | ${s.failed} failed` : '') + (s.stale > 0 ? ` | ${s.stale} stale` : '');
+  switch (s.phase) {
+    case 'scan': {
+      const listed = s.listedSource + s.listedDest;
+      const sides = `(source ${s.listedSource}, destination ${s.listedDest})`;
+      if (s.finished) return `Scanned: ${listed} files listed ${sides}, ${s.compared} compared | ${formatDuration(elapsedMs)}`;
+      if (s.listingDone) return `Comparing: ${s.compared} compared of ${listed} files listed ${sides} | ${formatDuration(elapsedMs)}`;
+      return `Scanning: ${listed} files listed ${sides} | ${s.compared} compared | ${formatDuration(elapsedMs)}`;
+    }
+    case 'transfer': {
+      const fraction = s.bytesTotal > 0 ? s.bytesDone / s.bytesTotal : s.filesTotal > 0 ? s.filesDone / s.filesTotal : 1;
+      const rate = elapsedMs > 0 ? s.bytesDone / (elapsedMs / 1000) : 0;
+      const tail = s.finished
+        ? formatDuration(elapsedMs)
+        : s.bytesTotal > 0
+          ? etaText(rate > 0 ? (s.bytesTotal - s.bytesDone) / rate : Infinity)
+          : etaText(s.filesDone > 0 ? ((s.filesTotal - s.filesDone) * elapsedMs) / s.filesDone / 1000 : Infinity);
+      return (
+        `${s.finished ? 'Transferred' : 'Transferring'} ${bar(fraction)} | ${s.filesDone}/${s.filesTotal} files` +
+        ` | ${formatBytes(s.bytesDone)}/${formatBytes(s.bytesTotal)} | ${formatBytes(rate)}/s | ${tail}${problems}`
+      );
+    }
+    case 'delete': {
+      const fraction = s.filesTotal > 0 ? s.filesDone / s.filesTotal : 1;
+      return `${s.finished ? 'Deleted' : 'Deleting'} ${bar(fraction)} | ${s.filesDone}/${s.filesTotal} files | ${formatDuration(elapsedMs)}${problems}`;
+    }
+  }
+}
+
+/** The progress display of one run. Every method is cheap; drawing is throttled. */
+export class Progress {
+  private multi: cliProgress.MultiBar | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private state: BarState | undefined;
+  private readonly stream: NodeJS.WriteStream;
+  private readonly tty: boolean;
+  private sourceListed = false;
+  private destListed = false;
+
+  constructor(private readonly opts: ProgressOptions = {}) {
+    this.stream = opts.stream ?? process.stderr;
+    this.tty = this.stream.isTTY === true;
+  }
+
+  /** Writes a message line (with its `\n`) above the live line, or directly when none is live. */
+  log(text: string): void {
+    if (this.multi) this.multi.log(text);
+    else this.stream.write(text);
+  }
+
+  private begin(phase: Phase, init: Partial<BarState> = {}): void {
+    this.end();
+    const state: BarState = { ...freshState(phase), ...init };
+    this.state = state;
+    if (!this.tty) {
+      // --progress without a terminal (a CI log, a file): a plain line now and then, no redraws.
+      const every = this.opts.notTtyIntervalMs ?? 2000;
+      this.timer = setInterval(() => this.stream.write(`${formatProgressLine(state)}\n`), every);
+      this.timer.unref();
+      return;
+    }
+    const multi = new cliProgress.MultiBar({
+      stream: this.stream,
+      format: () => formatProgressLine(state),
+      fps: this.opts.fps ?? 10,
+      // Trim to the terminal width rather than turn wrapping off with an escape code that a
+      // hard exit would leave behind.
+      linewrap: true,
+      hideCursor: false,
+      clearOnComplete: false,
+      gracefulExit: false,
+      forceRedraw: true,
+    });
+    multi.create(1, 0);
+    this.multi = multi;
+    // Draw the first frame now: a phase shorter than one frame interval still shows once.
+    multi.update();
+  }
+
+  /** Ends the live phase, leaving its final frame on screen. Safe to call at any time. */
+  end(): void {
+    const state = this.state;
+    if (!state) return;
+    state.finished = true;
+    if (this.multi) {
+      this.multi.update(); // flush the lines logged since the last frame
+      this.multi.stop(); // the final frame, then a newline
+      this.multi = undefined;
+    } else {
+      clearInterval(this.timer);
+      this.timer = undefined;
+      this.stream.write(`${formatProgressLine(state)}\n`);
+    }
+    this.state = undefined;
+  }
+
+  // --- scanning and comparing -----------------------------------------------------------
+
+  startScan(): void {
+    this.sourceListed = false;
+    this.destListed = false;
+    this.begin('scan');
+  }
+
+  listed(side: 'source' | 'dest', count: number, done: boolean): void {
+    const s = this.state;
+    if (s?.phase !== 'scan') return;
+    if (side === 'source') s.listedSource = count;
+    else s.listedDest = count;
+    if (done) {
+      if (side === 'source') this.sourceListed = true;
+      else this.destListed = true;
+      // Both listings are complete: what remains is the comparison.
+      if (this.sourceListed && this.destListed) s.listingDone = true;
+    }
+  }
+
+  compared(count: number): void {
+    const s = this.state;
+    if (s?.phase === 'scan') s.compared = count;
+  }
+
+  // --- executing ------------------------------------------------------------------------
+
+  startTransfers(files: number, bytes: number): void {
+    this.begin('transfer', { filesTotal: files, bytesTotal: bytes });
+  }
+
+  transferDone(bytes: number): void {
+    const s = this.state;
+    if (s?.phase !== 'transfer') return;
+    s.filesDone++;
+    s.bytesDone += bytes;
+  }
+
+  notDone(kind: 'failed' | 'stale'): void {
+    const s = this.state;
+    if (s?.phase !== 'transfer' && s?.phase !== 'delete') return;
+    s.filesDone++;
+    if (kind === 'failed') s.failed++;
+    else s.stale++;
+  }
+
+  startDeletes(files: number): void {
+    if (this.state?.phase === 'delete') return;
+    this.begin('delete', { filesTotal: files });
+  }
+
+  deleteDone(): void {
+    const s = this.state;
+    if (s?.phase === 'delete') s.filesDone++;
+  }
+
+  /** The live phase, if any. */
+  get phase(): Phase | undefined {
+    return this.state?.phase;
+  }
+}
