@@ -1,6 +1,7 @@
 /**
  * `--apply PLAN`: validate the whole plan before anything runs, then execute it streaming,
- * with every transfer and delete checked against the state the plan recorded.
+ * with every transfer and delete checked against the state the plan recorded. With a shard,
+ * only that shard's operations run (the whole plan is still validated).
  *
  * Plans written by bucketsync carry the absolute source and destination, so they apply
  * from any directory; plans written by hf carry them as typed, resolved against the current
@@ -10,6 +11,7 @@ import { formatLocation, parseLocation } from '../location/location.js';
 import { lockDestination } from '../lock/lock.js';
 import { PlanError, readPlanEntries, readPlanHeader, readPlanOperations } from '../plan/reader.js';
 import { SummaryCounter } from '../plan/writer.js';
+import { filterShard, inShard, type Shard } from '../shard/shard.js';
 import type { StoreOptions } from '../stores/open.js';
 import type { ExecuteResult } from '../executor/execute.js';
 import type { PlanHeader, PlanSummary } from '../types.js';
@@ -19,6 +21,8 @@ export interface ApplyOptions extends RunOptions {
   storeOptions?: StoreOptions;
   /** Take the destination's one-writer lock (default true). */
   lock?: boolean;
+  /** Execute only this shard of the plan (see src/shard). */
+  shard?: Shard;
   /** Called once the plan is validated, before anything runs. */
   onPlan?: (header: PlanHeader, summary: PlanSummary) => void;
 }
@@ -47,15 +51,18 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
         `action '${op.action}' does not fit this plan: it goes from ${header.source} to ${header.dest}, so transfers are ${direction}s`,
       );
     }
-    counter.add(op);
+    if (!o.shard || inShard(op, o.shard)) counter.add(op);
   }
   const summary = counter.summary;
 
   const sides = await openSides(sourceLocation, destLocation, o.storeOptions);
-  const lock = o.lock === false ? undefined : lockDestination(formatLocation(destLocation));
+  // Shards of one plan may run side by side on one machine: each takes its own lock.
+  const lockName = formatLocation(destLocation) + (o.shard ? ` shard ${o.shard.index}/${o.shard.count}` : '');
+  const lock = o.lock === false ? undefined : lockDestination(lockName);
   try {
     o.onPlan?.(header, summary);
-    const result = await executeOn(sides, readPlanOperations(file), o);
+    const ops = readPlanOperations(file);
+    const result = await executeOn(sides, o.shard ? filterShard(ops, o.shard) : ops, o);
     return { header, summary, result, elapsedMs: performance.now() - started };
   } finally {
     lock?.release();
