@@ -23,7 +23,7 @@ export interface CliOptions {
 
 export function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env, BUCKETSYNC_CACHE_DIR: path.join(os.tmpdir(), 'bucketsync-test-cache'), ...opts.env };
+    const env: Record<string, string | undefined> = { ...process.env, BUCKETSYNC_CACHE_DIR: path.join(os.tmpdir(), 'bucketsync-test-cache'), ...opts.env };
     for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
     const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
