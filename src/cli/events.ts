@@ -47,6 +47,7 @@ export interface SummaryEvent {
   copied: number;
   copied_bytes: number;
   metadata_updated: number;
+  already_done: number;
   deleted: number;
   skipped: number;
   stale: number;
@@ -101,6 +102,7 @@ export function summaryEvent(
     copied: totals.copied,
     copied_bytes: totals.copiedBytes,
     metadata_updated: totals.metadataUpdated,
+    already_done: totals.upToDate,
     deleted: totals.deleted,
     skipped: totals.skipped,
     stale: totals.stale,

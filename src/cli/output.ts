@@ -97,6 +97,8 @@ export interface RunTotals {
   copied: number;
   copiedBytes: number;
   metadataUpdated: number;
+  /** Operations an earlier run of the same plan had already done. */
+  upToDate: number;
   deleted: number;
   skipped: number;
   stale: number;
@@ -116,6 +118,7 @@ export function runTotals(r: ExecuteResult | undefined, skipped: number, elapsed
     copied: x.copies ?? 0,
     copiedBytes: x.copiedBytes ?? 0,
     metadataUpdated: x.metadataUpdates ?? 0,
+    upToDate: r?.upToDate ?? 0,
     deleted: r?.deleted ?? 0,
     skipped,
     stale: r?.stale.length ?? 0,
@@ -139,7 +142,7 @@ export function summaryLines(t: RunTotals): string[] {
     `  Server-side copies: ${plural(t.copied, 'file')}, ${formatBytes(t.copiedBytes)}`,
     `  Metadata updates:   ${plural(t.metadataUpdated, 'file')}`,
     `  Deleted:            ${plural(t.deleted, 'file')}` + (t.deletesNotRun > 0 ? ` (${t.deletesNotRun} not run)` : ''),
-    `  Skipped:            ${plural(t.skipped, 'file')}`,
+    `  Skipped:            ${plural(t.skipped, 'file')}` + (t.upToDate > 0 ? ` (+${t.upToDate} already done by an earlier run)` : ''),
     `  Stale:              ${plural(t.stale, 'file')}`,
     `  Failed:             ${plural(t.failed, 'file')}`,
     `  Elapsed:            ${formatDuration(t.elapsedMs)}` + (t.transferredBytes > 0 ? ` (${formatBytes(rate)}/s)` : ''),

@@ -54,6 +54,12 @@ export interface ExecuteResult {
   deletesNotRun: number;
   deleteRefusal?: string;
   interrupted: boolean;
+  /**
+   * Operations whose result was already at the destination (a file with the source's size
+   * and mtime, a deleted file already gone): an earlier run of the same plan got that far.
+   * Counted as done, so re-applying an interrupted plan converges instead of reporting stale.
+   */
+  upToDate: number;
 }
 
 /** A source file changed between the plan and the end of its transfer. */
@@ -92,6 +98,24 @@ export function deleteExpectation(op: Operation, direction: Direction): Expectat
   return e;
 }
 
+/**
+ * After a stale refusal: is the destination already what this transfer would have made
+ * (same size, same mtime to the millisecond — hf buckets keep whole milliseconds) while the
+ * source is still the planned version? Then an earlier run of the plan already did it.
+ */
+async function alreadyTransferred(op: Operation, o: ExecuteOptions): Promise<boolean> {
+  try {
+    const [src, dst] = await Promise.all([o.source.stat(op.path), o.dest.stat(op.path)]);
+    if (!src || !dst || src.size !== dst.size) return false;
+    const planned = sourceMtime(op, o.direction);
+    if (op.size !== undefined && src.size !== op.size) return false;
+    if (planned !== undefined && Math.abs(src.mtimeMs - planned) >= 0.0015) return false;
+    return Math.abs(src.mtimeMs - dst.mtimeMs) < 1;
+  } catch {
+    return false;
+  }
+}
+
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -115,6 +139,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
     failed: [],
     deletesNotRun: 0,
     interrupted: false,
+    upToDate: 0,
   };
   const deletes = new OperationSpool();
   const queue = new PQueue({ concurrency });
@@ -139,7 +164,10 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       emit({ type: 'done', op, bytes: op.size ?? 0, durationMs: performance.now() - started });
     } catch (err) {
       const f = { path: op.path, action: op.action, error: message(err) };
-      if (err instanceof StaleError) {
+      if (err instanceof StaleError && (await alreadyTransferred(op, o))) {
+        result.upToDate++;
+        emit({ type: 'done', op, bytes: 0, durationMs: performance.now() - started });
+      } else if (err instanceof StaleError) {
         result.stale.push(f);
         emit({ type: 'stale', op, error: f.error, durationMs: performance.now() - started });
       } else {
@@ -255,6 +283,10 @@ async function runDeletes(
       const durationMs = performance.now() - started;
       if (r.ok) {
         result.deleted++;
+        emit({ type: 'done', op, bytes: 0, durationMs });
+      } else if (r.stale && (await o.dest.stat(r.path).catch(() => null)) === undefined) {
+        // Already gone: the state the plan wanted (an earlier run of this plan deleted it).
+        result.upToDate++;
         emit({ type: 'done', op, bytes: 0, durationMs });
       } else if (r.stale) {
         result.stale.push({ path: r.path, action: 'delete', error: r.error ?? 'changed since the plan was made' });

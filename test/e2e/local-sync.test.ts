@@ -455,3 +455,23 @@ describe('guard rails', () => {
     expect(fs.existsSync(held.file)).toBe(false);
   });
 });
+
+describe('re-applying a plan', () => {
+  it('an interrupted apply converges when the same plan is applied again (done work is not "stale")', async () => {
+    writeTree(src, { 'a.txt': 'a', 'b.txt': 'b', 'c.txt': 'c' }, T0);
+    writeTree(dst, { 'old1.txt': 'o', 'old2.txt': 'o' }, T0);
+    const planFile = path.join(work, 'plan.jsonl');
+    await cli(['sync', src, dst, '--delete', '--plan', planFile]);
+    // Simulate an earlier, interrupted apply: a.txt copied (with its mtime), old1.txt deleted.
+    fs.copyFileSync(path.join(src, 'a.txt'), path.join(dst, 'a.txt'));
+    setMtime(path.join(dst, 'a.txt'), T0);
+    fs.rmSync(path.join(dst, 'old1.txt'));
+    const r = await cli(['sync', '--apply', planFile, '--json']);
+    expect(r.code).toBe(0);
+    const summary = jsonl(r.stdout).at(-1)!;
+    expect(summary['already_done']).toBe(2);
+    expect(summary['stale']).toBe(0);
+    expect(r.stderr).toContain('(+2 already done by an earlier run)');
+    expect(readTree(dst)).toEqual({ 'a.txt': 'a', 'b.txt': 'b', 'c.txt': 'c' });
+  });
+});
