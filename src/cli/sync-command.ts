@@ -32,6 +32,7 @@ interface SyncFlags {
   plan?: string;
   apply?: string;
   shard?: Shard;
+  format?: string;
   dryRun?: boolean;
   verbose?: boolean;
   quiet?: boolean;
@@ -102,6 +103,7 @@ export function registerSyncCommand(program: Command): void {
     .option('--dry-run', 'print the plan as JSONL on stdout and change nothing')
     .option('-v, --verbose', 'print one line per file')
     .option('-q, --quiet', 'print nothing but errors and warnings (and no progress)')
+    .option('--format <format>', "hf's output switch: auto|human|agent (default output), json (= --json), quiet (= -q)")
     .option('--json', 'print one JSON event per line on stdout while executing, then a summary object (schema bucketsync.event/1)')
     .option('--progress', 'show progress on stderr even when it is not a terminal (plain lines every 2 s)')
     .option('--no-progress', 'never show progress (default: shown when stderr is a terminal)')
@@ -180,12 +182,36 @@ function wantProgress(flags: SyncFlags): boolean {
   return process.stderr.isTTY === true && !(flags.json && process.stdout.isTTY === true);
 }
 
+/**
+ * hf's global `--format [auto|human|agent|json|quiet]`, so hf command lines work unchanged:
+ * `quiet` is -q, `json` asks for --json events (not with --dry-run/--plan, whose output is
+ * already JSONL), the others are the default human output.
+ */
+function applyHfFormat(flags: SyncFlags): void {
+  switch (flags.format) {
+    case undefined:
+    case 'auto':
+    case 'human':
+    case 'agent':
+      return;
+    case 'quiet':
+      flags.quiet = true;
+      return;
+    case 'json':
+      if (!flags.dryRun && flags.plan === undefined) flags.json = true;
+      return;
+    default:
+      throw new UsageError(`--format must be auto, human, agent, json or quiet, got '${flags.format}'`);
+  }
+}
+
 export async function runSyncCommand(
   source: string | undefined,
   dest: string | undefined,
   flags: SyncFlags,
   cmd: Command,
 ): Promise<number> {
+  applyHfFormat(flags);
   const progress = wantProgress(flags) ? new Progress() : undefined;
   const sink = { write: (text: string) => (progress ? progress.log(text) : process.stderr.write(text)) };
   const out: RunOutput = {

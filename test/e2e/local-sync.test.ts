@@ -212,6 +212,18 @@ describe('sync local to local', () => {
     expect(r2.stderr).toContain('Destination must be a directory');
   });
 
+  it("hf's --format quiet|json|human is accepted", async () => {
+    writeTree(src, { 'a.txt': 'a' });
+    const q = await cli(['sync', src, dst, '--format', 'quiet']);
+    expect(q.code).toBe(0);
+    expect(q.stdout + q.stderr).toBe('');
+    const j = await cli(['sync', src, path.join(work, 'd2'), '--format', 'json']);
+    expect(jsonl(j.stdout).at(-1)!['event']).toBe('summary');
+    const bad = await cli(['sync', src, dst, '--format', 'yaml']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--format must be auto, human, agent, json or quiet, got 'yaml'");
+  });
+
   it('-q prints nothing on success; unknown flags exit 2; --help shows examples', async () => {
     writeTree(src, { 'a.txt': 'a' });
     const q = await cli(['sync', src, dst, '-q']);
