@@ -47,7 +47,3 @@ export function shardOf(op: Operation, count: number): number {
 export function inShard(op: Operation, shard: Shard): boolean {
   return shard.count === 1 || shardOf(op, shard.count) === shard.index;
 }
-
-export async function* filterShard(ops: AsyncIterable<Operation>, shard: Shard): AsyncGenerator<Operation> {
-  for await (const op of ops) if (inShard(op, shard)) yield op;
-}

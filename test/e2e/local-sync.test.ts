@@ -349,6 +349,25 @@ describe('plan and apply', () => {
     expect(fs.existsSync(dst)).toBe(false);
   });
 
+  it('a plan too big to pre-validate starts at once, but a bad line stops it before any delete', async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 50; i++) files[`f${String(i).padStart(2, '0')}.txt`] = `${i}`;
+    writeTree(src, files, T0);
+    writeTree(dst, { 'zz-delete-me.txt': 'keep me' }, T0);
+    const planFile = path.join(work, 'plan.jsonl');
+    await cli(['sync', src, dst, '--delete', '--plan', planFile]);
+    const lines = fs.readFileSync(planFile, 'utf8').split('\n');
+    lines[45] = lines[45]!.replace('"upload"', '"uplaod"');
+    fs.writeFileSync(planFile, lines.join('\n'));
+    const r = await cli(['sync', '--apply', planFile], { env: { BUCKETSYNC_APPLY_PREVALIDATE_BYTES: '100' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("plan.jsonl:46: unknown action 'uplaod'");
+    const after = readTree(dst);
+    expect(after['zz-delete-me.txt']).toBe('keep me');
+    expect(Object.keys(after).length).toBeGreaterThan(1); // transfers had started
+    expect(Object.keys(after).length).toBeLessThanOrEqual(45);
+  });
+
   it('stale apply: a file changed after planning is left untouched and reported, exit 1', async () => {
     writeTree(src, { 'a.txt': 'new a', 'b.txt': 'new b', 'c.txt': 'c' }, T0 + 100);
     writeTree(dst, { 'a.txt': 'old a', 'b.txt': 'old b', 'x.txt': 'delete me' }, T0);
