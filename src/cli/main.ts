@@ -6,6 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { registerSyncCommand } from './sync-command.js';
 import { registerPlanCommand } from './plan-command.js';
+import { registerBucketCommands } from './bucket-commands.js';
 import { errorExitCode, formatError } from './errors.js';
 import { stdoutPolicy } from './events.js';
 
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
     .exitOverride();
   program.addOption(new Option('--debug', 'print stack traces on errors (same as BUCKETSYNC_DEBUG=1)').hideHelp());
   registerSyncCommand(program);
+  registerBucketCommands(program);
   registerPlanCommand(program);
   program.addHelpText('after', ROOT_EXAMPLES);
   return program;

@@ -1,0 +1,283 @@
+/**
+ * The bucket-management calls of the Hub API (spec §4.1): create, info, list, delete, move,
+ * tree listing, paths-info and `/batch` deletes/copies — through the HF store's retrying
+ * fetch, its token/endpoint lookup and its error mapping (401/403 → token hint, 404 on a
+ * bucket route → "bucket not found", 408/429/5xx retried with Retry-After).
+ *
+ * The bytes of uploads and downloads do not go through here: `cp` uses the HF store (Xet).
+ */
+import { resolveHfEndpoint, resolveHfToken } from '../stores/hf/config.js';
+import { HfStoreError, TOKEN_HINT, isBucketNotFound, mapHfError } from '../stores/hf/errors.js';
+import { DEFAULT_RETRY, hubHttpError, withRetries, type BatchResponse } from '../stores/hf/http.js';
+import { BucketError } from './output.js';
+
+export interface HubOptions {
+  token?: string;
+  endpoint?: string;
+  env?: NodeJS.ProcessEnv;
+  fetch?: typeof fetch;
+}
+
+/** A bucket as `GET /api/buckets/{id}` and the bucket list describe it. */
+export interface HubBucket {
+  id: string;
+  private?: boolean;
+  createdAt?: string;
+  size?: number;
+  totalFiles?: number;
+}
+
+/** A tree item (file or directory). */
+export interface HubTreeItem {
+  type: 'file' | 'directory';
+  path: string;
+  size?: number;
+  xetHash?: string;
+  mtime?: string;
+  uploadedAt?: string;
+}
+
+/** The hint of a missing bucket, in bucketsync's words. */
+export function bucketNotFound(bucketId: string, cause?: unknown): BucketError {
+  return new BucketError(
+    `Bucket '${bucketId}' not found on the Hugging Face Hub`,
+    `Create it with \`bucketsync buckets create ${bucketId}\`, or check the name and that your token can access it.`,
+    2,
+    { cause },
+  );
+}
+
+function nextLink(header: string | null, base: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(',')) {
+    const m = /<([^>]*)>\s*;(.*)$/.exec(part.trim());
+    if (m && /\brel\s*=\s*"?next"?/i.test(m[2] ?? '')) return new URL(m[1]!, base).href;
+  }
+  return undefined;
+}
+
+const enc = encodeURIComponent;
+
+export class HubClient {
+  readonly endpoint: string;
+  private readonly token: string | undefined;
+  private readonly fetch: typeof fetch;
+
+  constructor(opts: HubOptions = {}) {
+    const env = opts.env ?? process.env;
+    this.endpoint = resolveHfEndpoint(opts.endpoint, env);
+    const { token, source } = resolveHfToken(opts.token, env);
+    if (token !== undefined && !token.startsWith('hf_')) {
+      const where = source === 'option' ? '--token' : source === 'HF_TOKEN' ? 'HF_TOKEN' : 'the hf token file';
+      throw new HfStoreError(`The Hugging Face token from ${where} is not a valid token (tokens start with 'hf_')`, TOKEN_HINT, 2);
+    }
+    this.token = token;
+    this.fetch = withRetries(opts.fetch ?? globalThis.fetch, DEFAULT_RETRY);
+  }
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    return { Accept: 'application/json', ...(this.token ? { Authorization: `Bearer ${this.token}` } : {}), ...extra };
+  }
+
+  private bucketUrl(bucketId: string): string {
+    const [ns, name] = bucketId.split('/');
+    return `${this.endpoint}/api/buckets/${enc(ns ?? '')}/${enc(name ?? '')}`;
+  }
+
+  /** One request; failures mapped to the store's errors, a missing bucket to bucketsync's message. */
+  private async request(url: string, init: RequestInit, action: string, bucketId: string): Promise<Response> {
+    const ctx = { endpoint: this.endpoint, bucketId, action };
+    let res: Response;
+    try {
+      res = await this.fetch(url, init);
+    } catch (e) {
+      throw mapHfError(e, ctx);
+    }
+    if (res.ok) return res;
+    const err = mapHfError(await hubHttpError(res), ctx);
+    if (isBucketNotFound(err)) throw bucketNotFound(bucketId, err);
+    throw err;
+  }
+
+  /**
+   * `POST /api/buckets/{ns}/{name}`. A 409 (exists), 401 or 403 is handed back rather than
+   * thrown: `--exist-ok` accepts an existing bucket, and after a 401/403 it may still exist.
+   */
+  async createBucket(
+    namespace: string,
+    name: string,
+    body: { private?: boolean; region?: string },
+  ): Promise<{ ok: true; url?: string } | { ok: false; status: number; error: Error }> {
+    const id = `${namespace}/${name}`;
+    const ctx = { endpoint: this.endpoint, bucketId: id, action: `creating bucket ${id}` };
+    let res: Response;
+    try {
+      res = await this.fetch(`${this.endpoint}/api/buckets/${enc(namespace)}/${enc(name)}`, {
+        method: 'POST',
+        headers: this.headers({ 'Content-Type': 'application/json' }),
+        body: JSON.stringify(body),
+      });
+    } catch (e) {
+      throw mapHfError(e, ctx);
+    }
+    if (res.ok) {
+      const j = (await res.json().catch(() => ({}))) as { url?: unknown };
+      return typeof j.url === 'string' ? { ok: true, url: j.url } : { ok: true };
+    }
+    const raw = await hubHttpError(res);
+    if (res.status === 409) {
+      return {
+        ok: false,
+        status: 409,
+        error: new BucketError(`Bucket '${id}' already exists`, 'Pass --exist-ok to accept an existing bucket.', 2, { cause: raw }),
+      };
+    }
+    const err = mapHfError(raw, ctx);
+    if (res.status === 401 || res.status === 403) return { ok: false, status: res.status, error: err };
+    throw err;
+  }
+
+  async bucketInfo(bucketId: string): Promise<HubBucket> {
+    const res = await this.request(this.bucketUrl(bucketId), { headers: this.headers() }, `reading bucket ${bucketId}`, bucketId);
+    return (await res.json()) as HubBucket;
+  }
+
+  /** The account name of the token (`GET /api/whoami-v2`). */
+  async whoami(): Promise<string> {
+    const res = await this.request(`${this.endpoint}/api/whoami-v2`, { headers: this.headers() }, 'reading the token owner', '');
+    const j = (await res.json()) as { name?: unknown };
+    if (typeof j.name !== 'string') throw new HfStoreError(`Unexpected whoami answer from ${this.endpoint}`);
+    return j.name;
+  }
+
+  /** `GET /api/buckets/{namespace or "me"}?search=…`, every page. */
+  async *listBuckets(namespace: string | undefined, search: string | undefined): AsyncGenerator<HubBucket> {
+    const ns = namespace ?? 'me';
+    let url: string | undefined = `${this.endpoint}/api/buckets/${enc(ns)}${search !== undefined ? `?search=${enc(search)}` : ''}`;
+    while (url) {
+      let res: Response;
+      try {
+        res = await this.request(url, { headers: this.headers() }, `listing the buckets of ${ns}`, ns);
+      } catch (e) {
+        if (e instanceof BucketError && /not found/.test(e.message)) {
+          throw new BucketError(`Namespace '${ns}' not found on the Hugging Face Hub`, 'Check the user or organization name.', 2, { cause: e });
+        }
+        throw e;
+      }
+      const items = (await res.json()) as unknown;
+      if (!Array.isArray(items)) throw new HfStoreError(`Unexpected bucket list answer from ${this.endpoint}`);
+      for (const it of items as HubBucket[]) yield it;
+      url = nextLink(res.headers.get('link'), url);
+    }
+  }
+
+  /** `DELETE /api/buckets/{id}`; returns false when it was missing and `missingOk`. */
+  async deleteBucket(bucketId: string, missingOk: boolean): Promise<boolean> {
+    try {
+      await this.request(this.bucketUrl(bucketId), { method: 'DELETE', headers: this.headers() }, `deleting bucket ${bucketId}`, bucketId);
+      return true;
+    } catch (e) {
+      if (missingOk && e instanceof BucketError && /not found/.test(e.message)) return false;
+      throw e;
+    }
+  }
+
+  /** `POST /api/repos/move` with `type: bucket`. */
+  async moveBucket(fromId: string, toId: string): Promise<void> {
+    const ctx = { endpoint: this.endpoint, bucketId: fromId, action: `moving bucket ${fromId} to ${toId}` };
+    let res: Response;
+    try {
+      res = await this.fetch(`${this.endpoint}/api/repos/move`, {
+        method: 'POST',
+        headers: this.headers({ 'Content-Type': 'application/json' }),
+        body: JSON.stringify({ fromRepo: fromId, toRepo: toId, type: 'bucket' }),
+      });
+    } catch (e) {
+      throw mapHfError(e, ctx);
+    }
+    if (res.ok) {
+      await res.body?.cancel().catch(() => undefined);
+      return;
+    }
+    const raw = await hubHttpError(res);
+    if (res.status === 409) throw new BucketError(`Cannot move ${fromId} to ${toId}: '${toId}' already exists`, undefined, 2, { cause: raw });
+    // The move route is not under /buckets/: a 404 is the source bucket.
+    if (res.status === 404) throw bucketNotFound(fromId, raw);
+    throw mapHfError(raw, ctx);
+  }
+
+  /**
+   * `GET /api/buckets/{id}/tree[/{prefix}]?recursive=…`, every page, in the server's order.
+   * The server's prefix match is lexical: callers apply the path boundary.
+   */
+  async *listTree(bucketId: string, prefix: string, recursive: boolean): AsyncGenerator<HubTreeItem[]> {
+    let url: string | undefined = `${this.bucketUrl(bucketId)}/tree${prefix ? `/${enc(prefix)}` : ''}?recursive=${recursive}`;
+    while (url) {
+      const res = await this.request(url, { headers: this.headers() }, `listing hf://buckets/${bucketId}${prefix ? `/${prefix}` : ''}`, bucketId);
+      const items = (await res.json()) as unknown;
+      if (!Array.isArray(items)) throw new HfStoreError(`Unexpected tree listing answer from ${this.endpoint}`);
+      const page: HubTreeItem[] = [];
+      for (const it of items as HubTreeItem[]) {
+        if ((it?.type === 'file' || it?.type === 'directory') && typeof it.path === 'string') page.push(it);
+      }
+      yield page;
+      url = nextLink(res.headers.get('link'), url);
+    }
+  }
+
+  /** `POST /api/buckets/{id}/paths-info` in chunks of 1000: path → item (missing paths absent). */
+  async pathsInfo(bucketId: string, paths: string[]): Promise<Map<string, HubTreeItem>> {
+    const out = new Map<string, HubTreeItem>();
+    for (let i = 0; i < paths.length; i += 1000) {
+      const part = paths.slice(i, i + 1000);
+      const res = await this.request(
+        `${this.bucketUrl(bucketId)}/paths-info`,
+        { method: 'POST', headers: this.headers({ 'Content-Type': 'application/json' }), body: JSON.stringify({ paths: part }) },
+        `reading file info from hf://buckets/${bucketId}`,
+        bucketId,
+      );
+      const items = (await res.json()) as unknown;
+      if (!Array.isArray(items)) throw new HfStoreError(`Unexpected paths-info answer from ${this.endpoint}`);
+      for (const it of items as HubTreeItem[]) if (typeof it?.path === 'string') out.set(it.path, it);
+    }
+    return out;
+  }
+
+  /**
+   * NDJSON lines to `/batch`, 1000 per request; returns path → error for every line the Hub
+   * refused (read from `failed[]`, never assumed from the status alone).
+   */
+  async batch(bucketId: string, lines: object[], action: string, onProgress?: (done: number) => void): Promise<Map<string, string>> {
+    const failed = new Map<string, string>();
+    for (let i = 0; i < lines.length; i += 1000) {
+      const part = lines.slice(i, i + 1000);
+      const url = `${this.bucketUrl(bucketId)}/batch`;
+      const ctx = { endpoint: this.endpoint, bucketId, action };
+      let res: Response;
+      try {
+        res = await this.fetch(url, {
+          method: 'POST',
+          headers: this.headers({ 'Content-Type': 'application/x-ndjson' }),
+          body: part.map((l) => `${JSON.stringify(l)}\n`).join(''),
+        });
+      } catch (e) {
+        throw mapHfError(e, ctx);
+      }
+      if (res.status !== 200 && res.status !== 422) {
+        const err = mapHfError(await hubHttpError(res), ctx);
+        if (isBucketNotFound(err)) throw bucketNotFound(bucketId, err);
+        throw err;
+      }
+      const report = (await res.json().catch(() => undefined)) as BatchResponse | undefined;
+      if (!report || (!Array.isArray(report.failed) && report.success !== true)) {
+        throw new HfStoreError(`Unreadable /batch answer (HTTP ${res.status}) while ${action}`);
+      }
+      for (const f of report.failed ?? []) failed.set(String(f.path), String(f.error));
+      if (res.status === 422 && (report.failed ?? []).length === 0) {
+        for (const l of part) failed.set(String((l as { path?: unknown }).path), 'rejected by the Hub (HTTP 422)');
+      }
+      onProgress?.(Math.min(lines.length, i + part.length));
+    }
+    return failed;
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * `ls`: with no argument or a namespace, the buckets (hf's table); with `s3://`, the S3
+ * buckets; with a bucket path, S3 location or local directory, the files (hf's flat, tree,
+ * json and quiet formats, spec §5.3).
+ */
+import { UsageError } from '../types.js';
+import type { Ctx } from './context.js';
+import { flatLines, itemJson, pyJsonIndent, quietLines, treeLines, type ListingItem } from './format.js';
+import { listHf, listLocal, listS3 } from './listing.js';
+import { listBuckets, listS3Buckets } from './manage.js';
+import { parseRef } from './target.js';
+
+export interface LsFlags {
+  humanReadable?: boolean;
+  tree?: boolean;
+  recursive?: boolean;
+  search?: string;
+}
+
+export async function ls(ctx: Ctx, arg: string | undefined, flags: LsFlags): Promise<void> {
+  const ref = arg === undefined ? ({ kind: 'namespace', raw: '', namespace: undefined } as const) : parseRef(arg, { namespaces: true });
+  const bucketList = ref.kind === 'namespace' || (ref.kind === 's3' && ref.bucket === '');
+  if (bucketList) {
+    if (flags.tree) throw new UsageError('Cannot use --tree when listing buckets.');
+    if (flags.recursive) throw new UsageError('Cannot use --recursive when listing buckets.');
+    if (ref.kind === 'namespace') return listBuckets(ctx, ref.namespace, flags.search, flags.humanReadable ?? false);
+    return listS3Buckets(ctx, flags.search);
+  }
+  if (flags.search !== undefined) throw new UsageError('Cannot use --search when listing files.');
+  if (flags.tree && ctx.out.mode === 'json') throw new UsageError('Cannot use --tree with --format json.');
+  const recursive = flags.recursive ?? false;
+  let items: ListingItem[];
+  switch (ref.kind) {
+    case 'hf':
+      items = await listHf(ctx.hub(), ref.bucketId, ref.prefix, recursive);
+      break;
+    case 's3': {
+      const s3 = await ctx.s3();
+      if (!(await s3.bucketExists(ref.bucket))) {
+        const { s3BucketMissing } = await import('./s3-admin.js');
+        throw s3BucketMissing(ref.bucket, s3.where);
+      }
+      items = (await listS3(s3, ref.bucket, ref.prefix, recursive)).items;
+      break;
+    }
+    case 'local':
+      items = await listLocal(ref.path, ref.raw, recursive, (m) => ctx.out.warn(m));
+      break;
+  }
+  printListing(ctx, items, { humanReadable: flags.humanReadable ?? false, tree: flags.tree ?? false, recursive });
+}
+
+/** hf's `print_file_listing` (an empty listing is `[]` in json mode, where hf prints nothing). */
+export function printListing(ctx: Ctx, items: ListingItem[], opts: { humanReadable: boolean; tree: boolean; recursive: boolean }): void {
+  const out = ctx.out;
+  if (items.length === 0) {
+    if (out.mode === 'json') out.print('[]');
+    else out.text('(empty)');
+    return;
+  }
+  let lines: string[];
+  if (opts.tree) lines = treeLines(items, { humanReadable: opts.humanReadable, quiet: out.mode === 'quiet' });
+  else if (out.mode === 'json') lines = [pyJsonIndent(items.map(itemJson))];
+  else if (out.mode === 'quiet') lines = quietLines(items);
+  else lines = flatLines(items, opts.humanReadable);
+  for (const l of lines) out.print(l);
+  if (!opts.recursive && items.some((i) => i.type === 'directory')) out.hint('Use -R to list files recursively.');
+}
