@@ -38,6 +38,12 @@ export const REASONS = {
   sameSize: 'same size',
   identical: 'identical',
   notInSource: 'not in source (--delete)',
+  /** bucketsync (dedup): content identical, only the mtime differs; the executor updates only the mtime. */
+  sameContentMtimeDiffers: 'same content, mtime differs',
+  /** bucketsync (--checksum): same size and same content hash. */
+  sameChecksum: 'same checksum',
+  /** bucketsync (--checksum): same size, different content hash. */
+  checksumDiffers: 'checksum differs',
 } as const;
 
 /**
@@ -61,6 +67,19 @@ export interface Operation {
   hash?: string;
   /** bucketsync extra: an earlier path in the plan (or on the destination) with the same content. */
   copyFrom?: string;
+  /**
+   * bucketsync (dedup): the content is already at the destination, only its mtime differs;
+   * the executor updates the mtime instead of sending the bytes. Plan files mark such an
+   * operation by its reason ({@link REASONS.sameContentMtimeDiffers}); see {@link isMtimeOnly}.
+   */
+  mtimeOnly?: boolean;
+  /** bucketsync internal (not written to plans): the destination's content hash at plan time, when its store knew it. */
+  destHash?: string;
+}
+
+/** Whether an operation only updates the destination's mtime (content already identical). */
+export function isMtimeOnly(op: Operation): boolean {
+  return op.action !== 'delete' && op.action !== 'skip' && op.hash !== undefined && (op.mtimeOnly === true || op.reason === REASONS.sameContentMtimeDiffers);
 }
 
 /** Which way bytes flow, in hf's words. */

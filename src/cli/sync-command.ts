@@ -2,6 +2,7 @@
  * `bucketsync sync SOURCE DEST` and `bucketsync sync --apply PLAN`: hf's sync flags and
  * messages (spec §5.2, §1.5, §2.5), plus bucketsync's own.
  */
+import { setMaxListeners } from 'node:events';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { readFilterFile } from '../filters/filter.js';
@@ -26,6 +27,9 @@ interface SyncFlags {
   ignoreSizes?: boolean;
   existing?: boolean;
   ignoreExisting?: boolean;
+  checksum?: boolean;
+  trackRenames?: boolean;
+  dedup?: boolean;
   include: string[];
   exclude: string[];
   filterFrom?: string;
@@ -94,6 +98,9 @@ export function registerSyncCommand(program: Command): void {
     .option('--ignore-sizes', 'compare modification times only')
     .option('--existing', 'only update files that already exist on the destination')
     .option('--ignore-existing', 'skip files that already exist on the destination')
+    .option('--checksum', 'compare files of equal size by content hash instead of mtime (docs/dedup.md)')
+    .option('--track-renames', 'copy files whose content is already elsewhere on the destination server-side instead of uploading them')
+    .option('--dedup', 'send identical files once (the others become server-side copies) and only update the mtime of files whose content is unchanged (docs/dedup.md)')
     .option('--include <pattern>', 'include files matching the pattern (repeatable; fnmatch: * crosses /)', collect, [])
     .option('--exclude <pattern>', 'exclude files matching the pattern (repeatable; beats --include)', collect, [])
     .option('--filter-from <file>', 'read "+ pattern" / "- pattern" rules from a file (first match wins)')
@@ -150,6 +157,10 @@ function checkApplyConflicts(source: string | undefined, dest: string | undefine
     ['existing', 'existing'],
     ['ignoreExisting', 'ignore_existing'],
     ['dryRun', 'dry_run'],
+    // bucketsync's plan-time flags (after hf's): a plan already carries their effect
+    ['checksum', 'checksum'],
+    ['trackRenames', 'track_renames'],
+    ['dedup', 'dedup'],
   ];
   for (const [opt, word] of checks) {
     if (given(opt)) throw new UsageError(`Cannot specify ${word} when using apply.`);
@@ -221,6 +232,8 @@ export async function runSyncCommand(
     info: { mode: flags.apply !== undefined ? 'apply' : 'sync', started: performance.now(), running: false },
   };
   const controller = new AbortController();
+  // Every in-flight request listens on this signal: hundreds at once is expected, not a leak.
+  setMaxListeners(0, controller.signal);
   let interrupts = 0;
   const onSigint = (): void => {
     interrupts++;
@@ -363,6 +376,7 @@ async function runNormal(
   const sides: SyncSides = await openSides(source, dest, storeOptionsOf(flags, c));
   try {
     const req: PlanRequest = { compare, filters, allowEmptySource: flags.allowEmptySource ?? false, onWarning: (m) => c.warn(m), signal };
+    req.dedup = { dedup: flags.dedup ?? false, checksum: flags.checksum ?? false, trackRenames: flags.trackRenames ?? false };
     const given = { source, dest };
     if (flags.dryRun) {
       // Only the JSONL goes to stdout; nothing else is printed (hf's contract).
@@ -414,7 +428,7 @@ async function planAndExecute(
 ): Promise<number> {
   const { c, progress, events } = out;
   const started = out.info.started;
-  const held = await HeldPlan.collect(trackPlanning(sides, req, progress), (op: Operation) => {
+  const held = await HeldPlan.collect(trackPlanning(sides, { ...req, executing: true }, progress), (op: Operation) => {
     c.detail(operationLine(op));
     events.skip(op);
   });

@@ -10,10 +10,16 @@
  * - Deletes run after all transfers, only if none failed, and each only if the file to
  *   delete is still the version the plan saw. `maxDelete` refuses all deletes when the plan
  *   has more than that.
+ * - Dedup (docs/dedup.md): an upload with `copyFrom` is a server-side copy of that path. If
+ *   the path is an upload of this run still in flight, the copy waits for it (a copy never
+ *   starts before its source exists, and only the primary sends the bytes); if that upload
+ *   failed, the first of its copies uploads the content itself and the others copy from it.
+ *   A copy source that is not what the plan expects (gone, other size or hash) is treated
+ *   the same way. An upload marked metadata-only (`isMtimeOnly`) only sets the mtime.
  */
 import PQueue from 'p-queue';
 import { StaleError, type Expectation, type RemoveResult, type Store, type TransferSource } from '../stores/store.js';
-import type { Direction, Operation } from '../types.js';
+import { isMtimeOnly, type Direction, type Operation } from '../types.js';
 import { OperationSpool } from './spool.js';
 
 export type ExecEventType = 'start' | 'done' | 'failed' | 'stale' | 'skip' | 'delete-refused';
@@ -24,6 +30,8 @@ export interface ExecEvent {
   bytes?: number;
   durationMs?: number;
   error?: string;
+  /** For a `done` upload that sent no bytes: `copy` (server-side copy), `mtime` (metadata-only update). */
+  via?: 'copy' | 'mtime';
 }
 
 export interface ExecuteOptions {
@@ -35,6 +43,13 @@ export interface ExecuteOptions {
   maxDelete?: number;
   signal?: AbortSignal;
   onEvent?: (e: ExecEvent) => void;
+  /**
+   * xxh128 of a local file (checked against the expected size and mtime; rejects when it
+   * differs). Used to verify local copy sources and, with `hashUploads`, to hash sources.
+   */
+  hashLocal?: (absPath: string, expect: { size: number; mtimeMs?: number }) => Promise<string>;
+  /** Hash every local upload source that has no `hash` yet, so the destination store can keep it (S3 metadata). */
+  hashUploads?: boolean;
 }
 
 export interface Failure {
@@ -46,6 +61,12 @@ export interface Failure {
 export interface ExecuteResult {
   transferred: number;
   transferredBytes: number;
+  /** Uploads done as server-side copies (no bytes sent). */
+  copies: number;
+  /** Bytes those copies did not send. */
+  copiedBytes: number;
+  /** Uploads done as metadata-only (mtime) updates. */
+  metadataUpdates: number;
   deleted: number;
   skipped: number;
   stale: Failure[];
@@ -68,6 +89,10 @@ export class ChangedDuringTransferError extends Error {
 }
 
 const DELETE_BATCH = 1000;
+/** Paths remembered as written by this run (copy sources that need no re-check). */
+const WRITTEN_MEMORY = 100_000;
+
+type Via = 'upload' | 'copy' | 'mtime';
 
 function sourceMtime(op: Operation, direction: Direction): number | undefined {
   return direction === 'upload' ? op.localMtime : op.remoteMtime;
@@ -110,7 +135,16 @@ async function alreadyTransferred(op: Operation, o: ExecuteOptions): Promise<boo
     const planned = sourceMtime(op, o.direction);
     if (op.size !== undefined && src.size !== op.size) return false;
     if (planned !== undefined && Math.abs(src.mtimeMs - planned) >= 0.0015) return false;
-    return Math.abs(src.mtimeMs - dst.mtimeMs) < 1;
+    if (Math.abs(src.mtimeMs - dst.mtimeMs) >= 1) return false;
+    // Size and mtime say nothing when the plan was made by content (--checksum: same size
+    // and mtime, other bytes): with a known hash, the destination's content must match too.
+    if (op.hash !== undefined) {
+      if (dst.hash !== undefined) return dst.hash === op.hash;
+      const abs = o.dest.localPath?.(op.path);
+      if (abs === undefined || !o.hashLocal) return false;
+      return (await o.hashLocal(abs, { size: dst.size, mtimeMs: dst.mtimeMs })) === op.hash;
+    }
+    return true;
   } catch {
     return false;
   }
@@ -120,10 +154,41 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+const RETRYABLE_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNREFUSED', 'ECONNABORTED', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/**
+ * Worth another attempt: a `RetryableError` from a store, a timeout (the S3 SDK's
+ * `TimeoutError` when a download's body stops arriving), or a connection that broke —
+ * the error itself or one of its causes.
+ */
 function isRetryable(err: unknown): boolean {
-  const e = err as { name?: string; code?: string; $retryable?: unknown };
-  if (e?.name === 'RetryableError') return true;
-  return ['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNREFUSED', 'EAI_AGAIN', 'UND_ERR_SOCKET'].includes(e?.code ?? '');
+  let e = err as { name?: string; code?: string; cause?: unknown } | undefined;
+  for (let depth = 0; e && depth < 5; depth++) {
+    if (e.name === 'RetryableError' || e.name === 'TimeoutError') return true;
+    if (RETRYABLE_CODES.has(e.code ?? '')) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}
+
+/** Backoff before retry `attempt + 1`: exponential with jitter, at least the server's Retry-After (at most 60 s). */
+function retryDelayMs(err: unknown, attempt: number): number {
+  const backoff = Math.min(8000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
+  const after = (err as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  return typeof after === 'number' && after > 0 ? Math.max(backoff, Math.min(60_000, after)) : backoff;
+}
+
+/** Waits `ms`, or less when the signal aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Operation>, o: ExecuteOptions): Promise<ExecuteResult> {
@@ -133,6 +198,9 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
   const result: ExecuteResult = {
     transferred: 0,
     transferredBytes: 0,
+    copies: 0,
+    copiedBytes: 0,
+    metadataUpdates: 0,
     deleted: 0,
     skipped: 0,
     stale: [],
@@ -144,29 +212,53 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
   const deletes = new OperationSpool();
   const queue = new PQueue({ concurrency });
   const sourceIsLocal = typeof o.source.localPath === 'function';
+  /** Transfers queued or running (path → settles with whether it succeeded): copies of them wait. */
+  const inFlight = new Map<string, Promise<boolean>>();
+  /** Transfers of this run that did not succeed: copies of them upload the content instead. */
+  const notWritten = new Set<string>();
+  /** A copy source that failed → the path that took over uploading its content. */
+  const takenOver = new Map<string, string>();
+  /** Paths this run wrote (bounded): as copy sources they need no check. */
+  const written = new Set<string>();
 
-  const transfer = async (op: Operation): Promise<void> => {
+  /** Runs one transfer; resolves with whether the destination now holds it (failures are recorded and reported). */
+  const transfer = async (op: Operation): Promise<boolean> => {
     const started = performance.now();
     emit({ type: 'start', op });
     try {
+      let via: Via = 'upload';
       for (let attempt = 0; ; attempt++) {
         try {
-          await transferOne(op);
+          via = await transferOne(op);
           break;
         } catch (err) {
           if (attempt >= retries || !isRetryable(err) || o.signal?.aborted) throw err;
-          const waitMs = Math.min(8000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
-          await new Promise((r) => setTimeout(r, waitMs));
+          await sleep(retryDelayMs(err, attempt), o.signal);
+          if (o.signal?.aborted) throw err;
         }
       }
-      result.transferred++;
-      result.transferredBytes += op.size ?? 0;
-      emit({ type: 'done', op, bytes: op.size ?? 0, durationMs: performance.now() - started });
+      const size = op.size ?? 0;
+      if (via === 'copy') {
+        result.copies++;
+        result.copiedBytes += size;
+      } else if (via === 'mtime') {
+        result.metadataUpdates++;
+      } else {
+        result.transferred++;
+        result.transferredBytes += size;
+      }
+      // `bytes`: what the destination now holds for this file (progress counts it as done);
+      // `via` tells a copy or an mtime update, which sent none of them.
+      const done: ExecEvent = { type: 'done', op, bytes: size, durationMs: performance.now() - started };
+      if (via !== 'upload') done.via = via;
+      emit(done);
+      return true;
     } catch (err) {
       const f = { path: op.path, action: op.action, error: message(err) };
       if (err instanceof StaleError && (await alreadyTransferred(op, o))) {
         result.upToDate++;
         emit({ type: 'done', op, bytes: 0, durationMs: performance.now() - started });
+        return true;
       } else if (err instanceof StaleError) {
         result.stale.push(f);
         emit({ type: 'stale', op, error: f.error, durationMs: performance.now() - started });
@@ -174,10 +266,64 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
         result.failed.push(f);
         emit({ type: 'failed', op, error: f.error, durationMs: performance.now() - started });
       }
+      return false;
     }
   };
 
-  const transferOne = async (op: Operation): Promise<void> => {
+  /** Whether `from` at the destination holds what `op` expects (size, and hash when it can tell). */
+  const copySourceHolds = async (from: string, op: Operation): Promise<boolean> => {
+    if (written.has(from)) return true;
+    const e = await o.dest.stat(from);
+    if (!e) return false;
+    if (op.size !== undefined && e.size !== op.size) return false;
+    if (op.hash === undefined) return true;
+    if (e.hash !== undefined) return e.hash === op.hash;
+    const abs = o.dest.localPath?.(from);
+    if (abs === undefined || !o.hashLocal) return true;
+    try {
+      return (await o.hashLocal(abs, { size: e.size, mtimeMs: e.mtimeMs })) === op.hash;
+    } catch {
+      return false;
+    }
+  };
+
+  /**
+   * A server-side copy for an operation with `copyFrom`: waits for the source's upload when
+   * it is in flight. Returns 'upload' when this operation has to send the bytes itself (the
+   * source's upload failed, the source is not as expected, or the store cannot copy).
+   */
+  const copyOrTakeOver = async (op: Operation, mtimeMs: number): Promise<Via> => {
+    let from = op.copyFrom!;
+    for (;;) {
+      const next = takenOver.get(from);
+      if (next === op.path) return 'upload'; // this operation took over (a retry)
+      if (next !== undefined) {
+        from = next;
+        continue;
+      }
+      const pending = from === op.path ? undefined : inFlight.get(from);
+      if (pending) {
+        await pending;
+        continue;
+      }
+      if (notWritten.has(from)) {
+        takenOver.set(from, op.path);
+        return 'upload';
+      }
+      break;
+    }
+    if (!o.dest.capabilities.serverSideCopy || !o.dest.copy) return 'upload';
+    if (!(await copySourceHolds(from, op))) {
+      notWritten.add(from);
+      return copyOrTakeOver(op, mtimeMs);
+    }
+    const opts: Parameters<Store['write']>[2] = { mtimeMs, expect: destExpectation(op, o.direction) };
+    if (o.signal) opts.signal = o.signal;
+    await o.dest.copy(from, op.path, opts);
+    return 'copy';
+  };
+
+  const transferOne = async (op: Operation): Promise<Via> => {
     const current = await o.source.stat(op.path);
     const planned: Expectation = { kind: 'version' };
     if (op.size !== undefined) planned.size = op.size;
@@ -190,6 +336,11 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
     if (planned.mtimeMs !== undefined && Math.abs(current.mtimeMs - planned.mtimeMs) >= 0.0015) {
       throw new StaleError('the source file changed since the plan was made (modification time differs)');
     }
+    if (isMtimeOnly(op) && o.dest.capabilities.setMtime && o.dest.setMtime) {
+      await o.dest.setMtime(op.path, current.mtimeMs, destExpectation(op, o.direction));
+      return 'mtime';
+    }
+    if (op.copyFrom !== undefined && op.copyFrom !== op.path && (await copyOrTakeOver(op, current.mtimeMs)) === 'copy') return 'copy';
     const localPath = o.source.localPath?.(op.path);
     const source: TransferSource = {
       size: current.size,
@@ -197,6 +348,15 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       open: (range) => o.source.read(op.path, range),
     };
     if (localPath) source.localPath = localPath;
+    let hash = op.hash;
+    if (hash === undefined && o.hashUploads && localPath && o.hashLocal) {
+      try {
+        hash = await o.hashLocal(localPath, { size: current.size, mtimeMs: current.mtimeMs });
+      } catch {
+        // sent without it; the transfer itself reports a changed source
+      }
+    }
+    if (hash !== undefined) source.hash = hash;
     const writeOpts: Parameters<Store['write']>[2] = {
       mtimeMs: current.mtimeMs,
       expect: destExpectation(op, o.direction),
@@ -211,6 +371,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       };
     }
     await o.dest.write(op.path, source, writeOpts);
+    return 'upload';
   };
 
   try {
@@ -227,9 +388,26 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
         case 'delete':
           await deletes.push(op);
           break;
-        default:
+        default: {
           if (queue.size >= concurrency) await queue.onSizeLessThan(concurrency);
-          void queue.add(() => transfer(op));
+          // Registered before it runs, so that a later copy of this path waits for it.
+          let settle!: (ok: boolean) => void;
+          inFlight.set(op.path, new Promise<boolean>((resolve) => (settle = resolve)));
+          void queue
+            .add(() => transfer(op))
+            .then(
+              (ok) => ok === true,
+              () => false,
+            )
+            .then((ok) => {
+              inFlight.delete(op.path);
+              if (ok) {
+                if (written.size >= WRITTEN_MEMORY) written.clear();
+                written.add(op.path);
+              } else notWritten.add(op.path);
+              settle(ok);
+            });
+        }
       }
     }
     await queue.onIdle();

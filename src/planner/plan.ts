@@ -92,6 +92,8 @@ function inBoth(src: FileEntry, dst: FileEntry, o: PlanOptions): Operation {
   withMtimes(op, o.direction, src, dst);
   op.destSize = dst.size;
   if (dst.etag !== undefined) op.destEtag = dst.etag;
+  // For the dedup stage (--checksum, mtime-only updates); never written to plan files.
+  if (dst.hash !== undefined) op.destHash = dst.hash;
   return op;
 }
 

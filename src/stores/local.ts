@@ -15,6 +15,7 @@ import type { Readable } from 'node:stream';
 import { TEMP_PREFIX, mtimeMsFromNs, scanLocal, type LocalFileEntry } from '../scanner/scan.js';
 import { scanLocalInWorker } from '../scanner/worker-scan.js';
 import {
+  RetryableError,
   StaleError,
   expectationHolds,
   type Expectation,
@@ -89,7 +90,10 @@ export class LocalStore implements Store {
       }
       const written = await fsp.stat(tmp);
       if (written.size !== source.size) {
-        throw new Error(`wrote ${written.size} bytes but expected ${source.size}: the source changed or the read was cut short`);
+        const msg = `wrote ${written.size} bytes but expected ${source.size}: the source changed or the read was cut short`;
+        // A short read from a remote source (a response cut off) is worth another attempt; the
+        // retry re-checks the source first, so a source that really changed becomes stale.
+        throw source.localPath ? new Error(msg) : new RetryableError(msg);
       }
       await fsp.utimes(tmp, opts.mtimeMs / 1000, opts.mtimeMs / 1000);
       await this.commit(tmp, final, rel, opts);

@@ -11,6 +11,7 @@ import { openStore, type StoreOptions } from '../stores/open.js';
 import type { ListOptions, Store } from '../stores/store.js';
 import { executePlan, type ExecEvent, type ExecuteResult } from '../executor/execute.js';
 import { OperationSpool } from '../executor/spool.js';
+import { DedupSession, LocalHasher, type DedupRequest } from '../dedup/index.js';
 import {
   DEFAULT_COMPARE_OPTIONS,
   type CompareOptions,
@@ -29,6 +30,13 @@ export interface SyncSides {
   dest: Store;
   direction: Direction;
   close(): Promise<void>;
+  /**
+   * The local content hasher (hash cache + worker pool), opened on first use and closed with
+   * the sides. Without it the dedup stage is off.
+   */
+  hasher?: () => Promise<LocalHasher>;
+  /** The dedup session of the last plan made with `executing: true`; `executeOn` runs its second pass. */
+  dedup?: DedupSession;
 }
 
 /** hf's rule: a download when the source is a bucket and the destination is local; otherwise an upload. */
@@ -51,16 +59,32 @@ export async function openSides(
     await src.close();
     throw err;
   }
-  return {
+  let hasher: Promise<LocalHasher> | undefined;
+  const onWarning = storeOptions.onWarning;
+  const sides: SyncSides = {
     sourceLocation,
     destLocation,
     source: src,
     dest: dst,
     direction: directionOf(sourceLocation, destLocation),
+    hasher: () => (hasher ??= LocalHasher.open(onWarning ? { onWarning } : {})),
     close: async () => {
-      await Promise.allSettled([src.close(), dst.close()]);
+      const session = sides.dedup;
+      sides.dedup = undefined;
+      await Promise.allSettled([src.close(), dst.close(), hasher?.then((h) => closeHasher(h)), session?.dispose()]);
     },
   };
+  return sides;
+}
+
+/** Closes a hasher; for benchmarks, appends its counters to $BUCKETSYNC_REQUEST_STATS. */
+async function closeHasher(h: LocalHasher): Promise<void> {
+  await h.close();
+  const statsFile = process.env.BUCKETSYNC_REQUEST_STATS;
+  if (statsFile) {
+    const { appendFile } = await import('node:fs/promises');
+    await appendFile(statsFile, `${JSON.stringify({ hashes: h.stats() })}\n`).catch(() => undefined);
+  }
 }
 
 export interface PlanRequest {
@@ -75,6 +99,15 @@ export interface PlanRequest {
    * handed to the planner so far, after every batch, and once more with `done` at its end.
    */
   onListed?: (side: 'source' | 'dest', count: number, done: boolean) => void;
+  /** Content-hash features (docs/dedup.md): --dedup (in-plan dedup, mtime-only updates), --checksum, --track-renames; all off by default. */
+  dedup?: DedupRequest;
+  /**
+   * The plan goes to {@link HeldPlan} and then to {@link executeOn} with these same sides:
+   * the dedup stage then only counts during planning and annotates the held operations as
+   * they are executed, instead of holding the whole plan stream (which a plan written to a
+   * file or stdout needs, to show `copy_from`).
+   */
+  executing?: boolean;
 }
 
 export const EMPTY_FILTERS: FilterSpec = { include: [], exclude: [], rules: [] };
@@ -97,14 +130,41 @@ export function planSidesBatches(sides: SyncSides, req: PlanRequest = {}): Async
   if (req.onWarning) listOpts.onWarning = req.onWarning;
   if (req.signal) listOpts.signal = req.signal;
   const source = sides.source.list({ ...listOpts, inWorker: true });
-  const dest = sides.dest.list(listOpts);
+  let dest: AsyncIterable<FileEntry[]> = sides.dest.list({ ...listOpts, inWorker: true });
+  const session = dedupSessionFor(sides, req);
+  if (session?.wantsDestListing) dest = session.tapDest(dest);
   const onListed = req.onListed;
-  return planSyncBatches(onListed ? counted(source, 'source', onListed) : source, onListed ? counted(dest, 'dest', onListed) : dest, {
+  const plan = planSyncBatches(onListed ? counted(source, 'source', onListed) : source, onListed ? counted(dest, 'dest', onListed) : dest, {
     ...compare,
     direction: sides.direction,
     allowEmptySource: req.allowEmptySource ?? false,
     ...(matcher.isEmpty ? {} : { filter: (p: string) => matcher.matches(p) }),
   });
+  if (!session) return plan;
+  const compared = session.compare(plan);
+  if (req.executing) {
+    sides.dedup = session;
+    return session.observe(compared);
+  }
+  return session.hold(compared);
+}
+
+/** The dedup stage for a plan of these sides (undefined when it does not apply). */
+function dedupSessionFor(sides: SyncSides, req: PlanRequest): DedupSession | undefined {
+  if (sides.dedup) {
+    void sides.dedup.dispose();
+    sides.dedup = undefined;
+  }
+  if (!sides.hasher) return undefined;
+  const ctx: Parameters<typeof DedupSession.create>[0] = {
+    source: sides.source,
+    dest: sides.dest,
+    direction: sides.direction,
+    hasher: sides.hasher,
+  };
+  if (req.onWarning) ctx.onWarning = req.onWarning;
+  if (req.signal) ctx.signal = req.signal;
+  return DedupSession.create(ctx, req.dedup ?? {});
 }
 
 /** A pass-through that reports how many entries have flowed through a manifest. */
@@ -193,7 +253,10 @@ export interface RunOptions {
   onEvent?: (e: ExecEvent) => void;
 }
 
-/** Executes operations between two open sides. */
+/**
+ * Executes operations between two open sides. When the plan was made with `executing: true`
+ * on these sides, the dedup stage's second pass annotates the operations on their way.
+ */
 export function executeOn(sides: SyncSides, ops: AsyncIterable<Operation>, run: RunOptions = {}): Promise<ExecuteResult> {
   const o: Parameters<typeof executePlan>[1] = { source: sides.source, dest: sides.dest, direction: sides.direction };
   if (run.transfers !== undefined) o.transfers = run.transfers;
@@ -201,6 +264,15 @@ export function executeOn(sides: SyncSides, ops: AsyncIterable<Operation>, run: 
   if (run.maxDelete !== undefined) o.maxDelete = run.maxDelete;
   if (run.signal) o.signal = run.signal;
   if (run.onEvent) o.onEvent = run.onEvent;
+  const hasher = sides.hasher;
+  if (hasher) {
+    o.hashLocal = async (abs, expect) => (await hasher()).hash(abs, expect, run.signal);
+    // S3 keeps the xxh128 as x-amz-meta-xxh128: later runs compare and find renames without reading.
+    o.hashUploads = sides.direction === 'upload' && sides.dest.kind === 's3' && typeof sides.source.localPath === 'function';
+  }
+  const session = sides.dedup;
+  sides.dedup = undefined;
+  if (session?.observed) ops = session.annotate(ops);
   return executePlan(ops, o);
 }
 
@@ -217,7 +289,7 @@ export async function sync(
 ): Promise<SyncResult> {
   const sides = await openSides(source, dest, req.storeOptions);
   try {
-    const held = await HeldPlan.collect(planSidesBatches(sides, req));
+    const held = await HeldPlan.collect(planSidesBatches(sides, { ...req, executing: true }));
     try {
       if (!held.hasWork) return { summary: held.summary, result: undefined };
       const result = await executeOn(sides, held.actions.drain(), req);

@@ -90,6 +90,11 @@ export interface CountedClient {
   destroy(): void;
 }
 
+function positiveMs(v: string | undefined): number | undefined {
+  const n = Number(v);
+  return v !== undefined && Number.isFinite(n) && n > 0 ? n : undefined;
+}
+
 export function createClient(cfg: ResolvedClientConfig, opts: ClientOptions): CountedClient {
   const maxSockets = opts.maxSockets ?? 64;
   const httpAgent = new http.Agent({ keepAlive: true, maxSockets });
@@ -105,7 +110,9 @@ export function createClient(cfg: ResolvedClientConfig, opts: ClientOptions): Co
       httpAgent,
       httpsAgent,
       connectionTimeout: 10_000,
-      socketTimeout: 120_000,
+      // A connection silent this long (no response, or a body that stopped) is given up on and
+      // the request retried. BUCKETSYNC_S3_SOCKET_TIMEOUT_MS overrides it (fault-injection tests).
+      socketTimeout: positiveMs(env('BUCKETSYNC_S3_SOCKET_TIMEOUT_MS')) ?? 120_000,
     },
   };
   if (cfg.endpoint) config.endpoint = cfg.endpoint;

@@ -177,7 +177,9 @@ export function setupError(err: unknown, ctx: ErrorContext): S3StoreError | unde
       { cause: err },
     );
   }
-  if (net === 'ETIMEDOUT' || net === 'TimeoutError') {
+  // Only a connection that could not be made is a setup problem; a server that went silent
+  // in the middle of a response (the socket's inactivity timeout) is a per-operation failure.
+  if (net === 'ETIMEDOUT' || (net === 'TimeoutError' && !/of inactivity/.test(causeMessages(err)))) {
     return new S3StoreError(
       `Timed out connecting to the S3 endpoint ${where}`,
       'Check --endpoint-url (or AWS_ENDPOINT_URL), the network, and that the server is running.',
@@ -186,6 +188,17 @@ export function setupError(err: unknown, ctx: ErrorContext): S3StoreError | unde
     );
   }
   return undefined;
+}
+
+/** The messages of an error and its causes, joined. */
+function causeMessages(err: unknown): string {
+  const out: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 5; depth++) {
+    out.push(String((e as SdkErrorLike).message ?? ''));
+    e = (e as SdkErrorLike).cause;
+  }
+  return out.join('\n');
 }
 
 export function missingBucket(ctx: ErrorContext, cause?: unknown): S3StoreError {
@@ -227,9 +240,26 @@ export function operationError(err: unknown, op: string, what: string, ctx: Erro
     code === 'InternalError' ||
     code === 'ServiceUnavailable'
   ) {
-    return new RetryableError(text);
+    return new RetryableError(text, retryAfterMs(err));
   }
   return new S3StoreError(text, undefined, 1, { cause: err });
+}
+
+/** The server's `Retry-After` (seconds or an HTTP date) in ms, when the response had one. */
+export function retryAfterMs(err: unknown): number | undefined {
+  const headers = (err as { $response?: { headers?: Record<string, string | undefined> } } | undefined)?.$response?.headers;
+  if (!headers) return undefined;
+  const name = Object.keys(headers).find((k) => k.toLowerCase() === 'retry-after');
+  const v = name === undefined ? undefined : headers[name]?.trim();
+  if (!v) return undefined;
+  const ms = /^\d+(\.\d+)?$/.test(v) ? Number(v) * 1000 : Date.parse(v) - Date.now();
+  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
+}
+
+/** Whether a failure is one that could go away by itself (5xx, throttling, a broken connection). */
+export function isTransient(err: unknown): boolean {
+  const status = httpStatus(err);
+  return networkCode(err) !== undefined || (status !== undefined && status >= 500) || status === 429 || errorCode(err) === 'SlowDown';
 }
 
 export function firstLine(s: string): string {

@@ -38,6 +38,8 @@ export function unsafeRelativePath(rel: string): string | undefined {
   for (const seg of rel.split('/')) {
     if (seg === '') return 'has an empty path segment ("//")';
     if (seg === '.' || seg === '..') return `has a "${seg}" path segment`;
+    // A local copy would be taken for a leftover of an interrupted run: never listed, deleted.
+    if (seg.startsWith('.bucketsync-tmp-')) return 'has a name starting with ".bucketsync-tmp-", reserved for temporary files';
   }
   if (LONE_SURROGATE.test(rel)) return 'is not valid Unicode';
   return undefined;

@@ -24,6 +24,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   UploadPartCommand,
@@ -39,6 +40,7 @@ import type { S3Location } from '../../location/location.js';
 import { formatLocation } from '../../location/location.js';
 import type { FileEntry } from '../../types.js';
 import {
+  RetryableError,
   StaleError,
   expectationHolds,
   type Expectation,
@@ -57,6 +59,7 @@ import {
   firstLine,
   httpStatus,
   isNotFound,
+  isTransient,
   missingBucket,
   operationError,
   setupError,
@@ -188,6 +191,19 @@ export class S3Store implements Store {
     return { ...this.counted.counts };
   }
 
+  /** File content bytes handed to PutObject / UploadPart requests so far (the SDK's own retries not counted). */
+  bytesSent(): number {
+    return this.sentBytes;
+  }
+
+  private sentBytes = 0;
+
+  /** Counts `n` content bytes going out with the request `p`. */
+  private sending<T>(n: number, p: T): T {
+    this.sentBytes += n;
+    return p;
+  }
+
   /** The underlying SDK client (for diagnostics and fault-injection tests). */
   get sdkClient(): S3Client {
     return this.client;
@@ -256,10 +272,12 @@ export class S3Store implements Store {
   private unexpected(op: string, err: unknown): S3StoreError {
     const code = errorCode(err);
     const msg = firstLine((err as Error | undefined)?.message ?? String(err));
+    // A server error or a broken connection is no mistake of the user's (exit 1, try again later).
+    const transient = isTransient(err);
     return new S3StoreError(
       `${op} on bucket '${this.bucket}' at ${this.cfg.endpoint ?? `AWS S3 (${this.cfg.region})`} failed: ${[code, httpStatus(err)].filter(Boolean).join(' ')}${msg && msg !== code && msg !== 'UnknownError' ? ` (${msg})` : ''}`,
-      undefined,
-      2,
+      transient ? 'The server failed or the connection broke; run the command again.' : undefined,
+      transient ? 1 : 2,
       { cause: err },
     );
   }
@@ -542,7 +560,27 @@ export class S3Store implements Store {
   async stat(rel: string): Promise<FileEntry | undefined> {
     const key = await this.keyFor(rel);
     const head = await this.headObject(key);
-    return head ? this.entryFromHead(rel, head) : undefined;
+    if (!head) return undefined;
+    // Without a stored mtime the mtime is LastModified, which a HEAD gives in whole seconds but
+    // a listing (what plans are made from) to the millisecond on RGW and MinIO: an object that
+    // no tool of ours wrote would always look changed since the plan. Ask a listing for it.
+    if (parseMtime(head.Metadata?.mtime) === undefined) {
+      const listed = await this.listedVersion(key);
+      if (listed) return this.entryFromHead(rel, head, listed);
+    }
+    return this.entryFromHead(rel, head);
+  }
+
+  /** The object `key` as a listing shows it (one ListObjectsV2 with MaxKeys 1), if it exists. */
+  private async listedVersion(key: string): Promise<Listed | undefined> {
+    const res = await this.send('ListObjectsV2', key, () =>
+      this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: key, MaxKeys: 1, EncodingType: 'url' })),
+    );
+    const obj = res.Contents?.[0];
+    if (obj?.Key === undefined) return undefined;
+    const k = res.EncodingType === 'url' ? decodeKey(obj.Key) : obj.Key;
+    if (k !== key) return undefined;
+    return { rel: '', key, size: obj.Size ?? 0, etag: quoteEtag(obj.ETag) ?? '', lastModifiedMs: obj.LastModified?.getTime() };
   }
 
   async read(rel: string, range?: { start: number; end: number }): Promise<Readable> {
@@ -589,10 +627,13 @@ export class S3Store implements Store {
    * expected ETag, the server wants the ETag without quotes: learn that and try once more.
    */
   private async conditional<T>(key: string, cond: Conditions, fn: (c: Conditions) => Promise<T>): Promise<T> {
+    // Whether this request went out unquoted: concurrent writes may all fail on the quoted
+    // form before the first of them learns the server's way; each of those tries again.
+    const sentUnquoted = this.unquotedIfMatch;
     try {
       return await fn(this.wire(cond));
     } catch (err) {
-      if (!(err instanceof StaleError) || !cond.IfMatch || this.unquotedIfMatch) throw err;
+      if (!(err instanceof StaleError) || !cond.IfMatch || sentUnquoted) throw err;
       const head = await this.headObject(key);
       if (!head || quoteEtag(head.ETag) !== quoteEtag(cond.IfMatch)) throw err;
       this.unquotedIfMatch = true;
@@ -639,18 +680,21 @@ export class S3Store implements Store {
       const md5 = createHash('md5').update(body).digest();
       const res = await this.conditional(key, cond, (c) =>
         this.send('PutObject', key, () =>
-          this.client.send(
-            new PutObjectCommand({
-              Bucket: this.bucket,
-              Key: key,
-              Body: body,
-              ContentLength: body.length,
-              ContentMD5: md5.toString('base64'),
-              ContentType: contentType,
-              Metadata: metadata,
-              ...c,
-            }),
-            { abortSignal: opts.signal },
+          this.sending(
+            body.length,
+            this.client.send(
+              new PutObjectCommand({
+                Bucket: this.bucket,
+                Key: key,
+                Body: body,
+                ContentLength: body.length,
+                ContentMD5: md5.toString('base64'),
+                ContentType: contentType,
+                Metadata: metadata,
+                ...c,
+              }),
+              { abortSignal: opts.signal },
+            ),
           ),
         ),
       );
@@ -691,6 +735,7 @@ export class S3Store implements Store {
       throw this.sourceError(err, rel);
     }
     let uploadId: string | undefined;
+    const createStarted = Date.now();
     try {
       const created = await this.send('CreateMultipartUpload', key, () =>
         this.client.send(
@@ -700,8 +745,11 @@ export class S3Store implements Store {
       );
       uploadId = created.UploadId;
       if (!uploadId) throw new S3StoreError(`CreateMultipartUpload ${this.what(key)} returned no UploadId`);
+      // A retried request may have started an upload whose answer was lost on the way.
+      if ((created.$metadata.attempts ?? 1) > 1) await this.abortStrayUploads(key, uploadId, createStarted);
     } catch (err) {
       await reader.close().catch(() => undefined);
+      if (err instanceof RetryableError) await this.abortStrayUploads(key, undefined, createStarted);
       throw err;
     }
 
@@ -725,17 +773,20 @@ export class S3Store implements Store {
         const md5 = createHash('md5').update(part.data).digest();
         md5s[part.number - 1] = md5;
         const res = await this.send('UploadPart', key, () =>
-          this.client.send(
-            new UploadPartCommand({
-              Bucket: this.bucket,
-              Key: key,
-              UploadId: uploadId,
-              PartNumber: part.number,
-              Body: part.data,
-              ContentLength: part.data.length,
-              ContentMD5: md5.toString('base64'),
-            }),
-            { abortSignal: abort.signal },
+          this.sending(
+            part.data.length,
+            this.client.send(
+              new UploadPartCommand({
+                Bucket: this.bucket,
+                Key: key,
+                UploadId: uploadId,
+                PartNumber: part.number,
+                Body: part.data,
+                ContentLength: part.data.length,
+                ContentMD5: md5.toString('base64'),
+              }),
+              { abortSignal: abort.signal },
+            ),
           ),
         );
         if (!res.ETag) throw new S3StoreError(`UploadPart ${part.number} of ${this.what(key)} returned no ETag`);
@@ -794,6 +845,28 @@ export class S3Store implements Store {
       );
     }
     return expected;
+  }
+
+  /**
+   * Aborts the multipart uploads of `key` (other than `keep`) initiated since `sinceMs`, give or
+   * take 5 s of clock skew: those a CreateMultipartUpload of ours started although its answer
+   * never arrived (the request was retried, or failed after the server had acted on it). A
+   * concurrent writer of the same key in that window would lose its upload and report it; no
+   * data is lost either way. Best effort: problems are warnings.
+   */
+  private async abortStrayUploads(key: string, keep: string | undefined, sinceMs: number): Promise<void> {
+    try {
+      const res = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: key }));
+      for (const u of res.Uploads ?? []) {
+        if (u.Key !== key || !u.UploadId || u.UploadId === keep) continue;
+        const t = u.Initiated?.getTime();
+        if (t === undefined || t < sinceMs - 5000 || t > Date.now() + 5000) continue;
+        const failed = await this.abortUpload(key, u.UploadId);
+        if (failed) this.warn(`could not abort the incomplete multipart upload ${u.UploadId} of ${this.what(key)} (${failed})`);
+      }
+    } catch (err) {
+      this.warn(`could not check ${this.what(key)} for an incomplete multipart upload left by a retried request: ${firstLine((err as Error).message ?? String(err))}`);
+    }
   }
 
   private async abortUpload(key: string, uploadId: string): Promise<string | undefined> {
@@ -1093,6 +1166,16 @@ export class S3Store implements Store {
     await this.heads.onIdle();
     await this.cache.close();
     this.counted.destroy();
+    // For benchmarks (bench/s3.mjs): when BUCKETSYNC_REQUEST_STATS names a file, append one JSON
+    // line `{"requests": {"ListObjectsV2": n, "PutObject": n, …}, "bytesSent": n}` (requestCounts(),
+    // bytesSent()) per S3 store to it on close. A failure to write it is a warning, never an error.
+    const statsFile = process.env.BUCKETSYNC_REQUEST_STATS;
+    if (statsFile) {
+      const { appendFile } = await import('node:fs/promises');
+      await appendFile(statsFile, `${JSON.stringify({ requests: this.requestCounts(), bytesSent: this.sentBytes })}\n`).catch((err: unknown) =>
+        this.warn(`could not write request stats to ${statsFile}: ${err instanceof Error ? err.message : String(err)}`),
+      );
+    }
   }
 }
 
