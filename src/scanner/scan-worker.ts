@@ -5,14 +5,14 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { scanLocal } from './scan.js';
-import type { WorkerBatch, WorkerMessage } from './worker-scan.js';
+import type { ScanWorkerData, WorkerBatch, WorkerMessage } from './worker-scan.js';
 
-const { root, batchSize } = workerData as { root: string; batchSize: number };
+const { root, ...scanOpts } = workerData as ScanWorkerData;
 const port = parentPort!;
 const post = (m: WorkerMessage, transfer?: ArrayBuffer[]): void => port.postMessage(m, transfer ?? []);
 
 const gen = scanLocal(root, {
-  batchSize,
+  ...scanOpts,
   withIdentity: true,
   onWarning: (message) => post({ type: 'warning', message }),
   onTempFile: (path) => post({ type: 'temp', path }),

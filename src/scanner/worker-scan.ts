@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { scanLocal, type LocalFileEntry, type ScanOptions } from './scan.js';
+import { removeQuietly, spillDirName } from './spill.js';
 
 export interface WorkerBatch {
   type: 'batch';
@@ -26,6 +27,14 @@ export type WorkerMessage =
   | { type: 'done' }
   | { type: 'error'; message: string };
 
+export interface ScanWorkerData {
+  root: string;
+  batchSize: number;
+  spillDir: string;
+  spillEntries?: number;
+  streamDirBytes?: number;
+}
+
 const WORKER_URL = new URL('./scan-worker.js', import.meta.url);
 /** Batches the worker may run ahead of the consumer. */
 const CREDITS = 8;
@@ -40,7 +49,13 @@ export async function* scanLocalInWorker(root: string, opts: ScanOptions = {}): 
     return;
   }
   const batchSize = opts.batchSize ?? 2048;
-  const worker = new Worker(WORKER_URL, { workerData: { root, batchSize } });
+  // The worker spills huge directories here; this thread removes it, since a terminated
+  // worker runs no cleanup of its own.
+  const spillDir = opts.spillDir ?? spillDirName();
+  const workerData: ScanWorkerData = { root, batchSize, spillDir };
+  if (opts.spillEntries !== undefined) workerData.spillEntries = opts.spillEntries;
+  if (opts.streamDirBytes !== undefined) workerData.streamDirBytes = opts.streamDirBytes;
+  const worker = new Worker(WORKER_URL, { workerData });
   const queue: WorkerMessage[] = [];
   let wake: (() => void) | undefined;
   let failure: Error | undefined;
@@ -98,5 +113,6 @@ export async function* scanLocalInWorker(root: string, opts: ScanOptions = {}): 
     }
   } finally {
     await worker.terminate();
+    removeQuietly(spillDir);
   }
 }
