@@ -14,6 +14,9 @@ const suites = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 
 const wanted = suites.length ? suites : ['local'];
 const available = {
   local: () => import('./local-noop.mjs').then((m) => m.run({ files: opt('files', 100_000), dirs: opt('dirs', 1_000), runs: opt('runs', 5) })),
+  scale: () => import('./scale.mjs').then((m) => m.run({ files: opt('files', undefined), dirs: opt('dirs', 1_000), runs: opt('runs', 3) })),
+  s3: () => import('./s3.mjs').then((m) => m.run({ files: opt('files', 3_000), dirs: opt('dirs', 120), runs: opt('runs', 3), transfers: opt('transfers', undefined) })),
+  dedup: () => import('./dedup.mjs').then((m) => m.run()),
 };
 if (!fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) {
   console.error('bucketsync is not built: run `npm ci` or `npm run build` first');
