@@ -186,10 +186,11 @@ describe.skipIf(!hasJq)('--json events through jq', () => {
     const r = sh(`$BS sync --apply "$WORK/plan.jsonl" --json | jq -c 'select(.event!="start") | [.event, .path // .exit_code]'`);
     expect(r.code).toBe(1);
     expect(lines(r.stdout).sort()).toEqual(['["done","a.txt"]', '["stale","b.txt"]', '["summary",1]']);
-    // Applied again, a.txt is stale too (the plan saw no a.txt at the destination).
+    // Applied again: a.txt is already there as planned (done, 0 bytes, not stale); b.txt is still stale.
     const events = jsonl(sh(`$BS sync --apply "$WORK/plan.jsonl" --json`).stdout);
     expect(events.find((e) => e['event'] === 'stale' && e['path'] === 'b.txt')!['error']).toMatch(/changed since the plan was made/);
-    expect(events.at(-1)).toMatchObject({ event: 'summary', mode: 'apply', transferred: 0, stale: 2, exit_code: 1 });
+    expect(events.find((e) => e['event'] === 'done' && e['path'] === 'a.txt')).toMatchObject({ bytes: 0 });
+    expect(events.at(-1)).toMatchObject({ event: 'summary', mode: 'apply', transferred: 0, already_done: 1, stale: 1, exit_code: 1 });
   });
 
   it('a run that fails still ends its stdout with a summary carrying the error', async () => {
