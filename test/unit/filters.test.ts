@@ -170,17 +170,7 @@ describe('fnmatch glob rules (spec §3.1)', () => {
 // ---------------------------------------------------------------------------------------------
 // Differential test against the real CPython fnmatch.
 
-/** mulberry32: a small seeded PRNG so the generated cases are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = seededRandom;
 
 function generateCases(count: number): [string, string][] {
   const rand = prng(20240611);
@@ -226,6 +216,7 @@ for pat, name in json.load(sys.stdin):
         out.append("error: " + type(e).__name__)
 json.dump(out, sys.stdout)
 `;
+import { seededRandom } from '../support/random.js';
 
 function python(): string | undefined {
   for (const exe of ['python3', 'python']) {

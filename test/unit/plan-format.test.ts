@@ -20,6 +20,7 @@ import {
   writePlanToStreamDirect,
 } from '../../src/plan/index.js';
 import type { Operation, PlanHeader } from '../../src/types.js';
+import { seededRandom } from '../support/random.js';
 
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'hf-plan.jsonl');
 
@@ -122,16 +123,7 @@ function collector(): { stream: Writable; text: () => string } {
   return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
 }
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 /** Random operations whose values survive a plan file unchanged (µs-exact mtimes). */
 function randomOps(n: number, seed = 1): Operation[] {

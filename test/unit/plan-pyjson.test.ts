@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { pyFloat, pyFloatRepr, pyJsonDumps, type PyJsonValue } from '../../src/plan/pyjson.js';
+import { seededRandom } from '../support/random.js';
 
 const HAS_PYTHON = (() => {
   const r = spawnSync('python3', ['-c', 'import sys; print(sys.version_info[0])'], { encoding: 'utf8' });
@@ -17,17 +18,7 @@ function runPython(script: string, input: unknown): unknown {
   return JSON.parse(r.stdout);
 }
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 function randomString(r: () => number): string {
   const len = Math.floor(r() * 24);

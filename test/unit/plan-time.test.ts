@@ -13,6 +13,7 @@ import {
   parseIso,
   statMtimeMs,
 } from '../../src/plan/time.js';
+import { seededRandom } from '../support/random.js';
 
 const HAS_PYTHON = (() => {
   const r = spawnSync('python3', ['-c', 'import sys; print(sys.version_info[0])'], { encoding: 'utf8' });
@@ -29,16 +30,7 @@ function runPython(script: string, input: unknown): unknown {
   return JSON.parse(r.stdout);
 }
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 function randomBigInt(r: () => number, max: bigint): bigint {
   // Uniform enough for testing: combine two 32-bit draws.
