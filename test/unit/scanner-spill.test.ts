@@ -3,6 +3,7 @@
  * disk and merges them. With a tiny limit, real directories must come out exactly as the
  * in-memory path lists them, and no spill file may outlive the scan.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -164,7 +165,7 @@ describe('scanner spill to sorted runs', () => {
     const denied = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
     const failing = Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
     const fsWith = (failAfter: number | undefined): ScanFs => ({
-      statSync: (p, o) => fs.statSync(p, o),
+      statSync: fs.statSync as ScanFs['statSync'],
       readdirSync: (p, o) => {
         if (p === path.join(root, 'sub')) throw denied;
         return fs.readdirSync(p, o);
@@ -209,6 +210,33 @@ describe('scanner spill to sorted runs', () => {
       if (before === undefined) delete process.env['TMPDIR'];
       else process.env['TMPDIR'] = before;
     }
+  });
+});
+
+describe('spill directories of killed scans', () => {
+  it('are removed at the next spill when a day old and their process is gone', () => {
+    const tmp = path.join(work, 'sweep');
+    fs.mkdirSync(tmp);
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const old = Date.now() / 1000 - 2 * 86400;
+    const make = (name: string, mtime?: number): string => {
+      const dir = path.join(tmp, name);
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'run-0'), 'x\0');
+      if (mtime !== undefined) fs.utimesSync(dir, mtime, mtime);
+      return name;
+    };
+    const stale = make(`bucketsync-scan-${dead}-old-x`, old);
+    const recent = make(`bucketsync-scan-${dead}-new-x`);
+    const alive = make(`bucketsync-scan-${process.ppid}-old-x`, old);
+    const other = make('something-else', old);
+    spillDir = path.join(tmp, 'mine');
+    const gen = scanLocal(root, { spillDir, spillEntries: 13, streamDirBytes: 1 });
+    gen.next();
+    gen.return(undefined);
+    const left = fs.readdirSync(tmp).sort();
+    expect(left).toEqual([recent, alive, other].sort());
+    expect(left).not.toContain(stale);
   });
 });
 
