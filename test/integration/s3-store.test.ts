@@ -529,7 +529,7 @@ describe.skipIf(!endpoint)('S3 store against a real S3 server (Ceph RGW)', { tim
     for (const p of ['a', 'b', 'c']) await store.write(p, bufferSource(p), { mtimeMs: 0, expect: { kind: 'absent' } });
     // Make RGW reject the DeleteObjects request itself (a bare 400), as gateways that
     // don't implement it (or reject its mandatory checksum) do.
-    store.sdkClient.middlewareStack.add(
+    (await store.sdkClient()).middlewareStack.add(
       (next, context) => async (args) => {
         const req = (args as { request: { body?: unknown; headers: Record<string, string> } }).request;
         if (context.commandName === 'DeleteObjectsCommand') {

@@ -12,28 +12,13 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CopyObjectCommand,
-  CreateBucketCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  UploadPartCommand,
-  UploadPartCopyCommand,
-  type CompletedPart,
-  type CreateBucketCommandInput,
-  type HeadObjectCommandOutput,
-  type ListObjectsV2CommandOutput,
-  type S3Client,
+import { Transform, pipeline, type Readable } from 'node:stream';
+import type {
+  CompletedPart,
+  CreateBucketCommandInput,
+  HeadObjectCommandOutput,
+  ListObjectsV2CommandOutput,
+  S3Client,
 } from '@aws-sdk/client-s3';
 import PQueue from 'p-queue';
 import type { S3Location } from '../../location/location.js';
@@ -52,7 +37,9 @@ import {
   type TransferSource,
   type WriteOptions,
 } from '../store.js';
-import { createClient, resolveClientConfig, type CountedClient, type ResolvedClientConfig } from './client.js';
+import { SdkApi, type GetObjectResult, type S3Api, type SdkHandle } from './api.js';
+import { resolveClientConfig, type ResolvedClientConfig } from './config.js';
+import { HttpApi, httpApiSupported } from './http-api.js';
 import {
   S3StoreError,
   errorCode,
@@ -129,6 +116,32 @@ function quoteEtag(etag: string | undefined): string | undefined {
   return etag.startsWith('"') || etag.startsWith('W/') ? etag : `"${etag}"`;
 }
 
+/** What a download is checked against: an ETag (unquoted) and, for a multipart one, the part size. */
+interface EtagCheck {
+  etag: string;
+  partSize?: number;
+}
+
+/** User metadata key where multipart uploads and copies record their part size. */
+const PART_SIZE_META = 'part-size';
+
+/**
+ * How a full download can be verified: by the MD5 ETag of an object written in one piece, or
+ * by the multipart ETag of one whose part size we recorded; undefined when the ETag says
+ * nothing checkable (SSE-KMS and SSE-C objects have ETags that are no MD5).
+ */
+function etagCheck(res: GetObjectResult): EtagCheck | undefined {
+  const etag = res.ETag?.replace(/^"|"$/g, '').toLowerCase();
+  if (!etag || res.SSECustomerAlgorithm || res.ServerSideEncryption?.startsWith('aws:kms')) return undefined;
+  if (/^[0-9a-f]{32}$/.test(etag)) return { etag };
+  const parts = /^[0-9a-f]{32}-(\d+)$/.exec(etag);
+  const partSize = Number(res.Metadata?.[PART_SIZE_META]);
+  if (!parts || !Number.isSafeInteger(partSize) || partSize < 1) return undefined;
+  // A recorded size that cannot give this many parts belongs to another version: don't judge.
+  if (res.ContentLength === undefined || Math.max(1, Math.ceil(res.ContentLength / partSize)) !== Number(parts[1])) return undefined;
+  return { etag, partSize };
+}
+
 function xxhFromMetadata(meta: Record<string, string> | undefined): string | undefined {
   const v = meta?.xxh128?.trim().toLowerCase();
   return v && /^[0-9a-f]{32}$/.test(v) ? `xxh128:${v}` : undefined;
@@ -145,7 +158,6 @@ export class S3Store implements Store {
     setMtime: true,
   };
 
-  private readonly client: S3Client;
   private readonly bucket: string;
   private readonly prefix: string;
   private readonly partSize: number;
@@ -167,11 +179,10 @@ export class S3Store implements Store {
   constructor(
     loc: S3Location,
     private readonly cfg: ResolvedClientConfig,
-    private readonly counted: CountedClient,
+    private readonly api: S3Api,
     private readonly cache: MetaCache,
     opts: S3StoreOptions,
   ) {
-    this.client = counted.client;
     this.bucket = loc.bucket;
     this.prefix = loc.prefix.replace(/^\/+|\/+$/g, '');
     this.display = formatLocation({ ...loc, prefix: this.prefix });
@@ -188,7 +199,7 @@ export class S3Store implements Store {
 
   /** Requests sent so far, per S3 operation (`ListObjectsV2`, `HeadObject`, `PutObject`…). */
   requestCounts(): Record<string, number> {
-    return { ...this.counted.counts };
+    return { ...this.api.counts };
   }
 
   /** File content bytes handed to PutObject / UploadPart requests so far (the SDK's own retries not counted). */
@@ -204,9 +215,14 @@ export class S3Store implements Store {
     return p;
   }
 
-  /** The underlying SDK client (for diagnostics and fault-injection tests). */
-  get sdkClient(): S3Client {
-    return this.client;
+  /** The AWS SDK client behind the operations the HTTP transport leaves to it (for tests). */
+  async sdkClient(): Promise<S3Client> {
+    return (await this.api.sdk()).client;
+  }
+
+  /** Which transport sends listings, HEADs, GETs, PUTs and copies: `http` or `sdk`. */
+  get transport(): 'http' | 'sdk' {
+    return this.api.transport;
   }
 
   /** Endpoint, region and addressing in use. */
@@ -220,7 +236,7 @@ export class S3Store implements Store {
   /** Checks the bucket (HeadBucket), creating it when asked to. */
   async checkBucket(create: boolean): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      await this.api.headBucket(this.bucket);
       return;
     } catch (err) {
       if (isNotFound(err) || errorCode(err) === 'NoSuchBucket') {
@@ -233,7 +249,7 @@ export class S3Store implements Store {
       const status = httpStatus(err);
       if (status === 403 || status === 400 || status === 301) {
         try {
-          await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, MaxKeys: 1 }));
+          await this.api.listObjectsV2({ Bucket: this.bucket, MaxKeys: 1 });
         } catch (err2) {
           if (errorCode(err2) === 'NoSuchBucket') {
             if (!create) throw missingBucket(this.ctx, err2);
@@ -254,7 +270,8 @@ export class S3Store implements Store {
       input.CreateBucketConfiguration = { LocationConstraint: this.cfg.region as never };
     }
     try {
-      await this.client.send(new CreateBucketCommand(input));
+      const { client, m } = await this.api.sdk();
+      await client.send(new m.CreateBucketCommand(input));
     } catch (err) {
       if (errorCode(err) === 'BucketAlreadyOwnedByYou') return;
       if (errorCode(err) === 'BucketAlreadyExists') {
@@ -313,7 +330,7 @@ export class S3Store implements Store {
       return false;
     }
     const below = await this.send('ListObjectsV2', this.prefix, () =>
-      this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.prefix}/`, MaxKeys: 1 })),
+      this.api.listObjectsV2({ Bucket: this.bucket, Prefix: `${this.prefix}/`, MaxKeys: 1 }),
     );
     this.singleFile = (below.KeyCount ?? below.Contents?.length ?? 0) === 0;
     return this.singleFile;
@@ -388,15 +405,15 @@ export class S3Store implements Store {
 
     for (;;) {
       const res: ListObjectsV2CommandOutput = await this.send('ListObjectsV2', dirPrefix || '(bucket root)', () =>
-        this.client.send(
-          new ListObjectsV2Command({
+        this.api.listObjectsV2(
+          {
             Bucket: this.bucket,
             Prefix: listPrefix || undefined,
             MaxKeys: this.pageSize,
             ContinuationToken: token,
             EncodingType: 'url',
-          }),
-          { abortSignal: signal },
+          },
+          signal,
         ),
       );
       if (res.EncodingType !== undefined && res.EncodingType !== 'url') {
@@ -547,7 +564,7 @@ export class S3Store implements Store {
 
   private async headObject(key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {
     try {
-      return await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
+      return await this.api.headObject({ Bucket: this.bucket, Key: key }, signal);
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw operationError(err, 'HeadObject', this.what(key), this.ctx);
@@ -574,7 +591,7 @@ export class S3Store implements Store {
   /** The object `key` as a listing shows it (one ListObjectsV2 with MaxKeys 1), if it exists. */
   private async listedVersion(key: string): Promise<Listed | undefined> {
     const res = await this.send('ListObjectsV2', key, () =>
-      this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: key, MaxKeys: 1, EncodingType: 'url' })),
+      this.api.listObjectsV2({ Bucket: this.bucket, Prefix: key, MaxKeys: 1, EncodingType: 'url' }),
     );
     const obj = res.Contents?.[0];
     if (obj?.Key === undefined) return undefined;
@@ -585,16 +602,60 @@ export class S3Store implements Store {
 
   async read(rel: string, range?: { start: number; end: number }): Promise<Readable> {
     const key = await this.keyFor(rel);
+    let res: GetObjectResult;
     try {
-      const res = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
-      );
-      if (!res.Body) throw new S3StoreError(`GetObject ${this.what(key)} returned no body`);
-      return res.Body as Readable;
+      res = await this.api.getObject({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined });
     } catch (err) {
       if (isNotFound(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
       throw operationError(err, 'GetObject', this.what(key), this.ctx);
     }
+    const check = range ? undefined : etagCheck(res);
+    return check ? this.verifyingEtag(res.Body, check, key) : res.Body;
+  }
+
+  /**
+   * The body, checked against the object's ETag as it streams: the content's MD5 (an object
+   * uploaded in one piece), or the MD5 of its parts' MD5s (a multipart upload whose part size
+   * we recorded). A body that arrives different fails with a retryable error at its end, before
+   * the reader can take it for complete.
+   */
+  private verifyingEtag(body: Readable, check: EtagCheck, key: string): Readable {
+    const whole = createHash('md5');
+    const partDigests: Buffer[] = [];
+    let part = createHash('md5');
+    let inPart = 0;
+    const size = check.partSize;
+    const out = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        if (size === undefined) whole.update(chunk);
+        else {
+          for (let at = 0; at < chunk.length; ) {
+            const n = Math.min(chunk.length - at, size - inPart);
+            part.update(chunk.subarray(at, at + n));
+            at += n;
+            inPart += n;
+            if (inPart === size) {
+              partDigests.push(part.digest());
+              part = createHash('md5');
+              inPart = 0;
+            }
+          }
+        }
+        done(null, chunk);
+      },
+      flush: (done) => {
+        let got: string;
+        if (size === undefined) got = whole.digest('hex');
+        else {
+          if (inPart > 0) partDigests.push(part.digest());
+          got = `${createHash('md5').update(Buffer.concat(partDigests)).digest('hex')}-${partDigests.length}`;
+        }
+        if (got === check.etag) done();
+        else done(new RetryableError(`${this.what(key)} arrived corrupted: its content hashes to ${got}, its ETag is ${check.etag}`));
+      },
+    });
+    pipeline(body, out, () => undefined); // an error of either stream destroys both
+    return out;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -682,8 +743,8 @@ export class S3Store implements Store {
         this.send('PutObject', key, () =>
           this.sending(
             body.length,
-            this.client.send(
-              new PutObjectCommand({
+            this.api.putObject(
+              {
                 Bucket: this.bucket,
                 Key: key,
                 Body: body,
@@ -692,8 +753,8 @@ export class S3Store implements Store {
                 ContentType: contentType,
                 Metadata: metadata,
                 ...c,
-              }),
-              { abortSignal: opts.signal },
+              },
+              opts.signal,
             ),
           ),
         ),
@@ -735,11 +796,24 @@ export class S3Store implements Store {
       throw this.sourceError(err, rel);
     }
     let uploadId: string | undefined;
+    let sdk: SdkHandle;
+    try {
+      sdk = await this.api.sdk();
+    } catch (err) {
+      await reader.close().catch(() => undefined);
+      throw err;
+    }
     const createStarted = Date.now();
     try {
       const created = await this.send('CreateMultipartUpload', key, () =>
-        this.client.send(
-          new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType, Metadata: metadata }),
+        sdk.client.send(
+          new sdk.m.CreateMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: key,
+            ContentType: contentType,
+            // what downloads verify the multipart ETag with
+            Metadata: { ...metadata, [PART_SIZE_META]: String(partSize) },
+          }),
           { abortSignal: signal },
         ),
       );
@@ -775,8 +849,8 @@ export class S3Store implements Store {
         const res = await this.send('UploadPart', key, () =>
           this.sending(
             part.data.length,
-            this.client.send(
-              new UploadPartCommand({
+            sdk.client.send(
+              new sdk.m.UploadPartCommand({
                 Bucket: this.bucket,
                 Key: key,
                 UploadId: uploadId,
@@ -807,8 +881,8 @@ export class S3Store implements Store {
 
       await this.verifyConditions(key, cond, signal);
       await this.send('CompleteMultipartUpload', key, () =>
-        this.client.send(
-          new CompleteMultipartUploadCommand({
+        sdk.client.send(
+          new sdk.m.CompleteMultipartUploadCommand({
             Bucket: this.bucket,
             Key: key,
             UploadId: uploadId,
@@ -856,7 +930,8 @@ export class S3Store implements Store {
    */
   private async abortStrayUploads(key: string, keep: string | undefined, sinceMs: number): Promise<void> {
     try {
-      const res = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: key }));
+      const { client, m } = await this.api.sdk();
+      const res = await client.send(new m.ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: key }));
       for (const u of res.Uploads ?? []) {
         if (u.Key !== key || !u.UploadId || u.UploadId === keep) continue;
         const t = u.Initiated?.getTime();
@@ -871,7 +946,8 @@ export class S3Store implements Store {
 
   private async abortUpload(key: string, uploadId: string): Promise<string | undefined> {
     try {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }));
+      const { client, m } = await this.api.sdk();
+      await client.send(new m.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }));
       return undefined;
     } catch (err) {
       if (isNotFound(err) || errorCode(err) === 'NoSuchUpload') return undefined;
@@ -932,8 +1008,8 @@ export class S3Store implements Store {
     if (size <= this.copyThreshold) {
       const res = await this.conditional(dstKey, cond, (c) =>
         this.send('CopyObject', dstKey, () =>
-          this.client.send(
-            new CopyObjectCommand({
+          this.api.copyObject(
+            {
               Bucket: this.bucket,
               Key: dstKey,
               CopySource: encodeCopySource(this.bucket, srcKey),
@@ -942,8 +1018,8 @@ export class S3Store implements Store {
               Metadata: metadata,
               ...headers,
               ...c,
-            }),
-            { abortSignal: signal },
+            },
+            signal,
           ),
         ),
       );
@@ -962,9 +1038,10 @@ export class S3Store implements Store {
     let partSize = this.copyPartSize;
     if (partCount(size, partSize) > MAX_PARTS) partSize = Math.ceil(size / MAX_PARTS / MiB) * MiB;
     const n = partCount(size, partSize);
+    const { client, m } = await this.api.sdk();
     const created = await this.send('CreateMultipartUpload', dstKey, () =>
-      this.client.send(
-        new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dstKey, Metadata: metadata, ...headers }),
+      client.send(
+        new m.CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dstKey, Metadata: { ...metadata, [PART_SIZE_META]: String(partSize) }, ...headers }),
         { abortSignal: signal },
       ),
     );
@@ -984,8 +1061,8 @@ export class S3Store implements Store {
             const end = Math.min(size, start + partSize) - 1;
             try {
               const res = await this.send('UploadPartCopy', dstKey, () =>
-                this.client.send(
-                  new UploadPartCopyCommand({
+                client.send(
+                  new m.UploadPartCopyCommand({
                     Bucket: this.bucket,
                     Key: dstKey,
                     UploadId: uploadId,
@@ -1010,8 +1087,8 @@ export class S3Store implements Store {
       );
       await this.verifyConditions(dstKey, cond, signal);
       await this.send('CompleteMultipartUpload', dstKey, () =>
-        this.client.send(
-          new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dstKey, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...this.wire(cond) }),
+        client.send(
+          new m.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dstKey, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...this.wire(cond) }),
           { abortSignal: signal },
         ),
       );
@@ -1105,8 +1182,9 @@ export class S3Store implements Store {
       const batch = toDelete.slice(i, i + 1000);
       if (!batchRejected) {
         try {
-          const res = await this.client.send(
-            new DeleteObjectsCommand({
+          const { client, m } = await this.api.sdk();
+          const res = await client.send(
+            new m.DeleteObjectsCommand({
               Bucket: this.bucket,
               Delete: { Objects: batch.map((b) => ({ Key: b.key })), Quiet: true },
             }),
@@ -1141,7 +1219,8 @@ export class S3Store implements Store {
           this.heads.add(async () => {
             const r = results[b.index]!;
             try {
-              await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: b.key }));
+              const { client, m } = await this.api.sdk();
+              await client.send(new m.DeleteObjectCommand({ Bucket: this.bucket, Key: b.key }));
               r.ok = true;
               this.cache.forget(b.key);
             } catch (err) {
@@ -1165,7 +1244,7 @@ export class S3Store implements Store {
     this.closed = true;
     await this.heads.onIdle();
     await this.cache.close();
-    this.counted.destroy();
+    this.api.destroy();
     // For benchmarks (bench/s3.mjs): when BUCKETSYNC_REQUEST_STATS names a file, append one JSON
     // line `{"requests": {"ListObjectsV2": n, "PutObject": n, …}, "bytesSent": n}` (requestCounts(),
     // bytesSent()) per S3 store to it on close. A failure to write it is a warning, never an error.
@@ -1217,15 +1296,15 @@ function decodeKey(k: string): string {
 /** Opens an S3 location: resolves the client configuration, checks (or creates) the bucket. */
 export async function openS3Store(loc: S3Location, opts: S3StoreOptions = {}): Promise<S3Store> {
   const cfg = await resolveClientConfig(opts);
-  const counted = createClient(cfg, opts);
+  const api: S3Api = httpApiSupported(cfg) ? new HttpApi(cfg, opts) : new SdkApi(cfg, opts);
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
   const cacheDir = opts.metaCacheDir === null ? null : (opts.metaCacheDir ?? path.join(defaultCacheRoot(), 's3-meta'));
   const cache = MetaCache.open(cacheDir, cfg.endpoint ?? 'aws', loc.bucket, warn);
-  const store = new S3Store(loc, cfg, counted, cache, { ...opts, onWarning: warn });
+  const store = new S3Store(loc, cfg, api, cache, { ...opts, onWarning: warn });
   try {
     await store.checkBucket(opts.createBucket ?? false);
   } catch (err) {
-    counted.destroy();
+    api.destroy();
     throw err;
   }
   return store;
