@@ -16,10 +16,14 @@
  *   failed, the first of its copies uploads the content itself and the others copy from it.
  *   A copy source that is not what the plan expects (gone, other size or hash) is treated
  *   the same way. An upload marked metadata-only (`isMtimeOnly`) only sets the mtime.
+ * - On a case-insensitive destination (`dest.caseInsensitive()`), a path that differs only by
+ *   case from an earlier path of the plan, or from a file or folder already there, is refused
+ *   (src/executor/case-twins.ts); the rest of the run goes on, and no delete runs.
  */
 import PQueue from 'p-queue';
 import { StaleError, type Expectation, type RemoveResult, type Store, type TransferSource } from '../stores/store.js';
 import { isMtimeOnly, type Direction, type Operation } from '../types.js';
+import { CaseTwins, caseClashMessage, type CaseClash } from './case-twins.js';
 import { OperationSpool } from './spool.js';
 
 export type ExecEventType = 'start' | 'done' | 'failed' | 'stale' | 'skip' | 'delete-refused';
@@ -220,6 +224,30 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
   const takenOver = new Map<string, string>();
   /** Paths this run wrote (bounded): as copy sources they need no check. */
   const written = new Set<string>();
+  /**
+   * Case-insensitive destination: the names this run claimed (the first spelling in plan order
+   * wins). Probed at the first transfer, so a run with nothing to transfer touches nothing.
+   */
+  let caseTwins: CaseTwins | undefined;
+  let caseProbed = false;
+  const caseTwinsOf = async (): Promise<CaseTwins | undefined> => {
+    if (!caseProbed) {
+      caseProbed = true;
+      if (o.dest.caseInsensitive && (await o.dest.caseInsensitive())) caseTwins = new CaseTwins();
+    }
+    return caseTwins;
+  };
+
+  /** Throws when `op` would land on a file or folder already at the destination under another spelling. */
+  const existingCaseTwin = async (op: Operation): Promise<void> => {
+    if (!caseTwins || !o.dest.caseTwin) return;
+    const other = await o.dest.caseTwin(op.path);
+    if (other === undefined) return;
+    const depth = other.split('/').length;
+    const segs = op.path.split('/');
+    const clash: CaseClash = depth < segs.length ? { other, folder: segs.slice(0, depth).join('/') } : { other };
+    throw new Error(caseClashMessage(op.action, op.path, clash, o.dest.display));
+  };
 
   /** Runs one transfer; resolves with whether the destination now holds it (failures are recorded and reported). */
   const transfer = async (op: Operation): Promise<boolean> => {
@@ -324,6 +352,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
   };
 
   const transferOne = async (op: Operation): Promise<Via> => {
+    await existingCaseTwin(op);
     const current = await o.source.stat(op.path);
     const planned: Expectation = { kind: 'version' };
     if (op.size !== undefined) planned.size = op.size;
@@ -389,6 +418,16 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
           await deletes.push(op);
           break;
         default: {
+          const clash = (await caseTwinsOf())?.claim(op.path);
+          if (clash) {
+            // Refused in plan order, before anything runs: which twin is refused never depends on timing.
+            const error = caseClashMessage(op.action, op.path, clash, o.dest.display);
+            emit({ type: 'start', op });
+            result.failed.push({ path: op.path, action: op.action, error });
+            emit({ type: 'failed', op, error, durationMs: 0 });
+            notWritten.add(op.path);
+            break;
+          }
           if (queue.size >= concurrency) await queue.onSizeLessThan(concurrency);
           // Registered before it runs, so that a later copy of this path waits for it.
           let settle!: (ok: boolean) => void;

@@ -14,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { TEMP_PREFIX, mtimeMsFromNs, scanLocal, type LocalFileEntry } from '../scanner/scan.js';
 import { scanLocalInWorker } from '../scanner/worker-scan.js';
+import { foldCase, isCaseInsensitiveDir } from './case-fold.js';
 import {
   RetryableError,
   StaleError,
@@ -38,6 +39,8 @@ export class LocalStore implements Store {
     setMtime: true,
   };
   private readonly createdDirs = new Set<string>();
+  /** Names in a folder (exact, and folded → first spelling), read once per folder by `caseTwin()`. */
+  private readonly dirNames = new Map<string, Promise<DirNames | undefined>>();
 
   constructor(
     /** Absolute path of the root directory (may not exist yet for a destination). */
@@ -139,7 +142,56 @@ export class LocalStore implements Store {
     return results;
   }
 
+  /** Probed once per root (src/stores/case-fold.ts). */
+  caseInsensitive(): Promise<boolean> {
+    return isCaseInsensitiveDir(this.root);
+  }
+
+  /**
+   * The existing file or folder that `rel` would land on under another spelling (see
+   * `Store.caseTwin`). Each folder on the way is read once per run and cached: what this run
+   * writes itself is checked by the executor's claims, not here.
+   */
+  async caseTwin(rel: string): Promise<string | undefined> {
+    const segs = rel.split('/');
+    const onDisk: string[] = [];
+    let differs = false;
+    let dir = this.root;
+    for (const seg of segs) {
+      const names = await this.namesIn(dir);
+      const name = names?.exact.has(seg) ? seg : names?.folded.get(foldCase(seg));
+      // Nothing further down: the twin is the folder spelled otherwise, if any.
+      if (name === undefined) return differs ? onDisk.join('/') : undefined;
+      differs ||= name !== seg;
+      onDisk.push(name);
+      dir = path.join(dir, name);
+    }
+    return differs ? onDisk.join('/') : undefined;
+  }
+
   async close(): Promise<void> {}
+
+  private namesIn(dir: string): Promise<DirNames | undefined> {
+    let names = this.dirNames.get(dir);
+    if (names === undefined) {
+      names = fsp.readdir(dir).then(
+        (list) => {
+          const exact = new Set<string>();
+          const folded = new Map<string, string>();
+          for (const name of list) {
+            if (name.startsWith(TEMP_PREFIX)) continue;
+            exact.add(name);
+            const key = foldCase(name);
+            if (!folded.has(key)) folded.set(key, name);
+          }
+          return { exact, folded };
+        },
+        () => undefined, // missing (created by this run, if at all) or unreadable: the write will tell
+      );
+      this.dirNames.set(dir, names);
+    }
+    return names;
+  }
 
   /** Renames the finished temporary file over the final name if the destination is as expected. */
   private async commit(tmp: string, final: string, rel: string, opts: WriteOptions): Promise<void> {
@@ -184,6 +236,11 @@ export class LocalStore implements Store {
       cur = path.dirname(cur);
     }
   }
+}
+
+interface DirNames {
+  exact: Set<string>;
+  folded: Map<string, string>;
 }
 
 async function statEntry(abs: string, rel: string): Promise<LocalFileEntry | undefined> {

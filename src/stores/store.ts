@@ -110,6 +110,19 @@ export interface Store {
   /** Changes only the mtime (capability `setMtime`). */
   setMtime?(path: string, mtimeMs: number, expect: Expectation): Promise<void>;
 
+  /**
+   * Whether names that differ only by case are one file here (a local folder on macOS or
+   * Windows). Absent: they are not. The executor then refuses case twins (src/executor/case-twins.ts).
+   */
+  caseInsensitive?(): Promise<boolean>;
+
+  /**
+   * On a case-insensitive store: the existing file or folder that `path` (or one of its
+   * folders) would land on under another spelling — that spelling, e.g. `A/x.bin` for
+   * `a/x.bin`, or `A` for `a/y` — or undefined when there is none.
+   */
+  caseTwin?(path: string): Promise<string | undefined>;
+
   /** Releases connections, flushes caches. */
   close(): Promise<void>;
 }

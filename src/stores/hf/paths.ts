@@ -21,6 +21,8 @@ export function unsafePathReason(rel: string): string | undefined {
   for (const seg of rel.split('/')) {
     if (seg === '') return 'empty path segment';
     if (seg === '.' || seg === '..') return `'${seg}' path segment`;
+    // A local copy would be taken for a leftover of an interrupted run: never listed, deleted.
+    if (seg.startsWith('.bucketsync-tmp-')) return "name starting with '.bucketsync-tmp-', reserved for temporary files";
   }
   return undefined;
 }
