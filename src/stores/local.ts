@@ -89,7 +89,16 @@ export class LocalStore implements Store {
         await fsp.copyFile(source.localPath, tmp, fs.constants.COPYFILE_FICLONE);
       } else {
         const input = await source.open();
-        await pipeline(input, fs.createWriteStream(tmp, { flags: 'wx' }), { signal: opts.signal });
+        // Opened before the pipeline starts: a stream that opens the file itself may create it
+        // after a fast failure has already been cleaned up, leaving the temporary file behind.
+        let out: fs.WriteStream;
+        try {
+          out = (await fsp.open(tmp, 'wx')).createWriteStream();
+        } catch (err) {
+          input.destroy();
+          throw err;
+        }
+        await pipeline(input, out, { signal: opts.signal });
       }
       const written = await fsp.stat(tmp);
       if (written.size !== source.size) {
