@@ -52,7 +52,11 @@ export interface ExecuteOptions {
    * differs). Used to verify local copy sources and, with `hashUploads`, to hash sources.
    */
   hashLocal?: (absPath: string, expect: { size: number; mtimeMs?: number }) => Promise<string>;
-  /** Hash every local upload source that has no `hash` yet, so the destination store can keep it (S3 metadata). */
+  /**
+   * Hash every local upload source that has no `hash` yet, so the destination store can keep
+   * it (S3 metadata); except those smaller than `dest.capabilities.hashesWritesBelow`, which
+   * the store hashes from the bytes it sends.
+   */
   hashUploads?: boolean;
 }
 
@@ -378,7 +382,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
     };
     if (localPath) source.localPath = localPath;
     let hash = op.hash;
-    if (hash === undefined && o.hashUploads && localPath && o.hashLocal) {
+    if (hash === undefined && o.hashUploads && localPath && o.hashLocal && current.size >= (o.dest.capabilities.hashesWritesBelow ?? 0)) {
       try {
         hash = await o.hashLocal(localPath, { size: current.size, mtimeMs: current.mtimeMs });
       } catch {

@@ -16,6 +16,12 @@ export interface StoreCapabilities {
   contentHash: 'xxh128' | 'md5-etag' | 'xet' | null;
   /** `setMtime()` changes a file's mtime without rewriting its content. */
   setMtime: boolean;
+  /**
+   * Writes smaller than this many bytes that come without a `hash` get one from the store
+   * itself, computed from the bytes it sends (S3: below the multipart threshold), so the
+   * caller need not read the file a second time to hash it.
+   */
+  hashesWritesBelow?: number;
 }
 
 /** What the caller believes is at a path right now (from the plan). */

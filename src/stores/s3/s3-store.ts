@@ -55,6 +55,7 @@ import {
 import { assertSafePath, basename, compareCodePoints, encodeCopySource, guessContentType, unsafeRelativePath } from './keys.js';
 import { MetaCache, defaultCacheRoot, type MetaRecord, type MetaScan } from './meta-cache.js';
 import { formatMtime, parseMtime } from './mtime.js';
+import { defaultBackend, xxh128HexSync } from '../../hashing/xxh128.js';
 import { openPartReader, partCount, readWhole, type PartReader } from './parts.js';
 
 const MiB = 1024 * 1024;
@@ -151,12 +152,7 @@ export class S3Store implements Store {
   readonly kind = 's3';
   readonly remote = true;
   readonly display: string;
-  readonly capabilities: StoreCapabilities = {
-    serverSideCopy: true,
-    conditionalWrite: true,
-    contentHash: 'md5-etag',
-    setMtime: true,
-  };
+  readonly capabilities: StoreCapabilities;
 
   private readonly bucket: string;
   private readonly prefix: string;
@@ -188,6 +184,14 @@ export class S3Store implements Store {
     this.display = formatLocation({ ...loc, prefix: this.prefix });
     this.partSize = clampPart(opts.partSize ?? 16 * MiB);
     this.multipartThreshold = Math.max(1, opts.multipartThreshold ?? 16 * MiB);
+    this.capabilities = {
+      serverSideCopy: true,
+      conditionalWrite: true,
+      contentHash: 'md5-etag',
+      setMtime: true,
+      // single-PUT bodies are in memory: their xxh128 costs no extra read
+      hashesWritesBelow: this.multipartThreshold,
+    };
     this.partConcurrency = Math.max(1, Math.floor(opts.partConcurrency ?? 4));
     this.pageSize = Math.min(1000, Math.max(1, Math.floor(opts.listPageSize ?? 1000)));
     this.copyThreshold = Math.min(MAX_PART, opts.copyMultipartThreshold ?? MAX_PART);
@@ -729,15 +733,21 @@ export class S3Store implements Store {
     if (hash && /^[0-9a-f]{32}$/.test(hash)) metadata.xxh128 = hash;
     const contentType = guessContentType(key);
     const record: Omit<MetaRecord, 'e'> = { k: key, s: source.size, m: opts.mtimeMs };
-    if (metadata.xxh128) record.h = `xxh128:${metadata.xxh128}`;
 
     if (source.size < this.multipartThreshold || source.size === 0) {
       let body: Buffer;
       try {
         body = await readWhole(source, rel);
+        // The file must not have changed while it was read (same size and mtime as planned).
+        await opts.beforeCommit?.();
       } catch (err) {
         throw this.sourceError(err, rel);
       }
+      if (!metadata.xxh128) {
+        await defaultBackend();
+        metadata.xxh128 = xxh128HexSync(body);
+      }
+      record.h = `xxh128:${metadata.xxh128}`;
       const md5 = createHash('md5').update(body).digest();
       const res = await this.conditional(key, cond, (c) =>
         this.send('PutObject', key, () =>
@@ -762,12 +772,14 @@ export class S3Store implements Store {
       this.cache.put({ ...record, e: quoteEtag(res.ETag) ?? `"${md5.toString('hex')}"` });
       return;
     }
-    const etag = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal);
+    if (metadata.xxh128) record.h = `xxh128:${metadata.xxh128}`;
+    const etag = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal, opts.beforeCommit);
     this.cache.put({ ...record, e: etag });
   }
 
   private sourceError(err: unknown, rel: string): Error {
     if (err instanceof S3StoreError || err instanceof StaleError) return err;
+    if ((err as Error).name === 'ChangedDuringTransferError') return err as Error;
     if ((err as Error).name === 'SourceChangedError') return new StaleError((err as Error).message);
     return new S3StoreError(`Reading the source of ${rel} failed: ${(err as Error).message ?? String(err)}`, undefined, 1, { cause: err });
   }
@@ -781,6 +793,7 @@ export class S3Store implements Store {
     contentType: string,
     cond: Conditions,
     signal: AbortSignal | undefined,
+    beforeCommit?: () => Promise<void>,
   ): Promise<string> {
     const size = source.size;
     let partSize = this.partSize;
@@ -878,6 +891,12 @@ export class S3Store implements Store {
       await Promise.all(workers);
       if (failure === undefined && signal?.aborted) failure = signal.reason ?? new Error('aborted');
       if (failure !== undefined) throw failure;
+      // The file must not have changed while its parts were read (same size and mtime as planned).
+      try {
+        await beforeCommit?.();
+      } catch (err) {
+        throw this.sourceError(err, rel);
+      }
 
       await this.verifyConditions(key, cond, signal);
       await this.send('CompleteMultipartUpload', key, () =>
