@@ -126,6 +126,15 @@ export interface PlanHeader {
   destResolved?: string;
   options?: Partial<CompareOptions>;
   filters?: FilterSpec;
+  /** The content-hash flags the plan was made with (`content_options`; only when one was given). */
+  contentOptions?: ContentOptions;
+}
+
+/** `--dedup`, `--checksum`, `--track-renames` as a plan header records them. */
+export interface ContentOptions {
+  dedup?: boolean;
+  checksum?: boolean;
+  trackRenames?: boolean;
 }
 
 /** The filter rules a plan was made with, as the user gave them. */

@@ -16,6 +16,7 @@ import {
   ACTIONS,
   type Action,
   type CompareOptions,
+  type ContentOptions,
   type FilterRule,
   type FilterSpec,
   type Operation,
@@ -214,6 +215,14 @@ function operationFromJson(obj: JsonObject): Operation {
   if (hash !== undefined) op.hash = hash;
   const copyFrom = safePath(obj, 'copy_from', false);
   if (copyFrom !== undefined) op.copyFrom = copyFrom;
+  const mtimeOnly = opt(obj, 'mtime_only');
+  if (mtimeOnly !== undefined) {
+    if (typeof mtimeOnly !== 'boolean') fail(`operation 'mtime_only' must be a boolean, got ${typeName(mtimeOnly)}`);
+    if (mtimeOnly && (op.hash === undefined || (action !== 'upload' && action !== 'download'))) {
+      fail("operation 'mtime_only' needs an upload or download with a 'hash' (the content both sides already hold)");
+    }
+    if (mtimeOnly) op.mtimeOnly = true;
+  }
   return op;
 }
 
@@ -232,6 +241,18 @@ function parseOptions(v: unknown): Partial<CompareOptions> {
     const b = opt(v, snake);
     if (b === undefined) continue;
     if (typeof b !== 'boolean') fail(`header option '${snake}' must be a boolean, got ${typeName(b)}`);
+    out[camel] = b;
+  }
+  return out;
+}
+
+function parseContentOptions(v: unknown): ContentOptions {
+  if (!isObject(v)) fail(`header 'content_options' must be an object, got ${typeName(v)}`);
+  const out: ContentOptions = {};
+  for (const [snake, camel] of [['dedup', 'dedup'], ['checksum', 'checksum'], ['track_renames', 'trackRenames']] as const) {
+    const b = opt(v, snake);
+    if (b === undefined) continue;
+    if (typeof b !== 'boolean') fail(`header content option '${snake}' must be a boolean, got ${typeName(b)}`);
     out[camel] = b;
   }
   return out;
@@ -310,6 +331,8 @@ function headerFromJson(obj: JsonObject): PlanHeader {
   if (options !== undefined) header.options = parseOptions(options);
   const filters = opt(obj, 'filters');
   if (filters !== undefined) header.filters = parseFilters(filters);
+  const content = opt(obj, 'content_options');
+  if (content !== undefined) header.contentOptions = parseContentOptions(content);
   return header;
 }
 

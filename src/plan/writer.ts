@@ -160,6 +160,13 @@ export function formatHeader(h: PlanHeader): string {
   if (h.destResolved !== undefined) obj.dest_resolved = h.destResolved;
   if (h.options !== undefined) obj.options = optionsToJson(h.options);
   if (h.filters !== undefined) obj.filters = filtersToJson(h.filters);
+  if (h.contentOptions !== undefined) {
+    const c: { [key: string]: boolean } = {};
+    if (h.contentOptions.dedup !== undefined) c.dedup = h.contentOptions.dedup;
+    if (h.contentOptions.checksum !== undefined) c.checksum = h.contentOptions.checksum;
+    if (h.contentOptions.trackRenames !== undefined) c.track_renames = h.contentOptions.trackRenames;
+    obj.content_options = c;
+  }
   return pyJsonDumps(obj) + '\n';
 }
 
@@ -180,6 +187,7 @@ export function formatOperation(op: Operation): string {
   if (op.destEtag !== undefined) line += ', "dest_etag": ' + pyJsonString(op.destEtag);
   if (op.hash !== undefined) line += ', "hash": ' + pyJsonString(op.hash);
   if (op.copyFrom !== undefined) line += ', "copy_from": ' + pyJsonString(op.copyFrom);
+  if (op.mtimeOnly === true) line += ', "mtime_only": true';
   return line + '}\n';
 }
 

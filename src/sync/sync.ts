@@ -15,6 +15,7 @@ import { DedupSession, LocalHasher, type DedupRequest } from '../dedup/index.js'
 import {
   DEFAULT_COMPARE_OPTIONS,
   type CompareOptions,
+  type ContentOptions,
   type Direction,
   type FileEntry,
   type FilterSpec,
@@ -199,7 +200,14 @@ export function planHeader(
     destResolved: formatLocation(sides.destLocation),
     options: { ...DEFAULT_COMPARE_OPTIONS, ...req.compare },
     filters: req.filters ?? EMPTY_FILTERS,
+    ...contentOptionsOf(req.dedup),
   };
+}
+
+/** `content_options` for the header, when a content-hash flag was given. */
+function contentOptionsOf(d: DedupRequest | undefined): { contentOptions?: ContentOptions } {
+  if (!d?.dedup && !d?.checksum && !d?.trackRenames) return {};
+  return { contentOptions: { dedup: d.dedup === true, checksum: d.checksum === true, trackRenames: d.trackRenames === true } };
 }
 
 /**
