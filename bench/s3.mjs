@@ -40,9 +40,9 @@ import { BIN, ROOT, fmt, have, machine, median, rng, scratch } from './lib.mjs';
 
 /**
  * bucketsync's --transfers here (override: --transfers N). 8, 16, 32 and 64 were tried on the
- * initial upload: all within noise of each other, because the upload is bound by the CPU of
- * Node's main thread (AWS SDK per-request overhead), not by requests in flight; 16 matches
- * rclone's 16-transfer run.
+ * initial upload: all within noise of each other, because the upload is bound by CPU (RGW's
+ * own 9–10 CPU-seconds for this tree and the client's, on the same two cores), not by requests
+ * in flight; 16 matches rclone's 16-transfer run.
  */
 export const DEFAULT_TRANSFERS = 16;
 const AWS = '/usr/bin/aws';
