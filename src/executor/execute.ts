@@ -45,7 +45,13 @@ export interface ExecuteOptions {
   transfers?: number;
   retries?: number;
   maxDelete?: number;
+  /**
+   * Stops the run: nothing new starts (no retry, no delete), and the transfers in flight are
+   * finished, so an interrupted run leaves every file it started complete.
+   */
   signal?: AbortSignal;
+  /** Aborts the transfers in flight too (their temporary files and uploads are discarded). */
+  abortInFlight?: AbortSignal;
   onEvent?: (e: ExecEvent) => void;
   /**
    * xxh128 of a local file (checked against the expected size and mtime; rejects when it
@@ -350,7 +356,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       return copyOrTakeOver(op, mtimeMs);
     }
     const opts: Parameters<Store['write']>[2] = { mtimeMs, expect: destExpectation(op, o.direction) };
-    if (o.signal) opts.signal = o.signal;
+    if (o.abortInFlight) opts.signal = o.abortInFlight;
     await o.dest.copy(from, op.path, opts);
     return 'copy';
   };
@@ -394,7 +400,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       mtimeMs: current.mtimeMs,
       expect: destExpectation(op, o.direction),
     };
-    if (o.signal) writeOpts.signal = o.signal;
+    if (o.abortInFlight) writeOpts.signal = o.abortInFlight;
     if (sourceIsLocal) {
       writeOpts.beforeCommit = async () => {
         const after = await o.source.stat(op.path);
