@@ -25,7 +25,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BIN, fmt, have, machine, rng, scratch } from './lib.mjs';
-import { startRgw } from './s3.mjs';
+import { peerEnvs, startRgw } from './s3.mjs';
 
 const MiB = 1024 * 1024;
 const CKPTS = 10;
@@ -33,7 +33,6 @@ const WEIGHTS = 32 * MiB;
 const T0 = 1_700_000_000;
 const RENAME_FROM = 'ckpt-05';
 const RENAME_TO = 'ckpt-05-best';
-const CREDS = { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'testtest', AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-east-1' };
 
 /** Seeded bytes (32-bit words from mulberry32). */
 function seeded(size, seed) {
@@ -146,19 +145,7 @@ export async function run() {
       endpoint = rgw.endpoint;
     }
     const bucket = `dedup-${Date.now().toString(36)}`;
-    const emptyConf = path.join(work, 'empty.conf');
-    fs.writeFileSync(emptyConf, '');
-    const awsEnv = { ...CREDS, AWS_CONFIG_FILE: emptyConf, AWS_SHARED_CREDENTIALS_FILE: emptyConf };
-    const rcloneEnv = {
-      RCLONE_CONFIG: emptyConf,
-      RCLONE_CONFIG_RGW_TYPE: 's3',
-      RCLONE_CONFIG_RGW_PROVIDER: 'Ceph',
-      RCLONE_CONFIG_RGW_ENDPOINT: endpoint,
-      RCLONE_CONFIG_RGW_ACCESS_KEY_ID: CREDS.AWS_ACCESS_KEY_ID,
-      RCLONE_CONFIG_RGW_SECRET_ACCESS_KEY: CREDS.AWS_SECRET_ACCESS_KEY,
-      RCLONE_CONFIG_RGW_REGION: CREDS.AWS_REGION,
-      AWS_CA_BUNDLE: '',
-    };
+    const { awsEnv, rcloneEnv } = peerEnvs(work, endpoint);
     const cacheDir = path.join(work, 'cache');
     let seq = 0;
     const ours = (extra = []) => {

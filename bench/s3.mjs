@@ -236,11 +236,12 @@ async function adminClient(endpoint) {
 // the tools
 
 /**
- * The four tools. `cmd(prefix, ctx)` → [command, args, env]; ctx = { cacheDir, stats } for
- * bucketsync. `countArgs(logFile)` adds request logging for the untimed counting run.
+ * The environments of the peers (and of bucketsync, `awsEnv`) for the RGW at `endpoint`:
+ * test credentials, and an empty config file in `work` that isolates aws, rclone and the SDK
+ * from ~/.aws and ~/.config/rclone; rclone's remote is `rgw:`.
  */
-export function tools({ endpoint, tree, work, transfers }) {
-  const emptyConf = path.join(work, 'empty.conf'); // isolates aws/rclone/SDK from ~/.aws, ~/.config/rclone
+export function peerEnvs(work, endpoint) {
+  const emptyConf = path.join(work, 'empty.conf');
   fs.writeFileSync(emptyConf, '');
   const awsEnv = { ...CREDS, AWS_CONFIG_FILE: emptyConf, AWS_SHARED_CREDENTIALS_FILE: emptyConf };
   const rcloneEnv = {
@@ -253,6 +254,15 @@ export function tools({ endpoint, tree, work, transfers }) {
     RCLONE_CONFIG_RGW_REGION: CREDS.AWS_REGION,
     AWS_CA_BUNDLE: '', // rclone 1.60: LoadCustomCABundleError on every S3 remote otherwise
   };
+  return { awsEnv, rcloneEnv };
+}
+
+/**
+ * The four tools. `cmd(prefix, ctx)` → [command, args, env]; ctx = { cacheDir, stats } for
+ * bucketsync. `countArgs(logFile)` adds request logging for the untimed counting run.
+ */
+export function tools({ endpoint, tree, work, transfers }) {
+  const { awsEnv, rcloneEnv } = peerEnvs(work, endpoint);
   const rclone = (key, label, extra) => ({
     key,
     label,
