@@ -8,7 +8,7 @@
  */
 import { resolveHfEndpoint, resolveHfToken } from '../stores/hf/config.js';
 import { HfStoreError, TOKEN_HINT, isBucketNotFound, mapHfError } from '../stores/hf/errors.js';
-import { DEFAULT_RETRY, hubHttpError, withRetries, type BatchResponse } from '../stores/hf/http.js';
+import { DEFAULT_RETRY, collectBatchFailures, hubHttpError, nextLink, withRetries } from '../stores/hf/http.js';
 import { BucketError } from './output.js';
 
 export interface HubOptions {
@@ -45,15 +45,6 @@ export function bucketNotFound(bucketId: string, cause?: unknown): BucketError {
     2,
     { cause },
   );
-}
-
-function nextLink(header: string | null, base: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(',')) {
-    const m = /<([^>]*)>\s*;(.*)$/.exec(part.trim());
-    if (m && /\brel\s*=\s*"?next"?/i.test(m[2] ?? '')) return new URL(m[1]!, base).href;
-  }
-  return undefined;
 }
 
 const enc = encodeURIComponent;
@@ -268,14 +259,7 @@ export class HubClient {
         if (isBucketNotFound(err)) throw bucketNotFound(bucketId, err);
         throw err;
       }
-      const report = (await res.json().catch(() => undefined)) as BatchResponse | undefined;
-      if (!report || (!Array.isArray(report.failed) && report.success !== true)) {
-        throw new HfStoreError(`Unreadable /batch answer (HTTP ${res.status}) while ${action}`);
-      }
-      for (const f of report.failed ?? []) failed.set(String(f.path), String(f.error));
-      if (res.status === 422 && (report.failed ?? []).length === 0) {
-        for (const l of part) failed.set(String((l as { path?: unknown }).path), 'rejected by the Hub (HTTP 422)');
-      }
+      await collectBatchFailures(res, part, action, failed);
       onProgress?.(Math.min(lines.length, i + part.length));
     }
     return failed;

@@ -22,7 +22,7 @@ import {
 import PQueue from 'p-queue';
 import { createClient, resolveClientConfig, type ClientOptions, type CountedClient, type ResolvedClientConfig } from '../stores/s3/client.js';
 import { S3StoreError, errorCode, firstLine, httpStatus, isNotFound, operationError, setupError, type ErrorContext } from '../stores/s3/errors.js';
-import { encodeCopySource } from '../stores/s3/keys.js';
+import { decodeKey, encodeCopySource } from '../stores/s3/keys.js';
 import { parseMtime } from '../stores/s3/mtime.js';
 import { BucketError } from './output.js';
 
@@ -38,15 +38,6 @@ export interface S3Object {
   size: number;
   etag?: string;
   lastModifiedMs?: number;
-}
-
-/** Keys from a listing with `EncodingType=url` (AWS writes spaces as `+`, RGW as `%20`). */
-function decodeKey(k: string): string {
-  try {
-    return decodeURIComponent(k.replace(/\+/g, ' '));
-  } catch {
-    return k;
-  }
 }
 
 export function s3BucketMissing(bucket: string, where: string, cause?: unknown): BucketError {

@@ -3,11 +3,10 @@
  * After every kill, each file under its final name is complete and correct; the final
  * re-run converges to an exact copy, and no temporary file is left behind.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cli, tempDir } from '../support/cli.js';
+import { cli, runAndKill, tempDir } from '../support/cli.js';
 import { seededRandom } from '../support/random.js';
 
 const rng = seededRandom;
@@ -41,33 +40,13 @@ function walk(root: string): string[] {
   return out;
 }
 
-/** Starts a sync and kills it with SIGKILL once it has started `afterStarts` transfers (plus a few ms). */
-async function runAndKill(args: string[], afterStarts: number, extraMs: number): Promise<void> {
-  const child = spawn(process.execPath, [BIN, ...args, '-v'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let seen = 0;
-  let killed = false;
-  const kill = (): void => {
-    if (!killed) {
-      killed = true;
-      setTimeout(() => child.kill('SIGKILL'), extraMs);
-    }
-  };
-  child.stderr.on('data', (d: Buffer) => {
-    seen += d.toString().split('\n').filter((l) => l.includes('Uploading:') || l.includes('Deleting:')).length;
-    if (seen >= afterStarts) kill();
-  });
-  const timer = setTimeout(kill, 20_000);
-  await new Promise((r) => child.on('close', r));
-  clearTimeout(timer);
-}
-
 describe('crash safety (kill -9)', () => {
   it('local→local: 20 kills, every visible file complete, the re-run converges with no temp files left', async () => {
     const dst = path.join(work, 'dst');
     const rand = rng(11);
     let killedMidway = 0;
     for (let k = 0; k < 20; k++) {
-      await runAndKill(['sync', src, dst, '--delete', '--transfers', '4'], 1 + Math.floor(rand() * 80), Math.floor(rand() * 20));
+      await runAndKill(['sync', src, dst, '--delete', '--transfers', '4'], 1 + Math.floor(rand() * 80), Math.floor(rand() * 20), { giveUpMs: 20_000 });
       const visible = walk(dst).filter((f) => !path.basename(f).startsWith('.bucketsync-tmp-'));
       if (visible.length > 0 && visible.length < expected.size) killedMidway++;
       for (const rel of walk(dst)) {

@@ -6,13 +6,12 @@
  * multipart uploads (a kill between CreateMultipartUpload and Complete cannot be cleaned up by
  * the killed process) are counted and reported, not asserted: RGW keeps them until aborted.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cli, tempDir } from '../support/cli.js';
+import { cli, runAndKill, tempDir } from '../support/cli.js';
 import { randomBuffer, walkFiles, writeTally } from '../support/fault-proxy.js';
 import { seededRandom as rng } from '../support/random.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
@@ -67,27 +66,6 @@ function env(): Record<string, string> {
   return { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') };
 }
 
-/** Starts a sync and kills it with SIGKILL once it has started `afterStarts` operations (plus a few ms). */
-async function runAndKill(args: string[], afterStarts: number, extraMs: number): Promise<boolean> {
-  const child = spawn(process.execPath, [BIN, ...args, '-v', '--no-progress'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env() } });
-  let seen = 0;
-  let killed = false;
-  const kill = (): void => {
-    if (!killed) {
-      killed = true;
-      setTimeout(() => child.kill('SIGKILL'), extraMs);
-    }
-  };
-  child.stderr.on('data', (d: Buffer) => {
-    seen += d.toString().split('\n').filter((l) => /^\s*(Uploading|Downloading|Deleting): /.test(l)).length;
-    if (seen >= afterStarts) kill();
-  });
-  const timer = setTimeout(kill, 30_000);
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (c, s) => r([c, s])));
-  clearTimeout(timer);
-  return signal === 'SIGKILL' && code === null;
-}
-
 /** Every object under `prefix/` with its ETag (unquoted) and size. */
 async function listObjects(prefix: string): Promise<Map<string, { etag: string; size: number }>> {
   const out = new Map<string, { etag: string; size: number }>();
@@ -117,7 +95,7 @@ describe.skipIf(!endpoint)('crash safety with S3 (kill -9)', () => {
     let complete = new Set<string>();
     const problems: string[] = [];
     for (let k = 0; k < KILLS; k++) {
-      const killed = await runAndKill(['sync', src, dst, '--delete', '--transfers', '8', '--endpoint-url', endpoint!], 1 + Math.floor(rand() * 120), Math.floor(rand() * 30));
+      const killed = await runAndKill(['sync', src, dst, '--delete', '--transfers', '8', '--endpoint-url', endpoint!], 1 + Math.floor(rand() * 120), Math.floor(rand() * 30), { env: env() });
       const objects = await listObjects(prefix);
       const now = new Set<string>();
       for (const [rel, o] of objects) {
@@ -163,7 +141,7 @@ describe.skipIf(!endpoint)('crash safety with S3 (kill -9)', () => {
     const problems: string[] = [];
     let complete = new Set<string>();
     for (let k = 0; k < KILLS; k++) {
-      const killed = await runAndKill(['sync', `s3://${bucket}/${prefix}`, dst, '--delete', '--transfers', '8', '--endpoint-url', endpoint!], 1 + Math.floor(rand() * 120), Math.floor(rand() * 30));
+      const killed = await runAndKill(['sync', `s3://${bucket}/${prefix}`, dst, '--delete', '--transfers', '8', '--endpoint-url', endpoint!], 1 + Math.floor(rand() * 120), Math.floor(rand() * 30), { env: env() });
       const now = new Set<string>();
       for (const rel of walkFiles(dst)) {
         if (path.posix.basename(rel).startsWith(TEMP)) continue;

@@ -81,3 +81,34 @@ export function jsonl(text: string): Record<string, unknown>[] {
     .filter((l) => l.length > 0)
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
+
+/**
+ * Starts `bucketsync ARGS -v --no-progress` and kills it with SIGKILL once it has started
+ * `afterStarts` operations (its `Uploading:`/`Downloading:`/`Deleting:` lines), `extraMs`
+ * later; or after `giveUpMs` whatever it did. Resolves when the process is gone, with
+ * whether the kill ended it (false: it finished first).
+ */
+export async function runAndKill(
+  args: string[],
+  afterStarts: number,
+  extraMs: number,
+  opts: { env?: Record<string, string>; giveUpMs?: number } = {},
+): Promise<boolean> {
+  const child = spawn(process.execPath, [BIN, ...args, '-v', '--no-progress'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } });
+  let seen = 0;
+  let killed = false;
+  const kill = (): void => {
+    if (!killed) {
+      killed = true;
+      setTimeout(() => child.kill('SIGKILL'), extraMs);
+    }
+  };
+  child.stderr.on('data', (d: Buffer) => {
+    seen += d.toString().split('\n').filter((l) => /^\s*(Uploading|Downloading|Deleting): /.test(l)).length;
+    if (seen >= afterStarts) kill();
+  });
+  const timer = setTimeout(kill, opts.giveUpMs ?? 30_000);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (c, s) => r([c, s])));
+  clearTimeout(timer);
+  return signal === 'SIGKILL' && code === null;
+}

@@ -3,6 +3,7 @@
  * errors with exponential backoff, honouring `Retry-After` (the injected fetch of every
  * @huggingface/hub call goes through it), and the few Hub calls the store makes itself.
  */
+import { HfStoreError } from './errors.js';
 
 export interface RetryPolicy {
   /** Retries after the first attempt. */
@@ -139,4 +140,29 @@ export interface BatchResponse {
   processed?: number;
   succeeded?: number;
   failed?: { path: string; error: string }[];
+}
+
+/**
+ * Adds the per-path failures of one `/batch` answer (HTTP 200 or 422) to `failed`; a 422 that
+ * names none fails every line of `part`. An answer that is no batch report is an error.
+ */
+export async function collectBatchFailures(res: Response, part: readonly unknown[], action: string, failed: Map<string, string>): Promise<void> {
+  const report = (await res.json().catch(() => undefined)) as BatchResponse | undefined;
+  if (!report || (!Array.isArray(report.failed) && report.success !== true)) {
+    throw new HfStoreError(`Unreadable /batch answer (HTTP ${res.status}) while ${action}`);
+  }
+  for (const f of report.failed ?? []) failed.set(String(f.path), String(f.error));
+  if (res.status === 422 && (report.failed ?? []).length === 0) {
+    for (const l of part) failed.set(String((l as { path?: unknown }).path), 'rejected by the Hub (HTTP 422)');
+  }
+}
+
+/** The `rel="next"` URL of a paginated Hub response's `Link` header, resolved against `base`. */
+export function nextLink(header: string | null, base: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(',')) {
+    const m = /<([^>]*)>\s*;(.*)$/.exec(part.trim());
+    if (m && /\brel\s*=\s*"?next"?/i.test(m[2] ?? '')) return new URL(m[1]!, base).href;
+  }
+  return undefined;
 }

@@ -35,7 +35,7 @@ import {
 } from '../store.js';
 import { resolveHfEndpoint, resolveHfToken, type TokenSource } from './config.js';
 import { HfStoreError, TOKEN_HINT, mapHfError } from './errors.js';
-import { DEFAULT_RETRY, hubHttpError, withRetries, type BatchResponse, type RetryEvent, type RetryPolicy } from './http.js';
+import { DEFAULT_RETRY, collectBatchFailures, hubHttpError, nextLink, withRetries, type BatchResponse, type RetryEvent, type RetryPolicy } from './http.js';
 import { guessContentType, parseHubTime, relativeToPrefix, unsafePathReason, wireMtime } from './paths.js';
 import { SourceBlob } from './source-blob.js';
 
@@ -103,15 +103,6 @@ function chunked<T>(items: T[], n: number): T[][] {
 
 function urlOf(input: Parameters<typeof fetch>[0]): string {
   return typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-}
-
-function nextLink(header: string | null, base: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(',')) {
-    const m = /<([^>]*)>\s*;(.*)$/.exec(part.trim());
-    if (m && /\brel\s*=\s*"?next"?/i.test(m[2] ?? '')) return new URL(m[1]!, base).href;
-  }
-  return undefined;
 }
 
 function abortError(signal: AbortSignal): Error {
@@ -255,14 +246,7 @@ export class HfStore implements Store {
         throw mapHfError(e, this.ctx(action));
       }
       if (res.status !== 200 && res.status !== 422) throw mapHfError(await hubHttpError(res), this.ctx(action));
-      const report = (await res.json().catch(() => undefined)) as BatchResponse | undefined;
-      if (!report || (!Array.isArray(report.failed) && report.success !== true)) {
-        throw new HfStoreError(`Unreadable /batch answer (HTTP ${res.status}) while ${action}`);
-      }
-      for (const f of report.failed ?? []) failed.set(String(f.path), String(f.error));
-      if (res.status === 422 && (report.failed ?? []).length === 0) {
-        for (const l of part) failed.set(String((l as { path?: unknown }).path), 'rejected by the Hub (HTTP 422)');
-      }
+      await collectBatchFailures(res, part, action, failed);
     }
     return failed;
   }

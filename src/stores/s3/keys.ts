@@ -103,3 +103,12 @@ const CONTENT_TYPES: Record<string, string> = {
 export function guessContentType(p: string): string {
   return CONTENT_TYPES[path.posix.extname(p).toLowerCase()] ?? 'application/octet-stream';
 }
+
+/** Keys from a listing with `EncodingType=url` (AWS writes spaces as `+`, RGW as `%20`). */
+export function decodeKey(k: string): string {
+  try {
+    return decodeURIComponent(k.replace(/\+/g, ' '));
+  } catch {
+    return k;
+  }
+}

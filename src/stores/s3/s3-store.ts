@@ -52,7 +52,7 @@ import {
   setupError,
   type ErrorContext,
 } from './errors.js';
-import { assertSafePath, basename, compareCodePoints, encodeCopySource, guessContentType, unsafeRelativePath } from './keys.js';
+import { assertSafePath, basename, compareCodePoints, decodeKey, encodeCopySource, guessContentType, unsafeRelativePath } from './keys.js';
 import { MetaCache, defaultCacheRoot, type MetaRecord, type MetaScan } from './meta-cache.js';
 import { formatMtime, parseMtime } from './mtime.js';
 import { defaultBackend, xxh128HexSync } from '../../hashing/xxh128.js';
@@ -1303,14 +1303,6 @@ function clampPart(n: number): number {
   return Math.min(MAX_PART, Math.max(MIN_PART, Math.floor(n)));
 }
 
-/** Keys from a listing with `EncodingType=url` (AWS writes spaces as `+`, RGW as `%20`). */
-function decodeKey(k: string): string {
-  try {
-    return decodeURIComponent(k.replace(/\+/g, ' '));
-  } catch {
-    return k;
-  }
-}
 
 /** Opens an S3 location: resolves the client configuration, checks (or creates) the bucket. */
 export async function openS3Store(loc: S3Location, opts: S3StoreOptions = {}): Promise<S3Store> {
