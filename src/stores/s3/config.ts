@@ -83,7 +83,7 @@ async function profileRegion(profile: string | undefined): Promise<string | unde
 }
 
 /** A positive number of milliseconds from an environment variable, else undefined. */
-export function positiveMs(v: string | undefined): number | undefined {
+function positiveMs(v: string | undefined): number | undefined {
   const n = Number(v);
   return v !== undefined && Number.isFinite(n) && n > 0 ? n : undefined;
 }

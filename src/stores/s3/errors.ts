@@ -228,21 +228,18 @@ export function operationError(err: unknown, op: string, what: string, ctx: Erro
   const msg = firstLine((err as SdkErrorLike | undefined)?.message ?? String(err));
   const detail = [code, status].filter((x) => x !== undefined && x !== '').join(' ');
   const text = `${op} ${what} failed: ${detail}${msg && msg !== code && msg !== 'UnknownError' ? ` (${msg})` : ''}`;
-  const net = networkCode(err);
-  if (
-    net !== undefined ||
-    (status !== undefined && status >= 500) ||
-    status === 429 ||
-    code === 'SlowDown' ||
-    code === 'Throttling' ||
-    code === 'ThrottlingException' ||
-    code === 'RequestTimeout' ||
-    code === 'InternalError' ||
-    code === 'ServiceUnavailable'
-  ) {
-    return new RetryableError(text, retryAfterMs(err));
-  }
+  if (isRetryable(err)) return new RetryableError(text, retryAfterMs(err));
   return new S3StoreError(text, undefined, 1, { cause: err });
+}
+
+const RETRYABLE_CODES = new Set(['Throttling', 'ThrottlingException', 'RequestTimeout', 'InternalError', 'ServiceUnavailable']);
+
+/**
+ * Whether trying the request again later could succeed: a transient failure ({@link isTransient})
+ * or a throttling / request-timeout code that comes with a 4xx status.
+ */
+export function isRetryable(err: unknown): boolean {
+  return isTransient(err) || RETRYABLE_CODES.has(errorCode(err));
 }
 
 /** The server's `Retry-After` (seconds or an HTTP date) in ms, when the response had one. */

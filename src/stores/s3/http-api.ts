@@ -19,7 +19,7 @@ import type { Readable } from 'node:stream';
 import type * as Sdk from '@aws-sdk/client-s3';
 import { SdkApi, type GetObjectResult, type S3Api, type SdkHandle } from './api.js';
 import { CONNECT_TIMEOUT_MS, socketTimeoutMs, type ClientOptions, type ResolvedClientConfig } from './config.js';
-import { errorCode, isTransient, retryAfterMs } from './errors.js';
+import { isRetryable, retryAfterMs } from './errors.js';
 import { EMPTY_SHA256, Signer, canonicalQuery, encodePath, uriEncode, type Credentials } from './sigv4.js';
 import { decodeText, elements, text } from './xml.js';
 
@@ -311,7 +311,7 @@ export class HttpApi implements S3Api {
       try {
         return await this.once(req);
       } catch (err) {
-        if (req.signal?.aborted || attempt >= this.maxAttempts || !(isTransient(err) || errorCode(err) === 'RequestTimeout' || errorCode(err) === 'Throttling')) {
+        if (req.signal?.aborted || attempt >= this.maxAttempts || !isRetryable(err)) {
           if (err instanceof S3HttpError) err.$metadata.attempts = attempt;
           throw err;
         }

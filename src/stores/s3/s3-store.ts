@@ -87,7 +87,7 @@ export interface S3StoreOptions {
   metaCacheDir?: string | null;
   /** Where warnings go (unsafe keys, cache problems…); default: stderr. */
   onWarning?: (m: string) => void;
-  /** SDK attempts per request (default: the SDK's, 3). */
+  /** Attempts per request (default: AWS_MAX_ATTEMPTS, else 3), whichever transport sends it. */
   maxAttempts?: number;
   /** HEAD requests in flight while listing / checking deletes (default 32). */
   headConcurrency?: number;
@@ -206,7 +206,7 @@ export class S3Store implements Store {
     return { ...this.api.counts };
   }
 
-  /** File content bytes handed to PutObject / UploadPart requests so far (the SDK's own retries not counted). */
+  /** File content bytes handed to PutObject / UploadPart requests so far (per-request retries not counted). */
   bytesSent(): number {
     return this.sentBytes;
   }
