@@ -73,8 +73,44 @@ export interface Operation {
    * operation by its reason ({@link REASONS.sameContentMtimeDiffers}); see {@link isMtimeOnly}.
    */
   mtimeOnly?: boolean;
-  /** bucketsync internal (not written to plans): the destination's content hash at plan time, when its store knew it. */
+  /**
+   * bucketsync internal (not written to plans): the destination's content hash at plan time,
+   * when its store knew it (`xxh128:…` from S3 metadata, `xet:…` from an hf listing).
+   */
   destHash?: string;
+  /** bucketsync internal (not written to plans): the source's content hash at plan time, when its store knew it. */
+  sourceHash?: string;
+  /** bucketsync internal (not written to plans): the source object's ETag at plan time (S3 MD5 for --checksum on downloads). */
+  sourceEtag?: string;
+}
+
+/**
+ * The smallest upload that dedup-by-default (bucket destinations, no `--dedup`) hashes for
+ * in-plan dedup: below it a server-side copy saves little (it is a request like the upload),
+ * while hashing every small file of a million-file initial upload at plan time would turn a
+ * `--dry-run` into reading the whole tree.
+ */
+export const AUTO_DEDUP_MIN_SIZE = 1024 * 1024;
+
+/** The prefix of a Xet content identity in plans and comparisons: `xet:<64 hex>`. */
+export const XET_PREFIX = 'xet:';
+const XET_RE = /^xet:[0-9a-f]{64}$/;
+
+/** True for a well-formed `xet:<64 lowercase hex>`. */
+export function isXetHash(s: string): boolean {
+  return XET_RE.test(s);
+}
+
+/** hf's `xetHash` (64 hex) as a content identity (`xet:<hex>`), or undefined when it is not one. */
+export function xetIdentity(xetHash: string | undefined): string | undefined {
+  if (xetHash === undefined) return undefined;
+  const id = XET_PREFIX + xetHash.toLowerCase();
+  return isXetHash(id) ? id : undefined;
+}
+
+/** What a store knows of an entry's content without reading it: its `hash`, or its Xet hash. */
+export function knownContentHash(e: FileEntry): string | undefined {
+  return e.hash ?? xetIdentity(e.xetHash);
 }
 
 /** Whether an operation only updates the destination's mtime (content already identical). */

@@ -10,16 +10,15 @@ import { writePlanFile, writePlanToStream } from '../plan/writer.js';
 import { checkCompareOptions } from '../planner/plan.js';
 import type { StoreOptions } from '../stores/open.js';
 import { HeldPlan, openSides, operationsOf, planHeader, planSides, planSidesBatches, executeOn, type PlanRequest, type SyncSides } from '../sync/sync.js';
-import { applyPlanFile } from '../sync/apply.js';
 import { parseShard, type Shard } from '../shard/shard.js';
 import { formatLocation } from '../location/location.js';
 import { lockDestination } from '../lock/lock.js';
-import { UsageError, type CompareOptions, type FilterSpec, type Operation, type PlanSummary } from '../types.js';
+import { AUTO_DEDUP_MIN_SIZE, UsageError, type CompareOptions, type FilterSpec, type Operation, type PlanSummary } from '../types.js';
 import { makeConsole, operationLine, printPlanSummary, printRunResult, runTotals, type Console } from './output.js';
 import type { ExecEvent, ExecuteResult } from '../executor/execute.js';
 import { EventWriter, summaryEvent } from './events.js';
 import { errorExitCode } from './errors.js';
-import { Progress } from './progress.js';
+import type { Progress } from './progress.js';
 
 interface SyncFlags {
   delete?: boolean;
@@ -100,7 +99,8 @@ export function registerSyncCommand(program: Command): void {
     .option('--ignore-existing', 'skip files that already exist on the destination')
     .option('--checksum', 'compare files of equal size by content hash instead of mtime (docs/dedup.md)')
     .option('--track-renames', 'copy files whose content is already elsewhere on the destination server-side instead of uploading them')
-    .option('--dedup', 'send identical files once (the others become server-side copies) and only update the mtime of files whose content is unchanged (docs/dedup.md)')
+    .option('--dedup', 'send identical files once (the others become server-side copies) and only update the mtime of files whose content is unchanged (default for S3 and hf destinations; docs/dedup.md)')
+    .option('--no-dedup', 'plan exactly as hf does: every changed file is sent in full (default for local destinations)')
     .option('--include <pattern>', 'include files matching the pattern (repeatable; fnmatch: * crosses /)', collect, [])
     .option('--exclude <pattern>', 'exclude files matching the pattern (repeatable; beats --include)', collect, [])
     .option('--filter-from <file>', 'read "+ pattern" / "- pattern" rules from a file (first match wins)')
@@ -223,7 +223,8 @@ export async function runSyncCommand(
   cmd: Command,
 ): Promise<number> {
   applyHfFormat(flags);
-  const progress = wantProgress(flags) ? new Progress() : undefined;
+  // cli-progress is loaded only when a bar is drawn.
+  const progress = wantProgress(flags) ? new (await import('./progress.js')).Progress() : undefined;
   const sink = { write: (text: string) => (progress ? progress.log(text) : process.stderr.write(text)) };
   const out: RunOutput = {
     c: makeConsole({ quiet: flags.quiet ?? false, verbose: flags.verbose ?? false }, sink),
@@ -278,6 +279,7 @@ function checkJsonConflicts(flags: SyncFlags): void {
 
 async function runApply(file: string, flags: SyncFlags, out: RunOutput, signal: AbortSignal): Promise<number> {
   const { c, progress } = out;
+  const { applyPlanFile } = await import('../sync/apply.js');
   const result = await applyPlanFile(file, {
     storeOptions: storeOptionsOf(flags, c),
     transfers: flags.transfers,
@@ -376,7 +378,11 @@ async function runNormal(
   const sides: SyncSides = await openSides(source, dest, storeOptionsOf(flags, c));
   try {
     const req: PlanRequest = { compare, filters, allowEmptySource: flags.allowEmptySource ?? false, onWarning: (m) => c.warn(m), signal };
-    req.dedup = { dedup: flags.dedup ?? false, checksum: flags.checksum ?? false, trackRenames: flags.trackRenames ?? false };
+    // In-plan dedup saves wire bytes, so it is on by default where there is a wire (for
+    // files of AUTO_DEDUP_MIN_SIZE and more: below it a copy saves little); --dedup: every file.
+    const dedup = flags.dedup ?? sides.dest.kind !== 'local';
+    req.dedup = { dedup, checksum: flags.checksum ?? false, trackRenames: flags.trackRenames ?? false };
+    if (flags.dedup === undefined && dedup) req.dedup.dedupMinSize = AUTO_DEDUP_MIN_SIZE;
     const given = { source, dest };
     if (flags.dryRun) {
       // Only the JSONL goes to stdout; nothing else is printed (hf's contract).

@@ -15,14 +15,18 @@
  *    and `copy_from` (the primary, or the destination path that already holds the bytes).
  *    The action stays `upload`, so hf (which ignores the extra keys) still does the right thing.
  *
- * Only local sources are hashed (the bytes have to be read here); for S3 or hf sources the
- * stage is off. Hash failures (a file that changed since it was listed) never fail the plan:
- * the operation is left as the planner made it, and the executor reports it stale.
+ * Only local files are hashed (the bytes have to be read here). Uploads from a local
+ * directory get every part; downloads into a local directory get part 1 (the remote side's
+ * hash comes from its listing: S3's stored xxh128 or MD5 ETag, hf's Xet hash); syncs
+ * between two remote stores get none. Against hf the local side is hashed with Xet's own
+ * file hash (src/hashing/xet.ts), since hf reports nothing else. Hash failures (a file that
+ * changed since it was listed) never fail the plan: the operation is left as planned, and
+ * the executor reports it stale.
  */
 import PQueue from 'p-queue';
 import type { Store } from '../stores/store.js';
-import { REASONS, SYNC_TIME_WINDOW_MS, type Direction, type FileEntry, type Operation } from '../types.js';
-import type { LocalHasher } from './hasher.js';
+import { isXetHash, REASONS, SYNC_TIME_WINDOW_MS, xetIdentity, type Direction, type FileEntry, type Operation } from '../types.js';
+import type { Expected, LocalHasher } from './hasher.js';
 import { JsonSpool } from './spool.js';
 
 export interface DedupRequest {
@@ -38,7 +42,20 @@ export interface DedupRequest {
   trackRenames?: boolean;
   /** Files smaller than this are never copied instead of uploaded (default 1: every non-empty file). */
   minSize?: number;
+  /**
+   * In-plan dedup considers only uploads of at least this size (default: {@link minSize}).
+   * The CLI's default dedup for bucket destinations uses AUTO_DEDUP_MIN_SIZE (types.ts); an
+   * explicit `--dedup` every non-empty file. Renames and comparisons are not affected.
+   */
+  dedupMinSize?: number;
 }
+
+
+/**
+ * At most this many contents are remembered as primaries (~200 bytes each, ~50 MB): past it,
+ * later duplicates of contents not yet seen are uploaded as they are (memory stays bounded).
+ */
+const MAX_PRIMARIES = 250_000;
 
 export interface DedupContext {
   source: Store;
@@ -85,6 +102,8 @@ interface DestRecord {
   m: number;
   /** xxh128 the store reported (S3 metadata). */
   h?: string;
+  /** Xet hash the store reported (hf listing, `xet:<hex>`). */
+  xh?: string;
   /** Hash computed here (local destination), or null when it could not be. */
   x?: string | null;
 }
@@ -106,7 +125,9 @@ export class DedupSession {
   private readonly checksum: boolean;
   private readonly trackRenames: boolean;
   private readonly minSize: number;
-  private readonly sourceRoot: (rel: string) => string;
+  private readonly dedupMinSize: number;
+  private readonly upload: boolean;
+  private readonly sourceRoot: ((rel: string) => string) | undefined;
   private readonly destLocal: ((rel: string) => string) | undefined;
   private readonly destHashes: boolean;
 
@@ -127,12 +148,16 @@ export class DedupSession {
     this.dedup = req.dedup ?? false;
     this.checksum = req.checksum ?? false;
     this.minSize = Math.max(1, req.minSize ?? 1);
-    this.sourceRoot = ctx.source.localPath!.bind(ctx.source);
+    this.dedupMinSize = Math.max(this.minSize, req.dedupMinSize ?? this.minSize);
+    this.upload = ctx.direction === 'upload';
+    this.sourceRoot = ctx.source.localPath?.bind(ctx.source);
     this.destLocal = ctx.dest.localPath?.bind(ctx.dest);
     // Destination hashes for renames: computed for a local destination, read from the
-    // x-amz-meta-xxh128 metadata on S3; hf's are Xet hashes, not comparable.
-    this.destHashes = this.destLocal !== undefined || ctx.dest.kind === 's3' || ctx.dest.capabilities.contentHash === 'xxh128';
-    let trackRenames = req.trackRenames ?? false;
+    // x-amz-meta-xxh128 metadata on S3, Xet hashes from an hf listing (the local file is
+    // then Xet-hashed to compare).
+    this.destHashes =
+      this.destLocal !== undefined || ctx.dest.kind === 's3' || ctx.dest.capabilities.contentHash === 'xxh128' || ctx.dest.capabilities.contentHash === 'xet';
+    let trackRenames = (req.trackRenames ?? false) && this.upload;
     if (trackRenames && !this.destHashes) {
       ctx.onWarning?.(`--track-renames: ${ctx.dest.display} does not report xxh128 content hashes; renames are not detected there`);
       trackRenames = false;
@@ -145,16 +170,22 @@ export class DedupSession {
   }
 
   /**
-   * A session for these sides, or undefined when nothing applies: the source must be local
-   * (its bytes are hashed here) and the sync an upload; and something must be asked for.
+   * A session for these sides, or undefined when nothing applies: one side must be local
+   * (its bytes are hashed here): the source for an upload, the destination for a download
+   * (which gets only the comparisons: `--checksum` and metadata-only updates); and
+   * something must be asked for.
    */
   static create(ctx: DedupContext, req: DedupRequest = {}): DedupSession | undefined {
-    if (ctx.direction !== 'upload' || typeof ctx.source.localPath !== 'function') {
-      if (req.checksum) ctx.onWarning?.('--checksum needs a local source; comparing by size and mtime');
+    const localSource = ctx.direction === 'upload' && typeof ctx.source.localPath === 'function';
+    const localDest = ctx.direction === 'download' && typeof ctx.dest.localPath === 'function';
+    if (!localSource && !localDest) {
+      if (req.checksum) ctx.onWarning?.('--checksum needs a local side; comparing by size and mtime');
       if (req.trackRenames) ctx.onWarning?.('--track-renames needs a local source; renames are not detected');
       return undefined;
     }
+    if (localDest && req.trackRenames) ctx.onWarning?.('--track-renames applies to uploads from a local directory; renames are not detected on downloads');
     if (!req.dedup && !req.checksum && !req.trackRenames) return undefined;
+    if (localDest && !req.dedup && !req.checksum) return undefined;
     return new DedupSession(ctx, req);
   }
 
@@ -189,7 +220,12 @@ export class DedupSession {
   private compareCandidate(op: Operation): boolean {
     if (op.destSize === undefined || op.size === undefined || op.size !== op.destSize) return false;
     if (this.checksum && CHECKSUM_REASONS.has(op.reason)) return true;
-    return this.dedup && op.action === 'upload' && op.reason === REASONS.localNewer;
+    return this.dedup && op.action === this.ctx.direction && op.reason === this.sourceNewerReason;
+  }
+
+  /** The planner's reason when the source is newer: hf names the sides local and remote. */
+  private get sourceNewerReason(): string {
+    return this.upload ? REASONS.localNewer : REASONS.remoteNewer;
   }
 
   /** Same content, source newer: update only the mtime (with --dedup, and with --checksum, as rsync -c -t does). */
@@ -200,42 +236,28 @@ export class DedupSession {
   /** Decides one same-size pair by content (mutates `op`). */
   private async decide(op: Operation): Promise<void> {
     const size = op.size!;
-    let same: boolean | undefined;
-    let srcHash: string | undefined;
+    let verdict: { same: boolean; hash?: string } | undefined;
+    const checksumPair = this.checksum && CHECKSUM_REASONS.has(op.reason);
     try {
-      if (size === 0) {
-        same = true;
-      } else {
-        // --checksum reads the files; otherwise cached hashes do (mtime-only updates).
-        const fresh = this.checksum && CHECKSUM_REASONS.has(op.reason);
-        const destXxh = await this.destXxh(op, fresh);
-        if (destXxh !== undefined) {
-          srcHash = await this.hashSource(op, fresh);
-          same = srcHash === destXxh;
-        } else if (this.checksum) {
-          const md5 = op.destEtag !== undefined ? MD5_ETAG_RE.exec(op.destEtag)?.[1] : undefined;
-          if (md5 !== undefined) {
-            const h = await this.ctx.hasher();
-            same = (await h.md5(this.sourceRoot(op.path), expected(op))) === md5;
-            // A metadata-only update carries the xxh128 (the executor and S3 metadata use it).
-            if (same && this.mtimeUpdates && op.reason === REASONS.localNewer) srcHash = await this.hashSource(op, true);
-          }
-        }
-      }
+      // --checksum reads the files; otherwise cached hashes do (mtime-only updates).
+      if (size === 0) verdict = { same: true };
+      else verdict = this.upload ? await this.compareUpload(op, checksumPair) : await this.compareDownload(op, checksumPair);
     } catch {
       // The file changed since it was listed (or cannot be read): left as planned, the
       // executor reports it.
       this.stats.hashFailures++;
       return;
     }
-    if (same === undefined) {
-      if (this.checksum && CHECKSUM_REASONS.has(op.reason)) this.stats.checksumUnavailable++;
+    if (verdict === undefined) {
+      if (checksumPair) this.stats.checksumUnavailable++;
       return;
     }
-    const sourceNewer = op.reason === REASONS.localNewer && (op.localMtime ?? 0) - (op.remoteMtime ?? 0) > SYNC_TIME_WINDOW_MS;
-    if (this.checksum && CHECKSUM_REASONS.has(op.reason)) this.stats.checksumCompared++;
+    const { same, hash: srcHash } = verdict;
+    const ahead = this.upload ? (op.localMtime ?? 0) - (op.remoteMtime ?? 0) : (op.remoteMtime ?? 0) - (op.localMtime ?? 0);
+    const sourceNewer = op.reason === this.sourceNewerReason && ahead > SYNC_TIME_WINDOW_MS;
+    if (checksumPair) this.stats.checksumCompared++;
     if (same && sourceNewer && this.mtimeUpdates && (srcHash !== undefined || size === 0)) {
-      op.action = 'upload';
+      op.action = this.ctx.direction;
       op.reason = REASONS.sameContentMtimeDiffers;
       op.mtimeOnly = true;
       op.hash = srcHash ?? EMPTY_HASH;
@@ -252,10 +274,54 @@ export class DedupSession {
     }
     // Different content.
     if (this.checksum) {
-      op.action = 'upload';
+      op.action = this.ctx.direction;
       op.reason = REASONS.checksumDiffers;
     }
-    if (srcHash !== undefined && op.action === 'upload') op.hash = srcHash;
+    if (srcHash !== undefined && op.action === 'upload' && XXH_RE.test(srcHash)) op.hash = srcHash;
+  }
+
+  /**
+   * Upload (local source): compares with the destination's xxh128 (S3 metadata, or a local
+   * destination hashed here), its Xet hash (hf), or with --checksum its MD5 ETag. Undefined
+   * when the destination's content cannot be known. `hash`: the source's content identity,
+   * for a metadata-only update.
+   */
+  private async compareUpload(op: Operation, fresh: boolean): Promise<{ same: boolean; hash?: string } | undefined> {
+    const destXxh = await this.destXxh(op, fresh);
+    if (destXxh !== undefined) {
+      const h = await this.hashSource(op, fresh);
+      return { same: h === destXxh, hash: h };
+    }
+    if (op.destHash !== undefined && isXetHash(op.destHash)) {
+      const h = await (await this.ctx.hasher()).xet(this.sourceRoot!(op.path), expected(op), this.ctx.signal, { fresh });
+      return { same: h === op.destHash, hash: h };
+    }
+    if (!this.checksum) return undefined;
+    const md5 = op.destEtag !== undefined ? MD5_ETAG_RE.exec(op.destEtag)?.[1] : undefined;
+    if (md5 === undefined) return undefined;
+    const same = (await (await this.ctx.hasher()).md5(this.sourceRoot!(op.path), expected(op))) === md5;
+    // A metadata-only update carries the xxh128 (the executor and S3 metadata use it).
+    if (same && this.mtimeUpdates && op.reason === REASONS.localNewer) return { same, hash: await this.hashSource(op, true) };
+    return { same };
+  }
+
+  /**
+   * Download (local destination): hashes the local file the way the source's listing knows
+   * its content (xxh128 from S3 metadata, Xet from hf, or with --checksum the MD5 ETag of a
+   * single-part S3 object). `hash`: the source's identity, which both sides then hold.
+   */
+  private async compareDownload(op: Operation, fresh: boolean): Promise<{ same: boolean; hash?: string } | undefined> {
+    const abs = this.destLocal!(op.path);
+    const local: Expected = { size: op.destSize! };
+    if (op.localMtime !== undefined) local.mtimeMs = op.localMtime;
+    const known = op.sourceHash;
+    const h = await this.ctx.hasher();
+    if (known !== undefined && XXH_RE.test(known)) return { same: (await h.hash(abs, local, this.ctx.signal, { fresh })) === known, hash: known };
+    if (known !== undefined && isXetHash(known)) return { same: (await h.xet(abs, local, this.ctx.signal, { fresh })) === known, hash: known };
+    if (!this.checksum) return undefined;
+    const md5 = op.sourceEtag !== undefined ? MD5_ETAG_RE.exec(op.sourceEtag)?.[1] : undefined;
+    if (md5 === undefined) return undefined;
+    return { same: (await h.md5(abs, local)) === md5, hash: `md5:${md5}` };
   }
 
   /** The destination file's xxh128, when its store knows it (S3 metadata) or it is local. */
@@ -272,7 +338,7 @@ export class DedupSession {
 
   private async hashSource(op: Operation, fresh = false): Promise<string> {
     const h = await this.ctx.hasher();
-    return h.hash(this.sourceRoot(op.path), expected(op), this.ctx.signal, { fresh });
+    return h.hash(this.sourceRoot!(op.path), expected(op), this.ctx.signal, { fresh });
   }
 
   // ---------------------------------------------------------------------------------------
@@ -317,7 +383,9 @@ export class DedupSession {
         for (const e of batch) {
           if (e.size < this.minSize) continue;
           const r: DestRecord = { p: e.path, s: e.size, m: e.mtimeMs };
+          const xh = xetIdentity(e.xetHash);
           if (e.hash !== undefined && XXH_RE.test(e.hash)) r.h = e.hash;
+          else if (xh !== undefined) r.xh = xh;
           else if (!this.destLocal) continue; // S3 without a stored xxh128: never a copy source
           await spool.push(r);
         }
@@ -350,7 +418,16 @@ export class DedupSession {
   private needsHash(op: Operation): boolean {
     if (!this.eligible(op)) return false;
     const s = op.size!;
-    return (this.dedup && (this.sizeCount.get(s) ?? 0) > 1) || (this.candidates?.has(s) ?? false);
+    return (this.inPlanDedup(s) && (this.sizeCount.get(s) ?? 0) > 1) || (this.candidates?.has(s) ?? false);
+  }
+
+  private inPlanDedup(size: number): boolean {
+    return this.dedup && size >= this.dedupMinSize;
+  }
+
+  /** Whether pass 2 may change `op` (the plan stream is held from the first such operation). */
+  private mayCopy(op: Operation): boolean {
+    return this.eligible(op) && (this.trackRenames || this.inPlanDedup(op.size!));
   }
 
   /** The source hash of `op`, or undefined when it could not be computed (the op stays as planned). */
@@ -376,7 +453,7 @@ export class DedupSession {
       else this.stats.inPlanCopies++;
       return;
     }
-    const cand = await this.matchDest(size, h);
+    const cand = await this.matchDest(op, h);
     if (cand !== undefined) {
       op.copyFrom = cand;
       this.bySignature.set(sig, cand);
@@ -384,16 +461,26 @@ export class DedupSession {
       this.stats.copiedBytes += size;
       return;
     }
-    if (this.dedup) this.bySignature.set(sig, op.path); // the primary
+    if (this.inPlanDedup(size) && this.bySignature.size < MAX_PRIMARIES) this.bySignature.set(sig, op.path); // the primary
   }
 
-  /** A destination path that holds content `h` of `size` bytes and stays in place, if any. */
-  private async matchDest(size: number, h: string): Promise<string | undefined> {
-    const list = this.candidates?.get(size);
+  /** A destination path that holds the content of `op` (xxh128 `h`) and stays in place, if any. */
+  private async matchDest(op: Operation, h: string): Promise<string | undefined> {
+    const list = this.candidates?.get(op.size!);
     if (!list) return undefined;
+    let xet: Promise<string | undefined> | undefined;
     for (const c of list) {
       if (c.h !== undefined) {
         if (c.h === h) return c.p;
+        continue;
+      }
+      if (c.xh !== undefined) {
+        // hf: the source's Xet hash, computed once for all this size's candidates.
+        xet ??= this.ctx
+          .hasher()
+          .then((hasher) => hasher.xet(this.sourceRoot!(op.path), expected(op), this.ctx.signal))
+          .catch(() => undefined);
+        if ((await xet) === c.xh) return c.p;
         continue;
       }
       if (c.x === undefined && this.destLocal) {
@@ -455,7 +542,7 @@ export class DedupSession {
       for await (const batch of batches) {
         for (const op of batch) this.note(op);
         if (!holding) {
-          const i = batch.findIndex((op) => this.eligible(op));
+          const i = batch.findIndex((op) => this.mayCopy(op));
           if (i < 0) {
             yield batch;
             continue;

@@ -1,6 +1,8 @@
 /**
  * Content hashes of local files for the dedup stage: xxh128 through {@link ContentHasher}
- * (persistent cache, worker pool), plus MD5 for comparing with S3 single-part ETags.
+ * (persistent cache, worker pool), plus MD5 for comparing with S3 single-part ETags and the
+ * Xet file hash for comparing with hf files (worker pool; remembered for the run only:
+ * comparisons with hf are rare and their files are transferred or re-stamped right after).
  *
  * The caller names the file by path and says what the plan saw (size, mtime); the file is
  * stat'ed here, and a file that no longer matches is a {@link StaleError}: a hash is only
@@ -56,6 +58,9 @@ export interface LocalHasherStats {
   /** MD5s computed (only for --checksum against S3 single-part ETags). */
   md5Files: number;
   md5Bytes: number;
+  /** Xet file hashes computed (comparisons with hf files). */
+  xetFiles: number;
+  xetBytes: number;
 }
 
 export interface LocalHasherOptions {
@@ -65,8 +70,10 @@ export interface LocalHasherOptions {
 }
 
 export class LocalHasher {
-  private readonly counters = { requests: 0, cacheHits: 0, md5Files: 0, md5Bytes: 0 };
+  private readonly counters = { requests: 0, cacheHits: 0, md5Files: 0, md5Bytes: 0, xetFiles: 0, xetBytes: 0 };
   private readonly inFlight = new Map<string, Promise<string>>();
+  /** Xet hashes of this run by `dev:ino:size:mtimeNs` (a file compared at plan time is checked again before a copy). */
+  private readonly xetMemo = new Map<string, Promise<string>>();
   private closed = false;
 
   private constructor(
@@ -131,6 +138,27 @@ export class LocalHasher {
     return p;
   }
 
+  /**
+   * The Xet file hash (`xet:<64 hex>`, what hf lists as `xetHash`) of the local file `abs`,
+   * which the plan saw with `expect`. Throws StaleError when the file is gone or differs.
+   */
+  async xet(abs: string, expect: Expected, signal?: AbortSignal, opts: { fresh?: boolean } = {}): Promise<string> {
+    if (this.closed) throw new Error('LocalHasher is closed');
+    const st = await statExpected(abs, expect);
+    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+    const known = opts.fresh ? undefined : this.xetMemo.get(key);
+    if (known) return known;
+    const identity = { dev: st.dev, ino: st.ino, size: Number(st.size), mtimeNs: st.mtimeNs };
+    const p = this.pool.hash(abs, { sizeHint: identity.size, expect: identity, algorithm: 'xet', ...(signal ? { signal } : {}) }).then((r) => {
+      this.counters.xetFiles++;
+      this.counters.xetBytes += r.size;
+      return r.hash;
+    });
+    this.xetMemo.set(key, p);
+    p.catch(() => this.xetMemo.delete(key));
+    return p;
+  }
+
   /** The MD5 (32 lowercase hex) of the local file `abs` (not cached). */
   async md5(abs: string, expect: Expected): Promise<string> {
     await statExpected(abs, expect);
@@ -158,7 +186,7 @@ export class LocalHasher {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.allSettled([...this.inFlight.values()]);
+    await Promise.allSettled([...this.inFlight.values(), ...this.xetMemo.values()]);
     await Promise.all([this.hasher.close(), this.reader.close()]);
     await this.pool.close();
     this.cache.close();

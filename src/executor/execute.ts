@@ -22,7 +22,7 @@
  */
 import PQueue from 'p-queue';
 import { StaleError, type Expectation, type RemoveResult, type Store, type TransferSource } from '../stores/store.js';
-import { isMtimeOnly, type Direction, type Operation } from '../types.js';
+import { isMtimeOnly, xetIdentity, type Direction, type Operation } from '../types.js';
 import { CaseTwins, caseClashMessage, type CaseClash } from './case-twins.js';
 import { OperationSpool } from './spool.js';
 
@@ -58,6 +58,11 @@ export interface ExecuteOptions {
    * differs). Used to verify local copy sources and, with `hashUploads`, to hash sources.
    */
   hashLocal?: (absPath: string, expect: { size: number; mtimeMs?: number }) => Promise<string>;
+  /**
+   * The Xet file hash (`xet:<hex>`) of a local file, to check that a copy source on hf (whose
+   * listing gives only Xet hashes) holds the content of the local file the copy stands for.
+   */
+  hashLocalXet?: (absPath: string, expect: { size: number; mtimeMs?: number }) => Promise<string>;
   /**
    * Hash every local upload source that has no `hash` yet, so the destination store can keep
    * it (S3 metadata); except those smaller than `dest.capabilities.hashesWritesBelow`, which
@@ -316,6 +321,20 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
     if (op.size !== undefined && e.size !== op.size) return false;
     if (op.hash === undefined) return true;
     if (e.hash !== undefined) return e.hash === op.hash;
+    const xet = xetIdentity(e.xetHash);
+    if (xet !== undefined) {
+      // hf: compare with the Xet hash of the local file this copy stands for.
+      const src = o.source.localPath?.(op.path);
+      if (src === undefined || !o.hashLocalXet) return true;
+      const expect: { size: number; mtimeMs?: number } = { size: op.size ?? e.size };
+      const sm = sourceMtime(op, o.direction);
+      if (sm !== undefined) expect.mtimeMs = sm;
+      try {
+        return (await o.hashLocalXet(src, expect)) === xet;
+      } catch {
+        return false;
+      }
+    }
     const abs = o.dest.localPath?.(from);
     if (abs === undefined || !o.hashLocal) return true;
     try {

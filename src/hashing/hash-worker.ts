@@ -3,10 +3,10 @@
  * posts back one result or error per job. Loaded from the compiled `dist/hashing/hash-worker.js`.
  */
 import { parentPort } from 'node:worker_threads';
-import { defaultBackend, hashFile, hashFileSync, SYNC_HASH_MAX, type FileIdentity, type HashFileResult } from './xxh128.js';
+import { defaultBackend, hashFile, hashFileSync, loadXet, SYNC_HASH_MAX, type FileIdentity, type HashAlgorithm, type HashFileResult } from './xxh128.js';
 
 export type WorkerRequest =
-  | { type: 'hash'; id: number; path: string; sizeHint: number | undefined; expect: FileIdentity | undefined }
+  | { type: 'hash'; id: number; path: string; sizeHint: number | undefined; expect: FileIdentity | undefined; algorithm?: HashAlgorithm }
   | { type: 'cancel'; id: number };
 
 export type WorkerResponse =
@@ -46,10 +46,10 @@ if (port) {
     const ac = new AbortController();
     running.set(msg.id, ac);
     const small = msg.sizeHint !== undefined && msg.sizeHint < SYNC_HASH_MAX;
-    const expect = msg.expect ? { expect: msg.expect } : {};
+    const opts = { ...(msg.expect ? { expect: msg.expect } : {}), ...(msg.algorithm ? { algorithm: msg.algorithm } : {}) };
     const work: Promise<HashFileResult> = small
-      ? defaultBackend().then(() => hashFileSync(msg.path, expect))
-      : hashFile(msg.path, { signal: ac.signal, ...expect });
+      ? (msg.algorithm === 'xet' ? loadXet() : defaultBackend()).then(() => hashFileSync(msg.path, opts))
+      : hashFile(msg.path, { signal: ac.signal, ...opts });
     work.then(
       (r) => {
         running.delete(msg.id);

@@ -31,12 +31,13 @@ export {
   hashFile,
   hashFileSync,
   isContentHash,
+  loadXet,
   SYNC_HASH_MAX,
   xxh128HexSync,
   NATIVE_FALLBACK_MAX_BYTES,
   READ_CHUNK,
 } from './xxh128.js';
-export type { FileIdentity, HashBackend, Hasher, HashFileOptions, HashFileResult } from './xxh128.js';
+export type { FileIdentity, HashAlgorithm, HashBackend, Hasher, HashFileOptions, HashFileResult, StreamDigest } from './xxh128.js';
 
 /**
  * Files smaller than this are hashed on the calling thread, with synchronous reads; larger

@@ -24,8 +24,10 @@ import {
   FileChangedError,
   hashFile,
   hashFileSync,
+  loadXet,
   SYNC_HASH_MAX,
   type FileIdentity,
+  type HashAlgorithm,
   type HashFileResult,
 } from './xxh128.js';
 
@@ -51,6 +53,8 @@ export interface PoolHashOptions {
   sizeHint?: number;
   /** What the caller's scan saw: a different file is a FileChangedError without reading it. */
   expect?: FileIdentity;
+  /** Default `xxh128`. */
+  algorithm?: HashAlgorithm;
 }
 
 export class HashPoolClosedError extends Error {
@@ -65,6 +69,7 @@ interface Job {
   path: string;
   sizeHint: number | undefined;
   expect: FileIdentity | undefined;
+  algorithm: HashAlgorithm | undefined;
   resolve: (r: HashFileResult) => void;
   reject: (e: unknown) => void;
   signal: AbortSignal | undefined;
@@ -136,10 +141,10 @@ export class HashPool {
     if (this.closed) return Promise.reject(new HashPoolClosedError());
     const { signal } = opts;
     if (signal?.aborted) return Promise.reject(abortReason(signal));
-    const { sizeHint, expect } = opts;
-    if (this.mode === 'inline' || this.workerFailures >= this.size) return this.hashInline(absPath, signal, sizeHint, expect);
+    const { sizeHint, expect, algorithm } = opts;
+    if (this.mode === 'inline' || this.workerFailures >= this.size) return this.hashInline(absPath, signal, sizeHint, expect, algorithm);
     return new Promise<HashFileResult>((resolve, reject) => {
-      const job: Job = { id: this.nextId++, path: absPath, sizeHint, expect, resolve, reject, signal, onAbort: undefined, slot: undefined };
+      const job: Job = { id: this.nextId++, path: absPath, sizeHint, expect, algorithm, resolve, reject, signal, onAbort: undefined, slot: undefined };
       if (signal) {
         job.onAbort = () => this.cancel(job, abortReason(signal));
         signal.addEventListener('abort', job.onAbort, { once: true });
@@ -169,11 +174,13 @@ export class HashPool {
     signal: AbortSignal | undefined,
     sizeHint: number | undefined,
     expect: FileIdentity | undefined,
+    algorithm?: HashAlgorithm,
   ): Promise<HashFileResult> {
+    const opts = { ...(expect ? { expect } : {}), ...(algorithm ? { algorithm } : {}) };
     if (sizeHint !== undefined && sizeHint < SYNC_HASH_MAX) {
-      await defaultBackend();
+      await (algorithm === 'xet' ? loadXet() : defaultBackend());
       if (signal?.aborted) throw abortReason(signal);
-      return hashFileSync(absPath, expect ? { expect } : {});
+      return hashFileSync(absPath, opts);
     }
     const limit = this.size * this.perWorker;
     while (this.inlineActive >= limit) {
@@ -182,7 +189,7 @@ export class HashPool {
     }
     this.inlineActive++;
     try {
-      return await hashFile(absPath, { ...(signal ? { signal } : {}), ...(expect ? { expect } : {}) });
+      return await hashFile(absPath, { ...(signal ? { signal } : {}), ...opts });
     } finally {
       this.inlineActive--;
       this.inlineWaiters.shift()?.();
@@ -218,7 +225,7 @@ export class HashPool {
       for (const job of [...slot.jobs.values()]) {
         slot.jobs.delete(job.id);
         job.slot = undefined;
-        this.hashInline(job.path, job.signal, job.sizeHint, job.expect).then(
+        this.hashInline(job.path, job.signal, job.sizeHint, job.expect, job.algorithm).then(
           (r) => this.settle(job, undefined, false, r),
           (e: unknown) => this.settle(job, e ?? err, false),
         );
@@ -239,7 +246,7 @@ export class HashPool {
       if (this.workerFailures >= this.size) {
         // No worker can run: drain the queue inline.
         for (const job of this.queue.splice(0)) {
-          this.hashInline(job.path, job.signal, job.sizeHint, job.expect).then(
+          this.hashInline(job.path, job.signal, job.sizeHint, job.expect, job.algorithm).then(
             (r) => this.settle(job, undefined, false, r),
             (e: unknown) => this.settle(job, e, false),
           );
@@ -259,6 +266,7 @@ export class HashPool {
       slot.jobs.set(job.id, job);
       this.updateRef(slot);
       const req: WorkerRequest = { type: 'hash', id: job.id, path: job.path, sizeHint: job.sizeHint, expect: job.expect };
+      if (job.algorithm) req.algorithm = job.algorithm;
       slot.worker.postMessage(req);
     }
   }

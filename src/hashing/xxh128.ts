@@ -36,16 +36,26 @@ export function isContentHash(s: string): boolean {
   return HASH_RE.test(s);
 }
 
-/** A streaming xxh128 hasher. Finished by `digestHex()` (or abandoned with `dispose()`). */
-export interface Hasher {
-  /** Which implementation computes this digest. */
-  readonly backend: HashBackend;
+/** A streaming digest. Finished by `digestHex()` (or abandoned with `dispose()`). */
+export interface StreamDigest {
   update(data: Uint8Array | string): this;
-  /** The 32-hex-digit digest (no prefix). The hasher cannot be used afterwards. */
+  /** The hex digest (no prefix). The hasher cannot be used afterwards. */
   digestHex(): string;
   /** Gives the hasher up without a digest (idempotent; a no-op after `digestHex()`). */
   dispose(): void;
 }
+
+/** A streaming xxh128 hasher (32-hex-digit digests). */
+export interface Hasher extends StreamDigest {
+  /** Which implementation computes this digest. */
+  readonly backend: HashBackend;
+}
+
+/**
+ * Which content identity `hashFile` computes: `xxh128` (bucketsync's own, the default) or
+ * `xet` (Hugging Face's Xet file hash, for comparing with hf files; see xet.ts).
+ */
+export type HashAlgorithm = 'xxh128' | 'xet';
 
 export type HashBackend = 'wasm' | 'native';
 
@@ -271,10 +281,12 @@ export interface HashFileOptions {
   /** Called after each chunk is hashed with the bytes hashed so far (progress bars; tests). */
   onProgress?: (bytesHashed: number) => void;
   backend?: HashBackend;
+  /** Default `xxh128`. */
+  algorithm?: HashAlgorithm;
 }
 
 export interface HashFileResult {
-  /** `xxh128:<32 hex>` */
+  /** `xxh128:<32 hex>` (or `xet:<64 hex>` with `algorithm: 'xet'`) */
   hash: string;
   size: number;
   mtimeNs: bigint;
@@ -335,7 +347,7 @@ export async function hashFile(absPath: string, opts: HashFileOptions = {}): Pro
   const fh = await fsp.open(absPath, 'r');
   const bufs: Buffer[] = [];
   let pending: Promise<{ bytesRead: number; buffer: Buffer }> | undefined;
-  let hasher: Hasher | undefined;
+  let hasher: StreamDigest | undefined;
   try {
     const before = await fh.stat({ bigint: true });
     if (!before.isFile()) throw new Error(`${absPath}: not a regular file`);
@@ -343,7 +355,7 @@ export async function hashFile(absPath: string, opts: HashFileOptions = {}): Pro
       const why = describeMismatch(opts.expect, before);
       if (why) throw new FileChangedError(absPath, why);
     }
-    hasher = await createHasher(opts.backend ? { backend: opts.backend } : {});
+    hasher = opts.algorithm === 'xet' ? await createXetHasher() : await createHasher(opts.backend ? { backend: opts.backend } : {});
     bufs.push(takeBuffer());
     let total = 0;
     let which = 0;
@@ -369,7 +381,7 @@ export async function hashFile(absPath: string, opts: HashFileOptions = {}): Pro
     const why = describeChange(before, after, total);
     if (why) throw new FileChangedError(absPath, why);
     const hex = hasher.digestHex();
-    return { hash: HASH_PREFIX + hex, size: total, mtimeNs: before.mtimeNs, dev: before.dev, ino: before.ino };
+    return { hash: prefixOf(opts.algorithm) + hex, size: total, mtimeNs: before.mtimeNs, dev: before.dev, ino: before.ino };
   } finally {
     hasher?.dispose();
     // Never recycle a buffer a read may still be writing into.
@@ -385,8 +397,9 @@ export async function hashFile(absPath: string, opts: HashFileOptions = {}): Pro
  * `await defaultBackend()` once before.
  */
 export function hashFileSync(absPath: string, opts: Omit<HashFileOptions, 'signal'> = {}): HashFileResult {
+  if (opts.algorithm === 'xet' && !xetModule) throw new Error('the Xet hasher is not loaded (await loadXet() first)');
   const fd = fs.openSync(absPath, 'r');
-  let hasher: Hasher | undefined;
+  let hasher: StreamDigest | undefined;
   let buf: Buffer | undefined;
   try {
     const before = fs.fstatSync(fd, { bigint: true });
@@ -395,7 +408,7 @@ export function hashFileSync(absPath: string, opts: Omit<HashFileOptions, 'signa
       const why = describeMismatch(opts.expect, before);
       if (why) throw new FileChangedError(absPath, why);
     }
-    hasher = createHasherSync(opts.backend);
+    hasher = opts.algorithm === 'xet' ? new xetModule!.XetHasher() : createHasherSync(opts.backend);
     buf = takeBuffer();
     let total = 0;
     for (;;) {
@@ -410,10 +423,28 @@ export function hashFileSync(absPath: string, opts: Omit<HashFileOptions, 'signa
     const why = describeChange(before, after, total);
     if (why) throw new FileChangedError(absPath, why);
     const hex = hasher.digestHex();
-    return { hash: HASH_PREFIX + hex, size: total, mtimeNs: before.mtimeNs, dev: before.dev, ino: before.ino };
+    return { hash: prefixOf(opts.algorithm) + hex, size: total, mtimeNs: before.mtimeNs, dev: before.dev, ino: before.ino };
   } finally {
     hasher?.dispose();
     if (buf) giveBuffer(buf);
     fs.closeSync(fd);
   }
+}
+
+// --- Xet (loaded on first use: most runs never compare with hf) ---------------------------
+
+let xetModule: typeof import('./xet.js') | undefined;
+
+/** Loads the Xet hasher (once); `hashFileSync` with `algorithm: 'xet'` needs it loaded. */
+export async function loadXet(): Promise<void> {
+  xetModule ??= await import('./xet.js');
+}
+
+async function createXetHasher(): Promise<StreamDigest> {
+  await loadXet();
+  return new xetModule!.XetHasher();
+}
+
+function prefixOf(algorithm: HashAlgorithm | undefined): string {
+  return algorithm === 'xet' ? 'xet:' : HASH_PREFIX;
 }

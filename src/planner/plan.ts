@@ -10,6 +10,7 @@ import {
   REASONS,
   SYNC_TIME_WINDOW_MS,
   UsageError,
+  knownContentHash,
   type CompareOptions,
   type Direction,
   type FileEntry,
@@ -93,7 +94,11 @@ function inBoth(src: FileEntry, dst: FileEntry, o: PlanOptions): Operation {
   op.destSize = dst.size;
   if (dst.etag !== undefined) op.destEtag = dst.etag;
   // For the dedup stage (--checksum, mtime-only updates); never written to plan files.
-  if (dst.hash !== undefined) op.destHash = dst.hash;
+  const destHash = knownContentHash(dst);
+  if (destHash !== undefined) op.destHash = destHash;
+  const sourceHash = knownContentHash(src);
+  if (sourceHash !== undefined) op.sourceHash = sourceHash;
+  if (src.etag !== undefined) op.sourceEtag = src.etag;
   return op;
 }
 

@@ -9,9 +9,11 @@ import { PLAN_FORMAT_VERSION, SummaryCounter } from '../plan/writer.js';
 import { nowIso } from '../plan/time.js';
 import { openStore, type StoreOptions } from '../stores/open.js';
 import type { ListOptions, Store } from '../stores/store.js';
-import { executePlan, type ExecEvent, type ExecuteResult } from '../executor/execute.js';
+import type { ExecEvent, ExecuteResult } from '../executor/execute.js';
 import { OperationSpool } from '../executor/spool.js';
-import { DedupSession, LocalHasher, type DedupRequest } from '../dedup/index.js';
+// The dedup stage and the executor are loaded when a run needs them: a no-op between two
+// local directories never does (start-up time counts on small and no-op runs).
+import type { DedupRequest, DedupSession, LocalHasher } from '../dedup/index.js';
 import {
   DEFAULT_COMPARE_OPTIONS,
   type CompareOptions,
@@ -68,7 +70,7 @@ export async function openSides(
     source: src,
     dest: dst,
     direction: directionOf(sourceLocation, destLocation),
-    hasher: () => (hasher ??= LocalHasher.open(onWarning ? { onWarning } : {})),
+    hasher: () => (hasher ??= import('../dedup/hasher.js').then(({ LocalHasher }) => LocalHasher.open(onWarning ? { onWarning } : {}))),
     close: async () => {
       const session = sides.dedup;
       sides.dedup = undefined;
@@ -124,7 +126,7 @@ export async function* operationsOf(batches: AsyncIterable<Operation[]>): AsyncG
 }
 
 /** {@link planSides} in batches of operations (no await per operation). */
-export function planSidesBatches(sides: SyncSides, req: PlanRequest = {}): AsyncGenerator<Operation[]> {
+export async function* planSidesBatches(sides: SyncSides, req: PlanRequest = {}): AsyncGenerator<Operation[]> {
   const compare = { ...DEFAULT_COMPARE_OPTIONS, ...req.compare };
   const matcher = new FilterMatcher(req.filters ?? EMPTY_FILTERS);
   const listOpts: ListOptions = {};
@@ -132,7 +134,7 @@ export function planSidesBatches(sides: SyncSides, req: PlanRequest = {}): Async
   if (req.signal) listOpts.signal = req.signal;
   const source = sides.source.list({ ...listOpts, inWorker: true });
   let dest: AsyncIterable<FileEntry[]> = sides.dest.list({ ...listOpts, inWorker: true });
-  const session = dedupSessionFor(sides, req);
+  const session = await dedupSessionFor(sides, req);
   if (session?.wantsDestListing) dest = session.tapDest(dest);
   const onListed = req.onListed;
   const plan = planSyncBatches(onListed ? counted(source, 'source', onListed) : source, onListed ? counted(dest, 'dest', onListed) : dest, {
@@ -141,22 +143,24 @@ export function planSidesBatches(sides: SyncSides, req: PlanRequest = {}): Async
     allowEmptySource: req.allowEmptySource ?? false,
     ...(matcher.isEmpty ? {} : { filter: (p: string) => matcher.matches(p) }),
   });
-  if (!session) return plan;
+  if (!session) return yield* plan;
   const compared = session.compare(plan);
   if (req.executing) {
     sides.dedup = session;
-    return session.observe(compared);
+    return yield* session.observe(compared);
   }
-  return session.hold(compared);
+  return yield* session.hold(compared);
 }
 
 /** The dedup stage for a plan of these sides (undefined when it does not apply). */
-function dedupSessionFor(sides: SyncSides, req: PlanRequest): DedupSession | undefined {
+async function dedupSessionFor(sides: SyncSides, req: PlanRequest): Promise<DedupSession | undefined> {
   if (sides.dedup) {
     void sides.dedup.dispose();
     sides.dedup = undefined;
   }
-  if (!sides.hasher) return undefined;
+  const d = req.dedup;
+  if (!sides.hasher || (!d?.dedup && !d?.checksum && !d?.trackRenames)) return undefined;
+  const { DedupSession } = await import('../dedup/dedup.js');
   const ctx: Parameters<typeof DedupSession.create>[0] = {
     source: sides.source,
     dest: sides.dest,
@@ -265,7 +269,8 @@ export interface RunOptions {
  * Executes operations between two open sides. When the plan was made with `executing: true`
  * on these sides, the dedup stage's second pass annotates the operations on their way.
  */
-export function executeOn(sides: SyncSides, ops: AsyncIterable<Operation>, run: RunOptions = {}): Promise<ExecuteResult> {
+export async function executeOn(sides: SyncSides, ops: AsyncIterable<Operation>, run: RunOptions = {}): Promise<ExecuteResult> {
+  const { executePlan } = await import('../executor/execute.js');
   const o: Parameters<typeof executePlan>[1] = { source: sides.source, dest: sides.dest, direction: sides.direction };
   if (run.transfers !== undefined) o.transfers = run.transfers;
   if (run.retries !== undefined) o.retries = run.retries;
@@ -275,6 +280,7 @@ export function executeOn(sides: SyncSides, ops: AsyncIterable<Operation>, run: 
   const hasher = sides.hasher;
   if (hasher) {
     o.hashLocal = async (abs, expect) => (await hasher()).hash(abs, expect, run.signal);
+    o.hashLocalXet = async (abs, expect) => (await hasher()).xet(abs, expect, run.signal);
     // S3 keeps the xxh128 as x-amz-meta-xxh128: later runs compare and find renames without reading.
     o.hashUploads = sides.direction === 'upload' && sides.dest.kind === 's3' && typeof sides.source.localPath === 'function';
   }

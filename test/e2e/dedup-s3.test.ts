@@ -222,6 +222,78 @@ describe.skipIf(!endpoint)('dedup against S3 (real CLI, real RGW)', { timeout: 3
     expect(jsonl(again.stdout).slice(1).every((o) => o['action'] === 'skip')).toBe(true);
   });
 
+  it('in-plan dedup is on by default for S3 destinations (files of 1 MiB and more); --no-dedup plans exactly as hf', async () => {
+    const w = randomBytes(MiB + 7);
+    put('a/w.bin', w);
+    put('b/w.bin', w);
+    put('a/config.json', '{"n": 1}'); // small duplicates: a copy would save nothing worth a hash
+    put('b/config.json', '{"n": 1}');
+    put('c.txt', 'once');
+    const dflt = jsonl((await s3(['sync', src, `s3://${bucket}/d`, '--dry-run'])).stdout);
+    expect(dflt[0]!['content_options']).toEqual({ dedup: true, checksum: false, track_renames: false });
+    const byPath = Object.fromEntries(dflt.slice(1).map((o) => [o['path'], o]));
+    expect(byPath['b/w.bin']).toMatchObject({ action: 'upload', reason: 'new file', copy_from: 'a/w.bin' });
+    expect(byPath['b/config.json']!['copy_from']).toBeUndefined();
+    expect(byPath['c.txt']!['hash']).toBeUndefined(); // never hashed for the plan
+    const explicit = jsonl((await s3(['sync', src, `s3://${bucket}/d`, '--dry-run', '--dedup'])).stdout);
+    expect(explicit.find((o) => o['path'] === 'b/config.json')!['copy_from']).toBe('a/config.json');
+    const off = jsonl((await s3(['sync', src, `s3://${bucket}/d`, '--dry-run', '--no-dedup'])).stdout);
+    expect(off[0]!['content_options']).toBeUndefined();
+    expect(off.slice(1).some((o) => o['copy_from'] !== undefined || o['hash'] !== undefined)).toBe(false);
+    expect(off.slice(1).map((o) => [o['path'], o['action'], o['reason']])).toEqual(dflt.slice(1).map((o) => [o['path'], o['action'], o['reason']]));
+    const r = await s3(['sync', src, `s3://${bucket}/d`, '--json']);
+    expect(summaryOf(r.stdout)).toMatchObject({ transferred: 4, copied: 1, failed: 0 });
+    expect((await body('d/b/w.bin')).equals(w)).toBe(true);
+    // A local destination keeps hf's plan unless --dedup is given.
+    const local = jsonl((await s3(['sync', src, path.join(work, 'copy'), '--dry-run'])).stdout);
+    expect(local[0]!['content_options']).toBeUndefined();
+    expect(local.slice(1).some((o) => o['copy_from'] !== undefined)).toBe(false);
+  });
+
+  it('downloads: --checksum and metadata-only updates compare local files with the stored xxh128 or the MD5 ETag', async () => {
+    put('ours.bin', randomBytes(50_000));
+    put('touched.bin', randomBytes(60_000));
+    expect((await s3(['sync', src, `s3://${bucket}`])).code).toBe(0);
+    await raw.send(new PutObjectCommand({ Bucket: bucket, Key: 'foreign.txt', Body: Buffer.from('wxyz'), Metadata: { mtime: `${T0}` } }));
+    const dst = path.join(work, 'dst');
+    expect((await s3(['sync', `s3://${bucket}`, dst])).code).toBe(0);
+    const at = (rel: string) => path.join(dst, rel);
+    // ours.bin: rewritten in place, same size, mtime set back (only content shows it)
+    const orig = fs.readFileSync(at('ours.bin'));
+    const changed = Buffer.from(orig);
+    changed[10] = changed[10]! ^ 0xff;
+    fs.writeFileSync(at('ours.bin'), changed);
+    fs.utimesSync(at('ours.bin'), T0, T0);
+    // touched.bin and foreign.txt: same bytes, local copy older than the bucket's
+    fs.utimesSync(at('touched.bin'), T0 - 3600, T0 - 3600);
+    fs.utimesSync(at('foreign.txt'), T0 - 3600, T0 - 3600);
+
+    const plain = Object.fromEntries(jsonl((await s3(['sync', `s3://${bucket}`, dst, '--dry-run'])).stdout).slice(1).map((o) => [o['path'], o]));
+    expect(plain['ours.bin']).toMatchObject({ action: 'skip', reason: 'identical' });
+    expect(plain['touched.bin']).toMatchObject({ action: 'download', reason: 'remote newer' });
+
+    const dedup = Object.fromEntries(jsonl((await s3(['sync', `s3://${bucket}`, dst, '--dry-run', '--dedup'])).stdout).slice(1).map((o) => [o['path'], o]));
+    expect(dedup['touched.bin']).toMatchObject({ action: 'download', reason: 'same content, mtime differs', mtime_only: true });
+    expect(dedup['touched.bin']!['hash']).toMatch(/^xxh128:[0-9a-f]{32}$/);
+    expect(dedup['foreign.txt']).toMatchObject({ action: 'download', reason: 'remote newer' }); // no stored hash: --checksum only
+
+    const dry = await s3(['sync', `s3://${bucket}`, dst, '--dry-run', '--checksum']);
+    const ops = Object.fromEntries(jsonl(dry.stdout).slice(1).map((o) => [o['path'], o]));
+    expect(ops['ours.bin']).toMatchObject({ action: 'download', reason: 'checksum differs' });
+    expect(ops['touched.bin']).toMatchObject({ action: 'download', reason: 'same content, mtime differs' });
+    expect(ops['foreign.txt']).toMatchObject({ action: 'download', reason: 'same content, mtime differs', hash: `md5:${createHash('md5').update('wxyz').digest('hex')}` });
+
+    const r = await s3(['sync', `s3://${bucket}`, dst, '--checksum', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(summaryOf(r.stdout)).toMatchObject({ transferred: 1, transferred_bytes: 50_000, metadata_updated: 2, failed: 0, stale: 0 });
+    expect(requests()['GetObject']).toBe(1); // only ours.bin's bytes came down
+    expect(fs.readFileSync(at('ours.bin')).equals(orig)).toBe(true);
+    expect(fs.statSync(at('touched.bin')).mtimeMs).toBe(T0 * 1000);
+    expect(fs.statSync(at('foreign.txt')).mtimeMs).toBe(T0 * 1000);
+    const again = await s3(['sync', `s3://${bucket}`, dst, '--checksum', '--dry-run']);
+    expect(jsonl(again.stdout).slice(1).every((o) => o['action'] === 'skip')).toBe(true);
+  });
+
   it('a plan with copy_from applies with --apply; plan-time flags are refused with --apply', async () => {
     const w = randomBytes(100_000);
     put('x/w.bin', w);
