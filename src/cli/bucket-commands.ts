@@ -8,11 +8,13 @@
  * errors exit 2, failed operations 1.
  */
 import { Command, Option } from 'commander';
-import { Ctx, type CommonFlags } from '../buckets/context.js';
-import { cp } from '../buckets/cp.js';
-import { ls, type LsFlags } from '../buckets/ls.js';
-import { bucketInfo, createBucket, deleteBucket, moveBucket, type CreateFlags, type DeleteFlags } from '../buckets/manage.js';
-import { rm, type RmFlags } from '../buckets/rm.js';
+// The commands' code is loaded when one of them runs, not on every start (a sync needs none of it).
+import type { Ctx, CommonFlags } from '../buckets/context.js';
+import type { LsFlags } from '../buckets/ls.js';
+import type { CreateFlags, DeleteFlags } from '../buckets/manage.js';
+import type { RmFlags } from '../buckets/rm.js';
+
+const manage = () => import('../buckets/manage.js');
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -39,6 +41,7 @@ function action<A extends unknown[]>(body: (ctx: Ctx, flags: Flags, ...args: A) 
     const cmd = all[all.length - 1] as Command;
     const flags = cmd.opts() as Flags;
     const args = all.slice(0, -2) as A;
+    const { Ctx } = await import('../buckets/context.js');
     const ctx = new Ctx(flags);
     try {
       process.exitCode = (await body(ctx, flags, ...args)) ?? 0;
@@ -57,7 +60,7 @@ function lsCommand(name: string): Command {
     .option('--tree', 'files as a tree (not when listing buckets)')
     .option('-R, --recursive', 'list files below sub-folders too (not when listing buckets)')
     .option('--search <text>', 'only buckets whose name contains TEXT (when listing buckets)');
-  common(cmd).action(action((ctx, flags, arg: string | undefined) => ls(ctx, arg, flags as LsFlags)));
+  common(cmd).action(action(async (ctx, flags, arg: string | undefined) => (await import('../buckets/ls.js')).ls(ctx, arg, flags as LsFlags)));
   cmd.addHelpText(
     'after',
     `
@@ -81,7 +84,7 @@ function rmCommand(name: string): Command {
     .option('--dry-run', 'print what would be removed and remove nothing')
     .option('--include <pattern>', 'only remove matching files (repeatable; needs -R; fnmatch: * crosses /)', collect, [])
     .option('--exclude <pattern>', 'keep matching files (repeatable; needs -R; beats --include)', collect, []);
-  common(cmd).action(action((ctx, flags, arg: string) => rm(ctx, arg, flags as unknown as RmFlags)));
+  common(cmd).action(action(async (ctx, flags, arg: string) => (await import('../buckets/rm.js')).rm(ctx, arg, flags as unknown as RmFlags)));
   cmd.addHelpText(
     'after',
     `
@@ -100,7 +103,7 @@ function cpCommand(name: string): Command {
     .description('Copy one file between a local path (or - for stdin/stdout) and a bucket, or between buckets.')
     .argument('<src>', 'local file, -, hf://buckets/ns/b/path, a Hub URL or s3://bucket/key')
     .argument('[dst]', 'local path (a trailing / or a directory keeps the name), -, or a bucket path (trailing / keeps the name)');
-  common(cmd).action(action((ctx, _flags, src: string, dst: string | undefined) => cp(ctx, src, dst)));
+  common(cmd).action(action(async (ctx, _flags, src: string, dst: string | undefined) => (await import('../buckets/cp.js')).cp(ctx, src, dst)));
   cmd.addHelpText(
     'after',
     `
@@ -127,14 +130,14 @@ export function registerBucketCommands(program: Command): void {
       .argument('<bucket>')
       .option('--private', 'create a private bucket (Hugging Face)')
       .option('--exist-ok', 'succeed when the bucket already exists'),
-  ).action(action((ctx, flags, bucket: string) => createBucket(ctx, bucket, flags as CreateFlags)));
+  ).action(action(async (ctx, flags, bucket: string) => (await manage()).createBucket(ctx, bucket, flags as CreateFlags)));
 
   common(
     buckets
       .command('info')
       .description('Show a bucket as JSON: id, private, created_at, size, total_files.')
       .argument('<bucket>', 'ns/name, hf://buckets/ns/name, a Hub URL or s3://bucket'),
-  ).action(action((ctx, _flags, bucket: string) => bucketInfo(ctx, bucket)));
+  ).action(action(async (ctx, _flags, bucket: string) => (await manage()).bucketInfo(ctx, bucket)));
 
   buckets.addCommand(lsCommand('list').alias('ls').copyInheritedSettings(buckets));
 
@@ -145,7 +148,7 @@ export function registerBucketCommands(program: Command): void {
       .argument('<bucket>', 'ns/name, hf://buckets/ns/name or s3://bucket')
       .option('-y, --yes', 'do not ask for confirmation')
       .option('--missing-ok', 'succeed when the bucket does not exist'),
-  ).action(action((ctx, flags, bucket: string) => deleteBucket(ctx, bucket, flags as DeleteFlags)));
+  ).action(action(async (ctx, flags, bucket: string) => (await manage()).deleteBucket(ctx, bucket, flags as DeleteFlags)));
 
   common(
     buckets
@@ -153,7 +156,7 @@ export function registerBucketCommands(program: Command): void {
       .description('Rename a Hugging Face bucket or move it to another namespace.')
       .argument('<from>', 'ns/name or hf://buckets/ns/name')
       .argument('<to>', 'ns/name or hf://buckets/ns/name'),
-  ).action(action((ctx, _flags, from: string, to: string) => moveBucket(ctx, from, to)));
+  ).action(action(async (ctx, _flags, from: string, to: string) => (await manage()).moveBucket(ctx, from, to)));
 
   buckets.addCommand(rmCommand('remove').alias('rm').copyInheritedSettings(buckets));
   buckets.addCommand(cpCommand('cp').copyInheritedSettings(buckets));

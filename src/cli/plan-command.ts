@@ -5,7 +5,6 @@
  */
 import { Command } from 'commander';
 import { parseLocation } from '../location/location.js';
-import { readPlanEntries, readPlanHeader } from '../plan/reader.js';
 import { filtersToJson, optionsToJson, SummaryCounter } from '../plan/writer.js';
 import { directionOf } from '../sync/sync.js';
 import { ACTIONS, type Action, type Direction, type FilterSpec, type PlanHeader, type PlanSummary } from '../types.js';
@@ -52,6 +51,7 @@ function directionOfHeader(h: PlanHeader): Direction | null {
 
 /** Reads and validates a plan, and gathers what `plan show` prints. */
 export async function describePlan(file: string): Promise<PlanShow> {
+  const { readPlanEntries, readPlanHeader } = await import('../plan/reader.js');
   const header = await readPlanHeader(file);
   const counter = new SummaryCounter();
   const actions = Object.fromEntries(ACTIONS.map((a) => [a, { count: 0, bytes: 0 }])) as PlanShow['actions'];
