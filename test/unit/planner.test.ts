@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { compareCodePoints } from '../../src/manifest/order.js';
 import { compareEntries, planSync, type PlanOptions } from '../../src/planner/plan.js';
 import { DEFAULT_COMPARE_OPTIONS, UsageError, type FileEntry, type Operation } from '../../src/types.js';
+import { seededRandom } from '../support/random.js';
 
 const f = (path: string, size: number, mtimeMs: number): FileEntry => ({ path, size, mtimeMs });
 const opts = (o: Partial<PlanOptions> = {}): PlanOptions => ({ ...DEFAULT_COMPARE_OPTIONS, direction: 'upload', ...o });
@@ -117,5 +118,25 @@ describe('planSync properties', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('compareCodePoints', () => {
+  it('orders like UTF-8 bytes (Python sorted(), S3 listings), including astral and U+E000–U+FFFF characters', () => {
+    const alphabet = ['a', 'b', 'z', '/', '.', 'é', '中', '\ue000', '\uffff', '😀', '𝄞', '\ud7ff', '-'];
+    const rand = seededRandom(11);
+    const words: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      let w = '';
+      const len = Math.floor(rand() * 6);
+      for (let j = 0; j < len; j++) w += alphabet[Math.floor(rand() * alphabet.length)];
+      words.push(w);
+    }
+    const utf8 = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+    for (const a of words) {
+      for (const b of words.slice(0, 60)) expect(Math.sign(compareCodePoints(a, b)), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`).toBe(utf8(a, b));
+    }
+    expect(compareCodePoints('a\uffff', 'a😀')).toBeLessThan(0); // UTF-16 `<` says the opposite
+    expect('a\uffff' < 'a😀').toBe(false);
   });
 });

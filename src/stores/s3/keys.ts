@@ -4,24 +4,7 @@
  */
 import path from 'node:path';
 
-/**
- * Compares two strings by Unicode code point (= UTF-8 byte order = S3 listing order).
- * JavaScript's `<` compares UTF-16 code units, which disagrees for astral characters versus
- * U+E000–U+FFFF.
- */
-export function compareCodePoints(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    let x = a.charCodeAt(i);
-    let y = b.charCodeAt(i);
-    if (x === y) continue;
-    // Surrogates (D800–DFFF) encode code points above FFFF: move them above E000–FFFF.
-    if (x >= 0xd800) x = x <= 0xdfff ? x + 0x2000 : x - 0x800;
-    if (y >= 0xd800) y = y <= 0xdfff ? y + 0x2000 : y - 0x800;
-    return x - y;
-  }
-  return a.length - b.length;
-}
+export { compareCodePoints } from '../../manifest/order.js';
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
