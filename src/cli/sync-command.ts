@@ -310,7 +310,7 @@ function eventHandler(out: RunOutput): (e: ExecEvent) => void {
   const { c, progress, events } = out;
   return (e) => {
     events.exec(e);
-    if (e.type === 'start') c.detail(operationLine(e.op));
+    if (e.type === 'start' && c.verbose) c.detail(operationLine(e.op));
     if (!progress) return;
     if (e.op.action === 'delete') {
       if (e.type === 'start') progress.startDeletes(out.info.plan?.deletes ?? 0);
@@ -435,7 +435,8 @@ async function planAndExecute(
   const { c, progress, events } = out;
   const started = out.info.started;
   const held = await HeldPlan.collect(trackPlanning(sides, { ...req, executing: true }, progress), (op: Operation) => {
-    c.detail(operationLine(op));
+    // Called for every skip (a million on a no-op of a million files): no string unless shown.
+    if (c.verbose) c.detail(operationLine(op));
     events.skip(op);
   });
   try {

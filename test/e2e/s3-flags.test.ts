@@ -55,13 +55,13 @@ describe.skipIf(!endpoint)('S3: comparison flags, --max-delete, --filter-from (r
     ]);
     const def = await s3(['sync', src, `s3://${bucket}/p`, '--dry-run']);
     expect(ops(def.stdout)[1]).toEqual(['upload', 'b.txt', 'same content, mtime differs']);
-    const times = await s3(['sync', src, `s3://${bucket}/p`, '--dry-run', '--ignore-times']);
+    const times = await s3(['sync', src, `s3://${bucket}/p`, '--dry-run', '--no-dedup', '--ignore-times']);
     expect(ops(times.stdout).map((o) => o[2])).toEqual(['size differs', 'same size', 'same size', 'same size', 'new file']);
-    const sizes = await s3(['sync', src, `s3://${bucket}/p`, '--dry-run', '--ignore-sizes']);
+    const sizes = await s3(['sync', src, `s3://${bucket}/p`, '--dry-run', '--no-dedup', '--ignore-sizes']);
     expect(ops(sizes.stdout).map((o) => o[2])).toEqual(['same mtime', 'local newer', 'remote newer', 'same mtime', 'new file']);
-    const existing = await s3(['sync', src, `s3://${bucket}/p`, '--dry-run', '--existing']);
+    const existing = await s3(['sync', src, `s3://${bucket}/p`, '--dry-run', '--no-dedup', '--existing']);
     expect(ops(existing.stdout).at(-1)).toEqual(['skip', 'new.txt', 'new file (--existing)']);
-    const ignoreExisting = await s3(['sync', src, `s3://${bucket}/p`, '--dry-run', '--ignore-existing']);
+    const ignoreExisting = await s3(['sync', src, `s3://${bucket}/p`, '--dry-run', '--no-dedup', '--ignore-existing']);
     expect(ops(ignoreExisting.stdout).map((o) => o[0])).toEqual(['skip', 'skip', 'skip', 'skip', 'upload']);
   });
 
