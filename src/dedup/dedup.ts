@@ -32,8 +32,9 @@ import { JsonSpool } from './spool.js';
 export interface DedupRequest {
   /**
    * `--dedup`: in-plan dedup (identical uploads go up once, the others are server-side
-   * copies) and metadata-only updates (content identical, only the mtime differs). Off by
-   * default: without it plans and counts are exactly hf's.
+   * copies) and metadata-only updates (content identical, only the mtime differs). Off
+   * unless asked for; the CLI asks for it when the destination is a bucket (`--no-dedup`:
+   * plans exactly as hf makes them).
    */
   dedup?: boolean;
   /** `--checksum`: files of equal size are compared by content hash instead of mtime. */
@@ -49,7 +50,6 @@ export interface DedupRequest {
    */
   dedupMinSize?: number;
 }
-
 
 /**
  * At most this many contents are remembered as primaries (~200 bytes each, ~50 MB): past it,
@@ -159,7 +159,7 @@ export class DedupSession {
       this.destLocal !== undefined || ctx.dest.kind === 's3' || ctx.dest.capabilities.contentHash === 'xxh128' || ctx.dest.capabilities.contentHash === 'xet';
     let trackRenames = (req.trackRenames ?? false) && this.upload;
     if (trackRenames && !this.destHashes) {
-      ctx.onWarning?.(`--track-renames: ${ctx.dest.display} does not report xxh128 content hashes; renames are not detected there`);
+      ctx.onWarning?.(`--track-renames: ${ctx.dest.display} does not report content hashes; renames are not detected there`);
       trackRenames = false;
     }
     this.trackRenames = trackRenames;
