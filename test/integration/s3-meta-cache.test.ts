@@ -175,6 +175,37 @@ describe('S3 metadata cache file', () => {
     expect(await lookupAll(c, ['a'])).toEqual([undefined]);
   });
 
+  it('a file that is all journal (no header, as after a crash) is merged in passes of bounded memory, and nothing is lost', async () => {
+    const ep = 'http://example:3';
+    const open = () => MetaCache.open(dir, ep, 'huge', () => {}, { journalReadMax: 16 * 1024 });
+    const writer = open();
+    // ~600 KiB of journal in arbitrary order, with overrides and tombstones later in the file
+    const N = 3000;
+    const lines: string[] = [];
+    for (let i = 0; i < N; i++) lines.push(JSON.stringify(rec(`k/${String((i * 7919) % N).padStart(5, '0')}`, { m: 1 })));
+    for (let i = 0; i < N; i += 10) lines.push(JSON.stringify(rec(`k/${String(i).padStart(5, '0')}`, { m: 2 })));
+    for (let i = 5; i < N; i += 10) lines.push(JSON.stringify({ k: `k/${String(i).padStart(5, '0')}`, x: 1 }));
+    fs.writeFileSync(writer.file!, `${lines.join('\n')}\n`);
+    expect(fs.statSync(writer.file!).size).toBeGreaterThan(8 * 16 * 1024);
+
+    const keys = Array.from({ length: N }, (_, i) => `k/${String(i).padStart(5, '0')}`);
+    const reader = open();
+    const scan = await reader.openScan(); // the journal is over the limit: merged first, pass by pass
+    const found: (number | undefined)[] = [];
+    for (const k of keys) found.push((await scan.lookup(k, rec(k).e, rec(k).s, undefined))?.rec.m);
+    await scan.close();
+    for (let i = 0; i < N; i++) {
+      const want = i % 10 === 0 ? 2 : i % 10 === 5 ? undefined : 1;
+      expect(found[i], keys[i]).toBe(want);
+    }
+    // The file is now a sorted base with a header and no journal.
+    const text = fs.readFileSync(reader.file!, 'utf8');
+    expect(text.slice(0, 256)).toContain('"bucketsync":"s3-meta"');
+    const base = text.slice(256).trim().split('\n');
+    expect(base.length).toBe(N - N / 10);
+    expect(JSON.parse(base[0]!).k).toBe('k/00000');
+  });
+
   it('streams a large base with bounded lookups', async () => {
     const c = fresh();
     const N = 50_000;

@@ -22,6 +22,10 @@
  *   the old one (atomic). Appends that race with a compaction may be lost: that is a cache miss.
  * - A listing reads the journal into memory (it is kept small by compaction) and streams the
  *   base alongside the listing (both are sorted), so memory does not grow with the bucket.
+ *   A journal that has grown past {@link JOURNAL_READ_MAX} anyway (a file without a valid
+ *   header is all journal; runs killed before they compacted) is compacted first, and a
+ *   compaction reads at most that much journal at a time: it merges the journal into the base
+ *   in passes, each pass writing the new base followed by the journal it has not read yet.
  * - Anything unreadable (bad JSON, wrong header, keys out of order) is ignored, and the next
  *   compaction rewrites the file from what was readable.
  */
@@ -64,6 +68,17 @@ const FLUSH_EVERY = 512;
 const JOURNAL_MAX_BYTES = 8 * 1024 * 1024;
 /** …or this size and at least 1/16 of the base. */
 const JOURNAL_MIN_BYTES = 64 * 1024;
+/**
+ * At most this much journal is held in memory at once (~5 bytes of heap per byte of journal:
+ * 16 MB ≈ 70,000 records ≈ 80 MB). A 1,000,000-object bucket's file read whole as journal
+ * once took a run to 1.9 GB.
+ */
+const JOURNAL_READ_MAX = 16 * 1024 * 1024;
+
+export interface MetaCacheOptions {
+  /** Journal bytes held in memory at once (default {@link JOURNAL_READ_MAX}; tests use less). */
+  journalReadMax?: number;
+}
 
 /** Default cache root: $BUCKETSYNC_CACHE_DIR, else $XDG_CACHE_HOME/bucketsync, else ~/.cache/bucketsync. */
 export function defaultCacheRoot(): string {
@@ -118,20 +133,23 @@ export class MetaCache {
   /** Journal bytes appended by us since the layout was last looked at. */
   private appendedBytes = 0;
   private readonly id: string;
+  private readonly journalReadMax: number;
 
   private constructor(
     readonly file: string | null,
     ident: string,
     private readonly warn: (m: string) => void,
+    opts: MetaCacheOptions,
   ) {
+    this.journalReadMax = opts.journalReadMax ?? JOURNAL_READ_MAX;
     this.disabled = file === null;
     this.id = createHash('sha256').update(ident).digest('hex').slice(0, 32);
   }
 
   /** The cache for one endpoint + bucket; `dir` null disables it (every lookup misses). */
-  static open(dir: string | null, endpointId: string, bucket: string, warn: (m: string) => void): MetaCache {
+  static open(dir: string | null, endpointId: string, bucket: string, warn: (m: string) => void, opts: MetaCacheOptions = {}): MetaCache {
     const ident = `${endpointId}\n${bucket}`;
-    if (dir === null) return new MetaCache(null, ident, warn);
+    if (dir === null) return new MetaCache(null, ident, warn, opts);
     let host = endpointId;
     try {
       host = new URL(endpointId).host;
@@ -140,7 +158,7 @@ export class MetaCache {
     }
     const slug = `${host}-${bucket}`.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 120);
     const hash = createHash('sha256').update(ident).digest('hex').slice(0, 12);
-    return new MetaCache(path.join(dir, `${slug}-${hash}.jsonl`), ident, warn);
+    return new MetaCache(path.join(dir, `${slug}-${hash}.jsonl`), ident, warn, opts);
   }
 
   get enabled(): boolean {
@@ -175,9 +193,14 @@ export class MetaCache {
     let scan: MetaScan = MetaScan.empty();
     await this.serial(async () => {
       await this.flushNow();
-      const layout = await this.readLayout();
+      let layout = await this.readLayout();
       if (!layout) return;
-      const journal = await this.readJournal(layout);
+      if (layout.size - layout.baseEnd > this.journalReadMax) {
+        await this.maybeCompact(true);
+        layout = await this.readLayout();
+        if (!layout || layout.size - layout.baseEnd > this.journalReadMax) return; // still too big (concurrent appends): no cache this run
+      }
+      const { journal } = await this.readJournal(layout, Number.POSITIVE_INFINITY);
       scan = new MetaScan(this.file!, layout, journal);
     });
     return scan;
@@ -270,22 +293,36 @@ export class MetaCache {
     return { baseStart: HEADER_BYTES, baseEnd, size };
   }
 
-  private async readJournal(layout: FileLayout): Promise<Map<string, JournalEntry>> {
+  /**
+   * The journal's entries (later lines win), reading at most `maxBytes` of it (whole lines);
+   * `end` is the file offset where reading stopped.
+   */
+  private async readJournal(layout: FileLayout, maxBytes: number): Promise<{ journal: Map<string, JournalEntry>; end: number }> {
     const map = new Map<string, JournalEntry>();
-    const len = layout.size - layout.baseEnd;
-    if (len <= 0) return map;
+    let len = layout.size - layout.baseEnd;
+    if (len <= 0) return { journal: map, end: layout.size };
+    const partial = len > maxBytes;
+    if (partial) len = maxBytes;
     const fh = await fs.open(this.file!, 'r');
+    let end = layout.baseEnd;
     try {
       const buf = Buffer.alloc(len);
       const { bytesRead } = await fh.read(buf, 0, len, layout.baseEnd);
-      for (const line of buf.subarray(0, bytesRead).toString('utf8').split('\n')) {
+      let used = bytesRead;
+      if (partial) {
+        // Stop at the last whole line (a line longer than the window is skipped as garbage).
+        const nl = buf.lastIndexOf(0x0a, bytesRead - 1);
+        used = nl >= 0 ? nl + 1 : bytesRead;
+      }
+      end += used;
+      for (const line of buf.subarray(0, used).toString('utf8').split('\n')) {
         const e = parseEntry(line);
         if (e) map.set(e.k, e);
       }
     } finally {
       await fh.close();
     }
-    return map;
+    return { journal: map, end: partial ? end : layout.size };
   }
 
   private async maybeCompact(force: boolean): Promise<void> {
@@ -302,15 +339,23 @@ export class MetaCache {
         (journalBytes >= JOURNAL_MIN_BYTES && journalBytes * 16 >= baseBytes) ||
         (!hasHeader && layout.size > 0 && journalBytes >= JOURNAL_MIN_BYTES);
       if (!force && !worth) return;
-      await this.rewrite(layout);
+      // One pass per JOURNAL_READ_MAX of journal (one pass in all but damaged or huge files).
+      let current: FileLayout | undefined = layout;
+      while (current) {
+        const rest = await this.rewrite(current);
+        current = rest > 0 ? await this.readLayout() : undefined;
+      }
     } catch (err) {
       this.fail(err);
     }
   }
 
-  /** Writes base + journal as a new sorted base (temp file, then atomic rename). */
-  private async rewrite(layout: FileLayout): Promise<void> {
-    const journal = await this.readJournal(layout);
+  /**
+   * Writes base + (up to JOURNAL_READ_MAX of) journal as a new sorted base, followed by the
+   * journal not read yet (temp file, then atomic rename). Returns that unread journal's size.
+   */
+  private async rewrite(layout: FileLayout): Promise<number> {
+    const { journal, end } = await this.readJournal(layout, this.journalReadMax);
     const keys = [...journal.keys()].sort(compareCodePoints);
     const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     const out = await fs.open(tmp, 'w');
@@ -357,12 +402,34 @@ export class MetaCache {
       const headerBuf = Buffer.from(header.padEnd(HEADER_BYTES - 1, ' ') + '\n');
       if (headerBuf.length !== HEADER_BYTES) throw new Error('cache header too long');
       await out.write(headerBuf, 0, HEADER_BYTES, 0);
+      // The journal this pass did not read, as it was (the next pass merges it).
+      if (end < layout.size) await copyRange(this.file!, end, layout.size, out, pos);
       ok = true;
     } finally {
       await out.close();
       if (!ok) await fs.rm(tmp, { force: true });
     }
     await fs.rename(tmp, this.file!);
+    return layout.size - end;
+  }
+}
+
+/** Copies bytes [start, end) of `file` to `out` at offset `at`, 1 MiB at a time. */
+async function copyRange(file: string, start: number, end: number, out: fs.FileHandle, at: number): Promise<void> {
+  const src = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    let from = start;
+    let to = at;
+    while (from < end) {
+      const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, end - from), from);
+      if (bytesRead === 0) break;
+      await out.write(buf, 0, bytesRead, to);
+      from += bytesRead;
+      to += bytesRead;
+    }
+  } finally {
+    await src.close();
   }
 }
 
