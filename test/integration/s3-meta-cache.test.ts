@@ -206,6 +206,18 @@ describe('S3 metadata cache file', () => {
     expect(JSON.parse(base[0]!).k).toBe('k/00000');
   });
 
+  it('refining records are dropped while writing is behind; records that carry new facts never are', async () => {
+    const c = fresh();
+    const N = 40_000;
+    // A synchronous burst: no flush can run in between, as when compactions hold the writer up.
+    for (let i = 0; i < N; i++) c.refine(rec(`r/${String(i).padStart(6, '0')}`, { l: 5 }));
+    for (let i = 0; i < 100; i++) c.put(rec(`p/${String(i).padStart(6, '0')}`));
+    expect(c.dropped).toBe(N - 16_384);
+    await c.close();
+    const kept = await lookupAll(c, ['p/000099', 'r/000000', `r/${String(16_383).padStart(6, '0')}`, `r/${String(16_384).padStart(6, '0')}`], 5);
+    expect(kept.map((r) => r !== undefined)).toEqual([true, true, true, false]);
+  });
+
   it('streams a large base with bounded lookups', async () => {
     const c = fresh();
     const N = 50_000;

@@ -496,7 +496,7 @@ export class S3Store implements Store {
         const entry: FileEntry = { path: o.rel, size: o.size, mtimeMs: hit.rec.m, etag: o.etag };
         if (hit.rec.h) entry.hash = hit.rec.h;
         entries.push(entry);
-        if (hit.needsLastModified) this.cache.put({ ...hit.rec, l: o.lastModifiedMs });
+        if (hit.needsLastModified) this.cache.refine({ ...hit.rec, l: o.lastModifiedMs });
       } else {
         entries.push(undefined);
         misses.push(i);
