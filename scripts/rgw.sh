@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Throwaway one-node Ceph cluster (RAM-backed memstore OSD, auth none) with a
+# Throwaway one-node Ceph cluster (RAM-backed memstore OSD by default, auth none) with a
 # RADOS Gateway (real S3 server) on 127.0.0.1, for tests and benchmarks.
 #
 #   scripts/rgw.sh start DIR    bootstrap in scratch dir DIR, start mon + osd + radosgw,
@@ -13,6 +13,22 @@
 #   RGW_PORT            S3 port (default 7480)
 #   RGW_MON_PORT        monitor port (default 3300)
 #   RGW_MEMSTORE_BYTES  memstore capacity (default 4 GiB, minimum 2 GiB); data lives in RAM
+#   RGW_OBJECTSTORE     memstore (default: everything in RAM, ~20 KB of OSD RSS per small S3
+#                       object, all lost on stop) or bluestore (file-backed, for big buckets:
+#                       the block device is a sparse file DIR/osd/ceph-0/block; 1,000,000
+#                       objects of 0-4 KiB took 13.9 GB of it, the OSD's RAM stays near
+#                       RGW_OSD_MEMORY_TARGET). With bluestore, `start` on a DIR whose cluster
+#                       was stopped restarts it with its data (RGW_FRESH=1: wipe it and bootstrap
+#                       a new one); ports then come from DIR/ceph.conf. Any other `start`
+#                       (memstore, or RGW_FRESH=1) wipes what DIR holds.
+#   RGW_BLUESTORE_BYTES size of the sparse block file (default 40 GiB, minimum 4 GiB); only the
+#                       space really written is taken on disk
+#   RGW_OSD_MEMORY_TARGET  bluestore: osd memory target, cache autotuned under it (default 1.5 GiB)
+#   RGW_INDEX_SHARDS    bucket index shards of new buckets (rgw override bucket index max shards;
+#                       default: RGW's own for memstore, 16 for bluestore, i.e. 62,500 entries a
+#                       shard at 1,000,000 objects); with bluestore dynamic resharding is off,
+#                       so listings and PUTs are never paused by a reshard
+#   RGW_FRESH=1         bluestore: never reuse the data of a stopped cluster in DIR
 #   RGW_START_TIMEOUT   seconds allowed for each bootstrap phase (default 60)
 #   RGW_STOP_TIMEOUT    seconds to wait for daemons to exit before SIGKILL (default 15)
 #   RGW_WATCH_PID       if set, a small watchdog stops the cluster once that process is gone
@@ -27,6 +43,11 @@ SELF=$(realpath "${BASH_SOURCE[0]}")
 RGW_PORT=${RGW_PORT:-7480}
 RGW_MON_PORT=${RGW_MON_PORT:-3300}
 RGW_MEMSTORE_BYTES=${RGW_MEMSTORE_BYTES:-4294967296}
+RGW_OBJECTSTORE=${RGW_OBJECTSTORE:-memstore}
+RGW_BLUESTORE_BYTES=${RGW_BLUESTORE_BYTES:-42949672960}
+RGW_OSD_MEMORY_TARGET=${RGW_OSD_MEMORY_TARGET:-1610612736}
+if [[ $RGW_OBJECTSTORE == bluestore ]]; then RGW_INDEX_SHARDS=${RGW_INDEX_SHARDS:-16}; else RGW_INDEX_SHARDS=${RGW_INDEX_SHARDS:-}; fi
+RGW_FRESH=${RGW_FRESH:-0}
 RGW_START_TIMEOUT=${RGW_START_TIMEOUT:-60}
 RGW_STOP_TIMEOUT=${RGW_STOP_TIMEOUT:-15}
 ACCESS_KEY=test
@@ -163,8 +184,7 @@ run dir = $R/run
 keyring = $R/keyring
 mon data = $R/mon/\$cluster-\$id
 osd data = $R/osd/\$cluster-\$id
-osd objectstore = memstore
-memstore device bytes = $RGW_MEMSTORE_BYTES
+$(objectstore_conf)
 osd max object name len = 460
 osd max object namespace len = 64
 # CLI tools (ceph, radosgw-admin): no admin socket, log to a file
@@ -187,7 +207,66 @@ log file = $R/log/\$name.log
 pid file = $R/run/\$name.pid
 rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
 rgw data = $R/rgw
+$(rgw_extra_conf)
 EOF
+}
+
+objectstore_conf() {
+  if [[ $RGW_OBJECTSTORE == bluestore ]]; then
+    cat <<EOF
+osd objectstore = bluestore
+# the block device is a sparse file in the OSD's data dir (DIR/osd/ceph-0/block), no separate
+# DB/WAL devices: RocksDB lives on it too (BlueFS)
+bluestore block create = true
+bluestore block size = $RGW_BLUESTORE_BYTES
+bluestore block db create = false
+bluestore block wal create = false
+bluestore min alloc size hdd = 4096
+bluestore min alloc size ssd = 4096
+bluestore fsck on mount = false
+bdev enable discard = false
+osd memory target = $RGW_OSD_MEMORY_TARGET
+bluestore cache autotune = true
+EOF
+  else
+    cat <<EOF
+osd objectstore = memstore
+memstore device bytes = $RGW_MEMSTORE_BYTES
+EOF
+  fi
+}
+
+rgw_extra_conf() {
+  if [[ -n $RGW_INDEX_SHARDS ]]; then echo "rgw override bucket index max shards = $RGW_INDEX_SHARDS"; fi
+  if [[ $RGW_OBJECTSTORE == bluestore ]]; then
+    echo "rgw dynamic resharding = false"
+    # big runs: radosgw logs ~420 bytes per request at level 1 (0.9 GB for 2 million requests);
+    # keep levels >= 1 in memory only (still dumped on a crash), errors still go to the file
+    echo "debug rgw = 0/5"
+  fi
+}
+
+# starts the monitor (already created) and waits until it answers; $1 = start time (ms)
+run_mon() {
+  run ceph-mon -c "$R/ceph.conf" -i a
+  wait_until "ceph-mon pid file" "$RGW_START_TIMEOUT" pidfile_alive "$R/run/mon.a.pid"
+  wait_until "ceph-mon to answer" "$RGW_START_TIMEOUT" mon_ready
+  log "mon up in $(($(now_ms) - $1)) ms"
+}
+
+# starts OSD $1 (already created) and radosgw, each waited for
+run_osd_and_rgw() {
+  local id=$1 t
+  t=$(now_ms)
+  CUR_LOGS=("$CMD_LOG" "$R/log/osd.$id.log")
+  run ceph-osd -c "$R/ceph.conf" -i "$id"
+  wait_until "osd.$id to be up" "$RGW_START_TIMEOUT" osd_up
+  log "osd.$id up in $(($(now_ms) - t)) ms"
+  t=$(now_ms)
+  CUR_LOGS=("$CMD_LOG" "$R/log/client.rgw.local.log" "$R/log/osd.$id.log")
+  run radosgw -c "$R/ceph.conf" -n client.rgw.local
+  wait_until "radosgw to answer HTTP 200 on 127.0.0.1:$RGW_PORT" "$RGW_START_TIMEOUT" rgw_ready
+  log "radosgw up in $(($(now_ms) - t)) ms"
 }
 
 # --- start -------------------------------------------------------------------------------------------
@@ -205,6 +284,11 @@ do_start() {
   [[ $RGW_PORT != "$RGW_MON_PORT" ]] || die "RGW_PORT and RGW_MON_PORT must differ"
   [[ $RGW_MEMSTORE_BYTES =~ ^[0-9]+$ ]] && ((RGW_MEMSTORE_BYTES >= 2147483648)) ||
     die "RGW_MEMSTORE_BYTES must be >= 2147483648 (2 GiB), got '$RGW_MEMSTORE_BYTES'"
+  case $RGW_OBJECTSTORE in memstore | bluestore) ;; *) die "RGW_OBJECTSTORE must be memstore or bluestore, got '$RGW_OBJECTSTORE'" ;; esac
+  [[ $RGW_BLUESTORE_BYTES =~ ^[0-9]+$ ]] && ((RGW_BLUESTORE_BYTES >= 4294967296)) ||
+    die "RGW_BLUESTORE_BYTES must be >= 4294967296 (4 GiB), got '$RGW_BLUESTORE_BYTES'"
+  [[ $RGW_OSD_MEMORY_TARGET =~ ^[0-9]+$ ]] || die "RGW_OSD_MEMORY_TARGET must be a number of bytes"
+  [[ -z $RGW_INDEX_SHARDS || $RGW_INDEX_SHARDS =~ ^[0-9]+$ ]] || die "RGW_INDEX_SHARDS must be a number"
   # unix socket paths are limited to 107 bytes
   ((${#R} <= 70)) || die "DIR path too long for ceph admin sockets (${#R} > 70 chars): $R"
 
@@ -228,6 +312,13 @@ do_start() {
     die "a cluster in $R is partially running (pids: $(echo $pids)); run '$0 stop $R' first"
   fi
 
+  # bluestore keeps its data on disk: a stopped cluster is restarted as it is
+  if [[ $RGW_OBJECTSTORE == bluestore && $RGW_FRESH != 1 && -e $R/bootstrapped ]] &&
+    grep -qx 'osd objectstore = bluestore' "$R/ceph.conf" 2>/dev/null; then
+    do_restart "$t0"
+    return
+  fi
+
   for p in "$RGW_MON_PORT" "$RGW_PORT"; do
     if port_open "$p"; then
       die "port 127.0.0.1:$p is already in use (set RGW_PORT / RGW_MON_PORT to free ports)"
@@ -235,7 +326,7 @@ do_start() {
   done
 
   # fresh bootstrap: remove leftovers of an earlier (stopped) cluster, only our own entries
-  rm -rf "$R/mon" "$R/osd" "$R/run" "$R/log" "$R/rgw" "$R/monmap" "$R/keyring" "$R/ceph.conf" "$R/endpoint"
+  rm -rf "$R/mon" "$R/osd" "$R/run" "$R/log" "$R/rgw" "$R/monmap" "$R/keyring" "$R/ceph.conf" "$R/endpoint" "$R/bootstrapped"
   mkdir -p "$R/mon" "$R/osd" "$R/run" "$R/log" "$R/rgw"
   write_conf
   CMD_LOG=$R/log/bootstrap.log
@@ -250,29 +341,17 @@ do_start() {
     --fsid "$(sed -n 's/^fsid = //p' "$R/ceph.conf")" "$R/monmap"
   CUR_LOGS=("$CMD_LOG" "$R/log/mon.a.log")
   run ceph-mon -c "$R/ceph.conf" --mkfs -i a --monmap "$R/monmap" --keyring "$R/keyring"
-  run ceph-mon -c "$R/ceph.conf" -i a
-  wait_until "ceph-mon pid file" "$RGW_START_TIMEOUT" pidfile_alive "$R/run/mon.a.pid"
-  wait_until "ceph-mon to answer" "$RGW_START_TIMEOUT" mon_ready
-  log "mon up in $(($(now_ms) - t)) ms"
+  run_mon "$t"
 
-  # OSD (memstore: data lives in RAM)
-  t=$(now_ms)
+  # OSD (memstore: data lives in RAM; bluestore: --mkfs creates the sparse block file)
   local id
   id=$(ceph_cli osd create 2>>"$CMD_LOG")
   [[ $id =~ ^[0-9]+$ ]] || { log "'ceph osd create' printed '$id'"; false; }
   mkdir -p "$R/osd/ceph-$id"
   CUR_LOGS=("$CMD_LOG" "$R/log/osd.$id.log")
   run ceph-osd -c "$R/ceph.conf" -i "$id" --mkfs
-  run ceph-osd -c "$R/ceph.conf" -i "$id"
-  wait_until "osd.$id to be up" "$RGW_START_TIMEOUT" osd_up
-  log "osd.$id up in $(($(now_ms) - t)) ms"
-
-  # radosgw (its first start creates the rgw pools)
-  t=$(now_ms)
-  CUR_LOGS=("$CMD_LOG" "$R/log/client.rgw.local.log" "$R/log/osd.$id.log")
-  run radosgw -c "$R/ceph.conf" -n client.rgw.local
-  wait_until "radosgw to answer HTTP 200 on 127.0.0.1:$RGW_PORT" "$RGW_START_TIMEOUT" rgw_ready
-  log "radosgw up in $(($(now_ms) - t)) ms"
+  # radosgw's first start creates the rgw pools
+  run_osd_and_rgw "$id"
 
   t=$(now_ms)
   CUR_LOGS=("$CMD_LOG" "$R/log/cli.log")
@@ -283,8 +362,39 @@ do_start() {
   STARTED_BY_US=0
   trap - EXIT
   echo "http://127.0.0.1:$RGW_PORT" >"$R/endpoint"
+  echo "$RGW_OBJECTSTORE" >"$R/bootstrapped"
   if [[ -n ${RGW_WATCH_PID:-} ]]; then start_watchdog "$RGW_WATCH_PID"; fi
-  log "cluster ready in $(($(now_ms) - t0)) ms (dir $R, memstore $RGW_MEMSTORE_BYTES bytes)"
+  local store="memstore $RGW_MEMSTORE_BYTES bytes"
+  [[ $RGW_OBJECTSTORE == memstore ]] || store="bluestore, block file of $RGW_BLUESTORE_BYTES bytes"
+  log "cluster ready in $(($(now_ms) - t0)) ms (dir $R, $store)"
+  echo "endpoint=http://127.0.0.1:$RGW_PORT"
+}
+
+# restart the daemons of a stopped bluestore cluster in $R, keeping its data (ports from its ceph.conf)
+do_restart() {
+  local t0=$1 t id
+  RGW_MON_PORT=$(sed -n 's/^mon host = v2:127\.0\.0\.1:\([0-9]*\)$/\1/p' "$R/ceph.conf")
+  RGW_PORT=$(sed -n 's/^rgw frontends = beast endpoint=127\.0\.0\.1:\([0-9]*\)$/\1/p' "$R/ceph.conf")
+  [[ $RGW_PORT =~ ^[0-9]+$ && $RGW_MON_PORT =~ ^[0-9]+$ ]] || die "cannot read the ports from $R/ceph.conf"
+  for p in "$RGW_MON_PORT" "$RGW_PORT"; do
+    port_open "$p" && die "port 127.0.0.1:$p (from $R/ceph.conf) is already in use; RGW_FRESH=1 bootstraps a new cluster"
+  done
+  log "restarting the stopped bluestore cluster in $R with its data (RGW_FRESH=1 to wipe it)"
+  rm -f "$R"/run/*.pid "$R/endpoint"
+  CMD_LOG=$R/log/bootstrap.log
+  CUR_LOGS=("$CMD_LOG" "$R/log/mon.a.log")
+  trap on_start_exit EXIT
+  STARTED_BY_US=1
+  run_mon "$(now_ms)"
+  id=$(cd "$R/osd" && ls -d ceph-* | head -n 1)
+  id=${id#ceph-}
+  [[ $id =~ ^[0-9]+$ ]] || { log "no OSD data dir in $R/osd"; false; }
+  run_osd_and_rgw "$id"
+  STARTED_BY_US=0
+  trap - EXIT
+  echo "http://127.0.0.1:$RGW_PORT" >"$R/endpoint"
+  if [[ -n ${RGW_WATCH_PID:-} ]]; then start_watchdog "$RGW_WATCH_PID"; fi
+  log "cluster restarted in $(($(now_ms) - t0)) ms (dir $R, bluestore)"
   echo "endpoint=http://127.0.0.1:$RGW_PORT"
 }
 
@@ -360,13 +470,18 @@ do_stop() {
   fi
   local stuck
   # radosgw first (clients), then the OSD, then the monitor.
-  # The OSD gets SIGKILL: on SIGTERM memstore dumps its whole RAM contents to DIR/osd (slow, and
-  # the data is thrown away anyway).
+  # A memstore OSD gets SIGKILL: on SIGTERM memstore dumps its whole RAM contents to DIR/osd
+  # (slow, and the data is thrown away anyway). A bluestore OSD gets SIGTERM (a clean unmount,
+  # so a later `start` resumes it), SIGKILL if it does not exit in time (bluestore survives it).
   if ((${#rgw[@]})); then
     stuck=$(kill_wait TERM "$RGW_STOP_TIMEOUT" "${rgw[@]}") || { log "radosgw did not exit on SIGTERM, killing: $stuck"; kill_wait KILL 5 $stuck >/dev/null || true; }
   fi
   if ((${#osd[@]})); then
-    stuck=$(kill_wait KILL "$RGW_STOP_TIMEOUT" "${osd[@]}") || log "ceph-osd still alive after SIGKILL: $stuck"
+    if grep -qx 'osd objectstore = bluestore' "$R/ceph.conf" 2>/dev/null; then
+      stuck=$(kill_wait TERM "$RGW_STOP_TIMEOUT" "${osd[@]}") || { log "ceph-osd did not exit on SIGTERM, killing: $stuck"; kill_wait KILL 5 $stuck >/dev/null || true; }
+    else
+      stuck=$(kill_wait KILL "$RGW_STOP_TIMEOUT" "${osd[@]}") || log "ceph-osd still alive after SIGKILL: $stuck"
+    fi
   fi
   if ((${#mon[@]})); then
     stuck=$(kill_wait TERM "$RGW_STOP_TIMEOUT" "${mon[@]}") || { log "ceph-mon did not exit on SIGTERM, killing: $stuck"; kill_wait KILL 5 $stuck >/dev/null || true; }
