@@ -218,6 +218,23 @@ describe('S3 metadata cache file', () => {
     expect(kept.map((r) => r !== undefined)).toEqual([true, true, true, false]);
   });
 
+  it("a compaction removes temp files that dead compactions left more than a day ago, not a running one's", async () => {
+    const c = fresh();
+    c.put(rec('t/1'));
+    await c.close();
+    const old = `${c.file}.424242.deadbeef.tmp`;
+    const recent = `${c.file}.434343.cafebabe.tmp`;
+    const other = path.join(path.dirname(c.file!), 'unrelated.tmp');
+    for (const f of [old, recent, other]) fs.writeFileSync(f, 'partial');
+    const twoDaysAgo = Date.now() / 1000 - 2 * 86_400;
+    fs.utimesSync(old, twoDaysAgo, twoDaysAgo);
+    fs.utimesSync(other, twoDaysAgo, twoDaysAgo);
+    c.put(rec('t/2'));
+    await c.compact();
+    expect([fs.existsSync(old), fs.existsSync(recent), fs.existsSync(other)]).toEqual([false, true, true]);
+    expect((await lookupAll(c, ['t/1', 't/2'])).every((r) => r !== undefined)).toBe(true);
+  });
+
   it('streams a large base with bounded lookups', async () => {
     const c = fresh();
     const N = 50_000;

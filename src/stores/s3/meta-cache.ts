@@ -372,11 +372,34 @@ export class MetaCache {
     }
   }
 
+  /** Removes temp files of compactions that died (killed mid-way) more than a day ago. */
+  private async sweepStaleTemps(): Promise<void> {
+    const dir = path.dirname(this.file!);
+    const prefix = `${path.basename(this.file!)}.`;
+    let names: string[];
+    try {
+      names = await fs.readdir(dir);
+    } catch {
+      return;
+    }
+    const now = Date.now();
+    for (const name of names) {
+      if (!name.startsWith(prefix) || !/^\d+\.[0-9a-f]+\.tmp$/.test(name.slice(prefix.length))) continue;
+      const p = path.join(dir, name);
+      try {
+        if (now - (await fs.stat(p)).mtimeMs > STALE_TEMP_MS) await fs.rm(p, { force: true });
+      } catch {
+        // gone already, or not ours to remove
+      }
+    }
+  }
+
   /**
    * Writes base + (up to JOURNAL_READ_MAX of) journal as a new sorted base, followed by the
    * journal not read yet (temp file, then atomic rename). Returns that unread journal's size.
    */
   private async rewrite(layout: FileLayout): Promise<number> {
+    await this.sweepStaleTemps();
     const { journal, end } = await this.readJournal(layout, this.journalReadMax);
     const keys = [...journal.keys()].sort(compareCodePoints);
     const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
@@ -435,6 +458,9 @@ export class MetaCache {
     return layout.size - end;
   }
 }
+
+/** A compaction's temp file older than this was left by a run that died (a rewrite takes seconds). */
+const STALE_TEMP_MS = 24 * 60 * 60 * 1000;
 
 /** Copies bytes [start, end) of `file` to `out` at offset `at`, 1 MiB at a time. */
 async function copyRange(file: string, start: number, end: number, out: fs.FileHandle, at: number): Promise<void> {
