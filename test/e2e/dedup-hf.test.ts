@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
-import { cli, jsonl, tempDir, type CliOptions } from '../support/cli.js';
+import { cli, planByPath, summaryEvent, tempDir, writeTree, type CliOptions } from '../support/cli.js';
 
 const TOKEN = 'hf_test_token';
 const T0 = 1_700_000_000;
@@ -40,15 +40,7 @@ function bs(args: string[], opts: CliOptions = {}) {
   });
 }
 
-function put(rel: string, content: Buffer | string, mtimeSec = T0): void {
-  const abs = path.join(src, rel);
-  fs.mkdirSync(path.dirname(abs), { recursive: true });
-  fs.writeFileSync(abs, content);
-  fs.utimesSync(abs, mtimeSec, mtimeSec);
-}
-
-const summaryOf = (stdout: string) => jsonl(stdout).find((e) => e['event'] === 'summary')!;
-const planOf = (stdout: string) => Object.fromEntries(jsonl(stdout).slice(1).map((o) => [o['path'] as string, o]));
+const put = (rel: string, content: Buffer | string, mtimeSec = T0) => writeTree(src, { [rel]: content }, mtimeSec);
 
 function newBucket(): string {
   const b = `tester/dedup-${++n}`;
@@ -68,7 +60,7 @@ describe('content comparisons against hf (real CLI, local Hub/Xet server)', { ti
     const before = new Map(server.listBucket(bucket).map((f) => [f.path, f.xetHash]));
     fs.renameSync(path.join(src, 'ckpt-2'), path.join(src, 'best'));
 
-    const dry = planOf((await bs(['sync', src, url, '--delete', '--track-renames', '--dry-run'])).stdout);
+    const dry = planByPath((await bs(['sync', src, url, '--delete', '--track-renames', '--dry-run'])).stdout);
     expect(dry['best/weights.bin']).toMatchObject({ action: 'upload', reason: 'new file', copy_from: 'ckpt-2/weights.bin' });
     expect(dry['best/tokenizer.json']).toMatchObject({ action: 'upload', copy_from: 'ckpt-2/tokenizer.json' });
     expect(dry['ckpt-2/weights.bin']).toMatchObject({ action: 'delete' });
@@ -77,7 +69,7 @@ describe('content comparisons against hf (real CLI, local Hub/Xet server)', { ti
     const copies = server.stats.batchLines['copyFile'] ?? 0;
     const r = await bs(['sync', src, url, '--delete', '--track-renames', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect(summaryOf(r.stdout)).toMatchObject({ transferred: 0, transferred_bytes: 0, copied: 2, deleted: 2, failed: 0, stale: 0 });
+    expect(summaryEvent(r.stdout)).toMatchObject({ transferred: 0, transferred_bytes: 0, copied: 2, deleted: 2, failed: 0, stale: 0 });
     expect(server.stats.xorbBytesReceived - xorbBytes).toBe(0);
     expect((server.stats.batchLines['copyFile'] ?? 0) - copies).toBe(2);
     const after = new Map(server.listBucket(bucket).map((f) => [f.path, f.xetHash]));
@@ -102,7 +94,7 @@ describe('content comparisons against hf (real CLI, local Hub/Xet server)', { ti
     expect((await bs(['buckets', 'cp', other, `${url}/old/w.bin`])).code).toBe(0);
     const r = await bs(['sync', '--apply', planFile, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect(summaryOf(r.stdout)).toMatchObject({ transferred: 1, copied: 0, failed: 0 });
+    expect(summaryEvent(r.stdout)).toMatchObject({ transferred: 1, copied: 0, failed: 0 });
     const dl = path.join(work, 'dl');
     expect((await bs(['sync', `${url}/new`, dl])).code).toBe(0);
     expect(fs.readFileSync(path.join(dl, 'w.bin')).equals(w)).toBe(true);
@@ -116,20 +108,20 @@ describe('content comparisons against hf (real CLI, local Hub/Xet server)', { ti
     put('a/shard.bin', shard);
     put('b/shard.bin', shard);
     const first = await bs(['sync', src, url, '--json']);
-    expect(summaryOf(first.stdout)).toMatchObject({ transferred: 2, copied: 1 });
+    expect(summaryEvent(first.stdout)).toMatchObject({ transferred: 2, copied: 1 });
     fs.utimesSync(path.join(src, 'model.bin'), T0 + 3600, T0 + 3600);
 
-    const off = planOf((await bs(['sync', src, url, '--dry-run', '--no-dedup'])).stdout);
+    const off = planByPath((await bs(['sync', src, url, '--dry-run', '--no-dedup'])).stdout);
     expect(off['model.bin']).toMatchObject({ action: 'upload', reason: 'local newer' });
     expect(off['model.bin']!['hash']).toBeUndefined();
-    const on = planOf((await bs(['sync', src, url, '--dry-run'])).stdout);
+    const on = planByPath((await bs(['sync', src, url, '--dry-run'])).stdout);
     expect(on['model.bin']).toMatchObject({ action: 'upload', reason: 'same content, mtime differs', mtime_only: true });
     expect(on['model.bin']!['hash']).toBe(`xet:${server.listBucket(bucket).find((f) => f.path === 'model.bin')!.xetHash}`);
 
     const xorbBytes = server.stats.xorbBytesReceived;
     const r = await bs(['sync', src, url, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect(summaryOf(r.stdout)).toMatchObject({ transferred: 0, metadata_updated: 1, failed: 0 });
+    expect(summaryEvent(r.stdout)).toMatchObject({ transferred: 0, metadata_updated: 1, failed: 0 });
     expect(server.stats.xorbBytesReceived - xorbBytes).toBe(0);
     expect((await bs(['sync', src, url])).stderr).toContain('Nothing to sync.');
   });
@@ -148,13 +140,13 @@ describe('content comparisons against hf (real CLI, local Hub/Xet server)', { ti
     bad[5] = bad[5]! ^ 1;
     fs.writeFileSync(x, bad);
     fs.utimesSync(x, T0, T0);
-    expect(planOf((await bs(['sync', url, dst, '--dry-run'])).stdout)['x.bin']).toMatchObject({ action: 'skip', reason: 'identical' });
-    const dry = planOf((await bs(['sync', url, dst, '--dry-run', '--checksum'])).stdout);
+    expect(planByPath((await bs(['sync', url, dst, '--dry-run'])).stdout)['x.bin']).toMatchObject({ action: 'skip', reason: 'identical' });
+    const dry = planByPath((await bs(['sync', url, dst, '--dry-run', '--checksum'])).stdout);
     expect(dry['x.bin']).toMatchObject({ action: 'download', reason: 'checksum differs' });
     expect(dry['y.bin']).toMatchObject({ action: 'skip', reason: 'same checksum' });
     const r = await bs(['sync', url, dst, '--checksum', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect(summaryOf(r.stdout)).toMatchObject({ transferred: 1, transferred_bytes: 200_000 });
+    expect(summaryEvent(r.stdout)).toMatchObject({ transferred: 1, transferred_bytes: 200_000 });
     expect(fs.readFileSync(x).equals(orig)).toBe(true);
   });
 });

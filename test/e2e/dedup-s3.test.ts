@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { cli, jsonl, tempDir, type CliOptions } from '../support/cli.js';
+import { cli, jsonl, planByPath, summaryEvent, tempDir, writeTree, type CliOptions } from '../support/cli.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const T0 = 1_700_000_000;
@@ -41,16 +41,7 @@ function requests(): Record<string, number> {
   return out;
 }
 
-function summaryOf(stdout: string): Record<string, unknown> {
-  return jsonl(stdout).find((e) => e['event'] === 'summary')!;
-}
-
-function put(rel: string, content: Buffer | string, mtimeSec = T0): void {
-  const abs = path.join(src, rel);
-  fs.mkdirSync(path.dirname(abs), { recursive: true });
-  fs.writeFileSync(abs, content);
-  fs.utimesSync(abs, mtimeSec, mtimeSec);
-}
+const put = (rel: string, content: Buffer | string, mtimeSec = T0) => writeTree(src, { [rel]: content }, mtimeSec);
 
 async function head(key: string) {
   return raw.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
@@ -106,7 +97,7 @@ describe.skipIf(!endpoint)('dedup against S3 (real CLI, real RGW)', { timeout: 3
 
     const r = await s3(['sync', src, `s3://${bucket}/run`, '--json', '--dedup']);
     expect(r.code, r.stderr).toBe(0);
-    const s = summaryOf(r.stdout);
+    const s = summaryEvent(r.stdout);
     expect(s).toMatchObject({ transferred: 3, copied: 4, copied_bytes: 2 * (big.length + cfg.length), failed: 0, stale: 0 });
     expect(s['transferred_bytes']).toBe(big.length + cfg.length + 'only once'.length);
     const req = requests();
@@ -137,13 +128,13 @@ describe.skipIf(!endpoint)('dedup against S3 (real CLI, real RGW)', { timeout: 3
     fs.utimesSync(path.join(src, 'a.bin'), T0 + 3600, T0 + 3600);
     put('b.bin', Buffer.alloc(300_000, 2), T0 + 3600);
     const dry = await s3(['sync', src, `s3://${bucket}`, '--dry-run', '--dedup']);
-    const ops = Object.fromEntries(jsonl(dry.stdout).slice(1).map((o) => [o['path'], o]));
+    const ops = planByPath(dry.stdout);
     expect(ops['a.bin']).toMatchObject({ action: 'upload', reason: 'same content, mtime differs' });
     expect(ops['a.bin']!['hash']).toMatch(/^xxh128:/);
     expect(ops['b.bin']).toMatchObject({ action: 'upload', reason: 'local newer' });
     const r = await s3(['sync', src, `s3://${bucket}`, '--json', '--dedup']);
     expect(r.code, r.stderr).toBe(0);
-    expect(summaryOf(r.stdout)).toMatchObject({ transferred: 1, transferred_bytes: 300_000, metadata_updated: 1 });
+    expect(summaryEvent(r.stdout)).toMatchObject({ transferred: 1, transferred_bytes: 300_000, metadata_updated: 1 });
     const req = requests();
     expect(req['UploadPart'] ?? 0).toBe(0);
     expect(req['CopyObject']).toBe(1); // a.bin's self-copy with the new mtime
@@ -157,7 +148,7 @@ describe.skipIf(!endpoint)('dedup against S3 (real CLI, real RGW)', { timeout: 3
     // Only a touch: no request sends file content.
     fs.utimesSync(path.join(src, 'a.bin'), T0 + 7200, T0 + 7200);
     const touched = await s3(['sync', src, `s3://${bucket}`, '--json', '--dedup']);
-    expect(summaryOf(touched.stdout)).toMatchObject({ transferred: 0, metadata_updated: 1 });
+    expect(summaryEvent(touched.stdout)).toMatchObject({ transferred: 0, metadata_updated: 1 });
     expect(requests()['PutObject'] ?? 0).toBe(0);
   });
 
@@ -174,7 +165,7 @@ describe.skipIf(!endpoint)('dedup against S3 (real CLI, real RGW)', { timeout: 3
 
     const r = await s3(['sync', src, `s3://${bucket}/ckpts`, '--delete', '--track-renames', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const s = summaryOf(r.stdout);
+    const s = summaryEvent(r.stdout);
     expect(s).toMatchObject({ transferred: 0, transferred_bytes: 0, copied: 2, deleted: 2, failed: 0 });
     const req = requests();
     expect(req['PutObject'] ?? 0).toBe(0);
@@ -203,12 +194,12 @@ describe.skipIf(!endpoint)('dedup against S3 (real CLI, real RGW)', { timeout: 3
     put('ours.txt', 'dcba'); // same size and mtime as what we uploaded, other bytes
     fs.utimesSync(path.join(src, 'ours.txt'), T0, T0);
 
-    const plain = Object.fromEntries(jsonl((await s3(['sync', src, `s3://${bucket}`, '--dry-run'])).stdout).slice(1).map((o) => [o['path'], o]));
+    const plain = planByPath((await s3(['sync', src, `s3://${bucket}`, '--dry-run'])).stdout);
     expect(plain['differs.txt']).toMatchObject({ action: 'skip', reason: 'identical' });
     expect(plain['ours.txt']).toMatchObject({ action: 'skip', reason: 'identical' });
 
     const dry = await s3(['sync', src, `s3://${bucket}`, '--checksum', '--dry-run']);
-    const ops = Object.fromEntries(jsonl(dry.stdout).slice(1).map((o) => [o['path'], o]));
+    const ops = planByPath(dry.stdout);
     expect(ops['same.txt']).toMatchObject({ action: 'skip', reason: 'same checksum' });
     expect(ops['differs.txt']).toMatchObject({ action: 'upload', reason: 'checksum differs' });
     expect(ops['ours.txt']).toMatchObject({ action: 'upload', reason: 'checksum differs' });
@@ -242,7 +233,7 @@ describe.skipIf(!endpoint)('dedup against S3 (real CLI, real RGW)', { timeout: 3
     expect(off.slice(1).some((o) => o['copy_from'] !== undefined || o['hash'] !== undefined)).toBe(false);
     expect(off.slice(1).map((o) => [o['path'], o['action'], o['reason']])).toEqual(dflt.slice(1).map((o) => [o['path'], o['action'], o['reason']]));
     const r = await s3(['sync', src, `s3://${bucket}/d`, '--json']);
-    expect(summaryOf(r.stdout)).toMatchObject({ transferred: 4, copied: 1, failed: 0 });
+    expect(summaryEvent(r.stdout)).toMatchObject({ transferred: 4, copied: 1, failed: 0 });
     expect((await body('d/b/w.bin')).equals(w)).toBe(true);
     // A local destination keeps hf's plan unless --dedup is given.
     const local = jsonl((await s3(['sync', src, path.join(work, 'copy'), '--dry-run'])).stdout);
@@ -268,24 +259,24 @@ describe.skipIf(!endpoint)('dedup against S3 (real CLI, real RGW)', { timeout: 3
     fs.utimesSync(at('touched.bin'), T0 - 3600, T0 - 3600);
     fs.utimesSync(at('foreign.txt'), T0 - 3600, T0 - 3600);
 
-    const plain = Object.fromEntries(jsonl((await s3(['sync', `s3://${bucket}`, dst, '--dry-run'])).stdout).slice(1).map((o) => [o['path'], o]));
+    const plain = planByPath((await s3(['sync', `s3://${bucket}`, dst, '--dry-run'])).stdout);
     expect(plain['ours.bin']).toMatchObject({ action: 'skip', reason: 'identical' });
     expect(plain['touched.bin']).toMatchObject({ action: 'download', reason: 'remote newer' });
 
-    const dedup = Object.fromEntries(jsonl((await s3(['sync', `s3://${bucket}`, dst, '--dry-run', '--dedup'])).stdout).slice(1).map((o) => [o['path'], o]));
+    const dedup = planByPath((await s3(['sync', `s3://${bucket}`, dst, '--dry-run', '--dedup'])).stdout);
     expect(dedup['touched.bin']).toMatchObject({ action: 'download', reason: 'same content, mtime differs', mtime_only: true });
     expect(dedup['touched.bin']!['hash']).toMatch(/^xxh128:[0-9a-f]{32}$/);
     expect(dedup['foreign.txt']).toMatchObject({ action: 'download', reason: 'remote newer' }); // no stored hash: --checksum only
 
     const dry = await s3(['sync', `s3://${bucket}`, dst, '--dry-run', '--checksum']);
-    const ops = Object.fromEntries(jsonl(dry.stdout).slice(1).map((o) => [o['path'], o]));
+    const ops = planByPath(dry.stdout);
     expect(ops['ours.bin']).toMatchObject({ action: 'download', reason: 'checksum differs' });
     expect(ops['touched.bin']).toMatchObject({ action: 'download', reason: 'same content, mtime differs' });
     expect(ops['foreign.txt']).toMatchObject({ action: 'download', reason: 'same content, mtime differs', hash: `md5:${createHash('md5').update('wxyz').digest('hex')}` });
 
     const r = await s3(['sync', `s3://${bucket}`, dst, '--checksum', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect(summaryOf(r.stdout)).toMatchObject({ transferred: 1, transferred_bytes: 50_000, metadata_updated: 2, failed: 0, stale: 0 });
+    expect(summaryEvent(r.stdout)).toMatchObject({ transferred: 1, transferred_bytes: 50_000, metadata_updated: 2, failed: 0, stale: 0 });
     expect(requests()['GetObject']).toBe(1); // only ours.bin's bytes came down
     expect(fs.readFileSync(at('ours.bin')).equals(orig)).toBe(true);
     expect(fs.statSync(at('touched.bin')).mtimeMs).toBe(T0 * 1000);
@@ -306,7 +297,7 @@ describe.skipIf(!endpoint)('dedup against S3 (real CLI, real RGW)', { timeout: 3
     expect(bad.stderr).toContain('Cannot specify track_renames when using apply.');
     const r = await s3(['sync', '--apply', planFile, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect(summaryOf(r.stdout)).toMatchObject({ transferred: 1, copied: 1 });
+    expect(summaryEvent(r.stdout)).toMatchObject({ transferred: 1, copied: 1 });
     expect((await body('y/w.bin')).equals(w)).toBe(true);
   });
 });

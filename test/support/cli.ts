@@ -82,6 +82,16 @@ export function jsonl(text: string): Record<string, unknown>[] {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/** The `summary` event of a `--json` run's stdout. */
+export function summaryEvent(stdout: string): Record<string, unknown> {
+  return jsonl(stdout).find((e) => e['event'] === 'summary')!;
+}
+
+/** A `--dry-run` plan's operations by path (the header line dropped). */
+export function planByPath(stdout: string): Record<string, Record<string, unknown>> {
+  return Object.fromEntries(jsonl(stdout).slice(1).map((o) => [o['path'] as string, o]));
+}
+
 /**
  * Starts `bucketsync ARGS -v --no-progress` and kills it with SIGKILL once it has started
  * `afterStarts` operations (its `Uploading:`/`Downloading:`/`Deleting:` lines), `extraMs`
