@@ -7,6 +7,7 @@ import path from 'node:path';
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 export const BIN = path.join(ROOT, 'bin', 'bucketsync');
+export const RGW_SH = path.join(ROOT, 'scripts', 'rgw.sh');
 
 /** mulberry32: a small seeded PRNG, so every run builds the same tree. */
 export function rng(seed) {
@@ -91,4 +92,26 @@ export function sideBySide(runs, a, b) {
 
 export function fmt(x, digits = 2) {
   return Number(x).toFixed(digits);
+}
+
+/**
+ * `scripts/rgw.sh start DIR` with `env`: `{ endpoint }` when it served, else `{ error }` (the
+ * tail of what it printed).
+ */
+export function rgwStart(dir, env, timeoutMs) {
+  const r = spawnSync('bash', [RGW_SH, 'start', dir], { encoding: 'utf8', timeout: timeoutMs, env });
+  const m = /^endpoint=(\S+)/m.exec(r.stdout ?? '');
+  if (r.status === 0 && m) return { endpoint: m[1], stderr: r.stderr ?? '' };
+  return { error: `${r.error?.message ?? ''}${r.stderr ?? ''}` };
+}
+
+/** An idempotent `stop()` of the cluster in `dir` (`scripts/rgw.sh stop`); a no-op when `skip`. */
+export function rgwStopper(dir, timeoutMs, skip = false) {
+  let stopped = skip;
+  return () => {
+    if (stopped) return;
+    stopped = true;
+    const s = spawnSync('bash', [RGW_SH, 'stop', dir], { encoding: 'utf8', timeout: timeoutMs });
+    if (s.status !== 0) console.error(`warning: stopping RGW in ${dir} failed: ${s.stderr}`);
+  };
 }

@@ -36,7 +36,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, ROOT, fmt, have, machine, median, rng, scratch } from './lib.mjs';
+import { BIN, RGW_SH, ROOT, fmt, have, machine, median, rgwStart, rgwStopper, rng, scratch } from './lib.mjs';
 
 /**
  * bucketsync's --transfers here (override: --transfers N). 8, 16, 32 and 64 were tried on the
@@ -49,7 +49,6 @@ const AWS = '/usr/bin/aws';
 const BUCKET = 'bench';
 const BIG_FILES = 4;
 const BIG_SIZE = 12 * 1024 * 1024;
-const RGW_SH = path.join(ROOT, 'scripts', 'rgw.sh');
 const CREDS = {
   AWS_ACCESS_KEY_ID: 'test',
   AWS_SECRET_ACCESS_KEY: 'testtest',
@@ -166,26 +165,11 @@ export async function startRgw(dir) {
     const port = await freePort();
     let mon = await freePort();
     while (mon === port) mon = await freePort();
-    const r = spawnSync('bash', [RGW_SH, 'start', dir], {
-      encoding: 'utf8',
-      timeout: 600_000,
-      // the watchdog stops the cluster (and removes DIR) if this process dies without cleaning up
-      env: { ...process.env, RGW_PORT: String(port), RGW_MON_PORT: String(mon), RGW_WATCH_PID: String(process.pid), RGW_WATCH_RMDIR: '1' },
-    });
-    const m = /^endpoint=(\S+)/m.exec(r.stdout ?? '');
-    if (r.status === 0 && m) {
-      let stopped = false;
-      return {
-        endpoint: m[1],
-        stop() {
-          if (stopped) return;
-          stopped = true;
-          const s = spawnSync('bash', [RGW_SH, 'stop', dir], { encoding: 'utf8', timeout: 120_000 });
-          if (s.status !== 0) console.error(`warning: stopping RGW in ${dir} failed: ${s.stderr}`);
-        },
-      };
-    }
-    lastErr = `${r.error?.message ?? ''}${r.stderr ?? ''}`;
+    // the watchdog stops the cluster (and removes DIR) if this process dies without cleaning up
+    const env = { ...process.env, RGW_PORT: String(port), RGW_MON_PORT: String(mon), RGW_WATCH_PID: String(process.pid), RGW_WATCH_RMDIR: '1' };
+    const started = rgwStart(dir, env, 600_000);
+    if (started.endpoint) return { endpoint: started.endpoint, stop: rgwStopper(dir, 120_000) };
+    lastErr = started.error;
     spawnSync('bash', [RGW_SH, 'stop', dir], { encoding: 'utf8', timeout: 120_000 });
     if (!/already in use/.test(lastErr)) break; // a port race is worth another try, nothing else
   }

@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BIN, ROOT, fmt, have, machine, median, rng, scratch } from './lib.mjs';
+import { BIN, ROOT, fmt, have, machine, median, rgwStart, rgwStopper, rng, scratch } from './lib.mjs';
 import { peerEnvs } from './s3.mjs';
 
 const GNU_TIME = ['/usr/bin/time', '/bin/time'].find((p) => fs.existsSync(p));
@@ -243,7 +243,6 @@ export async function stages({ files = 1_000_000, dirs = 1_000 } = {}) {
 // ------------------------------------------------------------------------------------------------
 // --rgw-listing: plans against a real S3 listing (Ceph RGW) of the same tree
 
-const RGW_SH = path.join(ROOT, 'scripts', 'rgw.sh');
 
 function load1() {
   return Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
@@ -302,19 +301,12 @@ function startBluestoreRgw(dir, { keep }) {
     // the watchdog stops the cluster (its data stays in DIR) if this process dies without cleaning up
     ...(keep ? {} : { RGW_WATCH_PID: String(process.pid) }),
   };
-  const r = spawnSync('bash', [RGW_SH, 'start', dir], { encoding: 'utf8', timeout: 1_800_000, env });
-  const m = /^endpoint=(\S+)/m.exec(r.stdout ?? '');
-  if (r.status !== 0 || !m) throw new Error(`could not start RGW (scripts/rgw.sh start ${dir}):\n${`${r.error?.message ?? ''}${r.stderr ?? ''}`.slice(-3000)}`);
-  const ours = !/already running/.test(r.stderr ?? '');
-  let stopped = !ours || keep;
+  const started = rgwStart(dir, env, 1_800_000);
+  if (!started.endpoint) throw new Error(`could not start RGW (scripts/rgw.sh start ${dir}):\n${started.error.slice(-3000)}`);
+  const ours = !/already running/.test(started.stderr);
   return {
-    endpoint: m[1],
-    stop() {
-      if (stopped) return;
-      stopped = true;
-      const st = spawnSync('bash', [RGW_SH, 'stop', dir], { encoding: 'utf8', timeout: 300_000 });
-      if (st.status !== 0) console.error(`warning: stopping RGW in ${dir} failed: ${st.stderr}`);
-    },
+    endpoint: started.endpoint,
+    stop: rgwStopper(dir, 300_000, !ours || keep),
     /** RSS of ceph-osd and radosgw now (MB), from their pid files. */
     rss() {
       const out = {};
