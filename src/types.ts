@@ -20,6 +20,37 @@ export interface FileEntry {
   hash?: string;
   /** Hugging Face Xet file hash, when listed from an hf bucket. */
   xetHash?: string;
+  /**
+   * Set on a marker entry that is not a file: something under the root that the store could
+   * not list, read or represent (an unreadable folder, a special file, a key that is not a
+   * safe path…). See {@link SkippedEntry}.
+   */
+  skipped?: SkipInfo;
+}
+
+/** Why a listing could not offer an entry as a file. */
+export interface SkipInfo {
+  /** One line for the user, e.g. `cannot read directory: permission denied`. */
+  reason: string;
+  /**
+   * The marker stands for everything below a folder (its `path` is the folder's path with a
+   * trailing `/`, which sorts just before everything the folder could hold): the listing does
+   * not know what is there.
+   */
+  subtree?: boolean;
+}
+
+/**
+ * A marker in a manifest: listings yield it in sorted position (by `path`) wherever they
+ * skip something, so that the planner, which sees both sides in order, never deletes at the
+ * destination what the source could not show (rsync's "IO error encountered -- skipping file
+ * deletion", made precise). `size` and `mtimeMs` are 0 and mean nothing.
+ */
+export type SkippedEntry = FileEntry & { skipped: SkipInfo };
+
+/** A marker for `path` (a file path, or a folder path with `subtree`). */
+export function skippedEntry(path: string, reason: string, subtree = false): SkippedEntry {
+  return { path: subtree && !path.endsWith('/') ? `${path}/` : path, size: 0, mtimeMs: 0, skipped: subtree ? { reason, subtree } : { reason } };
 }
 
 export type Action = 'upload' | 'download' | 'delete' | 'skip';

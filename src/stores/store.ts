@@ -88,7 +88,12 @@ export interface Store {
 
   /**
    * The manifest: every file under the root, sorted by code point, in batches.
-   * Files that cannot be represented safely are reported through `onWarning`, not dropped silently.
+   * Anything under the root that cannot be listed, read or represented safely (an unreadable
+   * folder, a special file, a symlinked folder, an unsafe key, a name the plan cannot hold) is
+   * reported through `onWarning` AND yielded in its sorted place as a marker entry
+   * (`skipped` set, see `SkippedEntry` in types.ts; `skippedEntry()` builds one): a folder that
+   * could not be listed as `folder/` with `subtree: true`. Consumers that want files only must
+   * drop entries with `skipped`.
    */
   list(opts?: ListOptions): AsyncIterable<FileEntry[]>;
 
