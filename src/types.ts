@@ -50,7 +50,8 @@ export type SkippedEntry = FileEntry & { skipped: SkipInfo };
 
 /** A marker for `path` (a file path, or a folder path with `subtree`). */
 export function skippedEntry(path: string, reason: string, subtree = false): SkippedEntry {
-  return { path: subtree && !path.endsWith('/') ? `${path}/` : path, size: 0, mtimeMs: 0, skipped: subtree ? { reason, subtree } : { reason } };
+  // The root itself (path '') stays '': it sorts before everything it stands for.
+  return { path: subtree && path !== '' && !path.endsWith('/') ? `${path}/` : path, size: 0, mtimeMs: 0, skipped: subtree ? { reason, subtree } : { reason } };
 }
 
 export type Action = 'upload' | 'download' | 'delete' | 'skip';
@@ -75,6 +76,14 @@ export const REASONS = {
   sameChecksum: 'same checksum',
   /** bucketsync (--checksum): same size, different content hash. */
   checksumDiffers: 'checksum differs',
+  /**
+   * bucketsync: with --delete, a destination file that the source could not show (it lies
+   * under a source folder that could not be listed, or the source entry at that path could not
+   * be read): not deleted.
+   */
+  sourceUnreadable: 'source unreadable (not deleted)',
+  /** bucketsync: the destination entry at this path could not be read or is not a file: not overwritten. */
+  destUnreadable: 'destination unreadable (not overwritten)',
 } as const;
 
 /**

@@ -53,6 +53,10 @@ export interface SummaryEvent {
   stale: number;
   failed: number;
   deletes_not_run: number;
+  /** Entries the listings could not list, read or represent (both sides); any makes the exit code 3. */
+  entries_skipped: number;
+  /** Deletes not planned because a skipped source entry could hide the file. */
+  deletes_suppressed: number;
   delete_refusal?: string;
   interrupted: boolean;
   elapsed_ms: number;
@@ -83,7 +87,7 @@ export function operationEventOf(
 }
 
 export function summaryEvent(
-  info: { mode: 'sync' | 'apply'; source?: string; dest?: string; plan?: PlanSummary },
+  info: { mode: 'sync' | 'apply'; source?: string; dest?: string; plan?: PlanSummary; skips?: { entries: number; deletesSuppressed: number } },
   totals: RunTotals,
   exitCode: number,
   error?: string,
@@ -108,6 +112,8 @@ export function summaryEvent(
     stale: totals.stale,
     failed: totals.failed,
     deletes_not_run: totals.deletesNotRun,
+    entries_skipped: info.skips?.entries ?? 0,
+    deletes_suppressed: info.skips?.deletesSuppressed ?? 0,
     interrupted: totals.interrupted,
     elapsed_ms: round3(totals.elapsedMs),
     bytes_per_second: totals.elapsedMs > 0 ? Math.round(totals.transferredBytes / (totals.elapsedMs / 1000)) : 0,

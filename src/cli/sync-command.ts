@@ -9,7 +9,7 @@ import { readFilterFile } from '../filters/filter.js';
 import { writePlanFile, writePlanToStream } from '../plan/writer.js';
 import { checkCompareOptions } from '../planner/plan.js';
 import type { StoreOptions } from '../stores/open.js';
-import { HeldPlan, openSides, operationsOf, planHeader, planSides, planSidesBatches, executeOn, type PlanRequest, type SyncSides } from '../sync/sync.js';
+import { HeldPlan, openSides, operationsOf, planHeader, planSidesBatches, executeOn, type PlanRequest, type SyncSides } from '../sync/sync.js';
 import { parseShard, type Shard } from '../shard/shard.js';
 import { formatLocation } from '../location/location.js';
 import { lockDestination } from '../lock/lock.js';
@@ -18,6 +18,7 @@ import { makeConsole, operationLine, printPlanSummary, printRunResult, runTotals
 import type { ExecEvent, ExecuteResult } from '../executor/execute.js';
 import { EventWriter, summaryEvent } from './events.js';
 import { errorExitCode } from './errors.js';
+import { SkipTally, markerOperation } from '../sync/skips.js';
 import type { Progress } from './progress.js';
 
 interface SyncFlags {
@@ -176,6 +177,8 @@ interface RunInfo {
   started: number;
   /** Past the command-line checks: from here a --json run always ends with a summary object. */
   running: boolean;
+  /** What the listings skipped (sync runs; an --apply lists nothing). */
+  skips?: SkipTally;
 }
 
 /** The output side of one run: human lines, live progress and JSON events. */
@@ -335,10 +338,14 @@ function finish(out: RunOutput, result: ExecuteResult | undefined, skipped: numb
   const { c } = out;
   out.progress?.end();
   printRunResult(c, result, skipped, elapsedMs);
-  const code = exitCodeOf(result);
-  if (result === undefined) c.info('Nothing to sync.');
+  const skips = out.info.skips;
+  const code = skips ? skips.exitCode(exitCodeOf(result)) : exitCodeOf(result);
+  const skipMessage = skips?.message();
+  if (skipMessage !== undefined) c.warn(skipMessage);
+  if (result === undefined) c.info(code === 3 ? 'Nothing else to sync.' : 'Nothing to sync.');
   else if (code === 130) c.warn('interrupted before the end: re-run the same command to finish');
   else if (code === 0) c.info('Sync completed.');
+  else if (code === 3) c.info('Sync completed, except for the skipped entries above.');
   out.events.write(summaryEvent(out.info, runTotals(result, skipped, elapsedMs), code));
   return code;
 }
@@ -377,7 +384,19 @@ async function runNormal(
   out.info.running = true;
   const sides: SyncSides = await openSides(source, dest, storeOptionsOf(flags, c));
   try {
-    const req: PlanRequest = { compare, filters, allowEmptySource: flags.allowEmptySource ?? false, onWarning: (m) => c.warn(m), signal };
+    const skips = new SkipTally();
+    out.info.skips = skips;
+    const req: PlanRequest = {
+      compare,
+      filters,
+      allowEmptySource: flags.allowEmptySource ?? false,
+      onWarning: (m) => c.warn(m),
+      onSkipped: (entry, side) => {
+        skips.marker(entry, side);
+        out.events.skip(markerOperation(entry, side));
+      },
+      signal,
+    };
     // In-plan dedup saves wire bytes, so it is on by default where there is a wire (for
     // files of AUTO_DEDUP_MIN_SIZE and more: below it a copy saves little); --dedup: every file.
     const dedup = flags.dedup ?? sides.dest.kind !== 'local';
@@ -386,16 +405,16 @@ async function runNormal(
     const given = { source, dest };
     if (flags.dryRun) {
       // Only the JSONL goes to stdout; nothing else is printed (hf's contract).
-      await writePlanToStream(process.stdout, planHeader(sides, given, req, emptySummary()), planSides(sides, req));
-      return 0;
+      await writePlanToStream(process.stdout, planHeader(sides, given, req, emptySummary()), operationsOf(skips.watch(planSidesBatches(sides, req))));
+      return planOnlyExit(c, skips);
     }
     if (flags.plan !== undefined) {
-      const written = await writePlanFile(flags.plan, planHeader(sides, given, req, emptySummary()), operationsOf(trackPlanning(sides, req, progress)));
+      const written = await writePlanFile(flags.plan, planHeader(sides, given, req, emptySummary()), operationsOf(skips.watch(trackPlanning(sides, req, progress))));
       progress?.end();
       printPlanSummary(c, source, dest, written.summary);
       c.info(`Plan saved to: ${flags.plan}`);
       c.info(`Hint: Run \`bucketsync sync --apply ${flags.plan}\` to execute this plan.`);
-      return 0;
+      return planOnlyExit(c, skips);
     }
     const lock = lockDestination(formatLocation(sides.destLocation));
     try {
@@ -434,7 +453,8 @@ async function planAndExecute(
 ): Promise<number> {
   const { c, progress, events } = out;
   const started = out.info.started;
-  const held = await HeldPlan.collect(trackPlanning(sides, { ...req, executing: true }, progress), (op: Operation) => {
+  const planned = trackPlanning(sides, { ...req, executing: true }, progress);
+  const held = await HeldPlan.collect(out.info.skips ? out.info.skips.watch(planned) : planned, (op: Operation) => {
     // Called for every skip (a million on a no-op of a million files): no string unless shown.
     if (c.verbose) c.detail(operationLine(op));
     events.skip(op);
@@ -457,6 +477,13 @@ async function planAndExecute(
   } finally {
     await held.dispose();
   }
+}
+
+/** The exit code of --dry-run / --plan: 3 (with the warning) when the listings skipped something. */
+function planOnlyExit(c: Console, skips: SkipTally): number {
+  const message = skips.message();
+  if (message !== undefined) c.warn(message);
+  return skips.exitCode(0);
 }
 
 /**

@@ -381,7 +381,7 @@ export class DedupSession {
     for await (const batch of batches) {
       if (spool) {
         for (const e of batch) {
-          if (e.size < this.minSize) continue;
+          if (e.skipped || e.size < this.minSize) continue;
           const r: DestRecord = { p: e.path, s: e.size, m: e.mtimeMs };
           const xh = xetIdentity(e.xetHash);
           if (e.hash !== undefined && XXH_RE.test(e.hash)) r.h = e.hash;

@@ -26,6 +26,40 @@ export interface PlanOptions extends CompareOptions {
    * volume, a typo'd path, an unreadable directory) — unless the user allowed it.
    */
   allowEmptySource?: boolean;
+  /**
+   * Called for every skip marker of either side (`FileEntry.skipped`: something the store
+   * could not list, read or represent), in path order. Markers never become transfers or
+   * deletes; with `delete`, every destination file a source marker could hide becomes a skip
+   * with reason {@link REASONS.sourceUnreadable} instead of a delete.
+   */
+  onSkipped?: (entry: FileEntry, side: 'source' | 'dest') => void;
+}
+
+/**
+ * The source's skip markers that still cover what the merge has not passed yet: subtree
+ * markers (`d/`, or '' for the whole root) nest, and since a folder's contents are contiguous
+ * in code-point order, a stack is enough.
+ */
+class Shadows {
+  private readonly stack: string[] = [];
+
+  push(marker: FileEntry): void {
+    if (marker.skipped?.subtree) this.stack.push(marker.path);
+  }
+
+  /** True when a subtree marker seen so far covers `path` (markers behind the merge are popped). */
+  covers(path: string): boolean {
+    const st = this.stack;
+    // Sorted input: once a path is past a marker's subtree, no later path can be inside it.
+    while (st.length > 0 && !within(path, st[st.length - 1]!) && compareCodePoints(path, st[st.length - 1]!) > 0) st.pop();
+    for (let i = st.length - 1; i >= 0; i--) if (within(path, st[i]!)) return true;
+    return false;
+  }
+}
+
+/** `path` lies in the subtree of marker `prefix` (`d/`, or '' for the whole root). */
+function within(path: string, prefix: string): boolean {
+  return prefix === '' || path.startsWith(prefix);
 }
 
 /** The source is empty and `--delete` would wipe the destination: refused unless allowed. */
@@ -80,9 +114,11 @@ function onlyInSource(src: FileEntry, o: PlanOptions): Operation {
   return withMtimes(op, o.direction, src, undefined);
 }
 
-function onlyInDest(dst: FileEntry, o: PlanOptions): Operation | undefined {
+function onlyInDest(dst: FileEntry, o: PlanOptions, hidden = false): Operation | undefined {
   if (!o.delete) return undefined;
-  const op: Operation = { action: 'delete', path: dst.path, reason: REASONS.notInSource, size: dst.size };
+  const op: Operation = hidden
+    ? { action: 'skip', path: dst.path, reason: REASONS.sourceUnreadable, size: dst.size }
+    : { action: 'delete', path: dst.path, reason: REASONS.notInSource, size: dst.size };
   if (dst.etag !== undefined) op.destEtag = dst.etag;
   return withMtimes(op, o.direction, undefined, dst);
 }
@@ -100,6 +136,18 @@ function inBoth(src: FileEntry, dst: FileEntry, o: PlanOptions): Operation {
   if (sourceHash !== undefined) op.sourceHash = sourceHash;
   if (src.etag !== undefined) op.sourceEtag = src.etag;
   return op;
+}
+
+/**
+ * One path where at least one side holds a skip marker: the source could not be read there
+ * (a delete it would cause is a skip instead), or the destination could not (a transfer is a
+ * skip: whatever is there is not ours to overwrite). Both markers: nothing to do.
+ */
+function markerMeetsEntry(src: FileEntry, dst: FileEntry, o: PlanOptions): Operation | undefined {
+  if (src.skipped && dst.skipped) return undefined;
+  if (src.skipped) return onlyInDest(dst, o, true);
+  const op: Operation = { action: 'skip', path: src.path, reason: REASONS.destUnreadable, size: src.size };
+  return withMtimes(op, o.direction, src, undefined);
 }
 
 /**
@@ -121,6 +169,8 @@ export async function* planSyncBatches(source: Manifest, dest: Manifest, o: Plan
   checkCompareOptions(o);
   const keep = o.filter;
   let sourceEntries = 0;
+  const shadows = new Shadows();
+  const onSkipped = o.onSkipped;
   const s = new ManifestCursor(source, 'source');
   const d = new ManifestCursor(dest, 'destination');
   let out: Operation[] = [];
@@ -140,12 +190,18 @@ export async function* planSyncBatches(source: Manifest, dest: Manifest, o: Plan
       const cmp = a === undefined ? 1 : b === undefined ? -1 : compareCodePoints(a.path, b.path);
       let op: Operation | undefined;
       if (cmp < 0) {
-        if (!keep || keep(a!.path)) op = onlyInSource(a!, o);
-        sourceEntries++;
+        if (a!.skipped) {
+          shadows.push(a!);
+          onSkipped?.(a!, 'source');
+        } else {
+          if (!keep || keep(a!.path)) op = onlyInSource(a!, o);
+          sourceEntries++;
+        }
         s.advance();
       } else if (cmp > 0) {
-        if (!keep || keep(b!.path)) op = onlyInDest(b!, o);
-        if (op && sourceEntries === 0 && a === undefined && !o.allowEmptySource) {
+        if (b!.skipped) onSkipped?.(b!, 'dest');
+        else if (!keep || keep(b!.path)) op = onlyInDest(b!, o, shadows.covers(b!.path));
+        if (op && op.action === 'delete' && sourceEntries === 0 && a === undefined && !o.allowEmptySource) {
           throw new EmptySourceError(
             'the source has no files, and --delete would delete everything at the destination',
             'check that the source is mounted and readable; pass --allow-empty-source if emptying the destination is intended',
@@ -153,8 +209,17 @@ export async function* planSyncBatches(source: Manifest, dest: Manifest, o: Plan
         }
         d.advance();
       } else {
-        if (!keep || keep(a!.path)) op = inBoth(a!, b!, o);
-        sourceEntries++;
+        if (a!.skipped || b!.skipped) {
+          if (a!.skipped) {
+            shadows.push(a!);
+            onSkipped?.(a!, 'source');
+          } else sourceEntries++;
+          if (b!.skipped) onSkipped?.(b!, 'dest');
+          if (!keep || keep(a!.path)) op = markerMeetsEntry(a!, b!, o);
+        } else if (!keep || keep(a!.path)) {
+          op = inBoth(a!, b!, o);
+          sourceEntries++;
+        } else sourceEntries++;
         s.advance();
         d.advance();
       }

@@ -96,6 +96,8 @@ export interface PlanRequest {
   allowEmptySource?: boolean;
   filters?: FilterSpec;
   onWarning?: (message: string) => void;
+  /** Every skip marker of either listing, in path order (see `PlanOptions.onSkipped`). */
+  onSkipped?: (entry: FileEntry, side: 'source' | 'dest') => void;
   signal?: AbortSignal;
   /**
    * Progress of the listings: called with the running count of entries each side has
@@ -141,6 +143,7 @@ export async function* planSidesBatches(sides: SyncSides, req: PlanRequest = {})
     ...compare,
     direction: sides.direction,
     allowEmptySource: req.allowEmptySource ?? false,
+    ...(req.onSkipped ? { onSkipped: req.onSkipped } : {}),
     ...(matcher.isEmpty ? {} : { filter: (p: string) => matcher.matches(p) }),
   });
   if (!session) return yield* plan;
