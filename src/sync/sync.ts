@@ -5,6 +5,7 @@
 import { FilterMatcher } from '../filters/filter.js';
 import { formatLocation, isRemote, parseLocation, type Location } from '../location/location.js';
 import { planSyncBatches } from '../planner/plan.js';
+import { assertNoOverlap } from './overlap.js';
 import { PLAN_FORMAT_VERSION, SummaryCounter } from '../plan/writer.js';
 import { nowIso } from '../plan/time.js';
 import { openStore, type StoreOptions } from '../stores/open.js';
@@ -131,6 +132,7 @@ export async function* operationsOf(batches: AsyncIterable<Operation[]>): AsyncG
 export async function* planSidesBatches(sides: SyncSides, req: PlanRequest = {}): AsyncGenerator<Operation[]> {
   const compare = { ...DEFAULT_COMPARE_OPTIONS, ...req.compare };
   const matcher = new FilterMatcher(req.filters ?? EMPTY_FILTERS);
+  assertNoOverlap(sides.sourceLocation, sides.destLocation, matcher.isEmpty ? undefined : (p) => matcher.matches(p));
   const listOpts: ListOptions = {};
   if (req.onWarning) listOpts.onWarning = req.onWarning;
   if (req.signal) listOpts.signal = req.signal;

@@ -1,0 +1,216 @@
+/**
+ * Safety of the sync pipeline through the real CLI (issue 13):
+ * - class 1: whatever a source listing could not show never leads to a delete, is counted
+ *   (human summary, --json summary, events) and makes the exit code 3 — never a clean-looking run;
+ * - class 6: overlapping source and destination are refused (exit 2, one line, nothing touched),
+ *   however spelled (symlinks, S3 prefixes of one bucket), unless the filters exclude the overlap.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { cli, jsonl, readTree, summaryEvent, tempDir, writeTree, type CliOptions } from '../support/cli.js';
+import { createTestBucket, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
+
+const T0 = 1_700_000_000;
+const NOBODY = 65534;
+const isRoot = process.getuid?.() === 0;
+
+let work: string;
+beforeEach(() => {
+  work = tempDir('bucketsync-safety-sync-');
+});
+afterEach(() => {
+  // folders made unreadable by a test must be readable again to be removed
+  const walk = (d: string): void => {
+    try {
+      fs.chmodSync(d, 0o755);
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory() && !e.isSymbolicLink()) walk(path.join(d, e.name));
+    } catch {
+      /* gone */
+    }
+  };
+  walk(work);
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+/** The CLI as an unprivileged user (root reads every folder), with its caches in the work folder. */
+function asUser(args: string[], opts: CliOptions = {}) {
+  const home = path.join(work, 'home');
+  fs.mkdirSync(home, { recursive: true, mode: 0o777 });
+  fs.chmodSync(home, 0o777);
+  return cli(args, {
+    ...opts,
+    ...(isRoot ? { uid: NOBODY, gid: NOBODY } : {}),
+    env: { HOME: home, XDG_CACHE_HOME: path.join(home, '.cache'), BUCKETSYNC_CACHE_DIR: path.join(home, 'bscache'), ...opts.env },
+  });
+}
+
+/** Makes the work tree usable by the unprivileged user. */
+function openUp(): void {
+  fs.chmodSync(work, 0o777);
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isSymbolicLink()) continue;
+      fs.chmodSync(p, e.isDirectory() ? 0o777 : 0o666);
+      if (e.isDirectory()) walk(p);
+    }
+  };
+  walk(work);
+}
+
+describe('class 1: a listing error never leads to a delete', () => {
+  it('an unreadable source folder: its destination files are kept, counted, exit 3 (sync, --dry-run, --plan, --json)', async () => {
+    const src = path.join(work, 'src');
+    const dst = path.join(work, 'dst');
+    writeTree(src, { 'a.txt': 'a', 'd/f': 'f', 'd/g/h': 'h', 'e.txt': 'e' }, T0);
+    writeTree(dst, { 'a.txt': 'a', 'd/f': 'f', 'd/g/h': 'h', 'e.txt': 'e', 'gone.txt': 'x' }, T0);
+    openUp();
+    fs.chmodSync(path.join(src, 'd'), 0o000);
+
+    const dry = await asUser(['sync', src, dst, '--delete', '--dry-run']);
+    expect(dry.code, dry.stderr).toBe(3);
+    const ops = jsonl(dry.stdout).slice(1);
+    expect(ops.filter((o) => o['action'] === 'delete').map((o) => o['path'])).toEqual(['gone.txt']);
+    expect(ops.filter((o) => o['reason'] === 'source unreadable (not deleted)').map((o) => o['path'])).toEqual(['d/f', 'd/g/h']);
+    expect(dry.stderr).toMatch(/cannot read directory d/);
+    expect(dry.stderr).toMatch(/1 entry could not be listed, read or represented.*2 deletes they could hide were not planned; exit code 3/);
+
+    const planFile = path.join(work, 'plan.jsonl');
+    const planned = await asUser(['sync', src, dst, '--delete', '--plan', planFile]);
+    expect(planned.code, planned.stderr).toBe(3);
+    expect(fs.readFileSync(planFile, 'utf8')).not.toMatch(/"action": ?"delete", ?"path": ?"d\//);
+
+    const run = await asUser(['sync', src, dst, '--delete', '--json']);
+    expect(run.code, run.stderr).toBe(3);
+    expect(run.stderr).not.toMatch(/^Sync completed\.$/m);
+    const summary = summaryEvent(run.stdout);
+    expect(summary).toMatchObject({ exit_code: 3, entries_skipped: 1, deletes_suppressed: 2, deleted: 1 });
+    expect(jsonl(run.stdout).filter((e) => e['event'] === 'skip' && String(e['reason']).startsWith('source entry skipped')).map((e) => e['path'])).toEqual(['d/']);
+    fs.chmodSync(path.join(src, 'd'), 0o777);
+    expect(readTree(dst)).toEqual({ 'a.txt': 'a', 'd/f': 'f', 'd/g/h': 'h', 'e.txt': 'e' });
+  });
+
+  it('an unreadable nested folder and an unreadable file: only what they could hide is kept', async () => {
+    const src = path.join(work, 'src');
+    const dst = path.join(work, 'dst');
+    writeTree(src, { 'x/keep.txt': 'k', 'x/y/z.txt': 'z', 'secret.bin': 's' }, T0);
+    writeTree(dst, { 'x/keep.txt': 'k', 'x/y/z.txt': 'z', 'x/y/old.txt': 'o', 'x/old.txt': 'o', 'secret.bin': 's' }, T0);
+    openUp();
+    fs.chmodSync(path.join(src, 'x', 'y'), 0o000);
+    fs.chmodSync(path.join(src, 'secret.bin'), 0o000);
+    const run = await asUser(['sync', src, dst, '--delete']);
+    expect(run.code, run.stderr).toBe(3);
+    fs.chmodSync(path.join(src, 'x', 'y'), 0o777);
+    // x/old.txt is really gone from the source: deleted; what the unreadable parts could hide stays
+    expect(Object.keys(readTree(dst))).toEqual(['secret.bin', 'x/keep.txt', 'x/y/old.txt', 'x/y/z.txt']);
+  });
+
+  it('a source with only an unreadable root deletes nothing', async () => {
+    const src = path.join(work, 'src');
+    const dst = path.join(work, 'dst');
+    writeTree(src, { 'a.txt': 'a' }, T0);
+    writeTree(dst, { 'a.txt': 'a', 'b.txt': 'b' }, T0);
+    openUp();
+    fs.chmodSync(src, 0o000);
+    const run = await asUser(['sync', src, dst, '--delete', '--allow-empty-source']);
+    expect([2, 3]).toContain(run.code);
+    fs.chmodSync(src, 0o777);
+    expect(readTree(dst)).toEqual({ 'a.txt': 'a', 'b.txt': 'b' });
+  });
+
+  it('special files and symlinked folders in the source are skipped, counted, and hide their deletes', async () => {
+    const src = path.join(work, 'src');
+    const dst = path.join(work, 'dst');
+    const outside = path.join(work, 'outside');
+    writeTree(src, { 'a.txt': 'a' }, T0);
+    writeTree(outside, { 'o.txt': 'o' }, T0);
+    fs.symlinkSync(outside, path.join(src, 'linked'));
+    const fifo = path.join(src, 'pipe');
+    const mk = await import('node:child_process').then((cp) => cp.spawnSync('mkfifo', [fifo]));
+    expect(mk.status).toBe(0);
+    writeTree(dst, { 'a.txt': 'a', 'linked/o.txt': 'o', pipe: 'was a file' }, T0);
+    const run = await cli(['sync', src, dst, '--delete', '--json']);
+    expect(run.code, run.stderr).toBe(3);
+    expect(summaryEvent(run.stdout)).toMatchObject({ entries_skipped: 2, deletes_suppressed: 2, deleted: 0 });
+    expect(readTree(dst)).toEqual({ 'a.txt': 'a', 'linked/o.txt': 'o', pipe: 'was a file' });
+  });
+
+  it('a clean run still exits 0 and says "Sync completed."', async () => {
+    const src = path.join(work, 'src');
+    writeTree(src, { 'a.txt': 'a' }, T0);
+    const run = await cli(['sync', src, path.join(work, 'dst'), '--delete']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/^Sync completed\.$/m);
+  });
+});
+
+describe('class 6: overlapping source and destination are refused', () => {
+  const refused = (r: { code: number | null; stderr: string; stdout: string }) => {
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/overlap|same place/);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  };
+
+  it('destination inside the source, source inside the destination, the same folder — however spelled', async () => {
+    const parent = path.join(work, 'parent');
+    writeTree(parent, { 'src/a.txt': 'a', 'src/sub/b.txt': 'b', 'other.txt': 'o' }, T0);
+    const before = readTree(parent);
+    fs.symlinkSync(parent, path.join(work, 'alias'));
+    const cases: string[][] = [
+      [path.join(parent, 'src'), parent, '--delete'],
+      [path.join(work, 'alias', 'src'), parent, '--delete'],
+      [path.join(parent, 'src'), path.join(work, 'alias'), '--delete'],
+      [parent, path.join(parent, 'src', 'sub')],
+      [parent, path.join(parent, 'new', 'deeper')],
+      [parent, path.join(work, 'alias', 'new')],
+      [parent, `file://${parent}`],
+      [parent, path.join(work, 'alias')],
+      [`${parent}/./src/..`, parent],
+    ];
+    for (const args of cases) {
+      for (const mode of [[], ['--dry-run'], ['--plan', path.join(work, 'p.jsonl')]]) {
+        const r = await cli(['sync', ...args, ...mode]);
+        refused(r);
+        expect(r.stdout).toBe('');
+      }
+    }
+    expect(readTree(parent)).toEqual(before);
+    expect(fs.existsSync(path.join(parent, 'new'))).toBe(false);
+    expect(fs.existsSync(path.join(work, 'p.jsonl'))).toBe(false);
+  });
+
+  it('allowed when the filters exclude the overlap, and for siblings that only share a name prefix', async () => {
+    const parent = path.join(work, 'parent');
+    writeTree(parent, { 'a.txt': 'a', 'backup/old.txt': 'o' }, T0);
+    const ok = await cli(['sync', parent, path.join(parent, 'backup'), '--exclude', 'backup/*']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(readTree(path.join(parent, 'backup'))).toEqual({ 'a.txt': 'a', 'old.txt': 'o' });
+    const partial = await cli(['sync', parent, path.join(parent, 'backup'), '--exclude', 'backup/x*']);
+    refused(partial);
+    writeTree(work, { 'data/x.txt': 'x' }, T0);
+    const siblings = await cli(['sync', path.join(work, 'data'), path.join(work, 'data2')]);
+    expect(siblings.code, siblings.stderr).toBe(0);
+  });
+
+  describe.skipIf(!s3TestEndpoint())('S3 prefixes of one bucket', () => {
+    it('refuses nested and equal prefixes, allows siblings that share a name prefix', async () => {
+      const bucket = await createTestBucket('overlap');
+      const env = { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') };
+      const src = path.join(work, 'up');
+      writeTree(src, { 'a.txt': 'a' }, T0);
+      expect((await cli(['sync', src, `s3://${bucket}/a`], { env })).code).toBe(0);
+      for (const [s, d] of [
+        [`s3://${bucket}/a`, `s3://${bucket}/a/b`],
+        [`s3://${bucket}/a/b`, `s3://${bucket}/a`],
+        [`s3://${bucket}`, `s3://${bucket}/a`],
+        [`s3://${bucket}/a`, `s3://${bucket}/a/`],
+      ]) {
+        const r = await cli(['sync', s!, d!, '--delete'], { env });
+        refused(r);
+      }
+      const sib = await cli(['sync', `s3://${bucket}/a`, `s3://${bucket}/ab`], { env });
+      expect(sib.code, sib.stderr).toBe(0);
+    });
+  });
+});
