@@ -28,19 +28,22 @@ export type Role = 'source' | 'dest';
 export async function openStore(loc: Location, role: Role, opts: StoreOptions = {}): Promise<Store> {
   switch (loc.kind) {
     case 'local': {
-      const st = fs.statSync(loc.path, { throwIfNoEntry: false });
-      if (role === 'source' && (!st || !st.isDirectory())) {
+      if (role === 'dest') return new LocalStore(checkLocalDestination(loc.path, loc.raw), loc.raw, 'dest');
+      let st: fs.Stats | undefined;
+      try {
+        st = fs.statSync(loc.path, { throwIfNoEntry: false });
+      } catch (err) {
+        throw new UsageError(`Source ${loc.raw}: ${errnoWords(err)}`);
+      }
+      if (!st || !st.isDirectory()) {
         throw new UsageError(`Source must be an existing directory: ${loc.raw}`);
       }
-      if (role === 'source') {
-        try {
-          fs.accessSync(loc.path, fs.constants.R_OK | fs.constants.X_OK);
-        } catch (err) {
-          throw new UsageError(`Source ${loc.raw} cannot be read: ${errnoWords(err)}`);
-        }
-        return new LocalStore(loc.path, loc.raw, 'source');
+      try {
+        fs.accessSync(loc.path, fs.constants.R_OK | fs.constants.X_OK);
+      } catch (err) {
+        throw new UsageError(`Source ${loc.raw} cannot be read: ${errnoWords(err)}`);
       }
-      return new LocalStore(checkLocalDestination(loc.path, loc.raw), loc.raw, 'dest');
+      return new LocalStore(loc.path, loc.raw, 'source');
     }
     case 's3': {
       // Loaded on demand: a local sync never pays for the AWS SDK.
