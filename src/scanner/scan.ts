@@ -164,6 +164,7 @@ function readDirAs(ctx: WalkContext, abs: string, rel: string, bytes: boolean): 
   const budget = Math.max(ctx.spillEntries - ctx.held, Math.min(ctx.spillEntries, MIN_DIR_BUDGET));
   const collector = new EntryCollector(budget, ctx.spill);
   const canReadBytes = fs === (nodeFs as unknown as ScanFs);
+  const temps: string[] = [];
   const add = (raw: string | Buffer, d: nodeFs.Dirent<string | Buffer>): void => {
     let name: string;
     if (typeof raw === 'string') {
@@ -174,7 +175,7 @@ function readDirAs(ctx: WalkContext, abs: string, rel: string, bytes: boolean): 
       name = decodeName(raw);
     }
     if (isTempName(name)) {
-      opts.onTempFile?.(`${abs}/${name}`);
+      temps.push(`${abs}/${name}`); // reported once the listing is complete (it may be read twice)
       return;
     }
     const kind = kindOf(fs, `${abs}/${name}`, d);
@@ -234,7 +235,9 @@ function readDirAs(ctx: WalkContext, abs: string, rel: string, bytes: boolean): 
       }
       for (const d of dirents) add(d.name, d);
     }
-    return collector.finish();
+    const done = collector.finish();
+    if (opts.onTempFile) for (const t of temps) opts.onTempFile(t);
+    return done;
   } catch (err) {
     collector.abort();
     if (err instanceof NeedsBytes) throw err;
