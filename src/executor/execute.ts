@@ -10,6 +10,13 @@
  * - Deletes run after all transfers, only if none failed, and each only if the file to
  *   delete is still the version the plan saw. `maxDelete` refuses all deletes when the plan
  *   has more than that.
+ * - Type changes converge in one run (issue 13): a planned delete of `a` that is in the way
+ *   of a transfer of `a/x` (a file or a link where the source now has a folder) runs just
+ *   before that transfer, with its expectation (unless a transfer failed already or the
+ *   deletes seen so far pass `maxDelete`). A transfer of `a` that a folder holding files is
+ *   in the way of (the source now has a file) is retried once after the deletes, which
+ *   remove that folder's contents and prune it when the plan deletes them (`--delete`);
+ *   without them it fails naming `--delete`.
  * - Dedup (docs/dedup.md): an upload with `copyFrom` is a server-side copy of that path. If
  *   the path is an upload of this run still in flight, the copy waits for it (a copy never
  *   starts before its source exists, and only the primary sends the bytes); if that upload

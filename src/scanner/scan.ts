@@ -17,15 +17,27 @@
  * (./spill.ts). So a flat directory of millions of files is listed in bounded memory.
  *
  * Symlinks to files are followed; symlinked directories are not descended (hf's
- * behaviour). Unreadable directories, broken links and special files are reported as
- * warnings naming the path, never dropped silently.
+ * behaviour). With `followLinks: false` (a destination) every link is listed as itself.
+ *
+ * Skips (issue 13): whatever cannot be offered as a file is reported as a warning naming the
+ * path AND yielded as a skip marker (`skippedEntry`, src/types.ts) in its sorted place: an
+ * unreadable folder or a link to a folder as `folder/` (a subtree marker, sorted where the
+ * folder's contents would be), an entry that cannot be stat'ed, vanished, a broken link, a
+ * special file (fifo, socket, device) or a name with a backslash as itself. The planner
+ * never deletes at the destination what a source marker could hide. The root itself being
+ * unreadable is an error (nothing could be compared).
+ *
+ * Names are bytes: a name that is not valid UTF-8 is kept byte-exact as lone surrogates
+ * (./names.ts), and the directory holding it is read again with byte names (only then).
+ * Temporary files: only names of bucketsync's exact temporary shape are left out (and
+ * reported through `onTempFile`); any other name is data.
  */
 import nodeFs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { statMtimeMs } from '../plan/time.js';
 import { skippedEntry, type FileEntry } from '../types.js';
-import { decodeName, displayName, fsPath, isTempName } from './names.js';
+import { TEMP_PREFIX, decodeName, displayName, fsPath, isTempName } from './names.js';
 import { ArraySource, BAD, BADDIR, DIR, DIRLINK, EntryCollector, FILE, LINK, OTHER, SpillDir, nameOf, type EntrySource } from './spill.js';
 
 /** The part of `node:fs` the scanner uses (memfs provides the same, for tests). */
@@ -174,7 +186,7 @@ function readDirAs(ctx: WalkContext, abs: string, rel: string, bytes: boolean): 
     } else {
       name = decodeName(raw);
     }
-    if (isTempName(name)) {
+    if (name.startsWith(TEMP_PREFIX) && isTempName(name)) {
       temps.push(`${abs}/${name}`); // reported once the listing is complete (it may be read twice)
       return;
     }
