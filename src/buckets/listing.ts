@@ -13,7 +13,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { compareCodePoints } from '../manifest/order.js';
 import { statMtimeMs } from '../plan/time.js';
-import { scanLocal, TEMP_PREFIX } from '../scanner/scan.js';
+import { isTempName, scanLocal } from '../scanner/scan.js';
 import { hubDateTime, msDateTime, type ListingItem } from './format.js';
 import type { HubClient, HubTreeItem } from './hf-api.js';
 import type { S3Admin, S3Object } from './s3-admin.js';
@@ -134,6 +134,7 @@ export async function listLocal(root: string, raw: string, recursive: boolean, o
     if (onWarning) opts.onWarning = onWarning;
     for (const batch of scanLocal(root, opts)) {
       for (const e of batch) {
+        if (e.skipped) continue; // a skip marker (its warning was given)
         const item: ListingItem = { type: 'file', path: e.path, size: e.size };
         const m = msDateTime(e.mtimeMs);
         if (m) item.mtime = m;
@@ -145,7 +146,7 @@ export async function listLocal(root: string, raw: string, recursive: boolean, o
   const entries = await fsp.readdir(root, { withFileTypes: true });
   const items: ListingItem[] = [];
   for (const e of entries) {
-    if (e.name.startsWith(TEMP_PREFIX)) continue;
+    if (isTempName(e.name)) continue;
     const abs = path.join(root, e.name);
     if (e.isDirectory()) items.push({ type: 'directory', path: e.name });
     else {

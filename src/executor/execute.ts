@@ -10,6 +10,13 @@
  * - Deletes run after all transfers, only if none failed, and each only if the file to
  *   delete is still the version the plan saw. `maxDelete` refuses all deletes when the plan
  *   has more than that.
+ * - Type changes converge in one run (issue 13): a planned delete of `a` that is in the way
+ *   of a transfer of `a/x` (a file or a link where the source now has a folder) runs just
+ *   before that transfer, with its expectation (unless a transfer failed already or the
+ *   deletes seen so far pass `maxDelete`). A transfer of `a` that a folder holding files is
+ *   in the way of (the source now has a file) is retried once after the deletes, which
+ *   remove that folder's contents and prune it when the plan deletes them (`--delete`);
+ *   without them it fails naming `--delete`.
  * - Dedup (docs/dedup.md): an upload with `copyFrom` is a server-side copy of that path. If
  *   the path is an upload of this run still in flight, the copy waits for it (a copy never
  *   starts before its source exists, and only the primary sends the bytes); if that upload
@@ -264,6 +271,14 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
     throw new Error(caseClashMessage(op.action, op.path, clash, o.dest.display));
   };
 
+  /**
+   * Transfers a folder at the destination was in the way of (the source has a file where the
+   * destination has a folder holding files): retried once after the deletes, which remove the
+   * folder's contents (and the folder, left empty) when the plan deletes them (--delete).
+   */
+  const deferred: Operation[] = [];
+  let retryingDeferred = false;
+
   /** Runs one transfer; resolves with whether the destination now holds it (failures are recorded and reported). */
   const transfer = async (op: Operation): Promise<boolean> => {
     const started = performance.now();
@@ -298,6 +313,10 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       return true;
     } catch (err) {
       const f = { path: op.path, action: op.action, error: message(err) };
+      if (!retryingDeferred && inTheWay(err) === 'folder') {
+        deferred.push(op);
+        return false;
+      }
       if (err instanceof StaleError && (await alreadyTransferred(op, o))) {
         result.upToDate++;
         emit({ type: 'done', op, bytes: 0, durationMs: performance.now() - started });
@@ -432,6 +451,26 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
     return 'upload';
   };
 
+  /**
+   * Planned deletes whose path is a prefix of the current operation's path (plans are in path
+   * order, so everything below a path comes right after it): a delete of `a` that is in the
+   * way of a transfer of `a/x` (a file, or a link, where the source has a folder) runs
+   * first, with its expectation, so that a type change converges in one run.
+   */
+  const prefixDeletes: Operation[] = [];
+  /** Deletes already run that way (skipped when the deletes run). */
+  const ranEarly = new Set<string>();
+  const deleteInTheWay = async (op: Operation): Promise<void> => {
+    while (prefixDeletes.length > 0 && !op.path.startsWith(prefixDeletes[prefixDeletes.length - 1]!.path)) prefixDeletes.pop();
+    const blocking = prefixDeletes.filter((d) => op.path.startsWith(`${d.path}/`) && !ranEarly.has(d.path));
+    if (blocking.length === 0 || result.failed.length > 0 || o.signal?.aborted) return;
+    if (o.maxDelete !== undefined && deletes.count > o.maxDelete) return;
+    for (const d of blocking) {
+      ranEarly.add(d.path);
+      await runDeleteBatch([d], o, result, emit);
+    }
+  };
+
   try {
     for await (const op of ops as AsyncIterable<Operation>) {
       if (o.signal?.aborted) {
@@ -444,9 +483,12 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
           emit({ type: 'skip', op });
           break;
         case 'delete':
+          while (prefixDeletes.length > 0 && !op.path.startsWith(prefixDeletes[prefixDeletes.length - 1]!.path)) prefixDeletes.pop();
+          prefixDeletes.push(op);
           await deletes.push(op);
           break;
         default: {
+          await deleteInTheWay(op);
           const clash = (await caseTwinsOf())?.claim(op.path);
           if (clash) {
             // Refused in plan order, before anything runs: which twin is refused never depends on timing.
@@ -481,7 +523,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
     await queue.onIdle();
     if (o.signal?.aborted) result.interrupted = true;
 
-    const pending = deletes.count;
+    const pending = deletes.count - ranEarly.size;
     if (pending > 0) {
       if (result.interrupted) {
         result.deletesNotRun = pending;
@@ -493,8 +535,18 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
         result.deletesNotRun = pending;
         result.deleteRefusal = `the plan deletes ${pending} files, more than --max-delete ${o.maxDelete}; nothing was deleted`;
       } else {
-        await runDeletes(deletes, o, result, emit);
+        await runDeletes(deletes, o, result, emit, ranEarly);
       }
+    }
+    // Folders that were in the way of files: their contents are deleted now (or were not
+    // planned for deletion: then the retry fails, naming --delete).
+    retryingDeferred = true;
+    for (const op of deferred.splice(0)) {
+      if (o.signal?.aborted) {
+        result.interrupted = true;
+        break;
+      }
+      await transfer(op);
     }
   } finally {
     queue.clear();
@@ -504,46 +556,28 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
   return result;
 }
 
+/** What kind of thing an error of the destination store says is in the way (src/stores/local.ts `InTheWayError`). */
+function inTheWay(err: unknown): 'file' | 'folder' | 'link' | undefined {
+  const e = err as { name?: string; what?: 'file' | 'folder' | 'link' } | undefined;
+  return e?.name === 'InTheWayError' ? e.what : undefined;
+}
+
 async function runDeletes(
   deletes: OperationSpool,
   o: ExecuteOptions,
   result: ExecuteResult,
   emit: (e: ExecEvent) => void,
+  ranEarly: ReadonlySet<string>,
 ): Promise<void> {
   let batch: Operation[] = [];
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
     const ops = batch;
     batch = [];
-    for (const op of ops) emit({ type: 'start', op });
-    const started = performance.now();
-    let results: RemoveResult[];
-    try {
-      results = await o.dest.remove(ops.map((op) => ({ path: op.path, expect: deleteExpectation(op, o.direction) })));
-    } catch (err) {
-      results = ops.map((op) => ({ path: op.path, ok: false, error: message(err) }));
-    }
-    const byPath = new Map(ops.map((op) => [op.path, op]));
-    for (const r of results) {
-      const op = byPath.get(r.path)!;
-      const durationMs = performance.now() - started;
-      if (r.ok) {
-        result.deleted++;
-        emit({ type: 'done', op, bytes: 0, durationMs });
-      } else if (r.stale && (await o.dest.stat(r.path).catch(() => null)) === undefined) {
-        // Already gone: the state the plan wanted (an earlier run of this plan deleted it).
-        result.upToDate++;
-        emit({ type: 'done', op, bytes: 0, durationMs });
-      } else if (r.stale) {
-        result.stale.push({ path: r.path, action: 'delete', error: r.error ?? 'changed since the plan was made' });
-        emit({ type: 'stale', op, error: r.error ?? 'changed since the plan was made', durationMs });
-      } else {
-        result.failed.push({ path: r.path, action: 'delete', error: r.error ?? 'delete failed' });
-        emit({ type: 'failed', op, error: r.error ?? 'delete failed', durationMs });
-      }
-    }
+    await runDeleteBatch(ops, o, result, emit);
   };
   for await (const op of deletes.drain()) {
+    if (ranEarly.has(op.path)) continue;
     if (o.signal?.aborted) {
       result.interrupted = true;
       result.deletesNotRun++;
@@ -554,4 +588,35 @@ async function runDeletes(
   }
   if (!o.signal?.aborted) await flush();
   else result.deletesNotRun += batch.length;
+}
+
+/** Runs one batch of deletes and records their results. */
+async function runDeleteBatch(ops: Operation[], o: ExecuteOptions, result: ExecuteResult, emit: (e: ExecEvent) => void): Promise<void> {
+  for (const op of ops) emit({ type: 'start', op });
+  const started = performance.now();
+  let results: RemoveResult[];
+  try {
+    results = await o.dest.remove(ops.map((op) => ({ path: op.path, expect: deleteExpectation(op, o.direction) })));
+  } catch (err) {
+    results = ops.map((op) => ({ path: op.path, ok: false, error: message(err) }));
+  }
+  const byPath = new Map(ops.map((op) => [op.path, op]));
+  for (const r of results) {
+    const op = byPath.get(r.path)!;
+    const durationMs = performance.now() - started;
+    if (r.ok) {
+      result.deleted++;
+      emit({ type: 'done', op, bytes: 0, durationMs });
+    } else if (r.stale && (await o.dest.stat(r.path).catch(() => null)) === undefined) {
+      // Already gone: the state the plan wanted (an earlier run of this plan deleted it).
+      result.upToDate++;
+      emit({ type: 'done', op, bytes: 0, durationMs });
+    } else if (r.stale) {
+      result.stale.push({ path: r.path, action: 'delete', error: r.error ?? 'changed since the plan was made' });
+      emit({ type: 'stale', op, error: r.error ?? 'changed since the plan was made', durationMs });
+    } else {
+      result.failed.push({ path: r.path, action: 'delete', error: r.error ?? 'delete failed' });
+      emit({ type: 'failed', op, error: r.error ?? 'delete failed', durationMs });
+    }
+  }
 }

@@ -50,6 +50,7 @@ function pump(): void {
         batch.mtimeNs[i] = e.mtimeNs;
         batch.devs[i] = e.dev ?? 0;
         batch.inos[i] = e.ino ?? 0;
+        if (e.skipped) (batch.skips ??= []).push([i, e.skipped.reason, e.skipped.subtree === true]);
       }
       // One string for the whole batch: far cheaper to copy between threads than n strings.
       batch.paths = names.join('\0');

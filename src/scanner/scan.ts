@@ -17,27 +17,43 @@
  * (./spill.ts). So a flat directory of millions of files is listed in bounded memory.
  *
  * Symlinks to files are followed; symlinked directories are not descended (hf's
- * behaviour). Unreadable directories, broken links and special files are reported as
- * warnings naming the path, never dropped silently.
+ * behaviour). With `followLinks: false` (a destination) every link is listed as itself.
+ *
+ * Skips (issue 13): whatever cannot be offered as a file is reported as a warning naming the
+ * path AND yielded as a skip marker (`skippedEntry`, src/types.ts) in its sorted place: an
+ * unreadable folder or a link to a folder as `folder/` (a subtree marker, sorted where the
+ * folder's contents would be), an entry that cannot be stat'ed, vanished, a broken link, a
+ * special file (fifo, socket, device) or a name with a backslash as itself. The planner
+ * never deletes at the destination what a source marker could hide. The root itself being
+ * unreadable is an error (nothing could be compared).
+ *
+ * Names are bytes: a name that is not valid UTF-8 is kept byte-exact as lone surrogates
+ * (./names.ts), and the directory holding it is read again with byte names (only then).
+ * Temporary files: only names of bucketsync's exact temporary shape are left out (and
+ * reported through `onTempFile`); any other name is data.
  */
 import nodeFs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { statMtimeMs } from '../plan/time.js';
-import type { FileEntry } from '../types.js';
-import { ArraySource, DIR, EntryCollector, FILE, LINK, OTHER, SpillDir, nameOf, type EntrySource } from './spill.js';
+import { skippedEntry, type FileEntry } from '../types.js';
+import { TEMP_PREFIX, decodeName, displayName, fsPath, isTempName } from './names.js';
+import { ArraySource, BAD, BADDIR, DIR, DIRLINK, EntryCollector, FILE, LINK, OTHER, SpillDir, nameOf, type EntrySource } from './spill.js';
 
 /** The part of `node:fs` the scanner uses (memfs provides the same, for tests). */
 export interface ScanFs {
-  readdirSync(p: string, opts: { withFileTypes: true }): nodeFs.Dirent[];
-  statSync(p: string, opts: { bigint: true; throwIfNoEntry: false }): nodeFs.BigIntStats | undefined;
-  statSync(p: string, opts: { throwIfNoEntry: false }): nodeFs.Stats | undefined;
+  readdirSync(p: string | Buffer, opts: { withFileTypes: true }): nodeFs.Dirent[];
+  statSync(p: string | Buffer, opts: { bigint: true; throwIfNoEntry: false }): nodeFs.BigIntStats | undefined;
+  statSync(p: string | Buffer, opts: { throwIfNoEntry: false }): nodeFs.Stats | undefined;
+  /** Tells what an entry is when the directory listing does not, and lists links themselves (optional). */
+  lstatSync?(p: string | Buffer, opts: { bigint: true; throwIfNoEntry: false }): nodeFs.BigIntStats | undefined;
+  lstatSync?(p: string | Buffer, opts: { throwIfNoEntry: false }): nodeFs.Stats | undefined;
   /** Reads big directories incrementally; without it every directory is read whole. */
-  opendirSync?(p: string, opts: { bufferSize: number }): { readSync(): nodeFs.Dirent | null; closeSync(): void };
+  opendirSync?(p: string | Buffer, opts: { bufferSize: number }): { readSync(): nodeFs.Dirent<string | Buffer> | null; closeSync(): void };
 }
 
-/** Temporary files written by bucketsync's atomic writes; never part of a manifest. */
-export const TEMP_PREFIX = '.bucketsync-tmp-';
+/** Temporary names (./names.ts): only names of exactly bucketsync's shape are left out of manifests. */
+export { TEMP_PREFIX, isTempName, parseTempName, tempNameFor } from './names.js';
 
 /** Entries of one directory held in memory before they spill to sorted runs on disk. */
 export const DEFAULT_SPILL_ENTRIES = 100_000;
@@ -55,6 +71,13 @@ export interface ScanOptions {
   onTempFile?: (absPath: string) => void;
   /** Keep device and inode numbers (for the hash cache). */
   withIdentity?: boolean;
+  /**
+   * Symbolic links (default true): a link to a file is listed as that file, a link to a
+   * folder is a subtree marker. False (a destination): every link is listed as itself, a
+   * file with the link's own size and mtime, so that nothing is read, re-stamped or deleted
+   * through it, a transfer replaces the link itself, and a delete removes only the link.
+   */
+  followLinks?: boolean;
   /**
    * Directory entries held in memory across the walk before a directory's listing spills
    * to sorted runs on disk (default: env BUCKETSYNC_SCAN_SPILL_ENTRIES, else 100,000).
@@ -105,6 +128,7 @@ interface WalkContext {
   streamDirBytes: number;
   /** Entries held in memory by the directories on the stack. */
   held: number;
+  follow: boolean;
   spill: () => SpillDir;
 }
 
@@ -113,38 +137,90 @@ class ReadFailure {
   constructor(readonly error: unknown) {}
 }
 
+/** A name that is not valid UTF-8 was met: the directory is read again with byte names. */
+class NeedsBytes {}
+
+/** Kind of a directory entry, from its Dirent (an `lstat` when the file system gives no type). */
+function kindOf(fs: ScanFs, abs: string, d: nodeFs.Dirent<string | Buffer>): number {
+  if (d.isDirectory()) return DIR;
+  if (d.isFile()) return FILE;
+  if (d.isSymbolicLink()) return LINK;
+  if (d.isFIFO() || d.isSocket() || d.isCharacterDevice() || d.isBlockDevice() || !fs.lstatSync) return OTHER;
+  // DT_UNKNOWN (some network and older file systems): ask.
+  try {
+    const st = fs.lstatSync(fsPath(abs), { throwIfNoEntry: false });
+    if (st === undefined) return FILE; // vanished: the stat of the walk reports it
+    return st.isDirectory() ? DIR : st.isFile() ? FILE : st.isSymbolicLink() ? LINK : OTHER;
+  } catch {
+    return FILE;
+  }
+}
+
 /**
  * Lists a directory in key order. Small directories are read whole with `readdirSync` (the
  * fast path); a directory whose st_size marks it as big is read entry by entry. Either way,
- * past the memory budget the entries spill to sorted runs on disk.
+ * past the memory budget the entries spill to sorted runs on disk. Returns why it could not
+ * be read (a string) when it could not.
  */
-function readDir(ctx: WalkContext, abs: string, rel: string): EntrySource | undefined {
+function readDir(ctx: WalkContext, abs: string, rel: string): EntrySource | string {
+  try {
+    return readDirAs(ctx, abs, rel, false);
+  } catch (err) {
+    if (!(err instanceof NeedsBytes)) throw err;
+    return readDirAs(ctx, abs, rel, true);
+  }
+}
+
+function readDirAs(ctx: WalkContext, abs: string, rel: string, bytes: boolean): EntrySource | string {
   const { fs, opts } = ctx;
   const budget = Math.max(ctx.spillEntries - ctx.held, Math.min(ctx.spillEntries, MIN_DIR_BUDGET));
   const collector = new EntryCollector(budget, ctx.spill);
-  const add = (name: string, d: nodeFs.Dirent): void => {
-    if (name.startsWith(TEMP_PREFIX)) {
-      opts.onTempFile?.(path.join(abs, name));
+  const canReadBytes = fs === (nodeFs as unknown as ScanFs);
+  const temps: string[] = [];
+  const add = (raw: string | Buffer, d: nodeFs.Dirent<string | Buffer>): void => {
+    let name: string;
+    if (typeof raw === 'string') {
+      // Node decodes names lossily: U+FFFD may stand for bytes that are not UTF-8.
+      if (canReadBytes && !bytes && raw.includes('\uFFFD')) throw new NeedsBytes();
+      name = raw;
+    } else {
+      name = decodeName(raw);
+    }
+    if (name.startsWith(TEMP_PREFIX) && isTempName(name)) {
+      temps.push(`${abs}/${name}`); // reported once the listing is complete (it may be read twice)
       return;
     }
+    const kind = kindOf(fs, `${abs}/${name}`, d);
     if (name.includes('\\')) {
-      const rel2 = rel === '' ? name : `${rel}/${name}`;
-      opts.onWarning?.(`skipping ${rel2}: a backslash in a name cannot be a portable plan path`);
+      collector.add(name, kind === DIR ? BADDIR : BAD);
       return;
     }
-    collector.add(name, d.isDirectory() ? DIR : d.isFile() ? FILE : d.isSymbolicLink() ? LINK : OTHER);
+    if (kind === LINK && ctx.follow) {
+      // A link to a folder gets a folder's key, so that its marker sorts where its contents would.
+      try {
+        if (fs.statSync(fsPath(`${abs}/${name}`), { throwIfNoEntry: false })?.isDirectory()) {
+          collector.add(name, DIRLINK);
+          return;
+        }
+      } catch {
+        // the walk's stat reports it
+      }
+    }
+    collector.add(name, kind);
   };
+  const where = fsPath(abs);
   try {
     if (fs.opendirSync && isBig(ctx, abs)) {
       let dir: ReturnType<NonNullable<ScanFs['opendirSync']>>;
       try {
-        dir = fs.opendirSync(abs, { bufferSize: 1024 });
+        // Node's typings lack `encoding: 'buffer'` for opendir, which it supports (names as Buffers).
+        dir = fs.opendirSync(where, (bytes ? { bufferSize: 1024, encoding: 'buffer' } : { bufferSize: 1024 }) as { bufferSize: number });
       } catch (err) {
         throw new ReadFailure(err);
       }
       try {
         for (;;) {
-          let d: nodeFs.Dirent | null;
+          let d: nodeFs.Dirent<string | Buffer> | null;
           try {
             d = dir.readSync();
           } catch (err) {
@@ -161,27 +237,33 @@ function readDir(ctx: WalkContext, abs: string, rel: string): EntrySource | unde
         }
       }
     } else {
-      let dirents: nodeFs.Dirent[];
+      let dirents: nodeFs.Dirent<string | Buffer>[];
       try {
-        dirents = fs.readdirSync(abs, { withFileTypes: true });
+        dirents = bytes
+          ? (nodeFs.readdirSync(where, { withFileTypes: true, encoding: 'buffer' }) as nodeFs.Dirent<Buffer>[])
+          : fs.readdirSync(where, { withFileTypes: true });
       } catch (err) {
         throw new ReadFailure(err);
       }
       for (const d of dirents) add(d.name, d);
     }
-    return collector.finish();
+    const done = collector.finish();
+    if (opts.onTempFile) for (const t of temps) opts.onTempFile(t);
+    return done;
   } catch (err) {
     collector.abort();
+    if (err instanceof NeedsBytes) throw err;
     if (!(err instanceof ReadFailure)) {
-      const where = opts.spillDir ? path.dirname(opts.spillDir) : os.tmpdir();
+      const tmp = opts.spillDir ? path.dirname(opts.spillDir) : os.tmpdir();
       throw new Error(
-        `cannot list directory ${rel === '' ? '.' : rel}: it is too big to sort in memory, and sorting it on disk in ${where} failed: ` +
+        `cannot list directory ${rel === '' ? '.' : displayName(rel)}: it is too big to sort in memory, and sorting it on disk in ${tmp} failed: ` +
           `${err instanceof Error ? err.message : String(err)} (set TMPDIR to a writable directory with free space)`,
         { cause: err },
       );
     }
-    opts.onWarning?.(`cannot read directory ${rel === '' ? '.' : rel}: ${describe(err.error)} (skipped)`);
-    return undefined;
+    const reason = `cannot read directory: ${describe(err.error)}`;
+    opts.onWarning?.(`cannot read directory ${rel === '' ? '.' : displayName(rel)}: ${describe(err.error)} (skipped)`);
+    return reason;
   }
 }
 
@@ -212,6 +294,7 @@ export function* scanLocal(root: string, opts: ScanOptions = {}): Generator<Loca
     spillEntries,
     streamDirBytes: opts.streamDirBytes ?? Math.min(DEFAULT_STREAM_DIR_BYTES, spillEntries * 16),
     held: 0,
+    follow: opts.followLinks ?? true,
     spill: () => (spillDir ??= new SpillDir(opts.spillDir)),
   };
   let batch: LocalFileEntry[] = [];
@@ -223,9 +306,14 @@ export function* scanLocal(root: string, opts: ScanOptions = {}): Generator<Loca
     ctx.held += held;
     stack.push({ abs, rel, entries, held });
   };
+  const mark = (rel: string, reason: string, subtree = false): void => {
+    batch.push({ ...skippedEntry(rel, reason, subtree), mtimeNs: 0n });
+  };
   try {
     const top = readDir(ctx, root, '');
-    if (top) push(root, '', top);
+    // The root itself unreadable: nothing could be listed, so nothing may be compared.
+    if (typeof top === 'string') throw new Error(`${top.replace(/^cannot read directory/, `cannot read directory ${root}`)}`);
+    push(root, '', top);
 
     while (stack.length > 0) {
       const frame = stack[stack.length - 1]!;
@@ -240,31 +328,54 @@ export function* scanLocal(root: string, opts: ScanOptions = {}): Generator<Loca
       const name = nameOf(entries);
       const abs = `${frame.abs}/${name}`;
       const rel = frame.rel === '' ? name : `${frame.rel}/${name}`;
+      if (batch.length >= batchSize) {
+        yield batch;
+        batch = [];
+      }
       if (kind === DIR) {
         const child = readDir(ctx, abs, rel);
-        if (child) push(abs, rel, child);
+        if (typeof child === 'string') mark(rel, child, true);
+        else push(abs, rel, child);
+        continue;
+      }
+      if (kind === DIRLINK) {
+        // Not descended (hf's behaviour), but never silent: what is behind it is unknown.
+        opts.onWarning?.(`skipping ${displayName(rel)}: symbolic link to a folder (not followed)`);
+        mark(rel, 'symbolic link to a folder (not followed)', true);
+        continue;
+      }
+      if (kind === BAD || kind === BADDIR) {
+        opts.onWarning?.(`skipping ${displayName(rel)}: a backslash in a name cannot be a portable plan path`);
+        mark(rel, 'a backslash in a name cannot be a portable plan path', kind === BADDIR);
         continue;
       }
       if (kind === OTHER) {
-        opts.onWarning?.(`skipping ${rel}: not a regular file`);
+        opts.onWarning?.(`skipping ${displayName(rel)}: not a regular file`);
+        mark(rel, 'not a regular file');
         continue;
       }
       let st: nodeFs.BigIntStats | undefined;
       try {
-        st = fs.statSync(abs, { bigint: true, throwIfNoEntry: false });
+        st =
+          !ctx.follow && fs.lstatSync
+            ? fs.lstatSync(fsPath(abs), { bigint: true, throwIfNoEntry: false })
+            : fs.statSync(fsPath(abs), { bigint: true, throwIfNoEntry: false });
       } catch (err) {
-        opts.onWarning?.(`cannot read ${rel}: ${describe(err)} (skipped)`);
+        opts.onWarning?.(`cannot read ${displayName(rel)}: ${describe(err)} (skipped)`);
+        mark(rel, `cannot read: ${describe(err)}`);
         continue;
       }
       if (st === undefined) {
-        opts.onWarning?.(
-          kind === LINK ? `skipping ${rel}: broken symbolic link` : `skipping ${rel}: vanished during the scan`,
-        );
+        const reason = kind === LINK ? 'broken symbolic link' : 'vanished during the scan';
+        opts.onWarning?.(`skipping ${displayName(rel)}: ${reason}`);
+        mark(rel, reason);
         continue;
       }
-      if (!st.isFile()) {
-        // A symlink to a directory is not descended (hf's behaviour); anything else is special.
-        if (!(kind === LINK && st.isDirectory())) opts.onWarning?.(`skipping ${rel}: not a regular file`);
+      if (!st.isFile() && !(st.isSymbolicLink() && !ctx.follow)) {
+        // A folder here: a link that became one after the listing, or a file replaced by a folder.
+        const reason = st.isDirectory() ? (kind === LINK ? 'symbolic link to a folder (not followed)' : 'changed into a folder during the scan') : 'not a regular file';
+        opts.onWarning?.(`skipping ${displayName(rel)}: ${reason}`);
+        mark(rel, reason);
         continue;
       }
       const entry: LocalFileEntry = { path: rel, size: Number(st.size), mtimeMs: mtimeMsFromNs(st.mtimeNs), mtimeNs: st.mtimeNs };
@@ -273,10 +384,6 @@ export function* scanLocal(root: string, opts: ScanOptions = {}): Generator<Loca
         entry.ino = Number(st.ino);
       }
       batch.push(entry);
-      if (batch.length >= batchSize) {
-        yield batch;
-        batch = [];
-      }
     }
     if (batch.length > 0) yield batch;
   } finally {

@@ -22,12 +22,24 @@ import os from 'node:os';
 import path from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { compareCodePoints } from '../manifest/order.js';
+import { decodeName, encodeName } from './names.js';
 
 /** Kinds of entries, as the char codes used in memory and in run files. */
 export const FILE = 0x66; // f
 export const DIR = 0x64; // d
 export const LINK = 0x6c; // l
 export const OTHER = 0x6f; // o
+/** A symbolic link to a folder (not descended; its key is a folder's, `name/`). */
+export const DIRLINK = 0x4c; // L
+/** A file whose name cannot be a plan path (reported as a marker). */
+export const BAD = 0x62; // b
+/** A folder whose name cannot be a plan path (reported as a subtree marker; key `name/`). */
+export const BADDIR = 0x42; // B
+
+/** Kinds whose key is `name/`. */
+export function isFolderKind(kind: number): boolean {
+  return kind === DIR || kind === DIRLINK || kind === BADDIR;
+}
 
 /** Code units where UTF-16 order and code-point order can part. */
 const WIDE = /[\uD800-\uFFFF]/;
@@ -55,7 +67,7 @@ export interface EntrySource {
 
 /** The name of an entry of a source (its key without a directory's trailing "/"). */
 export function nameOf(source: EntrySource): string {
-  return source.kind === DIR ? source.key.slice(0, -1) : source.key;
+  return isFolderKind(source.kind) ? source.key.slice(0, -1) : source.key;
 }
 
 /** Sorted keys (and the kinds of those that are not plain files) as a source. */
@@ -105,12 +117,13 @@ function writeRun(file: string, source: EntrySource): void {
     while (source.advance()) {
       chunk += source.kind === FILE ? `${source.key}\0` : `\0${String.fromCharCode(source.kind)}${source.key}\0`;
       if (++n >= WRITE_RECORDS) {
-        writeAll(fd, Buffer.from(chunk, 'utf8'));
+        writeAll(fd, encodeName(chunk));
         chunk = '';
         n = 0;
       }
     }
-    if (chunk.length > 0) writeAll(fd, Buffer.from(chunk, 'utf8'));
+    // Names that are not valid UTF-8 are written as their original bytes (see ./names.ts).
+    if (chunk.length > 0) writeAll(fd, encodeName(chunk));
   } finally {
     nodeFs.closeSync(fd);
   }
@@ -189,7 +202,7 @@ export class RunReader implements EntrySource {
       this.carry = end;
       return true;
     }
-    this.records = this.buf.toString('utf8', 0, last).split('\0');
+    this.records = (this.wide ? decodeName(this.buf.subarray(0, last)) : this.buf.toString('utf8', 0, last)).split('\0');
     this.buf.copy(this.buf, 0, last + 1, end);
     this.carry = end - last - 1;
     return true;
@@ -394,7 +407,7 @@ export class EntryCollector {
     if (kind === FILE) {
       this.keys.push(name);
     } else {
-      const key = kind === DIR ? `${name}/` : name;
+      const key = isFolderKind(kind) ? `${name}/` : name;
       this.keys.push(key);
       (this.kinds ??= new Map()).set(key, kind);
     }

@@ -18,6 +18,8 @@ export interface WorkerBatch {
   mtimeNs: BigInt64Array;
   devs: Float64Array;
   inos: Float64Array;
+  /** Skip markers of the batch: index, reason, subtree (few; absent when none). */
+  skips?: [number, string, boolean][];
 }
 
 export type WorkerMessage =
@@ -33,6 +35,7 @@ export interface ScanWorkerData {
   spillDir: string;
   spillEntries?: number;
   streamDirBytes?: number;
+  followLinks?: boolean;
 }
 
 const WORKER_URL = new URL('./scan-worker.js', import.meta.url);
@@ -56,6 +59,7 @@ export async function* scanLocalInWorker(root: string, opts: ScanOptions = {}): 
   const workerData: ScanWorkerData = { root, batchSize, spillDir };
   if (opts.spillEntries !== undefined) workerData.spillEntries = opts.spillEntries;
   if (opts.streamDirBytes !== undefined) workerData.streamDirBytes = opts.streamDirBytes;
+  if (opts.followLinks !== undefined) workerData.followLinks = opts.followLinks;
   const worker = new Worker(WORKER_URL, { workerData });
   const queue: WorkerMessage[] = [];
   let wake: (() => void) | undefined;
@@ -107,6 +111,9 @@ export async function* scanLocalInWorker(root: string, opts: ScanOptions = {}): 
               dev: m.devs[i]!,
               ino: m.inos[i]!,
             };
+          }
+          for (const [i, reason, subtree] of m.skips ?? []) {
+            out[i] = { path: paths[i]!, size: 0, mtimeMs: 0, mtimeNs: 0n, skipped: subtree ? { reason, subtree } : { reason } };
           }
           yield out;
         }

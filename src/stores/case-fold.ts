@@ -8,7 +8,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { TEMP_PREFIX } from '../scanner/scan.js';
+import { tempNameFor } from '../scanner/names.js';
 
 /**
  * The name a case-insensitive file system would see: `toLowerCase()` of the NFC form. Close
@@ -61,7 +61,7 @@ export async function probeCaseInsensitive(dir: string): Promise<boolean> {
     if (parent === where) return platformDefault();
     where = parent;
   }
-  const name = `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}-case-probe`;
+  const name = tempNameFor('case-probe', randomBytes(4).toString('hex'));
   const lower = path.join(where, name);
   try {
     await (await fsp.open(lower, 'wx')).close();

@@ -2,9 +2,27 @@
  * A plain local directory as a store: the embedded default that needs no server.
  *
  * Writes are atomic: bytes go to a temporary file in the destination directory (named
- * `.bucketsync-tmp-<pid>-<random>-<name>`), get the source's mtime, and are renamed over
- * the final name only when complete and only if the destination still holds what the
- * plan expected. Leftover temporary files of dead runs are removed by the next listing.
+ * `.bucketsync-tmp-<host>-<pid>-<random>-<name>`, see src/scanner/names.ts), get the
+ * source's mtime, and are renamed over the final name only when complete and only if the
+ * destination still holds what the plan expected.
+ *
+ * As a destination (`role: 'dest'`), nothing is read, written, re-stamped or deleted through
+ * a symbolic link below the root (docs/reliability.md):
+ * - the listing reports links as themselves (their own size and mtime), never what they point to;
+ * - every folder on the way to a file is checked with `lstat` (never followed) before the
+ *   first write into it, and created one level at a time; a link or a file there is "in the
+ *   way" ({@link InTheWayError}): the write fails naming it, and `--delete` replaces it
+ *   (the executor deletes what is in the way first);
+ * - just before a temporary file is created and again just before the rename, the parent
+ *   folder's real path must still be the expected one (a folder swapped for a link during the
+ *   run is refused);
+ * - the rename replaces a link at the final name (never writes through it); mtimes are set
+ *   on our own temporary file only; deletes and mtime-only updates check the entry with
+ *   `lstat`, so a link is removed itself and never followed.
+ * The root itself may be a link given by the user: it is resolved once, when the store is opened.
+ *
+ * Leftover temporary files of dead runs are removed only by a listing of a destination for a
+ * run that executes, and only when provably ours and dead: same host, writer pid gone.
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -12,7 +30,8 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { TEMP_PREFIX, mtimeMsFromNs, scanLocal, type LocalFileEntry } from '../scanner/scan.js';
+import { mtimeMsFromNs, scanLocal, type LocalFileEntry } from '../scanner/scan.js';
+import { displayName, fsPath, hostId, isTempName, parseTempName, tempNameFor } from '../scanner/names.js';
 import { scanLocalInWorker } from '../scanner/worker-scan.js';
 import { foldCase, isCaseInsensitiveDir } from './case-fold.js';
 import {
@@ -29,6 +48,28 @@ import {
   type WriteOptions,
 } from './store.js';
 
+/**
+ * Something at the destination stands where a write needs a folder (`what`: a file or a
+ * link) or a file (`what: 'folder'`, a folder that holds files). `at` is its relative path.
+ * The executor runs a planned delete of `at` first, or retries a write that a folder was in
+ * the way of after the run's deletes.
+ */
+export class InTheWayError extends Error {
+  override name = 'InTheWayError';
+  constructor(
+    message: string,
+    readonly at: string,
+    readonly what: 'file' | 'folder' | 'link',
+  ) {
+    super(message);
+  }
+}
+
+/** `fs.utimes` takes a negative number for "now": a numeric string keeps the exact value. */
+function fsTime(ms: number): number | string {
+  return ms >= 0 ? ms / 1000 : String(ms / 1000);
+}
+
 export class LocalStore implements Store {
   readonly kind = 'local';
   readonly remote = false;
@@ -38,15 +79,21 @@ export class LocalStore implements Store {
     contentHash: null,
     setMtime: true,
   };
-  private readonly createdDirs = new Set<string>();
+  /** Folders (relative; '' = the root) checked with lstat, or made, by this run. */
+  private readonly verifiedDirs = new Set<string>();
   /** Names in a folder (exact, and folded → first spelling), read once per folder by `caseTwin()`. */
   private readonly dirNames = new Map<string, Promise<DirNames | undefined>>();
+  /** A destination never follows links below its root. */
+  private readonly follow: boolean;
 
   constructor(
-    /** Absolute path of the root directory (may not exist yet for a destination). */
+    /** Absolute path of the root directory (may not exist yet for a destination); for a destination, already resolved. */
     readonly root: string,
     readonly display: string = root,
-  ) {}
+    readonly role: 'source' | 'dest' | 'any' = 'any',
+  ) {
+    this.follow = role !== 'dest';
+  }
 
   localPath(rel: string): string {
     return path.join(this.root, ...rel.split('/'));
@@ -61,70 +108,79 @@ export class LocalStore implements Store {
     if (!st) return;
     if (!st.isDirectory()) throw new Error(`Local path must be a directory: ${this.root}`);
     const leftovers: string[] = [];
-    const scanOpts: Parameters<typeof scanLocal>[1] = { onTempFile: (p) => leftovers.push(p), withIdentity: true };
+    const scanOpts: Parameters<typeof scanLocal>[1] = { onTempFile: (p) => leftovers.push(p), withIdentity: true, followLinks: this.follow };
     if (opts.onWarning) scanOpts.onWarning = opts.onWarning;
     if (opts.inWorker) yield* scanLocalInWorker(this.root, scanOpts);
     else yield* scanLocal(this.root, scanOpts);
-    await removeLeftovers(leftovers);
+    // Only a destination, only in a run that executes (never --dry-run or --plan, never a source).
+    if (this.role === 'dest' && opts.executing === true) await removeLeftovers(leftovers);
   }
 
   async stat(rel: string): Promise<LocalFileEntry | undefined> {
-    return statEntry(this.localPath(rel), rel);
+    return statEntry(this.localPath(rel), rel, this.follow);
   }
 
   async read(rel: string, range?: { start: number; end: number }): Promise<Readable> {
-    const abs = this.localPath(rel);
-    // Open first so a missing file fails here, not later inside the stream.
-    const fh = await fsp.open(abs, 'r');
+    const abs = fsPath(this.localPath(rel));
+    // Open first so a missing file fails here, not later inside the stream. A destination's
+    // file is never read through a link.
+    const fh = await fsp.open(abs, this.follow ? fs.constants.O_RDONLY : fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
     return fh.createReadStream(range ? { start: range.start, end: range.end } : {});
   }
 
   async write(rel: string, source: TransferSource, opts: WriteOptions): Promise<void> {
     const final = this.localPath(rel);
-    const dir = path.dirname(final);
-    await this.ensureDir(dir, rel);
-    const tmp = tempPathFor(final);
+    await this.ensureParent(rel);
+    await this.clearWay(rel);
+    await this.checkParent(rel);
+    const tmp = path.join(path.dirname(final), tempNameFor(path.basename(final), randomBytes(4).toString('hex')));
     try {
       if (source.localPath) {
-        await fsp.copyFile(source.localPath, tmp, fs.constants.COPYFILE_FICLONE);
+        await fsp.copyFile(fsPath(source.localPath), fsPath(tmp), fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
       } else {
         const input = await source.open();
         // Opened before the pipeline starts: a stream that opens the file itself may create it
         // after a fast failure has already been cleaned up, leaving the temporary file behind.
         let out: fs.WriteStream;
         try {
-          out = (await fsp.open(tmp, 'wx')).createWriteStream();
+          out = (await fsp.open(fsPath(tmp), 'wx')).createWriteStream();
         } catch (err) {
           input.destroy();
           throw err;
         }
         await pipeline(input, out, { signal: opts.signal });
       }
-      const written = await fsp.stat(tmp);
+      const written = await fsp.lstat(fsPath(tmp));
       if (written.size !== source.size) {
         const msg = `wrote ${written.size} bytes but expected ${source.size}: the source changed or the read was cut short`;
         // A short read from a remote source (a response cut off) is worth another attempt; the
         // retry re-checks the source first, so a source that really changed becomes stale.
         throw source.localPath ? new Error(msg) : new RetryableError(msg);
       }
-      await fsp.utimes(tmp, opts.mtimeMs / 1000, opts.mtimeMs / 1000);
+      await setTimes(tmp, opts.mtimeMs);
       await this.commit(tmp, final, rel, opts);
     } catch (err) {
-      await fsp.rm(tmp, { force: true });
-      throw err;
+      await fsp.rm(fsPath(tmp), { force: true });
+      throw withoutTempName(err, tmp, final);
     }
   }
 
   async copy(from: string, to: string, opts: WriteOptions): Promise<void> {
     const src = this.localPath(from);
-    const st = await fsp.stat(src);
-    await this.write(to, { size: st.size, mtimeMs: opts.mtimeMs, localPath: src, open: async () => fs.createReadStream(src) }, opts);
+    const st = this.follow ? await fsp.stat(fsPath(src)) : await fsp.lstat(fsPath(src));
+    if (!st.isFile()) throw new Error(`${from} is not a regular file at the destination; not copied`);
+    await this.write(to, { size: st.size, mtimeMs: opts.mtimeMs, localPath: src, open: async () => fs.createReadStream(fsPath(src)) }, opts);
   }
 
   async setMtime(rel: string, mtimeMs: number, expect: Expectation): Promise<void> {
     const abs = this.localPath(rel);
-    if (!expectationHolds(expect, await statEntry(abs, rel))) throw new StaleError(`${rel} changed since the plan was made`);
-    await fsp.utimes(abs, mtimeMs / 1000, mtimeMs / 1000);
+    if (!this.follow) {
+      await this.checkParent(rel);
+      const l = await fsp.lstat(fsPath(abs)).catch(() => undefined);
+      if (l?.isSymbolicLink()) throw new StaleError(`${rel} is a symbolic link at the destination; its target is never re-stamped`);
+    }
+    if (!expectationHolds(expect, await statEntry(abs, rel, this.follow))) throw new StaleError(`${rel} changed since the plan was made`);
+    await setTimes(abs, mtimeMs, !this.follow);
   }
 
   async remove(items: RemoveItem[]): Promise<RemoveResult[]> {
@@ -132,7 +188,8 @@ export class LocalStore implements Store {
     for (const item of items) {
       const abs = this.localPath(item.path);
       try {
-        const cur = await statEntry(abs, item.path);
+        if (!this.follow) await this.checkParent(item.path);
+        const cur = await statEntry(abs, item.path, this.follow);
         if (cur === undefined) {
           results.push({ path: item.path, ok: false, stale: true, error: 'already gone' });
           continue;
@@ -141,11 +198,11 @@ export class LocalStore implements Store {
           results.push({ path: item.path, ok: false, stale: true, error: 'changed since the plan was made; left untouched' });
           continue;
         }
-        await fsp.unlink(abs);
-        await this.pruneEmptyParents(path.dirname(abs));
+        await fsp.unlink(fsPath(abs)); // a link is removed itself, never what it points to
+        await this.pruneEmptyParents(item.path);
         results.push({ path: item.path, ok: true });
       } catch (err) {
-        results.push({ path: item.path, ok: false, error: (err as Error).message });
+        results.push({ path: item.path, ok: false, error: err instanceof InTheWayError || err instanceof StaleError ? err.message : (err as Error).message });
       }
     }
     return results;
@@ -188,7 +245,7 @@ export class LocalStore implements Store {
           const exact = new Set<string>();
           const folded = new Map<string, string>();
           for (const name of list) {
-            if (name.startsWith(TEMP_PREFIX)) continue;
+            if (isTempName(name)) continue;
             exact.add(name);
             const key = foldCase(name);
             if (!folded.has(key)) folded.set(key, name);
@@ -205,7 +262,7 @@ export class LocalStore implements Store {
   /** Renames the finished temporary file over the final name if the destination is as expected. */
   private async commit(tmp: string, final: string, rel: string, opts: WriteOptions): Promise<void> {
     if (opts.expect.kind !== 'any') {
-      const cur = await statEntry(final, rel);
+      const cur = await statEntry(final, rel, this.follow);
       if (!expectationHolds(opts.expect, cur)) {
         throw new StaleError(
           cur === undefined ? `${rel} was deleted since the plan was made` : `${rel} changed at the destination since the plan was made`,
@@ -214,35 +271,147 @@ export class LocalStore implements Store {
     }
     await opts.beforeCommit?.();
     if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
-    await fsp.rename(tmp, final);
-  }
-
-  private async ensureDir(dir: string, rel: string): Promise<void> {
-    if (this.createdDirs.has(dir)) return;
+    await this.checkParent(rel);
     try {
-      await fsp.mkdir(dir, { recursive: true });
+      await fsp.rename(fsPath(tmp), fsPath(final));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST' || code === 'ENOTDIR') {
-        throw new Error(`cannot create the folder for ${rel}: a file is in the way (${path.relative(this.root, dir) || '.'})`);
-      }
+      if (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST') throw this.folderInTheWay(rel);
       throw err;
     }
-    this.createdDirs.add(dir);
+  }
+
+  private folderInTheWay(rel: string): InTheWayError {
+    return new InTheWayError(
+      `cannot write ${displayName(rel)}: a folder of that name holds files at the destination (the source has a file there); sync with --delete to replace it`,
+      rel,
+      'folder',
+    );
+  }
+
+  /** The root, created (one level at a time, from its nearest existing ancestor) when missing. */
+  private async ensureRoot(): Promise<void> {
+    if (this.verifiedDirs.has('')) return;
+    const missing: string[] = [];
+    let cur = this.root;
+    for (;;) {
+      const st = await fsp.lstat(cur).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined;
+        throw err;
+      });
+      if (st?.isDirectory()) break;
+      if (st) throw new Error(`cannot create the destination ${this.display}: ${cur} is ${st.isSymbolicLink() ? 'a broken symbolic link' : 'a file, not a folder'}`);
+      const up = path.dirname(cur);
+      if (up === cur) break;
+      missing.push(cur);
+      cur = up;
+    }
+    for (const dir of missing.reverse()) {
+      await fsp.mkdir(dir).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      });
+    }
+    this.verifiedDirs.add('');
+  }
+
+  /**
+   * Makes sure every folder on the way to `rel` is a real folder (lstat, never followed),
+   * creating the missing ones one level at a time. A file or a link there is in the way.
+   */
+  private async ensureParent(rel: string): Promise<void> {
+    await this.ensureRoot();
+    const segs = rel.split('/');
+    segs.pop();
+    let relDir = '';
+    for (const seg of segs) {
+      relDir = relDir === '' ? seg : `${relDir}/${seg}`;
+      if (this.verifiedDirs.has(relDir)) continue;
+      const abs = fsPath(this.localPath(relDir));
+      let st = await lstatOrUndefined(abs);
+      if (st === undefined) {
+        try {
+          await fsp.mkdir(abs);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        }
+        st = await lstatOrUndefined(abs);
+      }
+      if (st?.isSymbolicLink()) {
+        throw new InTheWayError(
+          `cannot write ${displayName(rel)}: ${displayName(relDir)} is a symbolic link at the destination, and bucketsync never writes through links; sync with --delete to replace it with a folder (or remove it)`,
+          relDir,
+          'link',
+        );
+      }
+      if (st === undefined || !st.isDirectory()) {
+        throw new InTheWayError(
+          `cannot write ${displayName(rel)}: ${displayName(relDir)} is a file at the destination (the source has a folder there); sync with --delete to replace it`,
+          relDir,
+          'file',
+        );
+      }
+      this.verifiedDirs.add(relDir);
+    }
+  }
+
+  /**
+   * A folder where the file `rel` goes: removed when it holds no file at all (only empty
+   * folders, which are no data), else in the way.
+   */
+  private async clearWay(rel: string): Promise<void> {
+    const abs = fsPath(this.localPath(rel));
+    const st = await lstatOrUndefined(abs);
+    if (!st?.isDirectory()) return;
+    if (!(await onlyEmptyFolders(abs))) throw this.folderInTheWay(rel);
+    await removeEmptyFolders(abs);
+    this.forgetDirs(rel);
+  }
+
+  private forgetDirs(relDir: string): void {
+    for (const d of this.verifiedDirs) if (d === relDir || d.startsWith(`${relDir}/`)) this.verifiedDirs.delete(d);
+  }
+
+  /**
+   * Just before a file is created, renamed or removed in the folder of `rel`: that folder's
+   * real path must be the expected one, i.e. no folder on the way was swapped for a link
+   * since it was checked (the root was resolved when the store was opened).
+   */
+  private async checkParent(rel: string): Promise<void> {
+    if (this.follow) return;
+    const i = rel.lastIndexOf('/');
+    if (i < 0) return;
+    const relDir = rel.slice(0, i);
+    const expected = this.localPath(relDir);
+    let real: string | Buffer;
+    try {
+      real = await fsp.realpath(fsPath(expected), { encoding: 'buffer' });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return; // the operation itself fails on a missing folder
+      throw err;
+    }
+    const want = typeof fsPath(expected) === 'string' ? Buffer.from(expected) : (fsPath(expected) as Buffer);
+    if (!Buffer.from(real).equals(want)) {
+      this.forgetDirs(relDir);
+      throw new InTheWayError(
+        `refusing to touch ${displayName(rel)}: a folder on its way at the destination (${displayName(relDir)}) is or became a symbolic link, and bucketsync never acts through links`,
+        relDir,
+        'link',
+      );
+    }
   }
 
   /** Removes directories left empty by deletes, upwards, stopping at the root (hf does this). */
-  private async pruneEmptyParents(dir: string): Promise<void> {
-    let cur = dir;
-    const root = path.resolve(this.root);
-    while (cur.startsWith(root + path.sep) && cur !== root) {
+  private async pruneEmptyParents(rel: string): Promise<void> {
+    const segs = rel.split('/');
+    for (let n = segs.length - 1; n > 0; n--) {
+      const relDir = segs.slice(0, n).join('/');
       try {
-        await fsp.rmdir(cur);
+        await fsp.rmdir(fsPath(this.localPath(relDir))); // rmdir never follows a link
       } catch {
         return; // not empty (or gone): stop
       }
-      this.createdDirs.delete(cur);
-      cur = path.dirname(cur);
+      this.forgetDirs(relDir);
     }
   }
 }
@@ -252,10 +421,59 @@ interface DirNames {
   folded: Map<string, string>;
 }
 
-async function statEntry(abs: string, rel: string): Promise<LocalFileEntry | undefined> {
+async function lstatOrUndefined(abs: string | Buffer): Promise<fs.Stats | undefined> {
   try {
-    const st = await fsp.stat(abs, { bigint: true });
-    if (!st.isFile()) return undefined;
+    return await fsp.lstat(abs);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+/** Whether the folder `abs` holds nothing but (nested) empty folders. Links are not followed. */
+async function onlyEmptyFolders(abs: string | Buffer): Promise<boolean> {
+  const entries = await fsp.readdir(abs, { withFileTypes: true, encoding: 'buffer' });
+  for (const e of entries) {
+    if (!e.isDirectory()) return false;
+    if (!(await onlyEmptyFolders(Buffer.concat([Buffer.from(abs), Buffer.from('/'), e.name])))) return false;
+  }
+  return true;
+}
+
+async function removeEmptyFolders(abs: string | Buffer): Promise<void> {
+  const entries = await fsp.readdir(abs, { withFileTypes: true, encoding: 'buffer' });
+  for (const e of entries) if (e.isDirectory()) await removeEmptyFolders(Buffer.concat([Buffer.from(abs), Buffer.from('/'), e.name]));
+  await fsp.rmdir(abs);
+}
+
+/** Sets a file's mtime (and atime) exactly, pre-1970 included; `noFollow`: never through a link. */
+async function setTimes(abs: string, mtimeMs: number, noFollow = false): Promise<void> {
+  const t = fsTime(mtimeMs);
+  if (noFollow) await fsp.lutimes(fsPath(abs), t, t);
+  else await fsp.utimes(fsPath(abs), t, t);
+  if (mtimeMs < 0) {
+    // Checked: some platforms refuse or clamp times before 1970.
+    const st = await fsp.lstat(fsPath(abs), { bigint: true });
+    if (Math.abs(mtimeMsFromNs(st.mtimeNs) - mtimeMs) >= 1) {
+      throw new Error(`the file system did not keep the modification time ${new Date(mtimeMs).toISOString()} (before 1970)`);
+    }
+  }
+}
+
+/** An error whose message names the final path, never the temporary one. */
+function withoutTempName(err: unknown, tmp: string, final: string): unknown {
+  if (!(err instanceof Error) || !err.message.includes(path.basename(tmp))) return err;
+  err.message = err.message.split(tmp).join(final).split(path.basename(tmp)).join(path.basename(final));
+  return err;
+}
+
+/** The file at `abs` (following a link only with `follow`); undefined when there is none. */
+async function statEntry(abs: string, rel: string, follow = true): Promise<LocalFileEntry | undefined> {
+  try {
+    const st = follow ? await fsp.stat(fsPath(abs), { bigint: true }) : await fsp.lstat(fsPath(abs), { bigint: true });
+    // Without following, a link is an entry of its own (as the destination's listing reports it).
+    if (!st.isFile() && !(!follow && st.isSymbolicLink())) return undefined;
     return { path: rel, size: Number(st.size), mtimeMs: mtimeMsFromNs(st.mtimeNs), mtimeNs: st.mtimeNs };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -264,22 +482,19 @@ async function statEntry(abs: string, rel: string): Promise<LocalFileEntry | und
   }
 }
 
-/** A temporary name in the same directory, so the final rename is atomic. */
-export function tempPathFor(final: string): string {
-  const base = path.basename(final);
-  // Keep the name under the usual 255-byte limit whatever the original length.
-  const short = Buffer.byteLength(base) > 180 ? Buffer.from(base).subarray(0, 120).toString('utf8').replace(/\uFFFD+$/, '') : base;
-  return path.join(path.dirname(final), `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}-${short}`);
-}
-
-/** Removes temporary files whose writer process is gone (a crash or kill -9 of an earlier run). */
+/**
+ * Removes temporary files of dead runs (a crash or kill -9): only names of bucketsync's exact
+ * shape, written on this host (the host hash in the name), whose writer pid is gone, and
+ * only regular files (never a link or a folder).
+ */
 async function removeLeftovers(files: string[]): Promise<void> {
   for (const f of files) {
-    const m = /^\.bucketsync-tmp-(\d+)-/.exec(path.basename(f));
-    const pid = m ? Number(m[1]) : NaN;
-    if (Number.isFinite(pid) && pid !== process.pid && isAlive(pid)) continue;
-    if (pid === process.pid) continue;
-    await fsp.rm(f, { force: true }).catch(() => undefined);
+    const t = parseTempName(path.basename(f));
+    if (t === undefined || !isTempName(path.basename(f))) continue;
+    if (t.host !== hostId() || t.pid === process.pid || isAlive(t.pid)) continue;
+    const st = await lstatOrUndefined(fsPath(f));
+    if (!st?.isFile()) continue;
+    await fsp.unlink(fsPath(f)).catch(() => undefined);
   }
 }
 
@@ -288,6 +503,6 @@ function isAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }

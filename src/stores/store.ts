@@ -75,6 +75,11 @@ export interface ListOptions {
   signal?: AbortSignal;
   /** A hint: this listing runs beside another one; a store that can list off the main thread should. */
   inWorker?: boolean;
+  /**
+   * This is the destination's listing for a run that will execute (not `--dry-run`, not
+   * `--plan`): a store may then remove its own provably dead temporary files. Never set otherwise.
+   */
+  executing?: boolean;
 }
 
 export interface Store {

@@ -6,6 +6,7 @@ import { FilterMatcher } from '../filters/filter.js';
 import { formatLocation, isRemote, parseLocation, type Location } from '../location/location.js';
 import { planSyncBatches } from '../planner/plan.js';
 import { assertNoOverlap } from './overlap.js';
+import { folderWins, markNonUtf8 } from '../scanner/type-clash.js';
 import { PLAN_FORMAT_VERSION, SummaryCounter } from '../plan/writer.js';
 import { nowIso } from '../plan/time.js';
 import { openStore, type StoreOptions } from '../stores/open.js';
@@ -136,8 +137,12 @@ export async function* planSidesBatches(sides: SyncSides, req: PlanRequest = {})
   const listOpts: ListOptions = {};
   if (req.onWarning) listOpts.onWarning = req.onWarning;
   if (req.signal) listOpts.signal = req.signal;
-  const source = sides.source.list({ ...listOpts, inWorker: true });
-  let dest: AsyncIterable<FileEntry[]> = sides.dest.list({ ...listOpts, inWorker: true });
+  let source: AsyncIterable<FileEntry[]> = sides.source.list({ ...listOpts, inWorker: true });
+  // A bucket's object `a` next to objects under `a/`: for a local destination the folder wins
+  // (`a` becomes a skip marker); names that are not UTF-8 cannot be bucket keys (markers too).
+  if (sides.source.remote && !sides.dest.remote) source = folderWins(source, req.onWarning);
+  if (!sides.source.remote && sides.dest.remote) source = markNonUtf8(source, sides.dest.kind === 's3' ? 'S3' : sides.dest.kind, req.onWarning);
+  let dest: AsyncIterable<FileEntry[]> = sides.dest.list({ ...listOpts, inWorker: true, ...(req.executing ? { executing: true } : {}) });
   const session = await dedupSessionFor(sides, req);
   if (session?.wantsDestListing) dest = session.tapDest(dest);
   const onListed = req.onListed;

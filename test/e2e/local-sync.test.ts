@@ -209,7 +209,7 @@ describe('sync local to local', () => {
     fs.writeFileSync(path.join(work, 'file'), 'x');
     const r2 = await cli(['sync', src, path.join(work, 'file')]);
     expect(r2.code).toBe(2);
-    expect(r2.stderr).toContain('Destination must be a directory');
+    expect(r2.stderr).toContain(`Destination ${path.join(work, 'file')} is a file, not a folder`);
   });
 
   it("hf's --format quiet|json|human is accepted", async () => {
@@ -248,8 +248,10 @@ describe('sync local to local', () => {
     fs.symlinkSync(outside, path.join(src, 'linkdir'));
     fs.symlinkSync(path.join(work, 'nowhere'), path.join(src, 'broken'));
     const r = await cli(['sync', src, dst]);
-    expect(r.code).toBe(0);
+    // Both skips are markers (issue 13 class 1): counted, and the exit code says so (3).
+    expect(r.code).toBe(3);
     expect(r.stderr).toContain('Warning: skipping broken: broken symbolic link');
+    expect(r.stderr).toContain('Warning: skipping linkdir: symbolic link to a folder (not followed)');
     expect(readTree(dst)).toEqual({ 'link.txt': 'f', 'real/f.txt': 'f' });
   });
 

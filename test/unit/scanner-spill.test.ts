@@ -14,6 +14,8 @@ import { DIR, EntryCollector, FAN_IN, FILE, LINK, SpillDir, nameOf } from '../..
 
 let work: string;
 let root: string;
+/** One of bucketsync's own temporary names (host hash, pid, random). */
+const TEMP = '.bucketsync-tmp-0123abcd-123-89abcdef-leftover';
 
 /** Names that sort differently by UTF-16 code unit and by code point, and other traps. */
 const TRICKY = [
@@ -58,7 +60,14 @@ beforeAll(() => {
   writeFile('sub/nested/n', 'n');
   fs.mkdirSync(path.join(root, 'empty'));
   // Things the scanner reports or skips, the same on both paths.
-  writeFile('.bucketsync-tmp-123-leftover', 'partial');
+  writeFile(TEMP, 'partial');
+  // A user's file that only looks like a temporary name is data.
+  writeFile('.bucketsync-tmp-notes.txt', 'data');
+  // Names that are not UTF-8 (kept byte-exact, as lone surrogates U+DC80..U+DCFF).
+  fs.writeFileSync(Buffer.concat([Buffer.from(`${root}/bad`), Buffer.of(0xff, 0xfe), Buffer.from('.bin')]), 'bad');
+  fs.mkdirSync(Buffer.concat([Buffer.from(`${root}/dir`), Buffer.of(0xe9)]));
+  fs.writeFileSync(Buffer.concat([Buffer.from(`${root}/dir`), Buffer.of(0xe9), Buffer.from('/in')]), 'in');
+  fs.writeFileSync(Buffer.concat([Buffer.from(`${root}/sub/s`), Buffer.of(0x80)]), 'sub-bad');
   writeFile('back\\slash', 'b');
   fs.symlinkSync('a.txt', path.join(root, 'link-to-file'));
   fs.symlinkSync('sub', path.join(root, 'link-to-dir'));
@@ -80,7 +89,7 @@ function scan(opts: ScanOptions) {
   const temps: string[] = [];
   const entries = [];
   for (const b of scanLocal(root, { ...opts, spillDir, batchSize: 100, onWarning: (w) => warnings.push(w), onTempFile: (t) => temps.push(t) })) {
-    entries.push(...b.map((e) => [e.path, e.size, e.mtimeNs]));
+    entries.push(...b.map((e) => [e.path, e.size, e.mtimeNs, e.skipped?.reason, e.skipped?.subtree]));
   }
   return { entries, warnings, temps };
 }
@@ -100,6 +109,16 @@ describe('scanner spill to sorted runs', () => {
     expect(paths.indexOf('\uFF5Ed/inside')).toBeLessThan(paths.indexOf('\u{1F600}.png'));
     expect(paths).toContain('link-to-file');
     expect(paths).not.toContain('link-to-dir');
+    // Skip markers in their sorted places: a link to a folder stands for a subtree.
+    expect(paths).toContain('link-to-dir/');
+    expect(paths).toContain('broken-link');
+    expect(paths).toContain('back\\slash');
+    expect(paths).toContain('.bucketsync-tmp-notes.txt');
+    expect(paths).not.toContain(TEMP);
+    // Bytes that are not UTF-8, escaped one-to-one.
+    expect(paths).toContain('bad\uDCFF\uDCFE.bin');
+    expect(paths).toContain('dir\uDCE9/in');
+    expect(paths).toContain('sub/s\uDC80');
   });
 
   const variants: [string, ScanOptions][] = [
@@ -124,8 +143,9 @@ describe('scanner spill to sorted runs', () => {
     expect(warnings).toEqual([
       'skipping back\\slash: a backslash in a name cannot be a portable plan path',
       'skipping broken-link: broken symbolic link',
+      'skipping link-to-dir: symbolic link to a folder (not followed)',
     ]);
-    expect(temps).toEqual([path.join(root, '.bucketsync-tmp-123-leftover')]);
+    expect(temps).toEqual([path.join(root, TEMP)]);
   });
 
   it('takes the limit from BUCKETSYNC_SCAN_SPILL_ENTRIES', () => {
@@ -186,12 +206,13 @@ describe('scanner spill to sorted runs', () => {
     });
     const expected = scan({ fs: fsWith(undefined), spillEntries: 1e9, streamDirBytes: Number.MAX_SAFE_INTEGER });
     expect(expected.warnings).toContain('cannot read directory sub: permission denied (skipped)');
-    expect(expected.entries.some((e) => String(e[0]).startsWith('sub/'))).toBe(false);
+    expect(expected.entries.some((e) => String(e[0]).startsWith('sub/') && e[0] !== 'sub/')).toBe(false);
+    // The unreadable folder is a subtree marker in its sorted place.
+    expect(expected.entries.find((e) => e[0] === 'sub/')).toEqual(['sub/', 0, 0n, 'cannot read directory: permission denied', true]);
     expect(scan({ fs: fsWith(undefined), spillEntries: 7, streamDirBytes: 1 })).toEqual(expected);
-    // The top directory fails after 1000 entries, with runs already on disk: skipped, warned, cleaned.
-    const broken = scan({ fs: fsWith(1000), spillEntries: 7, streamDirBytes: 1 });
-    expect(broken.entries).toEqual([]);
-    expect(broken.warnings.at(-1)).toBe('cannot read directory .: I/O error (skipped)');
+    // The top directory fails after 1000 entries, with runs already on disk: the scan fails
+    // (nothing could be listed: nothing may be compared), and its runs are cleaned.
+    expect(() => scan({ fs: fsWith(1000), spillEntries: 7, streamDirBytes: 1 })).toThrow(`cannot read directory ${root}: I/O error`);
   });
 
   it('uses a fresh directory under the system temp dir by default, and removes it', () => {

@@ -34,12 +34,17 @@ describe('scanLocal', () => {
     ]);
   });
 
-  it('skips its own temporary files and reports them', () => {
-    const fs = fakeFs({ '/r/a.txt': 'a', '/r/.bucketsync-tmp-123-ab-a.txt': 'partial' });
+  it('skips its own temporary files and reports them; names that only look like them are data', () => {
+    const fs = fakeFs({
+      '/r/a.txt': 'a',
+      '/r/.bucketsync-tmp-0123abcd-123-89abcdef-a.txt': 'partial',
+      '/r/.bucketsync-tmp-123-ab-a.txt': 'user',
+      '/r/.bucketsync-tmp-notes.txt': 'user',
+    });
     const temps: string[] = [];
     const entries = [...scanLocal('/r', { fs, onTempFile: (p) => temps.push(p) })].flat();
-    expect(entries.map((e) => e.path)).toEqual(['a.txt']);
-    expect(temps).toEqual(['/r/.bucketsync-tmp-123-ab-a.txt']);
+    expect(entries.map((e) => e.path)).toEqual(['.bucketsync-tmp-123-ab-a.txt', '.bucketsync-tmp-notes.txt', 'a.txt']);
+    expect(temps).toEqual(['/r/.bucketsync-tmp-0123abcd-123-89abcdef-a.txt']);
   });
 
   it('warns about an unreadable directory and keeps going', () => {
@@ -50,14 +55,20 @@ describe('scanLocal', () => {
       return real(p, o);
     }) as ScanFs['readdirSync'];
     const warnings: string[] = [];
-    expect(scanAll('/r', fs, warnings).map((e) => e.path)).toEqual(['ok/a', 'z']);
+    const entries = scanAll('/r', fs, warnings);
+    expect(entries.map((e) => e.path)).toEqual(['ok/a', 'secret/', 'z']);
+    expect(entries[1]!.skipped).toEqual({ reason: 'cannot read directory: permission denied', subtree: true });
     expect(warnings).toEqual(['cannot read directory secret: permission denied (skipped)']);
   });
 
   it('reports names with a backslash instead of producing an unsafe plan path', () => {
     const fs = fakeFs({ '/r/a\\b.txt': 'x', '/r/ok': 'y' });
     const warnings: string[] = [];
-    expect(scanAll('/r', fs, warnings).map((e) => e.path)).toEqual(['ok']);
+    const entries = scanAll('/r', fs, warnings);
+    expect(entries.map((e) => [e.path, e.skipped?.reason])).toEqual([
+      ['a\\b.txt', 'a backslash in a name cannot be a portable plan path'],
+      ['ok', undefined],
+    ]);
     expect(warnings[0]).toContain('a\\b.txt');
   });
 
