@@ -134,6 +134,12 @@ export interface Store {
    */
   caseTwin?(path: string): Promise<string | undefined>;
 
+  /**
+   * Whether this location, opened as a source, names one file rather than a folder (a bucket
+   * prefix that is an object with nothing below `prefix/`). The sync then deletes nothing.
+   */
+  namesOneFile?(): Promise<boolean>;
+
   /** Releases connections, flushes caches. */
   close(): Promise<void>;
 }

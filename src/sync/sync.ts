@@ -128,6 +128,13 @@ export async function* operationsOf(batches: AsyncIterable<Operation[]>): AsyncG
 /** {@link planSides} in batches of operations (no await per operation). */
 export async function* planSidesBatches(sides: SyncSides, req: PlanRequest = {}): AsyncGenerator<Operation[]> {
   const compare = { ...DEFAULT_COMPARE_OPTIONS, ...req.compare };
+  // A source that names one file (s3://b/ckpt where ckpt is an object, not a folder) is that
+  // file alone, like rsync's `rsync --delete file dir/`: it can never say what else belongs
+  // in the destination, so --delete deletes nothing.
+  if (compare.delete && (await sides.source.namesOneFile?.())) {
+    req.onWarning?.(`${sides.source.display} is a single file, not a folder: --delete deletes nothing (write it with a trailing '/' to sync a folder of that name)`);
+    compare.delete = false;
+  }
   const matcher = new FilterMatcher(req.filters ?? EMPTY_FILTERS);
   const listOpts: ListOptions = {};
   if (req.onWarning) listOpts.onWarning = req.onWarning;

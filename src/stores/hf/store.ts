@@ -21,7 +21,7 @@ import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { commitIterBucket, downloadFile, fileDownloadInfo } from '@huggingface/hub';
 import { formatLocation, type HfLocation } from '../../location/location.js';
 import { compareCodePoints } from '../../manifest/order.js';
-import type { FileEntry } from '../../types.js';
+import { skippedEntry, type FileEntry } from '../../types.js';
 import {
   StaleError,
   expectationHolds,
@@ -55,6 +55,12 @@ export interface HfStoreOptions {
   batch?: { maxFiles?: number; windowMs?: number };
   /** Environment for HF_TOKEN / HF_ENDPOINT / HF_HOME lookups (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * How the location is used. A destination is always a folder (`prefix/…`): a file named
+   * exactly `prefix` is outside it, never listed, written or deleted. A source (or an unset
+   * role) may name one file, unless it was written with a trailing `/`.
+   */
+  role?: 'source' | 'dest';
 }
 
 /** What the Hub says about one path (tree and paths-info items). */
@@ -131,6 +137,8 @@ export class HfStore implements Store {
   private readonly windowMs: number;
   /** The prefix names a file itself (its entry is listed under its basename). */
   private exactFile: boolean | undefined;
+  /** The location is a folder whatever exists at `prefix` (a destination, or written with a trailing `/`). */
+  private readonly folderOnly: boolean;
   /** Remote path → xet hash of what this session uploaded or copied (sources for copy()). */
   private readonly known = new Map<string, string>();
   private writes: PendingWrite[] = [];
@@ -149,6 +157,8 @@ export class HfStore implements Store {
     this.display = formatLocation(location);
     this.bucketId = location.bucketId;
     this.prefix = location.prefix.replace(/\/+$/, '');
+    this.folderOnly = this.prefix === '' || opts.role === 'dest' || location.raw.endsWith('/');
+    if (this.folderOnly) this.exactFile = false;
     this.endpoint = resolveHfEndpoint(opts.endpoint, env);
     const { token, source } = resolveHfToken(opts.token, env);
     this.token = token;
@@ -283,11 +293,18 @@ export class HfStore implements Store {
       const page: FileEntry[] = [];
       for (const item of items as HubItem[]) {
         if (item?.type !== 'file' || typeof item.path !== 'string') continue; // directories
+        if (this.folderOnly && this.prefix !== '' && item.path === this.prefix) {
+          warn?.(`hf://buckets/${this.bucketId}/${item.path} has the same name as the folder ${this.display}/ and is not part of it: left untouched`);
+          continue;
+        }
         const rel = relativeToPrefix(item.path, this.prefix);
         if (rel === undefined) continue; // lexical sibling: `sub` must not yield `submarine.txt`
         const why = unsafePathReason(rel);
         if (why) {
+          // Reported AND kept in its sorted place as a skip marker: the planner counts it and
+          // never deletes at the destination what it could stand for.
           warn?.(`Skipping hf://buckets/${this.bucketId}/${item.path}: ${why}`);
+          page.push(skippedEntry(rel, why));
           continue;
         }
         if (this.prefix !== '' && item.path === this.prefix) exactSeen = true;
@@ -313,7 +330,27 @@ export class HfStore implements Store {
       if (batch.length > 0) yield batch;
       url = nextLink(res.headers.get('link'), url);
     }
-    if (this.prefix !== '') this.exactFile = exactSeen && !nestedBaseSeen;
+    if (this.prefix !== '' && !this.folderOnly) this.exactFile = exactSeen && !nestedBaseSeen;
+  }
+
+  /**
+   * Store.namesOneFile: the prefix is a file and nothing lies below `prefix/` (a sync with
+   * --delete then deletes nothing). One paths-info, plus one tree page when it is a file.
+   */
+  async namesOneFile(): Promise<boolean> {
+    if (this.folderOnly || this.prefix === '') return false;
+    const info = (await this.pathsInfo([this.prefix])).get(this.prefix);
+    if (info?.type !== 'file') return false;
+    const url = `${this.apiBase}/tree/${encodeURIComponent(this.prefix)}?recursive=true`;
+    let res: Response;
+    try {
+      res = await this.fetch(url, { headers: { ...this.authHeaders(), Accept: 'application/json' } });
+    } catch (e) {
+      throw mapHfError(e, this.ctx(`listing ${this.display}`));
+    }
+    if (!res.ok) throw mapHfError(await hubHttpError(res), this.ctx(`listing ${this.display}`));
+    const items = (await res.json()) as unknown;
+    return !(Array.isArray(items) && (items as HubItem[]).some((it) => typeof it?.path === 'string' && it.path.startsWith(`${this.prefix}/`)));
   }
 
   /**
