@@ -140,6 +140,13 @@ export interface Store {
    */
   namesOneFile?(): Promise<boolean>;
 
+  /**
+   * Called once before a run writes to this destination: throws a set-up error (exit 2, one
+   * line) when the credentials certainly cannot write (an hf read-only token), instead of
+   * one failure per file. Problems it cannot decide are left to the writes.
+   */
+  checkWritable?(signal?: AbortSignal): Promise<void>;
+
   /** Releases connections, flushes caches. */
   close(): Promise<void>;
 }

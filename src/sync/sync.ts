@@ -291,6 +291,8 @@ export async function executeOn(sides: SyncSides, ops: AsyncIterable<Operation>,
     // S3 keeps the xxh128 as x-amz-meta-xxh128: later runs compare and find renames without reading.
     o.hashUploads = sides.direction === 'upload' && sides.dest.kind === 's3' && typeof sides.source.localPath === 'function';
   }
+  // Every operation writes to the destination: credentials that cannot are one line, exit 2.
+  await sides.dest.checkWritable?.(run.signal);
   const session = sides.dedup;
   sides.dedup = undefined;
   if (session?.observed) ops = session.annotate(ops);

@@ -16,13 +16,15 @@
  * Every request goes through a fetch wrapper that retries 408/429/5xx honouring Retry-After.
  */
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform, pipeline } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { commitIterBucket, downloadFile, fileDownloadInfo } from '@huggingface/hub';
 import { formatLocation, type HfLocation } from '../../location/location.js';
 import { compareCodePoints } from '../../manifest/order.js';
-import { skippedEntry, type FileEntry } from '../../types.js';
+import { skippedEntry, xetIdentity, type FileEntry } from '../../types.js';
+import { XetHasher } from '../../hashing/xet.js';
 import {
+  RetryableError,
   StaleError,
   expectationHolds,
   type Expectation,
@@ -214,7 +216,14 @@ export class HfStore implements Store {
   private entryOf(rel: string, item: HubItem | undefined): FileEntry | undefined {
     if (!item || item.type !== 'file') return undefined;
     const e: FileEntry = { path: rel, size: Number(item.size ?? 0), mtimeMs: parseHubTime(item.mtime) };
-    if (typeof item.xetHash === 'string') e.xetHash = item.xetHash;
+    if (typeof item.xetHash === 'string') {
+      e.xetHash = item.xetHash;
+      // The content's identity is this version's identity: plans carry it (`dest_etag`) and
+      // every stale check compares it, so a same-size, same-mtime replacement by another
+      // writer is refused rather than deleted or overwritten.
+      const id = xetIdentity(item.xetHash);
+      if (id) e.etag = id;
+    }
     return e;
   }
 
@@ -334,6 +343,29 @@ export class HfStore implements Store {
   }
 
   /**
+   * Store.checkWritable: a read-only token (whoami-v2 says `role: read`) gets 403 on every
+   * write; say so once, with the token hint, before anything is sent (exit 2). Fine-grained
+   * tokens, and any failure to ask, are left to the writes themselves.
+   */
+  async checkWritable(signal?: AbortSignal): Promise<void> {
+    let role: unknown;
+    try {
+      const init: RequestInit = { headers: { ...this.authHeaders(), Accept: 'application/json' } };
+      if (signal) init.signal = signal;
+      const res = await this.fetch(`${this.endpoint}/api/whoami-v2`, init);
+      if (!res.ok) return;
+      const who = (await res.json()) as { auth?: { accessToken?: { role?: unknown } } };
+      role = who?.auth?.accessToken?.role;
+    } catch {
+      return;
+    }
+    if (role === 'read') {
+      const where = this.tokenSource === 'option' ? '--token' : this.tokenSource === 'HF_TOKEN' ? 'HF_TOKEN' : 'the hf token file';
+      throw new HfStoreError(`The Hugging Face token from ${where} is read-only: it cannot write to ${this.display}`, `Use a token with write access. ${TOKEN_HINT}`, 2);
+    }
+  }
+
+  /**
    * Store.namesOneFile: the prefix is a file and nothing lies below `prefix/` (a sync with
    * --delete then deletes nothing). One paths-info, plus one tree page when it is a file.
    */
@@ -406,11 +438,49 @@ export class HfStore implements Store {
       if (info.size === 0 || end < start) return Readable.from([]);
       const blob = await downloadFile({ ...common, downloadInfo: info, parallelDownloads: { maxInFlightBytes: DOWNLOAD_BUDGET } });
       if (!blob) throw new HfStoreError(`${this.display}/${rel}: no such file in the bucket`);
-      const part = start === 0 && end === info.size - 1 ? blob : blob.slice(start, end + 1);
-      return Readable.fromWeb(part.stream() as unknown as NodeReadableStream<Uint8Array>);
+      const whole = start === 0 && end === info.size - 1;
+      const part = whole ? blob : blob.slice(start, end + 1);
+      const stream = Readable.fromWeb(part.stream() as unknown as NodeReadableStream<Uint8Array>);
+      return whole ? this.verifyingXet(stream, info.size, info.xet?.hash, rel) : stream;
     } catch (e) {
       throw mapHfError(e, this.ctx(action));
     }
+  }
+
+  /**
+   * A whole file's bytes, checked as they stream: their count against the size the Hub
+   * claims and their Xet hash against the file's (what the reconstruction was asked for). A
+   * short, long or corrupted reconstruction fails at its end, before the reader can take it
+   * for complete (the executor writes under a temporary name and retries).
+   */
+  private verifyingXet(body: Readable, size: number, xetHash: string | undefined, rel: string): Readable {
+    const hasher = xetHash && /^[0-9a-f]{64}$/i.test(xetHash) ? new XetHasher() : undefined;
+    let n = 0;
+    const what = `${this.display}/${rel}`;
+    const out = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        n += chunk.length;
+        hasher?.update(chunk);
+        done(null, chunk);
+      },
+      flush(done) {
+        if (n !== size) {
+          hasher?.dispose();
+          done(new RetryableError(`${what} arrived with ${n} bytes, the Hub says it has ${size}; not kept`));
+          return;
+        }
+        if (hasher) {
+          const got = hasher.digestHex();
+          if (got !== xetHash!.toLowerCase()) {
+            done(new RetryableError(`${what} arrived corrupted: its content has Xet hash ${got}, the file's is ${xetHash}; not kept`));
+            return;
+          }
+        }
+        done();
+      },
+    });
+    pipeline(body, out, () => undefined); // an error of either stream destroys both
+    return out;
   }
 
   write(rel: string, source: TransferSource, opts: WriteOptions): Promise<void> {

@@ -132,30 +132,62 @@ interface PageLookup {
   unverified: Map<number, MetaRecord>;
 }
 
-/** What a download is checked against: an ETag (unquoted) and, for a multipart one, the part size. */
+/**
+ * What a download is checked against: an ETag (unquoted) and, for a multipart one, the part
+ * sizes that could have made it (`recorded`: the one we wrote down when we uploaded it).
+ */
 interface EtagCheck {
   etag: string;
-  partSize?: number;
+  /** Undefined: a single-part ETag, the content's MD5. */
+  partSizes?: number[];
+  recorded?: boolean;
 }
 
 /** User metadata key where multipart uploads and copies record their part size. */
 const PART_SIZE_META = 'part-size';
 
+/** Part sizes other tools use (aws cli/boto3 8 MiB, rclone 5 MiB, s3cmd 15 MiB, mc 16 MiB, s3a 32/64 MiB…). */
+const COMMON_PART_SIZES = [5, 8, 10, 15, 16, 25, 32, 50, 64, 100, 128, 256, 512, 1024].map((m) => m * MiB);
+/** Candidate part sizes hashed at once while a foreign multipart object streams. */
+const MAX_PART_CANDIDATES = 6;
+
+/**
+ * The part sizes that could give an object of `size` bytes `n` parts (`ceil(size / p) === n`),
+ * most likely first: the common sizes of other tools, then `size / n` rounded up to a MiB, a
+ * MB, and not at all (tools that split evenly, or grow their parts to stay under 10,000).
+ */
+export function candidatePartSizes(size: number, n: number): number[] {
+  if (!Number.isSafeInteger(size) || !Number.isSafeInteger(n) || n < 1 || size < 0) return [];
+  if (n === 1) return [Math.max(size, 1)];
+  const even = Math.ceil(size / n);
+  const fits = (p: number): boolean => p >= 1 && Math.ceil(size / p) === n;
+  const out: number[] = [];
+  for (const p of [...COMMON_PART_SIZES, Math.ceil(even / MiB) * MiB, Math.ceil(even / 1e6) * 1e6, even]) {
+    if (fits(p) && !out.includes(p)) out.push(p);
+    if (out.length >= MAX_PART_CANDIDATES) break;
+  }
+  return out;
+}
+
 /**
  * How a full download can be verified: by the MD5 ETag of an object written in one piece, or
- * by the multipart ETag of one whose part size we recorded; undefined when the ETag says
- * nothing checkable (SSE-KMS and SSE-C objects have ETags that are no MD5).
+ * by the multipart ETag — with the part size we recorded, else with the part sizes that could
+ * have made it; undefined when the ETag says nothing checkable (SSE-KMS and SSE-C objects have
+ * ETags that are no MD5).
  */
 function etagCheck(res: GetObjectResult): EtagCheck | undefined {
   const etag = res.ETag?.replace(/^"|"$/g, '').toLowerCase();
   if (!etag || res.SSECustomerAlgorithm || res.ServerSideEncryption?.startsWith('aws:kms')) return undefined;
   if (/^[0-9a-f]{32}$/.test(etag)) return { etag };
   const parts = /^[0-9a-f]{32}-(\d+)$/.exec(etag);
-  const partSize = Number(res.Metadata?.[PART_SIZE_META]);
-  if (!parts || !Number.isSafeInteger(partSize) || partSize < 1) return undefined;
-  // A recorded size that cannot give this many parts belongs to another version: don't judge.
-  if (res.ContentLength === undefined || Math.max(1, Math.ceil(res.ContentLength / partSize)) !== Number(parts[1])) return undefined;
-  return { etag, partSize };
+  if (!parts || res.ContentLength === undefined) return undefined;
+  const n = Number(parts[1]);
+  const recorded = Number(res.Metadata?.[PART_SIZE_META]);
+  // A recorded size that cannot give this many parts belongs to another version: not ours.
+  if (Number.isSafeInteger(recorded) && recorded >= 1 && Math.max(1, Math.ceil(res.ContentLength / recorded)) === n) {
+    return { etag, partSizes: [recorded], recorded: true };
+  }
+  return { etag, partSizes: candidatePartSizes(res.ContentLength, n) };
 }
 
 function xxhFromMetadata(meta: Record<string, string> | undefined): string | undefined {
@@ -206,6 +238,8 @@ export class S3Store implements Store {
   /** The location is a folder whatever exists at `prefix` (a destination, or written with a trailing `/`). */
   private readonly folderOnly: boolean;
   private singleFileProbe: Promise<boolean> | undefined;
+  /** Foreign multipart downloads no part size verified: key → their ETag and content MD5 (see verifyingEtag). */
+  private readonly unverified = new Map<string, { etag: string; md5: string }>();
   /** Set once the server turned out to compare If-Match without quotes (Ceph RGW). */
   private unquotedIfMatch = false;
   private closed = false;
@@ -689,43 +723,76 @@ export class S3Store implements Store {
 
   /**
    * The body, checked against the object's ETag as it streams: the content's MD5 (an object
-   * uploaded in one piece), or the MD5 of its parts' MD5s (a multipart upload whose part size
-   * we recorded). A body that arrives different fails with a retryable error at its end, before
-   * the reader can take it for complete.
+   * uploaded in one piece), or the MD5 of its parts' MD5s (a multipart upload), computed for
+   * every candidate part size at once. A body that arrives different fails with a retryable
+   * error at its end, before the reader can take it for complete.
+   *
+   * Another tool's multipart object whose part size is none of the candidates cannot be
+   * checked that way: the first download then fails (retryable) and remembers the content's
+   * MD5; a later download that hashes the same is accepted with a warning saying the object
+   * could not be verified (a corruption in transit does not repeat itself byte for byte).
    */
   private verifyingEtag(body: Readable, check: EtagCheck, key: string): Readable {
     const whole = createHash('md5');
-    const partDigests: Buffer[] = [];
-    let part = createHash('md5');
-    let inPart = 0;
-    const size = check.partSize;
+    const hashWhole = check.partSizes === undefined || !check.recorded;
+    const states = (check.partSizes ?? []).map((size) => ({ size, part: createHash('md5'), inPart: 0, digests: [] as Buffer[] }));
+    const unverified = this.unverified;
+    const warn = this.warn;
+    const what = this.what(key);
     const out = new Transform({
       transform(chunk: Buffer, _enc, done) {
-        if (size === undefined) whole.update(chunk);
-        else {
+        if (hashWhole) whole.update(chunk);
+        for (const st of states) {
           for (let at = 0; at < chunk.length; ) {
-            const n = Math.min(chunk.length - at, size - inPart);
-            part.update(chunk.subarray(at, at + n));
+            const n = Math.min(chunk.length - at, st.size - st.inPart);
+            st.part.update(chunk.subarray(at, at + n));
             at += n;
-            inPart += n;
-            if (inPart === size) {
-              partDigests.push(part.digest());
-              part = createHash('md5');
-              inPart = 0;
+            st.inPart += n;
+            if (st.inPart === st.size) {
+              st.digests.push(st.part.digest());
+              st.part = createHash('md5');
+              st.inPart = 0;
             }
           }
         }
         done(null, chunk);
       },
       flush: (done) => {
-        let got: string;
-        if (size === undefined) got = whole.digest('hex');
-        else {
-          if (inPart > 0) partDigests.push(part.digest());
-          got = `${createHash('md5').update(Buffer.concat(partDigests)).digest('hex')}-${partDigests.length}`;
+        const wholeMd5 = hashWhole ? whole.digest('hex') : undefined;
+        if (check.partSizes === undefined) {
+          if (wholeMd5 === check.etag) done();
+          else done(new RetryableError(`${what} arrived corrupted: its content hashes to ${wholeMd5}, its ETag is ${check.etag}`));
+          return;
         }
-        if (got === check.etag) done();
-        else done(new RetryableError(`${this.what(key)} arrived corrupted: its content hashes to ${got}, its ETag is ${check.etag}`));
+        const got: string[] = [];
+        for (const st of states) {
+          if (st.inPart > 0 || st.digests.length === 0) st.digests.push(st.part.digest());
+          got.push(`${createHash('md5').update(Buffer.concat(st.digests)).digest('hex')}-${st.digests.length}`);
+        }
+        if (got.includes(check.etag)) {
+          unverified.delete(key);
+          done();
+          return;
+        }
+        if (check.recorded) {
+          done(new RetryableError(`${what} arrived corrupted: its content hashes to ${got[0]}, its ETag is ${check.etag}`));
+          return;
+        }
+        const seen = unverified.get(key);
+        if (seen && seen.etag === check.etag && seen.md5 === wholeMd5) {
+          unverified.delete(key);
+          warn(
+            `${what} could not be verified: its multipart ETag ${check.etag} was made with a part size bucketsync cannot tell (tried ${check.partSizes.length ? check.partSizes.join(', ') : 'none fit'}); two downloads gave the same bytes (MD5 ${wholeMd5}), kept`,
+          );
+          done();
+          return;
+        }
+        unverified.set(key, { etag: check.etag, md5: wholeMd5! });
+        done(
+          new RetryableError(
+            `${what} could not be verified against its multipart ETag ${check.etag} (no likely part size matches): it may have arrived corrupted; downloading it again to compare`,
+          ),
+        );
       },
     });
     pipeline(body, out, () => undefined); // an error of either stream destroys both
