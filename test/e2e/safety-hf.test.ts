@@ -152,6 +152,19 @@ describe('safety against hostile buckets (hf, real CLI, local Hub/Xet server)', 
     expect((await server.readFile(bucket, 'gone.txt')).toString()).toBe('version B!');
   });
 
+  it("17: an mtime no file system can hold (year 5138, set by another client) falls back to the upload time; a pre-1970 one is kept", async () => {
+    const bucket = newBucket();
+    await upload(bucket, { 'far.txt': 'far', 'old.txt': 'old' });
+    server.touch(bucket, 'far.txt', 99_999_999_999_000);
+    server.touch(bucket, 'old.txt', -86_400_500);
+    const uploadedAt = server.listBucket(bucket).find((f) => f.path === 'far.txt')!.uploadedAt;
+    const r = await sync(`hf://buckets/${bucket}`, path.join(work, 'dl'), ['--dry-run']);
+    expect(r.code, r.stderr).toBe(0);
+    const ops = planByPath(r.stdout);
+    expect(Math.abs(Date.parse(ops['far.txt']!['remote_mtime'] as string) - uploadedAt)).toBeLessThan(1000);
+    expect(ops['old.txt']!['remote_mtime']).toBe('1969-12-30T23:59:59.500000+00:00');
+  });
+
   it('16: unsafe paths in an hf listing are skip markers in sorted place, with the reason (store level)', async () => {
     const bucket = newBucket();
     await upload(bucket, { 'p/a.txt': 'a', 'p/z.txt': 'z' });

@@ -23,6 +23,7 @@ import { formatLocation, type HfLocation } from '../../location/location.js';
 import { compareCodePoints } from '../../manifest/order.js';
 import { skippedEntry, xetIdentity, type FileEntry } from '../../types.js';
 import { XetHasher } from '../../hashing/xet.js';
+import { isRepresentableMtime } from '../s3/mtime.js';
 import {
   RetryableError,
   StaleError,
@@ -215,7 +216,11 @@ export class HfStore implements Store {
 
   private entryOf(rel: string, item: HubItem | undefined): FileEntry | undefined {
     if (!item || item.type !== 'file') return undefined;
-    const e: FileEntry = { path: rel, size: Number(item.size ?? 0), mtimeMs: parseHubTime(item.mtime) };
+    // An mtime no file system can hold (another client's 1e14 ms, year 5138) would be clamped
+    // by the local write and downloaded again on every run: the upload time stands in for it.
+    let mtimeMs = parseHubTime(item.mtime);
+    if (!isRepresentableMtime(mtimeMs)) mtimeMs = isRepresentableMtime(parseHubTime(item.uploadedAt)) ? parseHubTime(item.uploadedAt) : 0;
+    const e: FileEntry = { path: rel, size: Number(item.size ?? 0), mtimeMs };
     if (typeof item.xetHash === 'string') {
       e.xetHash = item.xetHash;
       // The content's identity is this version's identity: plans carry it (`dest_etag`) and
