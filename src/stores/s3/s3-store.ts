@@ -183,11 +183,13 @@ function etagCheck(res: GetObjectResult): EtagCheck | undefined {
   if (!parts || res.ContentLength === undefined) return undefined;
   const n = Number(parts[1]);
   const recorded = Number(res.Metadata?.[PART_SIZE_META]);
+  const candidates = candidatePartSizes(res.ContentLength, n);
   // A recorded size that cannot give this many parts belongs to another version: not ours.
+  // One that can is tried first (another tool may have passed our metadata along).
   if (Number.isSafeInteger(recorded) && recorded >= 1 && Math.max(1, Math.ceil(res.ContentLength / recorded)) === n) {
-    return { etag, partSizes: [recorded], recorded: true };
+    return { etag, partSizes: [recorded, ...candidates.filter((p) => p !== recorded)], recorded: true };
   }
-  return { etag, partSizes: candidatePartSizes(res.ContentLength, n) };
+  return { etag, partSizes: candidates };
 }
 
 function xxhFromMetadata(meta: Record<string, string> | undefined): string | undefined {
@@ -734,14 +736,13 @@ export class S3Store implements Store {
    */
   private verifyingEtag(body: Readable, check: EtagCheck, key: string): Readable {
     const whole = createHash('md5');
-    const hashWhole = check.partSizes === undefined || !check.recorded;
     const states = (check.partSizes ?? []).map((size) => ({ size, part: createHash('md5'), inPart: 0, digests: [] as Buffer[] }));
     const unverified = this.unverified;
     const warn = this.warn;
     const what = this.what(key);
     const out = new Transform({
       transform(chunk: Buffer, _enc, done) {
-        if (hashWhole) whole.update(chunk);
+        whole.update(chunk);
         for (const st of states) {
           for (let at = 0; at < chunk.length; ) {
             const n = Math.min(chunk.length - at, st.size - st.inPart);
@@ -758,7 +759,7 @@ export class S3Store implements Store {
         done(null, chunk);
       },
       flush: (done) => {
-        const wholeMd5 = hashWhole ? whole.digest('hex') : undefined;
+        const wholeMd5 = whole.digest('hex');
         if (check.partSizes === undefined) {
           if (wholeMd5 === check.etag) done();
           else done(new RetryableError(`${what} arrived corrupted: its content hashes to ${wholeMd5}, its ETag is ${check.etag}`));
@@ -774,10 +775,6 @@ export class S3Store implements Store {
           done();
           return;
         }
-        if (check.recorded) {
-          done(new RetryableError(`${what} arrived corrupted: its content hashes to ${got[0]}, its ETag is ${check.etag}`));
-          return;
-        }
         const seen = unverified.get(key);
         if (seen && seen.etag === check.etag && seen.md5 === wholeMd5) {
           unverified.delete(key);
@@ -787,10 +784,12 @@ export class S3Store implements Store {
           done();
           return;
         }
-        unverified.set(key, { etag: check.etag, md5: wholeMd5! });
+        unverified.set(key, { etag: check.etag, md5: wholeMd5 });
         done(
           new RetryableError(
-            `${what} could not be verified against its multipart ETag ${check.etag} (no likely part size matches): it may have arrived corrupted; downloading it again to compare`,
+            check.recorded
+              ? `${what} arrived corrupted: its content hashes to ${got[0]} with its recorded part size, its ETag is ${check.etag}`
+              : `${what} could not be verified against its multipart ETag ${check.etag} (no likely part size matches): it may have arrived corrupted; downloading it again to compare`,
           ),
         );
       },
