@@ -56,6 +56,7 @@ export async function openStore(loc: Location, role: Role, opts: StoreOptions = 
       if (opts.partSize !== undefined) o.partSize = opts.partSize;
       if (opts.multipartThreshold !== undefined) o.multipartThreshold = opts.multipartThreshold;
       if (opts.onWarning) o.onWarning = opts.onWarning;
+      o.role = role;
       // Only a destination bucket is created on request; a missing source is always an error.
       if (opts.createBucket && role === 'dest') o.createBucket = true;
       return openS3Store(loc, o);
@@ -65,6 +66,7 @@ export async function openStore(loc: Location, role: Role, opts: StoreOptions = 
       const o: Parameters<typeof openHfStore>[1] = {};
       if (opts.token !== undefined) o.token = opts.token;
       if (opts.onWarning) o.onWarning = opts.onWarning;
+      o.role = role;
       return openHfStore(loc, o);
     }
   }

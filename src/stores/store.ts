@@ -139,6 +139,19 @@ export interface Store {
    */
   caseTwin?(path: string): Promise<string | undefined>;
 
+  /**
+   * Whether this location, opened as a source, names one file rather than a folder (a bucket
+   * prefix that is an object with nothing below `prefix/`). The sync then deletes nothing.
+   */
+  namesOneFile?(): Promise<boolean>;
+
+  /**
+   * Called once before a run writes to this destination: throws a set-up error (exit 2, one
+   * line) when the credentials certainly cannot write (an hf read-only token), instead of
+   * one failure per file. Problems it cannot decide are left to the writes.
+   */
+  checkWritable?(signal?: AbortSignal): Promise<void>;
+
   /** Releases connections, flushes caches. */
   close(): Promise<void>;
 }

@@ -132,6 +132,13 @@ export async function* operationsOf(batches: AsyncIterable<Operation[]>): AsyncG
 /** {@link planSides} in batches of operations (no await per operation). */
 export async function* planSidesBatches(sides: SyncSides, req: PlanRequest = {}): AsyncGenerator<Operation[]> {
   const compare = { ...DEFAULT_COMPARE_OPTIONS, ...req.compare };
+  // A source that names one file (s3://b/ckpt where ckpt is an object, not a folder) is that
+  // file alone, like rsync's `rsync --delete file dir/`: it can never say what else belongs
+  // in the destination, so --delete deletes nothing.
+  if (compare.delete && (await sides.source.namesOneFile?.())) {
+    req.onWarning?.(`${sides.source.display} is a single file, not a folder: --delete deletes nothing (write it with a trailing '/' to sync a folder of that name)`);
+    compare.delete = false;
+  }
   const matcher = new FilterMatcher(req.filters ?? EMPTY_FILTERS);
   assertNoOverlap(sides.sourceLocation, sides.destLocation, matcher.isEmpty ? undefined : (p) => matcher.matches(p));
   const listOpts: ListOptions = {};
@@ -294,6 +301,8 @@ export async function executeOn(sides: SyncSides, ops: AsyncIterable<Operation>,
     // S3 keeps the xxh128 as x-amz-meta-xxh128: later runs compare and find renames without reading.
     o.hashUploads = sides.direction === 'upload' && sides.dest.kind === 's3' && typeof sides.source.localPath === 'function';
   }
+  // Every operation writes to the destination: credentials that cannot are one line, exit 2.
+  await sides.dest.checkWritable?.(run.signal);
   const session = sides.dedup;
   sides.dedup = undefined;
   if (session?.observed) ops = session.annotate(ops);

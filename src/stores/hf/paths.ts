@@ -13,6 +13,8 @@ export function relativeToPrefix(remote: string, prefix: string): string | undef
   return undefined;
 }
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 /** Why a relative path cannot be used safely on every store, or undefined when it can. */
 export function unsafePathReason(rel: string): string | undefined {
   if (rel === '') return 'empty path';
@@ -24,6 +26,7 @@ export function unsafePathReason(rel: string): string | undefined {
     // A local copy would be taken for a leftover of an interrupted run: never listed, deleted.
     if (seg.startsWith('.bucketsync-tmp-')) return "name starting with '.bucketsync-tmp-', reserved for temporary files";
   }
+  if (LONE_SURROGATE.test(rel)) return 'not valid Unicode (a lone surrogate)';
   return undefined;
 }
 

@@ -16,13 +16,16 @@
  * Every request goes through a fetch wrapper that retries 408/429/5xx honouring Retry-After.
  */
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform, pipeline } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { commitIterBucket, downloadFile, fileDownloadInfo } from '@huggingface/hub';
 import { formatLocation, type HfLocation } from '../../location/location.js';
 import { compareCodePoints } from '../../manifest/order.js';
-import type { FileEntry } from '../../types.js';
+import { skippedEntry, xetIdentity, type FileEntry } from '../../types.js';
+import { XetHasher } from '../../hashing/xet.js';
+import { isRepresentableMtime } from '../s3/mtime.js';
 import {
+  RetryableError,
   StaleError,
   expectationHolds,
   type Expectation,
@@ -55,6 +58,12 @@ export interface HfStoreOptions {
   batch?: { maxFiles?: number; windowMs?: number };
   /** Environment for HF_TOKEN / HF_ENDPOINT / HF_HOME lookups (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * How the location is used. A destination is always a folder (`prefix/…`): a file named
+   * exactly `prefix` is outside it, never listed, written or deleted. A source (or an unset
+   * role) may name one file, unless it was written with a trailing `/`.
+   */
+  role?: 'source' | 'dest';
 }
 
 /** What the Hub says about one path (tree and paths-info items). */
@@ -131,6 +140,8 @@ export class HfStore implements Store {
   private readonly windowMs: number;
   /** The prefix names a file itself (its entry is listed under its basename). */
   private exactFile: boolean | undefined;
+  /** The location is a folder whatever exists at `prefix` (a destination, or written with a trailing `/`). */
+  private readonly folderOnly: boolean;
   /** Remote path → xet hash of what this session uploaded or copied (sources for copy()). */
   private readonly known = new Map<string, string>();
   private writes: PendingWrite[] = [];
@@ -149,6 +160,8 @@ export class HfStore implements Store {
     this.display = formatLocation(location);
     this.bucketId = location.bucketId;
     this.prefix = location.prefix.replace(/\/+$/, '');
+    this.folderOnly = this.prefix === '' || opts.role === 'dest' || location.raw.endsWith('/');
+    if (this.folderOnly) this.exactFile = false;
     this.endpoint = resolveHfEndpoint(opts.endpoint, env);
     const { token, source } = resolveHfToken(opts.token, env);
     this.token = token;
@@ -203,8 +216,19 @@ export class HfStore implements Store {
 
   private entryOf(rel: string, item: HubItem | undefined): FileEntry | undefined {
     if (!item || item.type !== 'file') return undefined;
-    const e: FileEntry = { path: rel, size: Number(item.size ?? 0), mtimeMs: parseHubTime(item.mtime) };
-    if (typeof item.xetHash === 'string') e.xetHash = item.xetHash;
+    // An mtime no file system can hold (another client's 1e14 ms, year 5138) would be clamped
+    // by the local write and downloaded again on every run: the upload time stands in for it.
+    let mtimeMs = parseHubTime(item.mtime);
+    if (!isRepresentableMtime(mtimeMs)) mtimeMs = isRepresentableMtime(parseHubTime(item.uploadedAt)) ? parseHubTime(item.uploadedAt) : 0;
+    const e: FileEntry = { path: rel, size: Number(item.size ?? 0), mtimeMs };
+    if (typeof item.xetHash === 'string') {
+      e.xetHash = item.xetHash;
+      // The content's identity is this version's identity: plans carry it (`dest_etag`) and
+      // every stale check compares it, so a same-size, same-mtime replacement by another
+      // writer is refused rather than deleted or overwritten.
+      const id = xetIdentity(item.xetHash);
+      if (id) e.etag = id;
+    }
     return e;
   }
 
@@ -283,11 +307,18 @@ export class HfStore implements Store {
       const page: FileEntry[] = [];
       for (const item of items as HubItem[]) {
         if (item?.type !== 'file' || typeof item.path !== 'string') continue; // directories
+        if (this.folderOnly && this.prefix !== '' && item.path === this.prefix) {
+          warn?.(`hf://buckets/${this.bucketId}/${item.path} has the same name as the folder ${this.display}/ and is not part of it: left untouched`);
+          continue;
+        }
         const rel = relativeToPrefix(item.path, this.prefix);
         if (rel === undefined) continue; // lexical sibling: `sub` must not yield `submarine.txt`
         const why = unsafePathReason(rel);
         if (why) {
+          // Reported AND kept in its sorted place as a skip marker: the planner counts it and
+          // never deletes at the destination what it could stand for.
           warn?.(`Skipping hf://buckets/${this.bucketId}/${item.path}: ${why}`);
+          page.push(skippedEntry(rel, why));
           continue;
         }
         if (this.prefix !== '' && item.path === this.prefix) exactSeen = true;
@@ -313,7 +344,50 @@ export class HfStore implements Store {
       if (batch.length > 0) yield batch;
       url = nextLink(res.headers.get('link'), url);
     }
-    if (this.prefix !== '') this.exactFile = exactSeen && !nestedBaseSeen;
+    if (this.prefix !== '' && !this.folderOnly) this.exactFile = exactSeen && !nestedBaseSeen;
+  }
+
+  /**
+   * Store.checkWritable: a read-only token (whoami-v2 says `role: read`) gets 403 on every
+   * write; say so once, with the token hint, before anything is sent (exit 2). Fine-grained
+   * tokens, and any failure to ask, are left to the writes themselves.
+   */
+  async checkWritable(signal?: AbortSignal): Promise<void> {
+    let role: unknown;
+    try {
+      const init: RequestInit = { headers: { ...this.authHeaders(), Accept: 'application/json' } };
+      if (signal) init.signal = signal;
+      const res = await this.fetch(`${this.endpoint}/api/whoami-v2`, init);
+      if (!res.ok) return;
+      const who = (await res.json()) as { auth?: { accessToken?: { role?: unknown } } };
+      role = who?.auth?.accessToken?.role;
+    } catch {
+      return;
+    }
+    if (role === 'read') {
+      const where = this.tokenSource === 'option' ? '--token' : this.tokenSource === 'HF_TOKEN' ? 'HF_TOKEN' : 'the hf token file';
+      throw new HfStoreError(`The Hugging Face token from ${where} is read-only: it cannot write to ${this.display}`, `Use a token with write access. ${TOKEN_HINT}`, 2);
+    }
+  }
+
+  /**
+   * Store.namesOneFile: the prefix is a file and nothing lies below `prefix/` (a sync with
+   * --delete then deletes nothing). One paths-info, plus one tree page when it is a file.
+   */
+  async namesOneFile(): Promise<boolean> {
+    if (this.folderOnly || this.prefix === '') return false;
+    const info = (await this.pathsInfo([this.prefix])).get(this.prefix);
+    if (info?.type !== 'file') return false;
+    const url = `${this.apiBase}/tree/${encodeURIComponent(this.prefix)}?recursive=true`;
+    let res: Response;
+    try {
+      res = await this.fetch(url, { headers: { ...this.authHeaders(), Accept: 'application/json' } });
+    } catch (e) {
+      throw mapHfError(e, this.ctx(`listing ${this.display}`));
+    }
+    if (!res.ok) throw mapHfError(await hubHttpError(res), this.ctx(`listing ${this.display}`));
+    const items = (await res.json()) as unknown;
+    return !(Array.isArray(items) && (items as HubItem[]).some((it) => typeof it?.path === 'string' && it.path.startsWith(`${this.prefix}/`)));
   }
 
   /**
@@ -369,11 +443,49 @@ export class HfStore implements Store {
       if (info.size === 0 || end < start) return Readable.from([]);
       const blob = await downloadFile({ ...common, downloadInfo: info, parallelDownloads: { maxInFlightBytes: DOWNLOAD_BUDGET } });
       if (!blob) throw new HfStoreError(`${this.display}/${rel}: no such file in the bucket`);
-      const part = start === 0 && end === info.size - 1 ? blob : blob.slice(start, end + 1);
-      return Readable.fromWeb(part.stream() as unknown as NodeReadableStream<Uint8Array>);
+      const whole = start === 0 && end === info.size - 1;
+      const part = whole ? blob : blob.slice(start, end + 1);
+      const stream = Readable.fromWeb(part.stream() as unknown as NodeReadableStream<Uint8Array>);
+      return whole ? this.verifyingXet(stream, info.size, info.xet?.hash, rel) : stream;
     } catch (e) {
       throw mapHfError(e, this.ctx(action));
     }
+  }
+
+  /**
+   * A whole file's bytes, checked as they stream: their count against the size the Hub
+   * claims and their Xet hash against the file's (what the reconstruction was asked for). A
+   * short, long or corrupted reconstruction fails at its end, before the reader can take it
+   * for complete (the executor writes under a temporary name and retries).
+   */
+  private verifyingXet(body: Readable, size: number, xetHash: string | undefined, rel: string): Readable {
+    const hasher = xetHash && /^[0-9a-f]{64}$/i.test(xetHash) ? new XetHasher() : undefined;
+    let n = 0;
+    const what = `${this.display}/${rel}`;
+    const out = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        n += chunk.length;
+        hasher?.update(chunk);
+        done(null, chunk);
+      },
+      flush(done) {
+        if (n !== size) {
+          hasher?.dispose();
+          done(new RetryableError(`${what} arrived with ${n} bytes, the Hub says it has ${size}; not kept`));
+          return;
+        }
+        if (hasher) {
+          const got = hasher.digestHex();
+          if (got !== xetHash!.toLowerCase()) {
+            done(new RetryableError(`${what} arrived corrupted: its content has Xet hash ${got}, the file's is ${xetHash}; not kept`));
+            return;
+          }
+        }
+        done();
+      },
+    });
+    pipeline(body, out, () => undefined); // an error of either stream destroys both
+    return out;
   }
 
   write(rel: string, source: TransferSource, opts: WriteOptions): Promise<void> {

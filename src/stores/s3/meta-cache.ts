@@ -36,6 +36,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { compareCodePoints } from './keys.js';
+import { isRepresentableMtime } from './mtime.js';
 
 export interface MetaRecord {
   /** Object key. */
@@ -59,6 +60,8 @@ interface Tombstone {
 
 type JournalEntry = MetaRecord | Tombstone;
 
+/** Cache files are private to their user: they hold the object keys of private buckets. */
+const FILE_MODE = 0o600;
 const HEADER_BYTES = 256;
 const FORMAT = 's3-meta';
 const VERSION = 1;
@@ -114,7 +117,7 @@ function parseEntry(line: string): JournalEntry | undefined {
   if (typeof r.k !== 'string' || r.k === '') return undefined;
   if (r.x === 1) return { k: r.k, x: 1 };
   if (typeof r.e !== 'string' || typeof r.s !== 'number' || typeof r.m !== 'number') return undefined;
-  if (!Number.isFinite(r.m) || !Number.isSafeInteger(r.s) || r.s < 0) return undefined;
+  if (!isRepresentableMtime(r.m) || !Number.isSafeInteger(r.s) || r.s < 0) return undefined;
   const rec: MetaRecord = { k: r.k, e: r.e, s: r.s, m: r.m };
   if (typeof r.l === 'number' && Number.isFinite(r.l)) rec.l = r.l;
   if (typeof r.h === 'string') rec.h = r.h;
@@ -257,9 +260,19 @@ export class MetaCache {
     this.warn(`S3 metadata cache ${this.file} disabled for this run: ${(err as Error).message ?? String(err)}`);
   }
 
+  /**
+   * Creates the cache folder (0700: records name the objects of private buckets) and makes
+   * an existing cache file private (0600) if an older version left it readable to others.
+   */
   private async ensureDir(): Promise<void> {
     if (this.dirReady) return;
-    await fs.mkdir(path.dirname(this.file!), { recursive: true });
+    await fs.mkdir(path.dirname(this.file!), { recursive: true, mode: 0o700 });
+    try {
+      const st = await fs.stat(this.file!);
+      if ((st.mode & 0o077) !== 0) await fs.chmod(this.file!, st.mode & 0o700);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
     this.dirReady = true;
   }
 
@@ -270,7 +283,7 @@ export class MetaCache {
     const text = `\n${lines.join('\n')}\n`;
     try {
       await this.ensureDir();
-      await fs.appendFile(this.file!, text);
+      await fs.appendFile(this.file!, text, { mode: FILE_MODE });
       this.appendedBytes += Buffer.byteLength(text);
       if (this.appendedBytes >= JOURNAL_MAX_BYTES) await this.maybeCompact(false);
     } catch (err) {
@@ -403,7 +416,7 @@ export class MetaCache {
     const { journal, end } = await this.readJournal(layout, this.journalReadMax);
     const keys = [...journal.keys()].sort(compareCodePoints);
     const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    const out = await fs.open(tmp, 'w');
+    const out = await fs.open(tmp, 'w', FILE_MODE);
     let ok = false;
     try {
       let pos = HEADER_BYTES;
@@ -526,7 +539,10 @@ export class MetaScan {
   /**
    * The record for this object version, if the cache has one. Keys must be asked for in
    * ascending order (a key lower than the previous one only consults the journal).
-   * `needsLastModified` is true when the record matched without a recorded LastModified.
+   * `needsLastModified` is true when the record matched without a recorded LastModified: it
+   * is then NOT an answer (same bytes re-PUT by another tool keep ETag and size but carry
+   * another mtime) — the caller must HEAD the object, and may keep the record's hash only
+   * when that HEAD shows the record's ETag.
    */
   async lookup(key: string, etag: string, size: number, lastModifiedMs: number | undefined): Promise<{ rec: MetaRecord; needsLastModified: boolean } | undefined> {
     const fromBase = await this.advance(key);

@@ -55,7 +55,21 @@ export function parseMtime(value: string | undefined): number | undefined {
   const frac = (m[3] ?? '').slice(0, 9).padEnd(9, '0');
   // seconds.fffffffff → milliseconds: move the decimal point three places.
   const ms = Number(`${sign}${secs}${frac.slice(0, 3)}.${frac.slice(3)}`);
-  return Number.isFinite(ms) ? ms : undefined;
+  return isRepresentableMtime(ms) ? ms : undefined;
+}
+
+/**
+ * The mtimes a file system can hold and give back unchanged: from 1901-12-13 (the signed
+ * 32-bit epoch, -2^31 s) to 2446-05-10 (ext4's limit, 2^34 - 2^31 - 1 s). Another tool's
+ * `x-amz-meta-mtime` outside it (`1e22`, year 5138) is not an mtime we can keep: the
+ * object's LastModified is used instead, so one such object neither fails a whole run nor
+ * is downloaded again on every run (a file system clamps it, and the next run sees a change).
+ */
+export const MIN_MTIME_MS = -2_147_483_648_000;
+export const MAX_MTIME_MS = 15_032_385_535_000;
+
+export function isRepresentableMtime(ms: number): boolean {
+  return Number.isFinite(ms) && ms >= MIN_MTIME_MS && ms <= MAX_MTIME_MS;
 }
 
 /** A number as a plain (non-exponential) decimal string, digits exactly as `String(n)` gives them. */

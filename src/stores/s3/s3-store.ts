@@ -23,7 +23,7 @@ import type {
 import PQueue from 'p-queue';
 import type { S3Location } from '../../location/location.js';
 import { formatLocation } from '../../location/location.js';
-import type { FileEntry } from '../../types.js';
+import { skippedEntry, type FileEntry } from '../../types.js';
 import {
   RetryableError,
   StaleError,
@@ -95,6 +95,12 @@ export interface S3StoreOptions {
   copyMultipartThreshold?: number;
   /** Part size of multipart copies (default 512 MiB, at least 5 MiB). */
   copyPartSize?: number;
+  /**
+   * How the location is used. A destination is always a folder (`prefix/…`): the object named
+   * exactly `prefix` is outside it, never listed, written or deleted. A source (or an unset
+   * role) may name one object, unless it was written with a trailing `/`.
+   */
+  role?: 'source' | 'dest';
 }
 
 /** One object as a listing page shows it. */
@@ -104,6 +110,8 @@ interface Listed {
   size: number;
   etag: string;
   lastModifiedMs: number | undefined;
+  /** Set when the key cannot be a file of the manifest: listed as a skip marker with this reason. */
+  skip?: string;
 }
 
 interface Conditions {
@@ -117,35 +125,97 @@ function quoteEtag(etag: string | undefined): string | undefined {
   return etag.startsWith('"') || etag.startsWith('W/') ? etag : `"${etag}"`;
 }
 
-/** What a download is checked against: an ETag (unquoted) and, for a multipart one, the part size. */
+/** Cache answers for one listing page: entries found, indexes to HEAD, and unverified records among those. */
+interface PageLookup {
+  entries: (FileEntry | undefined)[];
+  misses: number[];
+  unverified: Map<number, MetaRecord>;
+}
+
+/**
+ * What a download is checked against: an ETag (unquoted) and, for a multipart one, the part
+ * sizes that could have made it (`recorded`: the one we wrote down when we uploaded it).
+ */
 interface EtagCheck {
   etag: string;
-  partSize?: number;
+  /** Undefined: a single-part ETag, the content's MD5. */
+  partSizes?: number[];
+  recorded?: boolean;
 }
 
 /** User metadata key where multipart uploads and copies record their part size. */
 const PART_SIZE_META = 'part-size';
 
+/** Part sizes other tools use (aws cli/boto3 8 MiB, rclone 5 MiB, s3cmd 15 MiB, mc 16 MiB, s3a 32/64 MiB…). */
+const COMMON_PART_SIZES = [5, 8, 10, 15, 16, 25, 32, 50, 64, 100, 128, 256, 512, 1024].map((m) => m * MiB);
+/** Candidate part sizes hashed at once while a foreign multipart object streams. */
+const MAX_PART_CANDIDATES = 6;
+
+/**
+ * The part sizes that could give an object of `size` bytes `n` parts (`ceil(size / p) === n`),
+ * most likely first: the common sizes of other tools, then `size / n` rounded up to a MiB, a
+ * MB, and not at all (tools that split evenly, or grow their parts to stay under 10,000).
+ */
+export function candidatePartSizes(size: number, n: number): number[] {
+  if (!Number.isSafeInteger(size) || !Number.isSafeInteger(n) || n < 1 || size < 0) return [];
+  if (n === 1) return [Math.max(size, 1)];
+  const even = Math.ceil(size / n);
+  const fits = (p: number): boolean => p >= 1 && Math.ceil(size / p) === n;
+  const out: number[] = [];
+  for (const p of [...COMMON_PART_SIZES, Math.ceil(even / MiB) * MiB, Math.ceil(even / 1e6) * 1e6, even]) {
+    if (fits(p) && !out.includes(p)) out.push(p);
+    if (out.length >= MAX_PART_CANDIDATES) break;
+  }
+  return out;
+}
+
 /**
  * How a full download can be verified: by the MD5 ETag of an object written in one piece, or
- * by the multipart ETag of one whose part size we recorded; undefined when the ETag says
- * nothing checkable (SSE-KMS and SSE-C objects have ETags that are no MD5).
+ * by the multipart ETag — with the part size we recorded, else with the part sizes that could
+ * have made it; undefined when the ETag says nothing checkable (SSE-KMS and SSE-C objects have
+ * ETags that are no MD5).
  */
 function etagCheck(res: GetObjectResult): EtagCheck | undefined {
   const etag = res.ETag?.replace(/^"|"$/g, '').toLowerCase();
   if (!etag || res.SSECustomerAlgorithm || res.ServerSideEncryption?.startsWith('aws:kms')) return undefined;
   if (/^[0-9a-f]{32}$/.test(etag)) return { etag };
   const parts = /^[0-9a-f]{32}-(\d+)$/.exec(etag);
-  const partSize = Number(res.Metadata?.[PART_SIZE_META]);
-  if (!parts || !Number.isSafeInteger(partSize) || partSize < 1) return undefined;
-  // A recorded size that cannot give this many parts belongs to another version: don't judge.
-  if (res.ContentLength === undefined || Math.max(1, Math.ceil(res.ContentLength / partSize)) !== Number(parts[1])) return undefined;
-  return { etag, partSize };
+  if (!parts || res.ContentLength === undefined) return undefined;
+  const n = Number(parts[1]);
+  const recorded = Number(res.Metadata?.[PART_SIZE_META]);
+  const candidates = candidatePartSizes(res.ContentLength, n);
+  // A recorded size that cannot give this many parts belongs to another version: not ours.
+  // One that can is tried first (another tool may have passed our metadata along).
+  if (Number.isSafeInteger(recorded) && recorded >= 1 && Math.max(1, Math.ceil(res.ContentLength / recorded)) === n) {
+    return { etag, partSizes: [recorded, ...candidates.filter((p) => p !== recorded)], recorded: true };
+  }
+  return { etag, partSizes: candidates };
 }
 
 function xxhFromMetadata(meta: Record<string, string> | undefined): string | undefined {
   const v = meta?.xxh128?.trim().toLowerCase();
   return v && /^[0-9a-f]{32}$/.test(v) ? `xxh128:${v}` : undefined;
+}
+
+/** User metadata key that ties `xxh128` to the content it was computed for: that content's MD5 (hex). */
+const XXH_TIE_META = 'xxh128-md5';
+
+/**
+ * The object's stored content hash, only when it is proven to describe the bytes the object
+ * holds now: `x-amz-meta-xxh128` counts when `x-amz-meta-xxh128-md5` (written with it) equals
+ * the object's ETag and that ETag is the content's MD5 (a single-part object, no SSE-KMS/C).
+ * Another tool that rewrites the bytes and passes the old metadata along changes the ETag, so
+ * the stale hash is ignored (and --checksum falls back to the MD5 ETag). Multipart objects we
+ * wrote are vouched for by the metadata cache instead (a record ties the hash to the ETag
+ * verified after the upload).
+ */
+function trustedHash(head: { Metadata?: Record<string, string> | undefined; ETag?: string | undefined; ServerSideEncryption?: string | undefined; SSECustomerAlgorithm?: string | undefined }): string | undefined {
+  const h = xxhFromMetadata(head.Metadata);
+  if (!h) return undefined;
+  if (head.SSECustomerAlgorithm || head.ServerSideEncryption?.startsWith('aws:kms')) return undefined;
+  const tie = head.Metadata?.[XXH_TIE_META]?.trim().toLowerCase();
+  const etag = head.ETag?.replace(/^"|"$/g, '').toLowerCase();
+  return tie !== undefined && etag !== undefined && /^[0-9a-f]{32}$/.test(etag) && tie === etag ? h : undefined;
 }
 
 export class S3Store implements Store {
@@ -167,7 +237,11 @@ export class S3Store implements Store {
   private readonly ctx: ErrorContext;
   /** Whether the prefix names one object (a single-file location); undefined until known. */
   private singleFile: boolean | undefined;
+  /** The location is a folder whatever exists at `prefix` (a destination, or written with a trailing `/`). */
+  private readonly folderOnly: boolean;
   private singleFileProbe: Promise<boolean> | undefined;
+  /** Foreign multipart downloads no part size verified: key → their ETag and content MD5 (see verifyingEtag). */
+  private readonly unverified = new Map<string, { etag: string; md5: string }>();
   /** Set once the server turned out to compare If-Match without quotes (Ceph RGW). */
   private unquotedIfMatch = false;
   private closed = false;
@@ -182,6 +256,8 @@ export class S3Store implements Store {
     this.bucket = loc.bucket;
     this.prefix = loc.prefix.replace(/^\/+|\/+$/g, '');
     this.display = formatLocation({ ...loc, prefix: this.prefix });
+    this.folderOnly = this.prefix === '' || opts.role === 'dest' || /^s3:\/\/[^/]+\/.*\/$/.test(loc.raw);
+    if (this.folderOnly) this.singleFile = false;
     this.partSize = clampPart(opts.partSize ?? 16 * MiB);
     this.multipartThreshold = Math.max(1, opts.multipartThreshold ?? 16 * MiB);
     this.capabilities = {
@@ -320,11 +396,17 @@ export class S3Store implements Store {
 
   /** Whether the prefix is one object with nothing below `prefix/` (found by list(), else asked). */
   private async isSingleFile(): Promise<boolean> {
+    if (this.folderOnly) return false;
     if (this.singleFile !== undefined) return this.singleFile;
     this.singleFileProbe ??= this.probeSingleFile().finally(() => {
       this.singleFileProbe = undefined;
     });
     return this.singleFileProbe;
+  }
+
+  /** Store.namesOneFile: the source is one object, not a folder (a sync with --delete then deletes nothing). */
+  async namesOneFile(): Promise<boolean> {
+    return this.prefix !== '' && (await this.isSingleFile());
   }
 
   private async probeSingleFile(): Promise<boolean> {
@@ -433,6 +515,10 @@ export class S3Store implements Store {
         const etag = quoteEtag(obj.ETag) ?? '';
         const lastModifiedMs = obj.LastModified?.getTime();
         if (P && key === P) {
+          if (this.folderOnly) {
+            warn(`S3 object '${key}' has the same name as the folder ${this.display}/ and is not part of it: left untouched`);
+            continue;
+          }
           single = { rel: basename(P), key, size, etag, lastModifiedMs };
           continue;
         }
@@ -454,15 +540,24 @@ export class S3Store implements Store {
           }
         }
         if (rel.endsWith('/') && size === 0) continue; // directory marker
-        const why = unsafeRelativePath(rel);
-        if (why !== undefined) {
-          warn(`Skipping S3 object '${key}': its path ${why}`);
-          continue;
-        }
         if (lastRel !== undefined && compareCodePoints(rel, lastRel) <= 0) {
-          warn(`S3 listing out of order: '${rel}' came after '${lastRel}'`);
+          // The planner merges both sides in order: an entry out of place could not be matched
+          // (and dropping it could let a delete through). Refuse the listing.
+          throw new S3StoreError(
+            `The listing of ${this.display} came back out of order ('${rel}' after '${lastRel}')`,
+            'S3 lists keys in UTF-8 byte order; re-run, and report this server if it persists.',
+          );
         }
         lastRel = rel;
+        const why = unsafeRelativePath(rel);
+        if (why !== undefined) {
+          // Reported AND kept in its sorted place as a skip marker: the planner counts it and
+          // never deletes at the destination what it could stand for.
+          const reason = `its path ${why}`;
+          warn(`Skipping S3 object '${key}': ${reason}`);
+          out.push({ rel, key, size, etag, lastModifiedMs, skip: reason });
+          continue;
+        }
         out.push({ rel, key, size, etag, lastModifiedMs });
       }
       if (out.length > 0) yield out;
@@ -478,7 +573,7 @@ export class S3Store implements Store {
       firstPage = false;
     }
 
-    if (P) this.singleFile = single !== undefined && !sawDir;
+    if (P && !this.folderOnly) this.singleFile = single !== undefined && !sawDir;
     if (single && !sawDir) yield [single];
   }
 
@@ -486,32 +581,40 @@ export class S3Store implements Store {
    * Cache lookups for one page (must run page after page, in key order: the cache streams its
    * sorted base alongside the listing). Returns the entries found and the indexes still unknown.
    */
-  private async lookupPage(page: Listed[], scan: MetaScan): Promise<{ entries: (FileEntry | undefined)[]; misses: number[] }> {
+  private async lookupPage(page: Listed[], scan: MetaScan): Promise<PageLookup> {
     const entries: (FileEntry | undefined)[] = [];
     const misses: number[] = [];
+    const unverified = new Map<number, MetaRecord>();
     for (let i = 0; i < page.length; i++) {
       const o = page[i]!;
+      if (o.skip !== undefined) {
+        entries.push(skippedEntry(o.rel, o.skip));
+        continue;
+      }
       const hit = await scan.lookup(o.key, o.etag, o.size, o.lastModifiedMs);
-      if (hit) {
+      if (hit && !hit.needsLastModified) {
         const entry: FileEntry = { path: o.rel, size: o.size, mtimeMs: hit.rec.m, etag: o.etag };
         if (hit.rec.h) entry.hash = hit.rec.h;
         entries.push(entry);
-        if (hit.needsLastModified) this.cache.refine({ ...hit.rec, l: o.lastModifiedMs });
       } else {
+        // A record without LastModified (written right after our upload) is no answer: another
+        // tool may have re-PUT the same bytes with another mtime since. The HEAD decides, and
+        // only then is the listing's LastModified recorded with it.
+        if (hit) unverified.set(i, hit.rec);
         entries.push(undefined);
         misses.push(i);
       }
     }
-    return { entries, misses };
+    return { entries, misses, unverified };
   }
 
   /** HEADs the objects the cache didn't know (concurrently, ~32 in flight); keeps page order. */
   private async headMisses(
     page: Listed[],
-    found: { entries: (FileEntry | undefined)[]; misses: number[] },
+    found: PageLookup,
     signal: AbortSignal | undefined,
   ): Promise<FileEntry[]> {
-    const { entries, misses } = found;
+    const { entries, misses, unverified } = found;
     if (misses.length > 0) {
       await Promise.all(
         misses.map((i) =>
@@ -520,6 +623,9 @@ export class S3Store implements Store {
             const head = await this.headObject(o.key, signal);
             if (!head) return; // deleted since it was listed
             const entry = this.entryFromHead(o.rel, head, o);
+            // The record's hash was proven for its ETag (our verified upload): still the same bytes?
+            const rec0 = unverified.get(i);
+            if (!entry.hash && rec0?.h && rec0.e === entry.etag && rec0.s === entry.size) entry.hash = rec0.h;
             entries[i] = entry;
             const rec: MetaRecord = { k: o.key, e: entry.etag ?? '', s: entry.size, m: entry.mtimeMs };
             if (entry.etag === o.etag && o.lastModifiedMs !== undefined) rec.l = o.lastModifiedMs;
@@ -541,7 +647,7 @@ export class S3Store implements Store {
     const mtimeMs = parseMtime(head.Metadata?.mtime) ?? lastModified ?? 0;
     const entry: FileEntry = { path: rel, size, mtimeMs };
     if (etag) entry.etag = etag;
-    const h = xxhFromMetadata(head.Metadata);
+    const h = trustedHash(head);
     if (h) entry.hash = h;
     return entry;
   }
@@ -619,43 +725,73 @@ export class S3Store implements Store {
 
   /**
    * The body, checked against the object's ETag as it streams: the content's MD5 (an object
-   * uploaded in one piece), or the MD5 of its parts' MD5s (a multipart upload whose part size
-   * we recorded). A body that arrives different fails with a retryable error at its end, before
-   * the reader can take it for complete.
+   * uploaded in one piece), or the MD5 of its parts' MD5s (a multipart upload), computed for
+   * every candidate part size at once. A body that arrives different fails with a retryable
+   * error at its end, before the reader can take it for complete.
+   *
+   * Another tool's multipart object whose part size is none of the candidates cannot be
+   * checked that way: the first download then fails (retryable) and remembers the content's
+   * MD5; a later download that hashes the same is accepted with a warning saying the object
+   * could not be verified (a corruption in transit does not repeat itself byte for byte).
    */
   private verifyingEtag(body: Readable, check: EtagCheck, key: string): Readable {
     const whole = createHash('md5');
-    const partDigests: Buffer[] = [];
-    let part = createHash('md5');
-    let inPart = 0;
-    const size = check.partSize;
+    const states = (check.partSizes ?? []).map((size) => ({ size, part: createHash('md5'), inPart: 0, digests: [] as Buffer[] }));
+    const unverified = this.unverified;
+    const warn = this.warn;
+    const what = this.what(key);
     const out = new Transform({
       transform(chunk: Buffer, _enc, done) {
-        if (size === undefined) whole.update(chunk);
-        else {
+        whole.update(chunk);
+        for (const st of states) {
           for (let at = 0; at < chunk.length; ) {
-            const n = Math.min(chunk.length - at, size - inPart);
-            part.update(chunk.subarray(at, at + n));
+            const n = Math.min(chunk.length - at, st.size - st.inPart);
+            st.part.update(chunk.subarray(at, at + n));
             at += n;
-            inPart += n;
-            if (inPart === size) {
-              partDigests.push(part.digest());
-              part = createHash('md5');
-              inPart = 0;
+            st.inPart += n;
+            if (st.inPart === st.size) {
+              st.digests.push(st.part.digest());
+              st.part = createHash('md5');
+              st.inPart = 0;
             }
           }
         }
         done(null, chunk);
       },
       flush: (done) => {
-        let got: string;
-        if (size === undefined) got = whole.digest('hex');
-        else {
-          if (inPart > 0) partDigests.push(part.digest());
-          got = `${createHash('md5').update(Buffer.concat(partDigests)).digest('hex')}-${partDigests.length}`;
+        const wholeMd5 = whole.digest('hex');
+        if (check.partSizes === undefined) {
+          if (wholeMd5 === check.etag) done();
+          else done(new RetryableError(`${what} arrived corrupted: its content hashes to ${wholeMd5}, its ETag is ${check.etag}`));
+          return;
         }
-        if (got === check.etag) done();
-        else done(new RetryableError(`${this.what(key)} arrived corrupted: its content hashes to ${got}, its ETag is ${check.etag}`));
+        const got: string[] = [];
+        for (const st of states) {
+          if (st.inPart > 0 || st.digests.length === 0) st.digests.push(st.part.digest());
+          got.push(`${createHash('md5').update(Buffer.concat(st.digests)).digest('hex')}-${st.digests.length}`);
+        }
+        if (got.includes(check.etag)) {
+          unverified.delete(key);
+          done();
+          return;
+        }
+        const seen = unverified.get(key);
+        if (seen && seen.etag === check.etag && seen.md5 === wholeMd5) {
+          unverified.delete(key);
+          warn(
+            `${what} could not be verified: its multipart ETag ${check.etag} was made with a part size bucketsync cannot tell (tried ${check.partSizes.length ? check.partSizes.join(', ') : 'none fit'}); two downloads gave the same bytes (MD5 ${wholeMd5}), kept`,
+          );
+          done();
+          return;
+        }
+        unverified.set(key, { etag: check.etag, md5: wholeMd5 });
+        done(
+          new RetryableError(
+            check.recorded
+              ? `${what} arrived corrupted: its content hashes to ${got[0]} with its recorded part size, its ETag is ${check.etag}`
+              : `${what} could not be verified against its multipart ETag ${check.etag} (no likely part size matches): it may have arrived corrupted; downloading it again to compare`,
+          ),
+        );
       },
     });
     pipeline(body, out, () => undefined); // an error of either stream destroys both
@@ -674,8 +810,12 @@ export class S3Store implements Store {
     if (expect.kind === 'absent') return { IfNoneMatch: '*' };
     if (expect.etag) return { IfMatch: quoteEtag(expect.etag)! };
     const head = await this.headObject(key, signal);
-    if (!head) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made); left untouched`);
+    if (!head) {
+      this.cache.forget(key);
+      throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made); left untouched`);
+    }
     if (!this.holds(expect, head)) {
+      this.cache.forget(key); // the plan's view (maybe from a cache record) is disproved: never again
       throw new StaleError(`${this.what(key)} changed since the plan was made; left untouched`);
     }
     return head.ETag ? { IfMatch: head.ETag } : {};
@@ -743,12 +883,13 @@ export class S3Store implements Store {
       } catch (err) {
         throw this.sourceError(err, rel);
       }
-      if (!metadata.xxh128) {
-        await defaultBackend();
-        metadata.xxh128 = xxh128HexSync(body);
-      }
+      // The hash of exactly these bytes (a hash computed earlier may describe an older read),
+      // tied to their MD5, which is the object's ETag: see trustedHash().
+      await defaultBackend();
+      metadata.xxh128 = xxh128HexSync(body);
       record.h = `xxh128:${metadata.xxh128}`;
       const md5 = createHash('md5').update(body).digest();
+      metadata[XXH_TIE_META] = md5.toString('hex');
       const res = await this.conditional(key, cond, (c) =>
         this.send('PutObject', key, () =>
           this.sending(
@@ -994,8 +1135,12 @@ export class S3Store implements Store {
     this.assertOpen();
     const key = await this.keyFor(rel);
     const head = await this.headObject(key);
-    if (!head) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made); left untouched`);
+    if (!head) {
+      this.cache.forget(key);
+      throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made); left untouched`);
+    }
     if (expect.kind === 'absent' || !this.holds(expect, head)) {
+      this.cache.forget(key);
       throw new StaleError(`${this.what(key)} changed since the plan was made; its mtime was left untouched`);
     }
     await this.copyObject(key, head, key, mtimeMs, head.ETag ? { IfMatch: head.ETag } : {}, undefined);
@@ -1021,7 +1166,8 @@ export class S3Store implements Store {
     };
     const srcEtag = quoteEtag(src.ETag);
     const record: Omit<MetaRecord, 'e'> = { k: dstKey, s: size, m: mtimeMs };
-    const h = xxhFromMetadata(src.Metadata);
+    // The copy holds the source's bytes: its hash counts when it was proven for the source.
+    const h = trustedHash(src);
     if (h) record.h = h;
 
     if (size <= this.copyThreshold) {
@@ -1180,11 +1326,13 @@ export class S3Store implements Store {
             return;
           }
           if (!head) {
+            this.cache.forget(key);
             r.stale = true;
             r.error = `${this.what(key)} vanished since the plan was made`;
             return;
           }
           if (!this.holds(item.expect, head)) {
+            this.cache.forget(key); // the plan's view (maybe from a cache record) is disproved
             r.stale = true;
             r.error = `${this.what(key)} changed since the plan was made; left untouched`;
             return;
@@ -1306,6 +1454,16 @@ function clampPart(n: number): number {
 
 /** Opens an S3 location: resolves the client configuration, checks (or creates) the bucket. */
 export async function openS3Store(loc: S3Location, opts: S3StoreOptions = {}): Promise<S3Store> {
+  // `s3://b//` would be the bucket root while `s3://b//x` names keys beginning with '/': a key
+  // path with an empty segment is refused, wherever it is, rather than guessed at.
+  const keyPart = /^s3:\/\/[^/]*\/(.*)$/s.exec(loc.raw)?.[1];
+  if (keyPart !== undefined && (keyPart.startsWith('/') || keyPart.includes('//'))) {
+    throw new S3StoreError(
+      `Invalid S3 location ${loc.raw}: the key path has an empty segment ('//')`,
+      `Write the bucket root as s3://${loc.bucket}/ and folders as s3://${loc.bucket}/name/.`,
+      2,
+    );
+  }
   const cfg = await resolveClientConfig(opts);
   const api: S3Api = httpApiSupported(cfg) ? new HttpApi(cfg, opts) : new SdkApi(cfg, opts);
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
