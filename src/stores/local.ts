@@ -96,7 +96,13 @@ export class LocalStore implements Store {
   }
 
   localPath(rel: string): string {
-    return path.join(this.root, ...rel.split('/'));
+    const segs = rel.split('/');
+    // Every path a store is handed comes from a validated plan or a listing; this is the last
+    // line of defence: nothing joined here can leave the root.
+    if (segs.some((seg) => seg === '' || seg === '.' || seg === '..' || seg.includes('\0'))) {
+      throw new Error(`Refusing unsafe path '${rel}': it could leave ${this.display}`);
+    }
+    return path.join(this.root, ...segs);
   }
 
   /**
