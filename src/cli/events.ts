@@ -40,6 +40,9 @@ export interface SummaryEvent {
   mode: 'sync' | 'apply';
   source: string | null;
   dest: string | null;
+  /** The locations really read and written (absolute path or canonical URL), null before they are known. */
+  source_resolved: string | null;
+  dest_resolved: string | null;
   /** The plan's counts (hf's summary keys), null when the run failed before planning. */
   plan: PlanSummary | null;
   transferred: number;
@@ -83,7 +86,7 @@ export function operationEventOf(
 }
 
 export function summaryEvent(
-  info: { mode: 'sync' | 'apply'; source?: string; dest?: string; plan?: PlanSummary },
+  info: { mode: 'sync' | 'apply'; source?: string; dest?: string; sourceResolved?: string; destResolved?: string; plan?: PlanSummary },
   totals: RunTotals,
   exitCode: number,
   error?: string,
@@ -96,6 +99,8 @@ export function summaryEvent(
     mode: info.mode,
     source: info.source ?? null,
     dest: info.dest ?? null,
+    source_resolved: info.sourceResolved ?? null,
+    dest_resolved: info.destResolved ?? null,
     plan: info.plan ?? null,
     transferred: totals.transferred,
     transferred_bytes: totals.transferredBytes,
