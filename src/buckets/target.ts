@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseHfUri } from '../location/location.js';
+import { bucketPathProblem, parseHfUri, parseS3Uri } from '../location/location.js';
 import { UsageError } from '../types.js';
 
 export interface HfRef {
@@ -165,7 +165,8 @@ export function parseBucketPath(raw: string, env: NodeJS.ProcessEnv = process.en
   const name = i === -1 ? '' : j === -1 ? raw.slice(i + 1) : raw.slice(i + 1, j);
   if (!ns || !name) throw new UsageError(`Invalid bucket path: '${raw}'. Expected format: namespace/bucket_name`);
   const p = j === -1 ? '' : raw.slice(j + 1);
-  if (p.startsWith('/') || p.includes('//')) throw new UsageError(`Invalid bucket path: '${raw}'. Path must not contain empty segments`);
+  const problem = bucketPathProblem(`${ns}/${name}${p ? `/${p}` : ''}`);
+  if (problem !== undefined) throw new UsageError(`Invalid bucket path: '${raw}'. ${problem}`);
   return hfRef(raw, ns, name, p);
 }
 
@@ -178,15 +179,9 @@ export function parseS3Ref(raw: string): S3Ref {
     if (rest !== '') throw new UsageError(`Invalid S3 URI: ${raw}. Missing bucket name`, 'Use s3://bucket/prefix.');
     return { kind: 's3', raw, bucket: '', prefix: '', trailingSlash: false };
   }
-  if (!S3_BUCKET_RE.test(bucket)) {
-    throw new UsageError(
-      `Invalid S3 URI: ${raw}. '${bucket}' is not a valid bucket name`,
-      'Bucket names are 3-63 characters: lowercase letters, digits, dots and hyphens.',
-    );
-  }
-  const prefix = rest.replace(/\/+$/, '');
-  if (prefix.startsWith('/') || prefix.includes('//')) throw new UsageError(`Invalid S3 URI: ${raw}. Path must not contain empty segments`);
-  return { kind: 's3', raw, bucket, prefix, trailingSlash: raw.endsWith('/') && rest !== '' };
+  // The one location parser (sync's): bucket name, empty segments, '.' and '..'.
+  const loc = parseS3Uri(raw);
+  return { kind: 's3', raw, bucket: loc.bucket, prefix: loc.prefix, trailingSlash: raw.endsWith('/') && rest !== '' };
 }
 
 /** Written as a local path: `/…`, `./…`, `../…`, `~/…`, `.`, `..`, `~`, `file://…`, `C:\…`. */

@@ -6,6 +6,7 @@
 import type { ExecEvent } from '../executor/execute.js';
 import type { Operation, PlanSummary } from '../types.js';
 import type { RunTotals } from './output.js';
+import { redactUrl } from './text.js';
 
 export const EVENT_SCHEMA = 'bucketsync.event/1';
 
@@ -147,7 +148,8 @@ export class EventWriter {
 
   write(obj: object): void {
     if (!this.enabled || this.closed) return;
-    this.out.write(`${JSON.stringify(obj)}\n`);
+    // No URL password in events (error texts quote endpoints); JSON escaping is left as it is.
+    this.out.write(`${redactUrl(JSON.stringify(obj))}\n`);
   }
 
   exec(e: ExecEvent): void {
