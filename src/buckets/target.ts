@@ -86,6 +86,18 @@ function uriError(raw: string, msg: string): UsageError {
 
 /** A Hub web URL to the body of an `hf://` URI (`buckets/ns/b/path`), as hf's `_url_to_uri_body` for buckets. */
 function webUrlBody(raw: string, env: NodeJS.ProcessEnv): string {
+  // The URL parser resolves '.' and '..' (also as %2e%2e), which could leave the bucket named:
+  // the path as typed must have none.
+  const typedPath = raw.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '').replace(/^[^/]*/, '').replace(/[?#].*$/, '');
+  for (const seg of typedPath.split('/')) {
+    let d = seg;
+    try {
+      d = decodeURIComponent(seg);
+    } catch {
+      // not percent-encoded text: checked as it is
+    }
+    if (d === '.' || d === '..') throw uriError(raw, "Path must not contain '.' or '..' segments");
+  }
   let u: URL;
   try {
     u = new URL(raw.includes('://') ? raw : `https://${raw}`);
