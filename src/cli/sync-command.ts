@@ -299,8 +299,9 @@ async function runApply(file: string, flags: SyncFlags, out: RunOutput, signal: 
       out.info.sourceResolved = resolved.source;
       out.info.destResolved = resolved.dest;
       out.info.plan = summary;
+      // What is really read and written, before anything runs; then hf's lines (the header's words).
       c.info(`Applying ${file}: reading ${resolved.source}, writing ${resolved.dest}`);
-      printPlanSummary(c, resolved.source, resolved.dest, summary);
+      printPlanSummary(c, header.source, header.dest, summary);
       c.info('Executing plan...');
       startTransferProgress(progress, summary);
     },

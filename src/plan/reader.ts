@@ -415,7 +415,7 @@ async function* readRawLines(file: string, maxLineLength: number): AsyncGenerato
               : st.isSocket()
                 ? 'a socket'
                 : 'not a regular file';
-      throw new PlanError(file, undefined, `Plan file is ${kind}, not a regular file: ${file}`);
+      throw new PlanError(file, undefined, st.isDirectory() ? `Plan file is a directory: ${file}` : `Plan file is ${kind}, not a regular file: ${file}`);
     }
   } catch (err) {
     await fh.close().catch(() => {});
