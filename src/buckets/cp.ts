@@ -15,7 +15,8 @@ import { pipeline } from 'node:stream/promises';
 import { statMtimeMs } from '../plan/time.js';
 import { LocalStore } from '../stores/local.js';
 import type { Store, TransferSource } from '../stores/store.js';
-import { parseHubTime, wireMtime } from '../stores/hf/paths.js';
+import { parseHubTime, unsafePathReason, wireMtime } from '../stores/hf/paths.js';
+import { unsafeRelativePath } from '../stores/s3/keys.js';
 import { parseMtime } from '../stores/s3/mtime.js';
 import { UsageError } from '../types.js';
 import type { Ctx } from './context.js';
@@ -37,6 +38,19 @@ function dirRefused(src: string): UsageError {
     'Source path must include a file name, not just a bucket or directory path.',
     `Use \`bucketsync sync ${src} DEST\` to copy directories.`,
   );
+}
+
+/**
+ * Refuses (exit 2, before anything is sent or written) a key the stores would refuse half-way:
+ * a backslash, a reserved temporary name, invalid Unicode (the location parser already
+ * refused '.', '..' and empty segments).
+ */
+function checkKey(ref: Remote, key: string): void {
+  if (key === '') return;
+  const why = ref.kind === 'hf' ? unsafePathReason(key) : unsafeRelativePath(key);
+  if (why !== undefined) {
+    throw new UsageError(`Refusing unsafe path '${key}' in ${ref.raw}: ${why}`, 'bucketsync reads and writes only keys that are safe file paths.');
+  }
 }
 
 function basenameOf(p: string): string {
@@ -125,6 +139,8 @@ export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined): 
   const src = parseCpSide(srcRaw);
   const dst = dstRaw === undefined ? undefined : parseCpSide(dstRaw);
   const out = ctx.out;
+  if (isRemote(src)) checkKey(src, src.prefix);
+  if (isRemote(dst)) checkKey(dst, dst.prefix);
 
   if (!isRemote(src) && !isRemote(dst)) {
     if (dst === undefined) throw new UsageError('Missing destination. Provide a bucket URI (hf://buckets/… or s3://…) as DST.');
@@ -133,8 +149,9 @@ export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined): 
 
   // ---- remote → remote
   if (isRemote(src) && isRemote(dst)) {
-    const file = await statRemote(ctx, src);
     const to = remoteDestPath(dst, basenameOf(src.prefix));
+    checkKey(dst, to);
+    const file = await statRemote(ctx, src);
     if (src.kind === 'hf' && dst.kind === 'hf') {
       if (!file.xetHash) throw new BucketError(`The Hub gave no xet hash for ${src.raw}; cannot copy it on the server`, undefined, 1);
       const failed = await ctx.hub().batch(
@@ -218,6 +235,7 @@ export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined): 
   }
   try {
     const remotePath = remoteDestPath(to, name);
+    checkKey(to, remotePath);
     const source = localSource(file);
     if (spooled) source.mtimeMs = Date.now();
     const store = await openRoot(ctx, to);

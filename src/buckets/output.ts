@@ -10,6 +10,7 @@
 import readline from 'node:readline';
 import type { PyJsonValue } from '../plan/pyjson.js';
 import { pyJsonDumps } from '../plan/pyjson.js';
+import { safeText } from '../cli/text.js';
 import {
   agentCell,
   humanCell,
@@ -91,12 +92,12 @@ export class Out {
 
   /** A line on stdout (human and agent modes; json and quiet print nothing). */
   text(line: string): void {
-    if (this.mode === 'human' || this.mode === 'agent') this.stdout.write(`${line}\n`);
+    if (this.mode === 'human' || this.mode === 'agent') this.stdout.write(`${safeText(line)}\n`);
   }
 
-  /** Raw lines on stdout in every mode (listings that chose their own format). */
+  /** Lines on stdout in every mode (listings that chose their own format): escaped, except JSON. */
   print(line: string): void {
-    this.stdout.write(`${line}\n`);
+    this.stdout.write(`${this.mode === 'json' ? line : safeText(line)}\n`);
   }
 
   /** hf's `out.result`: `✓ message` + `  key: value` lines; agent `k=v`; json the data; quiet the first value. */
@@ -104,19 +105,19 @@ export class Out {
     const entries = Object.entries(data).filter((e): e is [string, PyJsonValue] => e[1] !== undefined && e[1] !== null);
     switch (this.mode) {
       case 'human': {
-        const lines = [this.color(this.stdout, '\u001b[32m', `✓ ${message}`), ...entries.map(([k, v]) => `  ${k}: ${pyStr(v)}`)];
+        const lines = [this.color(this.stdout, '\u001b[32m', `✓ ${safeText(message)}`), ...entries.map(([k, v]) => `  ${k}: ${safeText(pyStr(v))}`)];
         this.stdout.write(`${lines.join('\n')}\n`);
         break;
       }
       case 'agent':
-        this.stdout.write(`${entries.length ? entries.map(([k, v]) => `${k}=${pyStr(v)}`).join(' ') : message}\n`);
+        this.stdout.write(`${safeText(entries.length ? entries.map(([k, v]) => `${k}=${pyStr(v)}`).join(' ') : message)}\n`);
         break;
       case 'json':
         this.stdout.write(`${entries.length ? pyJsonDumps(Object.fromEntries(entries)) : ''}\n`);
         break;
       case 'quiet': {
         const first = entries[0];
-        if (first) this.stdout.write(`${pyStr(first[1])}\n`);
+        if (first) this.stdout.write(`${safeText(pyStr(first[1]))}\n`);
         break;
       }
     }
@@ -134,7 +135,7 @@ export class Out {
     switch (this.mode) {
       case 'human': {
         const screaming = headers.map(toHeader);
-        const cells = rows.map((r) => r.map((v) => humanCell(v)));
+        const cells = rows.map((r) => r.map((v) => safeText(humanCell(v))));
         const truncated = this.noTruncate ? false : truncateColumns(screaming, cells, this.terminalWidth());
         const aligns: Record<string, 'left' | 'right'> = {};
         for (const [k, v] of Object.entries({ ...inferAlignments(headers, items), ...opts.alignments })) aligns[toHeader(k)] = v;
@@ -144,14 +145,14 @@ export class Out {
       }
       case 'agent':
         this.stdout.write(`${headers.join('\t')}\n`);
-        for (const r of rows) this.stdout.write(`${r.map(agentCell).join('\t')}\n`);
+        for (const r of rows) this.stdout.write(`${r.map((v) => safeText(agentCell(v))).join('\t')}\n`);
         break;
       case 'json':
         this.stdout.write(`${tableJson(items)}\n`);
         break;
       case 'quiet': {
         const key = opts.idKey ?? headers[0]!;
-        for (const it of items) this.stdout.write(`${String(it[key] ?? '')}\n`);
+        for (const it of items) this.stdout.write(`${safeText(String(it[key] ?? ''))}\n`);
         break;
       }
     }
@@ -161,7 +162,7 @@ export class Out {
   dict(data: { [key: string]: PyJsonValue }, idKey?: string): void {
     if (this.mode === 'quiet' && idKey !== undefined) {
       const v = data[idKey];
-      this.stdout.write(`${v === undefined ? '' : pyStr(v)}\n`);
+      this.stdout.write(`${v === undefined ? '' : safeText(pyStr(v))}\n`);
       return;
     }
     this.stdout.write(`${this.mode === 'human' ? pyJsonIndent(data) : pyJsonDumps(data)}\n`);
@@ -170,22 +171,22 @@ export class Out {
   /** `Hint: …` on stderr (not in quiet mode). */
   hint(message: string): void {
     if (this.mode === 'quiet') return;
-    this.stderr.write(`${this.color(this.stderr, '\u001b[90m', `Hint: ${message}`)}\n`);
+    this.stderr.write(`${this.color(this.stderr, '\u001b[90m', `Hint: ${safeText(message)}`)}\n`);
   }
 
   /** A status or progress line on stderr (human mode only). */
   log(message: string): void {
-    if (this.mode === 'human') this.stderr.write(`${message}\n`);
+    if (this.mode === 'human') this.stderr.write(`${safeText(message)}\n`);
   }
 
   warn(message: string): void {
-    this.stderr.write(`Warning: ${message}\n`);
+    this.stderr.write(`Warning: ${safeText(message)}\n`);
   }
 
   /** Lines shown before a prompt (the files about to be removed): stderr, human mode. */
   preview(lines: readonly string[]): void {
     if (this.mode !== 'human') return;
-    for (const l of lines) this.stderr.write(`${l}\n`);
+    for (const l of lines) this.stderr.write(`${safeText(l)}\n`);
   }
 
   /** `shutil.get_terminal_size().columns`: $COLUMNS, else the terminal's width, else 80. */
@@ -212,7 +213,7 @@ export class Out {
     }
     const rl = readline.createInterface({ input: this.stdin, output: this.stderr as NodeJS.WritableStream, terminal: false });
     try {
-      this.stderr.write(`${message} [y/N]: `);
+      this.stderr.write(`${safeText(message)} [y/N]: `);
       const answer = await new Promise<string>((resolve) => {
         rl.once('line', resolve);
         rl.once('close', () => resolve(''));

@@ -11,7 +11,7 @@ import { FilterMatcher } from '../filters/filter.js';
 import { UsageError } from '../types.js';
 import type { Ctx } from './context.js';
 import { formatSize } from './format.js';
-import { listHf, listLocal, listS3 } from './listing.js';
+import { listHf, listLocal, listS3, underPrefix } from './listing.js';
 import { BucketError } from './output.js';
 import { parseRef, type Ref } from './target.js';
 
@@ -188,7 +188,8 @@ export async function rm(ctx: Ctx, arg: string, flags: RmFlags): Promise<number>
     return 0;
   }
 
-  const all = await side.list();
+  // Only what is at or below the path given, whatever a listing returned (the path boundary).
+  const all = (await side.list()).filter((v) => underPrefix(v.path, side.prefix));
   const victims = matcher.isEmpty ? all : all.filter((v) => matcher.matches(v.path));
   const total = victims.reduce((n, v) => n + v.size, 0);
   const size = formatSize(total, true);

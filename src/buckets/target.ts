@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseHfUri } from '../location/location.js';
+import { bucketPathProblem, parseHfUri, parseS3Uri } from '../location/location.js';
 import { UsageError } from '../types.js';
 
 export interface HfRef {
@@ -86,6 +86,18 @@ function uriError(raw: string, msg: string): UsageError {
 
 /** A Hub web URL to the body of an `hf://` URI (`buckets/ns/b/path`), as hf's `_url_to_uri_body` for buckets. */
 function webUrlBody(raw: string, env: NodeJS.ProcessEnv): string {
+  // The URL parser resolves '.' and '..' (also as %2e%2e), which could leave the bucket named:
+  // the path as typed must have none.
+  const typedPath = raw.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '').replace(/^[^/]*/, '').replace(/[?#].*$/, '');
+  for (const seg of typedPath.split('/')) {
+    let d = seg;
+    try {
+      d = decodeURIComponent(seg);
+    } catch {
+      // not percent-encoded text: checked as it is
+    }
+    if (d === '.' || d === '..') throw uriError(raw, "Path must not contain '.' or '..' segments");
+  }
   let u: URL;
   try {
     u = new URL(raw.includes('://') ? raw : `https://${raw}`);
@@ -165,7 +177,8 @@ export function parseBucketPath(raw: string, env: NodeJS.ProcessEnv = process.en
   const name = i === -1 ? '' : j === -1 ? raw.slice(i + 1) : raw.slice(i + 1, j);
   if (!ns || !name) throw new UsageError(`Invalid bucket path: '${raw}'. Expected format: namespace/bucket_name`);
   const p = j === -1 ? '' : raw.slice(j + 1);
-  if (p.startsWith('/') || p.includes('//')) throw new UsageError(`Invalid bucket path: '${raw}'. Path must not contain empty segments`);
+  const problem = bucketPathProblem(`${ns}/${name}${p ? `/${p}` : ''}`);
+  if (problem !== undefined) throw new UsageError(`Invalid bucket path: '${raw}'. ${problem}`);
   return hfRef(raw, ns, name, p);
 }
 
@@ -178,15 +191,9 @@ export function parseS3Ref(raw: string): S3Ref {
     if (rest !== '') throw new UsageError(`Invalid S3 URI: ${raw}. Missing bucket name`, 'Use s3://bucket/prefix.');
     return { kind: 's3', raw, bucket: '', prefix: '', trailingSlash: false };
   }
-  if (!S3_BUCKET_RE.test(bucket)) {
-    throw new UsageError(
-      `Invalid S3 URI: ${raw}. '${bucket}' is not a valid bucket name`,
-      'Bucket names are 3-63 characters: lowercase letters, digits, dots and hyphens.',
-    );
-  }
-  const prefix = rest.replace(/\/+$/, '');
-  if (prefix.startsWith('/') || prefix.includes('//')) throw new UsageError(`Invalid S3 URI: ${raw}. Path must not contain empty segments`);
-  return { kind: 's3', raw, bucket, prefix, trailingSlash: raw.endsWith('/') && rest !== '' };
+  // The one location parser (sync's): bucket name, empty segments, '.' and '..'.
+  const loc = parseS3Uri(raw);
+  return { kind: 's3', raw, bucket: loc.bucket, prefix: loc.prefix, trailingSlash: raw.endsWith('/') && rest !== '' };
 }
 
 /** Written as a local path: `/…`, `./…`, `../…`, `~/…`, `.`, `..`, `~`, `file://…`, `C:\…`. */

@@ -1,5 +1,6 @@
 /** Turns any error into one clear line (and a hint), and picks the exit code. */
 import { UsageError } from '../types.js';
+import { safeText } from './text.js';
 
 interface Hinted {
   hint?: string;
@@ -26,9 +27,9 @@ export function errorExitCode(err: unknown): number {
 export function formatError(err: unknown): string {
   const e = err as Error & Hinted;
   const msg = e instanceof Error ? e.message : String(err);
-  let out = `Error: ${msg.split('\n')[0]}\n`;
-  if (e?.hint) out += `Hint: ${e.hint}\n`;
-  if (debugEnabled() && e instanceof Error && e.stack) out += `${e.stack}\n`;
+  let out = `Error: ${safeText(msg.replace(/\s+$/, '').split('\n')[0] ?? '')}\n`;
+  if (e?.hint) out += `Hint: ${safeText(e.hint)}\n`;
+  if (debugEnabled() && e instanceof Error && e.stack) out += `${e.stack.split('\n').map(safeText).join('\n')}\n`;
   else if (!isInputError(err) && !e?.hint) out += 'Hint: set BUCKETSYNC_DEBUG=1 for the full stack trace.\n';
   return out;
 }

@@ -6,6 +6,7 @@
 import type { ExecEvent } from '../executor/execute.js';
 import type { Operation, PlanSummary } from '../types.js';
 import type { RunTotals } from './output.js';
+import { redactUrl } from './text.js';
 
 export const EVENT_SCHEMA = 'bucketsync.event/1';
 
@@ -40,6 +41,9 @@ export interface SummaryEvent {
   mode: 'sync' | 'apply';
   source: string | null;
   dest: string | null;
+  /** The locations really read and written (absolute path or canonical URL), null before they are known. */
+  source_resolved: string | null;
+  dest_resolved: string | null;
   /** The plan's counts (hf's summary keys), null when the run failed before planning. */
   plan: PlanSummary | null;
   transferred: number;
@@ -87,7 +91,15 @@ export function operationEventOf(
 }
 
 export function summaryEvent(
-  info: { mode: 'sync' | 'apply'; source?: string; dest?: string; plan?: PlanSummary; skips?: { entries: number; deletesSuppressed: number } },
+  info: {
+    mode: 'sync' | 'apply';
+    source?: string;
+    dest?: string;
+    sourceResolved?: string;
+    destResolved?: string;
+    plan?: PlanSummary;
+    skips?: { entries: number; deletesSuppressed: number };
+  },
   totals: RunTotals,
   exitCode: number,
   error?: string,
@@ -100,6 +112,8 @@ export function summaryEvent(
     mode: info.mode,
     source: info.source ?? null,
     dest: info.dest ?? null,
+    source_resolved: info.sourceResolved ?? null,
+    dest_resolved: info.destResolved ?? null,
     plan: info.plan ?? null,
     transferred: totals.transferred,
     transferred_bytes: totals.transferredBytes,
@@ -148,7 +162,8 @@ export class EventWriter {
 
   write(obj: object): void {
     if (!this.enabled || this.closed) return;
-    this.out.write(`${JSON.stringify(obj)}\n`);
+    // No URL password in events (error texts quote endpoints); JSON escaping is left as it is.
+    this.out.write(`${redactUrl(JSON.stringify(obj))}\n`);
   }
 
   exec(e: ExecEvent): void {

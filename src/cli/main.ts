@@ -9,6 +9,7 @@ import { registerPlanCommand } from './plan-command.js';
 import { registerBucketCommands } from './bucket-commands.js';
 import { errorExitCode, formatError } from './errors.js';
 import { stdoutPolicy } from './events.js';
+import { safeText } from './text.js';
 
 export const VERSION = '0.1.0';
 
@@ -37,7 +38,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({
       writeErr: (s) => process.stderr.write(s),
-      outputError: (s, write) => write(s.replace(/^error: /, 'Error: ')),
+      outputError: (s, write) => write(s.replace(/^error: /, 'Error: ').split('\n').map(safeText).join('\n')),
     })
     .exitOverride();
   program.addOption(new Option('--debug', 'print stack traces on errors (same as BUCKETSYNC_DEBUG=1)').hideHelp());
@@ -60,7 +61,38 @@ function quietOnClosedStdout(): void {
   });
 }
 
+/**
+ * `--token VALUE` is visible to every user of the machine in `ps` and /proc/PID/cmdline. On
+ * Linux (and macOS), setting process.title rewrites the memory the kernel shows as the command
+ * line, so the value is replaced by `***` as soon as the CLI starts (the first few
+ * milliseconds of a run, and the shell's history, still hold it: HF_TOKEN or the token file
+ * are the safe ways, docs/hf.md). Returns the title set, or undefined when there was no token.
+ */
+export function hideTokenFromCommandLine(argv: string[]): string | undefined {
+  let hidden = false;
+  const shown = argv.map((a, i) => {
+    if (argv[i - 1] === '--token' && i > 0) {
+      hidden = true;
+      return '***';
+    }
+    if (a.startsWith('--token=')) {
+      hidden = true;
+      return '--token=***';
+    }
+    return a;
+  });
+  if (!hidden) return undefined;
+  const title = shown.map((a, i) => (i === 0 ? 'node' : a)).join(' ');
+  try {
+    process.title = title;
+  } catch {
+    return undefined;
+  }
+  return title;
+}
+
 export async function main(argv: string[] = process.argv): Promise<number> {
+  if (argv === process.argv) hideTokenFromCommandLine(argv);
   quietOnClosedStdout();
   const program = buildProgram();
   try {

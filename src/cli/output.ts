@@ -5,6 +5,7 @@
  */
 import type { ExecuteResult } from '../executor/execute.js';
 import type { Operation, PlanSummary } from '../types.js';
+import { safeText } from './text.js';
 
 export interface Console {
   quiet: boolean;
@@ -28,12 +29,14 @@ export function makeConsole(opts: { quiet?: boolean; verbose?: boolean }, err: L
   return {
     quiet,
     verbose,
+    // Every line is data-safe: names and server text cannot drive the terminal or forge a
+    // line, and no URL password is shown (src/cli/text.ts).
     info: (line) => {
-      if (!quiet) err.write(`${line}\n`);
+      if (!quiet) err.write(`${safeText(line)}\n`);
     },
-    warn: (line) => err.write(`Warning: ${line}\n`),
+    warn: (line) => err.write(`Warning: ${safeText(line)}\n`),
     detail: (line) => {
-      if (verbose) err.write(`${line}\n`);
+      if (verbose) err.write(`${safeText(line)}\n`);
     },
   };
 }

@@ -9,6 +9,7 @@ import { filtersToJson, optionsToJson, SummaryCounter } from '../plan/writer.js'
 import { directionOf } from '../sync/sync.js';
 import { ACTIONS, type Action, type Direction, type FilterSpec, type PlanHeader, type PlanSummary } from '../types.js';
 import { formatBytes } from './output.js';
+import { safeText } from './text.js';
 
 export const PLAN_SHOW_SCHEMA = 'bucketsync.plan-show/1';
 
@@ -181,7 +182,8 @@ export function formatPlanShow(p: PlanShow): string {
       out.push(`  … and ${p.deletes_not_listed} more (all of them: jq -r 'select(.action=="delete") | .path' ${p.file})`);
     }
   }
-  return `${out.join('\n')}\n`;
+  // Paths and locations come from the plan file: shown escaped, one line each.
+  return `${out.map(safeText).join('\n')}\n`;
 }
 
 const PLAN_SHOW_EXAMPLES = `

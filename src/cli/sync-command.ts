@@ -36,6 +36,7 @@ interface SyncFlags {
   plan?: string;
   apply?: string;
   shard?: Shard;
+  trustResolved?: boolean;
   format?: string;
   dryRun?: boolean;
   verbose?: boolean;
@@ -108,6 +109,7 @@ export function registerSyncCommand(program: Command): void {
     .option('--plan <file>', 'write the plan to FILE (JSONL) and change nothing')
     .option('--apply <file>', 'execute a plan written by --plan (by bucketsync or by hf)')
     .option('--shard <K/N>', 'with --apply: execute only shard K (0-based) of N, for N machines applying one plan', parseShard)
+    .option('--trust-resolved', "with --apply: apply a plan whose source_resolved/dest_resolved do not match its source/dest")
     .option('--dry-run', 'print the plan as JSONL on stdout and change nothing')
     .option('-v, --verbose', 'print one line per file')
     .option('-q, --quiet', 'print nothing but errors and warnings (and no progress)')
@@ -173,6 +175,9 @@ interface RunInfo {
   mode: 'sync' | 'apply';
   source?: string;
   dest?: string;
+  /** The locations really read and written (absolute path or canonical URL). */
+  sourceResolved?: string;
+  destResolved?: string;
   plan?: PlanSummary;
   started: number;
   /** Past the command-line checks: from here a --json run always ends with a summary object. */
@@ -289,11 +294,16 @@ async function runApply(file: string, flags: SyncFlags, out: RunOutput, signal: 
     retries: flags.retries,
     ...(flags.maxDelete !== undefined ? { maxDelete: flags.maxDelete } : {}),
     ...(flags.shard ? { shard: flags.shard } : {}),
+    ...(flags.trustResolved ? { trustResolved: true } : {}),
     signal,
-    onPlan: (header, summary) => {
+    onPlan: (header, summary, resolved) => {
       out.info.source = header.source;
       out.info.dest = header.dest;
+      out.info.sourceResolved = resolved.source;
+      out.info.destResolved = resolved.dest;
       out.info.plan = summary;
+      // What is really read and written, before anything runs; then hf's lines (the header's words).
+      c.info(`Applying ${file}: reading ${resolved.source}, writing ${resolved.dest}`);
       printPlanSummary(c, header.source, header.dest, summary);
       c.info('Executing plan...');
       startTransferProgress(progress, summary);
@@ -383,6 +393,8 @@ async function runNormal(
   out.info.dest = dest;
   out.info.running = true;
   const sides: SyncSides = await openSides(source, dest, storeOptionsOf(flags, c));
+  out.info.sourceResolved = formatLocation(sides.sourceLocation);
+  out.info.destResolved = formatLocation(sides.destLocation);
   try {
     const skips = new SkipTally();
     out.info.skips = skips;
@@ -416,7 +428,8 @@ async function runNormal(
       c.info(`Hint: Run \`bucketsync sync --apply ${flags.plan}\` to execute this plan.`);
       return planOnlyExit(c, skips);
     }
-    const lock = lockDestination(formatLocation(sides.destLocation));
+    const lock = lockDestination(sides.destLocation, flags.endpointUrl !== undefined ? { s3Endpoint: flags.endpointUrl } : {});
+    if (lock.warning !== undefined) c.warn(lock.warning);
     try {
       return await planAndExecute(sides, req, flags, out, signal, given);
     } finally {

@@ -4,7 +4,8 @@
  * excludes, then any `--include` match includes; when includes were given and none matched
  * the path is excluded, otherwise it is included.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { constants as fsc, type Stats } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { FilterRule, FilterSpec } from '../types.js';
 import { UsageError } from '../types.js';
 import { compileFnmatch } from './fnmatch.js';
@@ -130,23 +131,58 @@ function firstInvalidUtf8(buf: Buffer): number {
   return -1;
 }
 
+/** The largest `--filter-from` file read (a filter file is a few lines of text). */
+export const MAX_FILTER_FILE_BYTES = 1024 * 1024;
+/** The most rules a `--filter-from` file may hold (each is matched against every path). */
+export const MAX_FILTER_RULES = 100_000;
+
+/** What a file that is not a regular file is, for a message. */
+export function fileKind(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a named pipe (fifo)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
 /**
- * Read and parse a `--filter-from` file. Errors (missing file, a directory, no permission,
- * not UTF-8 text, NUL bytes) become a one-line `UsageError` naming the file. A leading UTF-8
- * byte order mark is ignored (hf would keep it as part of the first pattern, silently
- * breaking the first rule).
+ * Read and parse a `--filter-from` file. Errors (missing file, a directory or other special
+ * file such as a fifo or /dev/zero, no permission, larger than {@link MAX_FILTER_FILE_BYTES},
+ * more than {@link MAX_FILTER_RULES} rules, not UTF-8 text, NUL bytes) become a one-line
+ * `UsageError` naming the file. The file is opened without blocking (a fifo with no writer
+ * does not hang) and read no further than the limit. A leading UTF-8 byte order mark is
+ * ignored (hf would keep it as part of the first pattern, silently breaking the first rule).
  */
 export async function readFilterFile(file: string): Promise<FilterRule[]> {
   let buf: Buffer;
   try {
-    const st = await stat(file);
-    if (st.isDirectory()) {
-      throw new UsageError(
-        `Filter file is a directory: ${file}`,
-        'Pass a text file of +/- rules to --filter-from, not a directory.',
-      );
+    const fh = await open(file, fsc.O_RDONLY | (fsc.O_NONBLOCK ?? 0));
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) {
+        throw new UsageError(
+          `Filter file is ${fileKind(st)}: ${file}`,
+          'Pass a regular text file of +/- rules to --filter-from.',
+        );
+      }
+      const cap = Buffer.alloc(MAX_FILTER_FILE_BYTES + 1);
+      let got = 0;
+      while (got < cap.length) {
+        const { bytesRead } = await fh.read(cap, got, cap.length - got, got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      if (got > MAX_FILTER_FILE_BYTES) {
+        throw new UsageError(
+          `Filter file ${file} is larger than ${MAX_FILTER_FILE_BYTES} bytes (1 MiB), too large for a filter file`,
+          'A filter file holds +/- rules, one per line; check that --filter-from names the right file.',
+        );
+      }
+      buf = cap.subarray(0, got);
+    } finally {
+      await fh.close().catch(() => {});
     }
-    buf = await readFile(file);
   } catch (e) {
     if (e instanceof UsageError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
@@ -186,5 +222,12 @@ export async function readFilterFile(file: string): Promise<FilterRule[]> {
   }
   let text = buf.toString('utf8');
   if (text.startsWith('\ufeff')) text = text.slice(1);
-  return parseFilterFile(text);
+  const rules = parseFilterFile(text);
+  if (rules.length > MAX_FILTER_RULES) {
+    throw new UsageError(
+      `Filter file ${file} has ${rules.length} rules, more than the ${MAX_FILTER_RULES} accepted`,
+      'Each rule is matched against every path; use fewer, broader patterns.',
+    );
+  }
+  return rules;
 }

@@ -76,6 +76,22 @@ export function parseLocation(raw: string, cwd: string = process.cwd()): Locatio
   return { kind: 'local', raw, path: path.resolve(cwd, raw) };
 }
 
+/**
+ * Why a path inside a bucket (a location's prefix, or a bucket command's path) cannot be
+ * used, or undefined when it is fine: no `.` or `..` segment (a store would resolve it, or the
+ * server refuse it, after something was already sent), no empty segment (`a//b`, a leading
+ * `/`), no NUL. One trailing `/` is allowed (a folder); the caller drops it first.
+ * The one check shared by `sync`, `--apply` and the bucket commands (ls, rm, cp).
+ */
+export function bucketPathProblem(p: string): string | undefined {
+  if (p === '') return undefined;
+  if (p.includes('\0')) return 'Path must not contain a NUL character';
+  if (p.startsWith('/') || p.includes('//')) return 'Path must not contain empty segments';
+  const segs = p.replace(/\/$/, '').split('/');
+  if (segs.some((s) => s === '.' || s === '..')) return "Path must not contain '.' or '..' segments";
+  return undefined;
+}
+
 function hfError(raw: string, msg: string): UsageError {
   return new UsageError(`Invalid HF URI: ${raw}. ${msg}`);
 }
@@ -94,6 +110,10 @@ export function parseHfUri(raw: string): HfLocation {
     );
   }
   if (slash === -1) throw hfError(raw, 'Missing identifier');
+  // hf strips every leading and trailing '/', so `hf://buckets/ns/b//` would be the whole
+  // bucket: only one trailing '/' is a folder mark, more is an empty segment.
+  const bodyProblem = bucketPathProblem(rest.replace(/^\/+/, ''));
+  if (bodyProblem !== undefined) throw hfError(raw, bodyProblem);
   const location = stripSlashes(rest);
   const parts = splitN(location, '/', 2);
   const namespace = parts[0] ?? '';
@@ -105,9 +125,8 @@ export function parseHfUri(raw: string): HfLocation {
     throw hfError(raw, "Bucket URIs do not support a revision marker ('@').");
   }
   const prefix = parts[2] ?? '';
-  if (prefix.startsWith('/') || prefix.includes('//')) {
-    throw hfError(raw, 'Path must not contain empty segments');
-  }
+  const problem = bucketPathProblem(prefix);
+  if (problem !== undefined) throw hfError(raw, problem);
   return { kind: 'hf', raw, namespace, name, bucketId: `${namespace}/${name}`, prefix };
 }
 
@@ -125,13 +144,10 @@ export function parseS3Uri(raw: string): S3Location {
       'Bucket names are 3-63 characters: lowercase letters, digits, dots and hyphens.',
     );
   }
-  prefix = prefix.replace(/\/+$/, '');
-  if (prefix.startsWith('/') || prefix.includes('//')) {
-    throw new UsageError(`Invalid S3 URI: ${raw}. Path must not contain empty segments`);
-  }
-  if (prefix.split('/').some((s) => s === '.' || s === '..')) {
-    throw new UsageError(`Invalid S3 URI: ${raw}. Path must not contain '.' or '..' segments`);
-  }
+  // One trailing '/' marks a folder; `s3://b//` (an empty segment) is not the bucket root.
+  const problem = bucketPathProblem(prefix);
+  if (problem !== undefined) throw new UsageError(`Invalid S3 URI: ${raw}. ${problem}`);
+  prefix = prefix.replace(/\/$/, '');
   return { kind: 's3', raw, bucket, prefix };
 }
 

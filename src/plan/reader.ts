@@ -10,7 +10,7 @@
  * actions, unsafe paths, badly typed fields and lines longer than 1 MiB are rejected; a line
  * that is not a JSON object is an error (hf would crash on it).
  */
-import { promises as fsp } from 'node:fs';
+import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import {
   ACTIONS,
@@ -23,6 +23,7 @@ import {
   type PlanHeader,
   type PlanSummary,
 } from '../types.js';
+import { compareCodePoints } from '../manifest/order.js';
 import { isoToMs } from './time.js';
 import { PLAN_FORMAT_VERSION, SummaryCounter } from './writer.js';
 
@@ -178,10 +179,11 @@ function optMtime(obj: JsonObject, key: string): number | undefined {
   }
 }
 
-function safePath(obj: JsonObject, key: string, required: boolean): string | undefined {
+function safePath(obj: JsonObject, key: string, required: boolean, subtreeOk = false): string | undefined {
   const v = required ? requiredString(obj, key, 'operation') : optString(obj, key, 'operation');
   if (v === undefined) return undefined;
-  const problem = planPathProblem(v);
+  // A skip may stand for a whole folder the source could not list ('folder/'): it acts on nothing.
+  const problem = planPathProblem(subtreeOk && v.length > 1 && v.endsWith('/') ? v.slice(0, -1) : v);
   if (problem !== undefined) fail(`unsafe ${key === 'path' ? 'path' : key} ${show(v)}: ${problem}`);
   return v;
 }
@@ -198,7 +200,7 @@ function operationFromJson(obj: JsonObject): Operation {
   }
   const op: Operation = {
     action: action as Action,
-    path: safePath(obj, 'path', true)!,
+    path: safePath(obj, 'path', true, action === 'skip')!,
     reason: optString(obj, 'reason', 'operation') ?? '',
   };
   const size = optNonNegInt(obj, 'size', 'operation');
@@ -222,6 +224,14 @@ function operationFromJson(obj: JsonObject): Operation {
       fail("operation 'mtime_only' needs an upload or download with a 'hash' (the content both sides already hold)");
     }
     if (mtimeOnly) op.mtimeOnly = true;
+  }
+  if (action === 'delete') {
+    // A delete must name the version it removes, so that whatever is at the path at apply
+    // time is left alone unless it is that file (hf and bucketsync always write both).
+    if (op.size === undefined) fail(`delete of ${show(op.path)} has no 'size': a delete must carry the size and mtime of the file it removes`);
+    if (op.localMtime === undefined && op.remoteMtime === undefined) {
+      fail(`delete of ${show(op.path)} has no 'local_mtime' or 'remote_mtime': a delete must carry the size and mtime of the file it removes`);
+    }
   }
   return op;
 }
@@ -386,8 +396,30 @@ function contentLength(bytes: Uint8Array): number {
 async function* readRawLines(file: string, maxLineLength: number): AsyncGenerator<RawLine> {
   let fh: FileHandle;
   try {
-    fh = await fsp.open(file, 'r');
+    // Without blocking: a fifo with no writer must not hang the run (it is refused below).
+    fh = await fsp.open(file, fsc.O_RDONLY | (fsc.O_NONBLOCK ?? 0));
   } catch (err) {
+    throw fileError(file, err);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      const kind = st.isDirectory()
+        ? 'a directory'
+        : st.isFIFO()
+          ? 'a named pipe (fifo)'
+          : st.isCharacterDevice()
+            ? 'a character device'
+            : st.isBlockDevice()
+              ? 'a block device'
+              : st.isSocket()
+                ? 'a socket'
+                : 'not a regular file';
+      throw new PlanError(file, undefined, st.isDirectory() ? `Plan file is a directory: ${file}` : `Plan file is ${kind}, not a regular file: ${file}`);
+    }
+  } catch (err) {
+    await fh.close().catch(() => {});
+    if (err instanceof PlanError) throw err;
     throw fileError(file, err);
   }
   const tooLong = (no: number): PlanError =>
@@ -453,6 +485,10 @@ async function* readPlanRecords(file: string, opts: PlanReadOptions = {}): Async
   const maxLineLength = opts.maxLineLength ?? MAX_PLAN_LINE_LENGTH;
   let sawHeader = false;
   let firstBlank: number | undefined;
+  // Plans list each path once, sorted by code point (hf's `sorted()`, bucketsync's planner):
+  // checking that paths strictly increase finds every duplicate in constant memory.
+  let lastPath: string | undefined;
+  let lastLine = 0;
   for await (const { no, text } of readRawLines(file, maxLineLength)) {
     if (isBlank(text)) {
       firstBlank ??= no;
@@ -471,7 +507,17 @@ async function* readPlanRecords(file: string, opts: PlanReadOptions = {}): Async
       }
       const obj = parseJsonObject(text, 'a plan line');
       if (obj.type !== 'operation') continue; // hf skips other line types
-      yield { kind: 'operation', line: no, op: operationFromJson(obj) };
+      const op = operationFromJson(obj);
+      if (lastPath !== undefined) {
+        const cmp = compareCodePoints(op.path, lastPath);
+        if (cmp === 0) fail(`path ${show(op.path)} appears twice (also on line ${lastLine}): a plan names each path once`);
+        if (cmp < 0) {
+          fail(`path ${show(op.path)} is out of order (after ${show(lastPath)} on line ${lastLine}): plan operations are sorted by path, as bucketsync and hf write them`);
+        }
+      }
+      lastPath = op.path;
+      lastLine = no;
+      yield { kind: 'operation', line: no, op };
     } catch (err) {
       if (err instanceof LineProblem) throw new PlanError(file, no, err.detail);
       throw err;

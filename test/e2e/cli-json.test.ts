@@ -278,7 +278,7 @@ describe.skipIf(!hasJq)('plan show', () => {
       `{"type": "header", "source": "./a", "dest": "./b", "timestamp": "2026-01-01T00:00:00+00:00", "summary": {"uploads": 0, "downloads": 0, "deletes": 1200, "skips": 0, "total_size": 0}}`,
     ];
     for (let i = 0; i < 1200; i++) {
-      plan.push(`{"type": "operation", "action": "delete", "path": "d/${String(i).padStart(4, '0')}", "reason": "not in source (--delete)", "size": 1}`);
+      plan.push(`{"type": "operation", "action": "delete", "path": "d/${String(i).padStart(4, '0')}", "reason": "not in source (--delete)", "size": 1, "local_mtime": "2026-01-01T00:00:00+00:00"}`);
     }
     fs.writeFileSync(path.join(work, 'many.jsonl'), `${plan.join('\n')}\n`);
     const show = await cli(['plan', 'show', path.join(work, 'many.jsonl')]);

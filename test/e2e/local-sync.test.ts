@@ -471,11 +471,8 @@ describe('guard rails', () => {
     const env = { BUCKETSYNC_CACHE_DIR: cacheDir };
     writeTree(src, { 'a.txt': 'a' }, T0);
     const { lockDestination } = await import('../../src/lock/lock.js');
-    const { userCacheDir } = await import('../../src/cache/dir.js');
-    const prev = process.env['BUCKETSYNC_CACHE_DIR'];
-    process.env['BUCKETSYNC_CACHE_DIR'] = cacheDir;
-    const held = lockDestination(dst, path.join(userCacheDir(), 'locks'));
-    process.env['BUCKETSYNC_CACHE_DIR'] = prev;
+    const { parseLocation } = await import('../../src/location/location.js');
+    const held = lockDestination(parseLocation(dst));
     try {
       const r = await cli(['sync', src, dst], { env });
       expect(r.code).toBe(2);
@@ -485,10 +482,10 @@ describe('guard rails', () => {
       held.release();
     }
     // A lock left by a process that no longer exists is taken over.
-    fs.writeFileSync(held.file, JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), dest: dst, started: 'x' }));
+    fs.writeFileSync(held.file!, JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), dest: dst, started: 'x' }));
     const r2 = await cli(['sync', src, dst], { env });
     expect(r2.code).toBe(0);
-    expect(fs.existsSync(held.file)).toBe(false);
+    expect(fs.existsSync(held.file!)).toBe(false);
   });
 });
 

@@ -21,6 +21,7 @@ import {
 } from '../../src/plan/index.js';
 import type { Operation, PlanHeader } from '../../src/types.js';
 import { seededRandom } from '../support/random.js';
+import { compareCodePoints } from '../../src/manifest/order.js';
 
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'hf-plan.jsonl');
 
@@ -142,9 +143,15 @@ function randomOps(n: number, seed = 1): Operation[] {
     if (r() < 0.3) op.destEtag = '"' + Math.floor(r() * 1e12).toString(16) + '-3"';
     if (r() < 0.3) op.hash = 'xxh128:' + Math.floor(r() * 1e15).toString(16);
     if (r() < 0.1) op.copyFrom = `copies/${i}/é`;
+    // A delete names the version it removes (the reader refuses one without size and mtime).
+    if (action === 'delete') {
+      op.size ??= 0;
+      if (op.localMtime === undefined && op.remoteMtime === undefined) op.remoteMtime = 0;
+    }
     ops.push(op);
   }
-  return ops;
+  // Plans are sorted by path, each path once (the reader refuses anything else).
+  return ops.sort((a, b) => compareCodePoints(a.path, b.path));
 }
 
 const HEADER: PlanHeader = {

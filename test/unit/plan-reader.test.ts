@@ -64,7 +64,7 @@ describe('plan reader: accepted input', () => {
         '{"type": "comment", "text": "ignored"}',
         '{"no_type": true}',
         op({ action: 'skip', path: 'd/b', reason: undefined, size: null, remote_mtime: null, dest_etag: null }),
-        op({ action: 'delete', path: 'c', remote_mtime: '2023-11-14T22:13:20Z', dest_size: 7, dest_etag: '"e"', hash: 'xxh128:ab', copy_from: 'x/y' }),
+        op({ action: 'delete', path: 'e', size: 7, remote_mtime: '2023-11-14T22:13:20Z', dest_size: 7, dest_etag: '"e"', hash: 'xxh128:ab', copy_from: 'x/y' }),
       ].join('\n') + '\n',
     );
     const v = await validatePlanFile(file);
@@ -83,8 +83,9 @@ describe('plan reader: accepted input', () => {
       { action: 'skip', path: 'd/b', reason: '' },
       {
         action: 'delete',
-        path: 'c',
+        path: 'e',
         reason: 'new file',
+        size: 7,
         remoteMtime: 1700000000000,
         destSize: 7,
         destEtag: '"e"',
@@ -98,7 +99,7 @@ describe('plan reader: accepted input', () => {
   });
 
   it('accepts CRLF line ends, a UTF-8 BOM, trailing blank lines and a missing final newline', async () => {
-    const body = [H, op({ path: 'é' }), op({ path: 'b' })];
+    const body = [H, op({ path: 'b' }), op({ path: 'é' })];
     for (const content of [
       '\ufeff' + body.join('\r\n') + '\r\n',
       body.join('\n'),
@@ -167,12 +168,12 @@ describe('plan reader: errors name the line', () => {
   it('rejects bad operation lines with the right line number', async () => {
     const ok = op({});
     await expectLineError([H, ok, '{"type": "operation", "action": "upload", "path": "a",'], 3, /^invalid JSON: /);
-    await expectLineError([H, ok, ok, '"just a string"'], 4, 'expected a plan line (a JSON object), got a string');
+    await expectLineError([H, op({ path: 'a1' }), op({ path: 'a2' }), '"just a string"'], 4, 'expected a plan line (a JSON object), got a string');
     await expectLineError([H, 'null'], 2, 'expected a plan line (a JSON object), got null');
     await expectLineError([H, '42'], 2, 'expected a plan line (a JSON object), got an integer');
     await expectLineError([H, '{"type": "operation", "path": "a"}'], 2, "operation has no 'action'");
     await expectLineError([H, op({ action: 5 })], 2, "operation 'action' must be a string, got an integer");
-    await expectLineError([H, ok, ok, ok, ok, ok, op({ action: 'uplod' })], 7, "unknown action 'uplod' (expected upload, download, delete or skip)");
+    await expectLineError([H, ...[1, 2, 3, 4, 5].map((i) => op({ path: `a${i}` })), op({ action: 'uplod', path: 'z' })], 7, "unknown action 'uplod' (expected upload, download, delete or skip)");
     await expectLineError([H, op({ path: undefined })], 2, "operation has no 'path'");
     await expectLineError([H, op({ path: 3 })], 2, "operation 'path' must be a string, got an integer");
     await expectLineError([H, op({ reason: 5 })], 2, "operation 'reason' must be a string, got an integer");
@@ -290,5 +291,34 @@ describe('plan reader: errors name the line', () => {
     const ops: Operation[] = [];
     for await (const o of readPlanOperations(proto)) ops.push(o);
     expect(ops).toStrictEqual([{ action: 'upload', path: 'a', reason: '' }]);
+  });
+});
+
+describe('plan reader: a plan cannot do what the planner never would (issue 13)', () => {
+  it('refuses a delete without size or without any mtime, naming the line', async () => {
+    await expectLineError([H, op({ action: 'delete', path: 'x' })], 2, "delete of 'x' has no 'size': a delete must carry the size and mtime of the file it removes");
+    await expectLineError([H, op({ action: 'delete', path: 'x', size: 1 })], 2, /^delete of 'x' has no 'local_mtime' or 'remote_mtime'/);
+    await expectLineError([H, op({ action: 'delete', path: 'x', size: null, local_mtime: '2023-11-14T22:13:20Z' })], 2, /has no 'size'/);
+    const ok = await validatePlanFile(planFile([H, op({ action: 'delete', path: 'x', size: 1, local_mtime: '2023-11-14T22:13:20Z' })].join('\n')));
+    expect(ok.count).toBe(1);
+  });
+
+  it('refuses a path twice or out of code-point order, naming both lines', async () => {
+    await expectLineError([H, op({ path: 'a' }), op({ path: 'a', action: 'skip' })], 3, "path 'a' appears twice (also on line 2): a plan names each path once");
+    await expectLineError([H, op({ path: 'b' }), op({ path: 'a' })], 3, /^path 'a' is out of order \(after 'b' on line 2\)/);
+    await expectLineError([H, op({ path: 'a' }), '{"type": "comment"}', op({ path: 'a' })], 4, /appears twice \(also on line 2\)/);
+    // code-point order, not UTF-16: U+FFFD sorts before U+1F600
+    expect((await validatePlanFile(planFile([H, op({ path: 'a' }), op({ path: 'a/b' }), op({ path: 'a0' }), op({ path: '\ufffd' }), op({ path: '😀' })].join('\n')))).count).toBe(5);
+    await expectLineError([H, op({ path: '😀' }), op({ path: '\ufffd' })], 3, /is out of order/);
+  });
+
+  it('accepts a subtree skip marker (folder/) as a skip only', async () => {
+    expect((await validatePlanFile(planFile([H, op({ action: 'skip', path: 'd/' }), op({ path: 'd/x' })].join('\n')))).count).toBe(2);
+    await expectLineError([H, op({ path: 'd/' })], 2, "unsafe path 'd/': ends with /");
+  });
+
+  it('refuses special files by name without blocking', async () => {
+    const err = await planError('/dev/zero');
+    expect(err.message).toBe('Plan file is a character device, not a regular file: /dev/zero');
   });
 });

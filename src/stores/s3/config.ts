@@ -43,6 +43,18 @@ function normaliseEndpoint(raw: string, from: string): string {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new S3StoreError(`Invalid S3 endpoint URL '${raw}' (from ${from}): only http:// and https:// are supported`, undefined, 2);
   }
+  // A path is not sent on every request the SDK signs: the server then rejects the signature
+  // ("secret access key rejected"), which names the wrong problem.
+  if (url.pathname !== '/' && url.pathname !== '') {
+    throw new S3StoreError(
+      `Invalid S3 endpoint URL '${raw}' (from ${from}): it has a path ('${url.pathname}'); an endpoint is only scheme, host and port`,
+      `Use ${url.protocol}//${url.host} and put the bucket and prefix in the s3:// location.`,
+      2,
+    );
+  }
+  if (url.search !== '' || url.hash !== '') {
+    throw new S3StoreError(`Invalid S3 endpoint URL '${raw}' (from ${from}): it has a query or fragment; an endpoint is only scheme, host and port`, undefined, 2);
+  }
   return url.toString().replace(/\/+$/, '');
 }
 

@@ -1,0 +1,224 @@
+/**
+ * Issue 13, class 5 (and the plan side of class 9): a plan cannot make `--apply` do what the
+ * planner never would. Hostile plans go through the real CLI (`bucketsync sync --apply`):
+ * deletes without the version they expect, a path twice, unsafe paths, resolved locations
+ * pointing elsewhere, hand-edited types, special files. Each must be refused (exit 2, one
+ * line naming the plan line) with nothing changed anywhere.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { cli, readTree, summaryEvent, tempDir, writeTree } from '../support/cli.js';
+
+const T0 = 1_700_000_000;
+const ISO0 = new Date(T0 * 1000).toISOString().replace('Z', '+00:00');
+
+let work: string;
+let src: string;
+let dst: string;
+let outside: string;
+
+beforeEach(() => {
+  work = tempDir('bucketsync-plans-');
+  src = path.join(work, 'src');
+  dst = path.join(work, 'dst');
+  outside = path.join(work, 'outside');
+  writeTree(src, { 'a.txt': 'new-a', 'b.txt': 'new-b' }, T0 + 100);
+  writeTree(dst, { 'a.txt': 'old-a', 'keep.txt': 'keep', 'victim.txt': 'victim' }, T0);
+  writeTree(outside, { 'a.txt': 'outside-a', 'secret.txt': 'secret' }, T0);
+});
+afterEach(() => {
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+type Line = Record<string, unknown>;
+
+function header(extra: Line = {}): Line {
+  return {
+    type: 'header',
+    source: src,
+    dest: dst,
+    timestamp: ISO0,
+    summary: { uploads: 0, downloads: 0, deletes: 0, skips: 0, total_size: 0 },
+    ...extra,
+  };
+}
+
+function writePlan(lines: (Line | string)[], name = 'plan.jsonl'): string {
+  const file = path.join(work, name);
+  fs.writeFileSync(file, lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n') + '\n');
+  return file;
+}
+
+const up = (p: string, extra: Line = {}): Line => ({ type: 'operation', action: 'upload', path: p, reason: 'new file', size: 5, local_mtime: ISO0, ...extra });
+const del = (p: string, extra: Line = {}): Line => ({ type: 'operation', action: 'delete', path: p, reason: 'not in source (--delete)', ...extra });
+
+/** Both trees and the outside folder, to prove that nothing changed. */
+function snapshot(): unknown {
+  return { src: readTree(src), dst: readTree(dst), outside: readTree(outside) };
+}
+
+async function expectRefused(file: string, pattern: RegExp, args: string[] = [], cwd?: string): Promise<string> {
+  const before = snapshot();
+  const r = await cli(['sync', '--apply', file, ...args], cwd ? { cwd } : {});
+  expect(r.stderr).toMatch(pattern);
+  expect(r.code).toBe(2);
+  expect(r.stderr).not.toContain('BUCKETSYNC_DEBUG');
+  expect(r.stderr).not.toMatch(/^\s+at /m);
+  expect(snapshot()).toEqual(before);
+  return r.stderr;
+}
+
+describe('--apply: destructive operations carry the version they expect', () => {
+  it('refuses deletes without size, without mtime, or with only the source-side mtime, naming the line', async () => {
+    await expectRefused(writePlan([header(), del('victim.txt')]), /plan\.jsonl:2: delete of 'victim\.txt' has no 'size'/);
+    await expectRefused(writePlan([header(), del('victim.txt', { size: 6 })]), /plan\.jsonl:2: delete of 'victim\.txt' has no 'local_mtime' or 'remote_mtime'/);
+    await expectRefused(writePlan([header(), del('victim.txt', { size: 6, remote_mtime: null })]), /plan\.jsonl:2: .*has no 'local_mtime'/);
+    // Upload direction: the destination's mtime is remote_mtime; local_mtime says nothing about it.
+    await expectRefused(writePlan([header(), up('a.txt', { remote_mtime: ISO0, dest_size: 5 }), del('victim.txt', { size: 6, local_mtime: ISO0 })]), /plan\.jsonl:3: delete of 'victim\.txt' has no 'remote_mtime'/);
+  });
+
+  it('a delete with the right version runs; one whose version no longer matches is stale and leaves the file', async () => {
+    const ok = await cli(['sync', '--apply', writePlan([header(), del('victim.txt', { size: 6, remote_mtime: ISO0 })])]);
+    expect(ok.code).toBe(0);
+    expect(fs.existsSync(path.join(dst, 'victim.txt'))).toBe(false);
+    const stale = await cli(['sync', '--apply', writePlan([header(), del('keep.txt', { size: 999, remote_mtime: ISO0 })])]);
+    expect(stale.code).toBe(1);
+    expect(readTree(dst)['keep.txt']).toBe('keep');
+  });
+
+  it('an upload whose destination version was edited out does not overwrite the existing file', async () => {
+    const r = await cli(['sync', '--apply', writePlan([header(), up('a.txt')])]);
+    expect(r.code).toBe(1);
+    expect(readTree(dst)['a.txt']).toBe('old-a');
+  });
+});
+
+describe('--apply: a path appears at most once, in the order plans are written', () => {
+  it('refuses an upload plus a delete of one path, two uploads, and out-of-order paths', async () => {
+    const d = { size: 5, remote_mtime: ISO0 };
+    await expectRefused(writePlan([header(), up('b.txt'), del('b.txt', d)]), /plan\.jsonl:3: path 'b\.txt' appears twice \(also on line 2\)/);
+    await expectRefused(writePlan([header(), up('b.txt'), up('b.txt')]), /plan\.jsonl:3: path 'b\.txt' appears twice/);
+    await expectRefused(writePlan([header(), up('b.txt'), { type: 'operation', action: 'skip', path: 'b.txt', reason: 'identical' }]), /:3: path 'b\.txt' appears twice/);
+    await expectRefused(writePlan([header(), up('b.txt'), del('a.txt', d)]), /plan\.jsonl:3: path 'a\.txt' is out of order/);
+    // a duplicate far apart is still found (sorted order makes it adjacent or out of order)
+    await expectRefused(writePlan([header(), up('b.txt'), up('c.txt', { size: 1 }), up('b.txt')]), /plan\.jsonl:4: path 'b\.txt' is out of order/);
+  });
+});
+
+describe('--apply: plan paths are safe relative paths', () => {
+  const bad: [string, RegExp][] = [
+    ['../outside/secret.txt', /'\.\.' segment/],
+    ['sub/../../outside/secret.txt', /'\.\.' segment/],
+    ['/etc/hostname', /is absolute/],
+    ['./a.txt', /'\.' segment/],
+    ['a//b.txt', /empty segment/],
+    ['', /is empty/],
+    ['a\\..\\b.txt', /backslash/],
+    ['a\u0000b', /NUL/],
+  ];
+  it.each(bad)('refuses %j as an upload and as a delete', async (p, why) => {
+    await expectRefused(writePlan([header(), up(p)]), why);
+    await expectRefused(writePlan([header(), del(p, { size: 6, remote_mtime: ISO0 })]), why);
+  });
+});
+
+describe('--apply: the plan is what it says, or it is refused', () => {
+  it('refuses hand-edited types, naming the line', async () => {
+    await expectRefused(writePlan([header(), up('b.txt', { size: '5' })]), /plan\.jsonl:2: operation 'size' must be a non-negative integer/);
+    await expectRefused(writePlan([header(), up('b.txt', { size: -1 })]), /:2: operation 'size'/);
+    await expectRefused(writePlan([header(), { type: 'operation', action: 'upload', path: 7, reason: '' }]), /:2: operation 'path' must be a string/);
+    await expectRefused(writePlan([header(), { type: 'operation', action: 'remove', path: 'b.txt' }]), /:2: unknown action 'remove'/);
+    await expectRefused(writePlan([header(), del('victim.txt', { size: 6, remote_mtime: 1700000000 })]), /:2: operation 'remote_mtime' must be a string/);
+    await expectRefused(writePlan([header(), del('victim.txt', { size: 6, remote_mtime: 'yesterday' })]), /:2: invalid remote_mtime/);
+    await expectRefused(writePlan([header({ source_resolved: 5 }), up('b.txt')]), /:1: header 'source_resolved' must be a string/);
+    await expectRefused(writePlan([header(), '[1,2]']), /:2: expected a plan line/);
+  });
+
+  it('refuses resolved locations that are not where source/dest resolve, and names --trust-resolved', async () => {
+    // The seen attack: source_resolved=/etc reads /etc/hostname into the destination.
+    const etc = await expectRefused(
+      writePlan([header({ source_resolved: '/etc', dest_resolved: dst }), up('hostname', { size: 1 })]),
+      /source_resolved '\/etc' is not where source .* resolves to.*--trust-resolved/,
+    );
+    expect(etc.split('\n').filter((l) => l.startsWith('Error:'))).toHaveLength(1);
+    expect(fs.existsSync(path.join(dst, 'hostname'))).toBe(false);
+    // dest_resolved elsewhere: the delete would hit outside/secret.txt.
+    await expectRefused(
+      writePlan([header({ source_resolved: src, dest_resolved: outside }), del('secret.txt', { size: 6, remote_mtime: ISO0 })]),
+      /dest_resolved '.*outside' is not where dest .* resolves to/,
+    );
+    // Relative spellings resolved from two different folders cannot come from one planner run.
+    await expectRefused(
+      writePlan([header({ source: 'src', dest: 'dst', source_resolved: src, dest_resolved: path.join(outside, 'dst') }), up('b.txt')]),
+      /not resolved from one directory/,
+      [],
+      work,
+    );
+    await expectRefused(
+      writePlan([header({ source: '.', dest: 'dst', source_resolved: '/etc', dest_resolved: dst }), up('hostname', { size: 1 })]),
+      /not resolved from one directory/,
+      [],
+      work,
+    );
+  });
+
+  it('with --trust-resolved the resolved locations are applied, and named before anything runs', async () => {
+    const file = writePlan([header({ source_resolved: outside, dest_resolved: dst }), up('secret.txt', { size: 6 })]);
+    const r = await cli(['sync', '--apply', file, '--trust-resolved', '--json']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`reading ${outside}, writing ${dst}`);
+    expect(readTree(dst)['secret.txt']).toBe('secret');
+    const s = summaryEvent(r.stdout);
+    expect(s['source_resolved']).toBe(outside);
+    expect(s['dest_resolved']).toBe(dst);
+  });
+
+  it('a plan made with relative paths applies from another directory and names the resolved locations', async () => {
+    const plan = path.join(work, 'p.jsonl');
+    const made = await cli(['sync', 'src', 'dst', '--delete', '--plan', plan], { cwd: work });
+    expect(made.code).toBe(0);
+    const r = await cli(['sync', '--apply', plan, '--json'], { cwd: '/' });
+    expect(r.stderr).toContain(`Applying ${plan}: reading ${src}, writing ${dst}`);
+    expect(r.stderr).toContain('Sync plan: src -> dst'); // hf's line, the header's words, after the resolved ones
+    expect(r.code).toBe(0);
+    const s = summaryEvent(r.stdout);
+    expect([s['source'], s['dest'], s['source_resolved'], s['dest_resolved']]).toEqual(['src', 'dst', src, dst]);
+    expect(readTree(dst)).toEqual({ 'a.txt': 'new-a', 'b.txt': 'new-b' });
+  });
+
+  it("an hf-written plan (no bucketsync extras) still applies, relative to the current directory", async () => {
+    const hfPlan = [
+      { type: 'header', source: 'src', dest: 'dst', timestamp: ISO0, summary: { uploads: 1, downloads: 0, deletes: 1, skips: 1, total_size: 5 } },
+      { type: 'operation', action: 'upload', path: 'a.txt', reason: 'local newer', size: 5, local_mtime: new Date((T0 + 100) * 1000).toISOString().replace('Z', '+00:00'), remote_mtime: ISO0 },
+      { type: 'operation', action: 'skip', path: 'b.txt', reason: 'identical', size: 5, local_mtime: ISO0, remote_mtime: ISO0 },
+      { type: 'operation', action: 'delete', path: 'victim.txt', reason: 'not in source (--delete)', size: 6, remote_mtime: ISO0 },
+    ];
+    const file = writePlan(hfPlan, 'hf.jsonl');
+    const r = await cli(['sync', '--apply', 'hf.jsonl'], { cwd: work });
+    expect(r.stderr).toContain(`reading ${src}, writing ${dst}`);
+    expect(r.code).toBe(0);
+    expect(readTree(dst)).toEqual({ 'a.txt': 'new-a', 'keep.txt': 'keep' });
+    expect(fs.existsSync(file)).toBe(true);
+  });
+});
+
+describe('--apply and plan show: special files are refused by name, without hanging', () => {
+  it('a fifo, /dev/zero, a directory', async () => {
+    const fifo = path.join(work, 'plan.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const started = Date.now();
+    await expectRefused(fifo, /Plan file is a named pipe \(fifo\), not a regular file: .*plan\.fifo/);
+    await expectRefused('/dev/zero', /Plan file is a character device, not a regular file: \/dev\/zero/);
+    await expectRefused(work, /Plan file is a directory/);
+    const show = await cli(['plan', 'show', fifo]);
+    expect(show.code).toBe(2);
+    expect(show.stderr).toMatch(/named pipe/);
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
+  it('a line longer than 1 MiB is refused, naming the line', async () => {
+    await expectRefused(writePlan([header(), up('b.txt', { reason: 'x'.repeat(1024 * 1024 + 10) })]), /plan\.jsonl:2: line is longer than 1048576 bytes/);
+  });
+});
