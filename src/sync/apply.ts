@@ -21,6 +21,8 @@ import type { StoreOptions } from '../stores/open.js';
 import type { ExecuteResult } from '../executor/execute.js';
 import type { Operation, PlanHeader, PlanSummary } from '../types.js';
 import { directionOf, executeOn, openSides, type RunOptions } from './sync.js';
+import { assertNoOverlap } from './overlap.js';
+import { FilterMatcher } from '../filters/filter.js';
 
 export interface ApplyOptions extends RunOptions {
   storeOptions?: StoreOptions;
@@ -132,6 +134,9 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
   const sourceLocation = headerLocation(file, header.sourceResolved !== undefined ? 'source_resolved' : 'source', header.sourceResolved ?? header.source);
   const destLocation = headerLocation(file, header.destResolved !== undefined ? 'dest_resolved' : 'dest', header.destResolved ?? header.dest);
   const direction = directionOf(sourceLocation, destLocation);
+  // As in a sync: overlapping sides are refused, unless the plan's filters exclude the overlap.
+  const filters = header.filters ? new FilterMatcher(header.filters) : undefined;
+  assertNoOverlap(sourceLocation, destLocation, filters && !filters.isEmpty ? (p) => filters.matches(p) : undefined);
 
   /** Every operation, checked against the plan's direction as it is read. */
   async function* checked(): AsyncGenerator<Operation> {

@@ -180,6 +180,24 @@ describe('class 6: overlapping source and destination are refused', () => {
     expect(fs.existsSync(path.join(work, 'p.jsonl'))).toBe(false);
   });
 
+  it('--apply of a plan whose locations overlap is refused too (a plan edited or made elsewhere)', async () => {
+    const parent = path.join(work, 'parent');
+    writeTree(parent, { 'src/a.txt': 'a', 'keep.txt': 'k' }, T0);
+    const planFile = path.join(work, 'p.jsonl');
+    const ok = await cli(['sync', path.join(parent, 'src'), path.join(work, 'elsewhere'), '--delete', '--plan', planFile]);
+    expect(ok.code, ok.stderr).toBe(0);
+    // point the destination at the source's parent, as a hostile or careless edit would
+    const lines = fs.readFileSync(planFile, 'utf8').split('\n');
+    const header = JSON.parse(lines[0]!) as Record<string, unknown>;
+    header['dest'] = parent;
+    header['dest_resolved'] = parent;
+    lines[0] = JSON.stringify(header);
+    fs.writeFileSync(planFile, lines.join('\n'));
+    const r = await cli(['sync', '--apply', planFile, '--trust-resolved']);
+    refused(r);
+    expect(readTree(parent)).toEqual({ 'keep.txt': 'k', 'src/a.txt': 'a' });
+  });
+
   it('allowed when the filters exclude the overlap, and for siblings that only share a name prefix', async () => {
     const parent = path.join(work, 'parent');
     writeTree(parent, { 'a.txt': 'a', 'backup/old.txt': 'o' }, T0);
