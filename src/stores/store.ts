@@ -152,6 +152,13 @@ export interface Store {
    */
   checkWritable?(signal?: AbortSignal): Promise<void>;
 
+  /**
+   * Paths read in full so far whose content could not be verified against the store's own
+   * identity (an S3 multipart ETag of another tool whose part size could not be told; kept
+   * because two downloads agreed). For the run summary: "N files could not be verified".
+   */
+  unverifiedReads?(): readonly string[];
+
   /** Releases connections, flushes caches. */
   close(): Promise<void>;
 }

@@ -234,11 +234,16 @@ describe.skipIf(!endpoint)('safety against hostile buckets (S3, real CLI, RGW)',
 
     // `s3://b//` is not the bucket root in disguise
     fs.mkdirSync(path.join(work, 'empty-src'));
-    for (const bad of [`s3://${bucket}//`, `s3://${bucket}//x`]) {
+    for (const bad of [`s3://${bucket}//`, `s3://${bucket}//x`, `s3://${bucket}/${pfx}//name`]) {
       const e = await sync(path.join(work, 'empty-src'), bad, ['--delete', '--dry-run']);
       expect(e.code, `${bad}: ${e.stderr}`).toBe(2);
       expect(e.stderr.trim().split('\n')[0]).toMatch(/empty (path )?segment/);
     }
+    // a trailing '/' says "the folder": the object `ckpt` is not part of it
+    const asFolder = await sync(`s3://${bucket}/${pfx}/ckpt/`, path.join(work, 'as-folder'));
+    expect(asFolder.code, asFolder.stderr).toBe(0);
+    expect(fs.existsSync(path.join(work, 'as-folder', 'ckpt'))).toBe(false);
+    expect(asFolder.stderr).toMatch(/'[^']*ckpt' has the same name as the folder/);
   });
 
   it("17: another tool's negative mtimes round-trip in plans; absurd and year-5138 ones fall back to LastModified without failing the run", async () => {
@@ -246,12 +251,14 @@ describe.skipIf(!endpoint)('safety against hostile buckets (S3, real CLI, RGW)',
     await put(`${pfx}/t/huge.txt`, 'h', { mtime: '1e22' });
     await put(`${pfx}/t/huge2.txt`, 'h', { mtime: '10000000000000000000000' });
     await put(`${pfx}/t/y5138.txt`, 'y', { mtime: '99999999999' });
+    await put(`${pfx}/t/junk.txt`, 'j', { mtime: 'yesterday' });
+    await put(`${pfx}/t/pre1901.txt`, 'p', { mtime: '-5000000000' });
     const lm = (await head(`${pfx}/t/huge2.txt`)).LastModified!.getTime();
     const r = await sync(`s3://${bucket}/${pfx}/t`, path.join(work, 'dl'), ['--dry-run']);
     expect(r.code, r.stderr).toBe(0);
     const ops = planByPath(r.stdout);
     expect(ops['neg.txt']!['remote_mtime']).toBe('1969-12-30T23:59:59.500000+00:00');
-    for (const p of ['huge.txt', 'huge2.txt', 'y5138.txt']) {
+    for (const p of ['huge.txt', 'huge2.txt', 'y5138.txt', 'junk.txt', 'pre1901.txt']) {
       const m = Date.parse(ops[p]!['remote_mtime'] as string);
       expect(Math.abs(m - lm), p).toBeLessThan(60_000);
     }

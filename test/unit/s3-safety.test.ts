@@ -54,3 +54,30 @@ describe('hf unsafe paths', () => {
     expect(unsafePathReason('a/../b')).toMatch(/\.\./);
   });
 });
+
+describe('metadata cache files are private', () => {
+  it('creates the folder 0700 and the file 0600, and makes an older readable file private', async () => {
+    const { MetaCache } = await import('../../src/stores/s3/meta-cache.js');
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bucketsync-metacache-'));
+    try {
+      const dir = path.join(root, 'nested', 's3-meta');
+      const warnings: string[] = [];
+      const c = MetaCache.open(dir, 'http://127.0.0.1:1', 'b', (m) => warnings.push(m));
+      c.put({ k: 'a', e: '"x"', s: 1, m: 1 });
+      await c.close();
+      expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
+      expect(fs.statSync(c.file!).mode & 0o777).toBe(0o600);
+      fs.chmodSync(c.file!, 0o644);
+      const c2 = MetaCache.open(dir, 'http://127.0.0.1:1', 'b', (m) => warnings.push(m));
+      c2.put({ k: 'b', e: '"y"', s: 1, m: 1 });
+      await c2.close();
+      expect(fs.statSync(c2.file!).mode & 0o777).toBe(0o600);
+      expect(warnings).toEqual([]);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});

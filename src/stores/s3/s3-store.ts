@@ -240,6 +240,8 @@ export class S3Store implements Store {
   /** The location is a folder whatever exists at `prefix` (a destination, or written with a trailing `/`). */
   private readonly folderOnly: boolean;
   private singleFileProbe: Promise<boolean> | undefined;
+  /** Keys kept although no part size verified them (two downloads agreed): Store.unverifiedReads. */
+  private readonly keptUnverified: string[] = [];
   /** Foreign multipart downloads no part size verified: key → their ETag and content MD5 (see verifyingEtag). */
   private readonly unverified = new Map<string, { etag: string; md5: string }>();
   /** Set once the server turned out to compare If-Match without quotes (Ceph RGW). */
@@ -738,6 +740,7 @@ export class S3Store implements Store {
     const whole = createHash('md5');
     const states = (check.partSizes ?? []).map((size) => ({ size, part: createHash('md5'), inPart: 0, digests: [] as Buffer[] }));
     const unverified = this.unverified;
+    const kept = this.keptUnverified;
     const warn = this.warn;
     const what = this.what(key);
     const out = new Transform({
@@ -778,6 +781,7 @@ export class S3Store implements Store {
         const seen = unverified.get(key);
         if (seen && seen.etag === check.etag && seen.md5 === wholeMd5) {
           unverified.delete(key);
+          kept.push(key);
           warn(
             `${what} could not be verified: its multipart ETag ${check.etag} was made with a part size bucketsync cannot tell (tried ${check.partSizes.length ? check.partSizes.join(', ') : 'none fit'}); two downloads gave the same bytes (MD5 ${wholeMd5}), kept`,
           );
@@ -796,6 +800,12 @@ export class S3Store implements Store {
     });
     pipeline(body, out, () => undefined); // an error of either stream destroys both
     return out;
+  }
+
+  /** Store.unverifiedReads: relative paths of the downloads kept without an ETag match. */
+  unverifiedReads(): readonly string[] {
+    const dir = this.prefix ? `${this.prefix}/` : '';
+    return this.keptUnverified.map((k) => (dir && k.startsWith(dir) ? k.slice(dir.length) : basename(k)));
   }
 
   // ---------------------------------------------------------------------------------------------
