@@ -81,7 +81,6 @@ export function runHf(hf: HfBin, args: string[], opts: HfRunOptions): Promise<Cl
       HF_HUB_DISABLE_TELEMETRY: '1',
       HF_HUB_DISABLE_UPDATE_CHECK: '1',
       HF_HUB_DISABLE_PROGRESS_BARS: '1',
-      HF_XET_HIGH_PERFORMANCE: '0',
       NO_COLOR: '1',
       NO_PROXY: '127.0.0.1,localhost',
       no_proxy: '127.0.0.1,localhost',

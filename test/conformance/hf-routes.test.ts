@@ -133,6 +133,25 @@ describe('Hub routes as huggingface_hub 2.0 reads them', () => {
     expect(((await pi.json()) as { path: string; type: string }[]).map((r) => `${r.type}:${r.path}`)).toEqual(['file:a.txt', 'file:d/e/c.txt']);
   });
 
+  it('reconstructions: v2 and v1 each in their own shape; ranges past the end are 416, ends are clamped', async () => {
+    const f = server.listBucket('tester/tree').find((x) => x.path === 'd/e/c.txt')!;
+    const tok = (await (await fetch(`${server.url}/api/buckets/tester/tree/xet-read-token`)).json()) as { accessToken: string; casUrl: string };
+    const get = (v: number, range?: string) =>
+      fetch(`${tok.casUrl}/v${v}/reconstructions/${f.xetHash}`, { headers: { Authorization: `Bearer ${tok.accessToken}`, ...(range ? { Range: range } : {}) } });
+    // hf_xet asks for 256 MB segments in parallel: bytes=0-255999999 (clamped), then later ones (416).
+    const v2 = await get(2, 'bytes=0-255999999');
+    expect(v2.status).toBe(200);
+    const b2 = (await v2.json()) as Record<string, unknown>;
+    expect(Object.keys(b2).sort()).toEqual(['offset_into_first_range', 'terms', 'xorbs']);
+    const v1 = (await (await get(1)).json()) as { fetch_info: Record<string, { range: unknown; url: string; url_range: unknown }[]> };
+    expect(Object.keys(v1).sort()).toEqual(['fetch_info', 'offset_into_first_range', 'terms']);
+    const [info] = Object.values(v1.fetch_info)[0]!;
+    expect(info).toMatchObject({ range: { start: 0 }, url_range: { start: expect.any(Number), end: expect.any(Number) } });
+    const data = await fetch(info!.url, { headers: { Range: `bytes=${(info!.url_range as { start: number }).start}-${(info!.url_range as { end: number }).end}` } });
+    expect(data.status).toBe(206);
+    expect((await get(2, 'bytes=256000000-767999999')).status).toBe(416);
+  });
+
   it('PUT /api/buckets/{id}/settings flips visibility; bad bodies are 400; read-only or foreign tokens cannot', async () => {
     server.createBucket('tester/vis');
     const put = (body: string, headers: Record<string, string> = auth) =>
