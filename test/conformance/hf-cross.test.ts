@@ -45,6 +45,41 @@ async function hf(args: string[]) {
   return r;
 }
 
+/**
+ * Writes hf's plan for every job with hf's own `HfApi.sync_bucket(plan=…)` in one Python process
+ * (the interpreter of the `hf` script, read from its shebang).
+ */
+async function hfPlans(jobs: { from: string; to: string; flags: string[]; hfPlan: string }[]): Promise<void> {
+  const shebang = /^#!(\S*python\S*)/.exec(fs.readFileSync(HF!.path, 'utf8').split('\n', 1)[0] ?? '');
+  if (!shebang) {
+    for (const j of jobs) await hf(['buckets', 'sync', j.from, j.to, ...j.flags, '--plan', j.hfPlan]);
+    return;
+  }
+  const kw = (flags: string[]) => {
+    const o: Record<string, unknown> = { include: [], exclude: [] };
+    for (let i = 0; i < flags.length; i++) {
+      const f = flags[i]!;
+      if (f === '--include' || f === '--exclude') (o[f.slice(2)] as string[]).push(flags[++i]!);
+      else if (f === '--filter-from') o.filter_from = flags[++i];
+      else o[f.slice(2).replace(/-/g, '_')] = true;
+    }
+    return o;
+  };
+  const jobFile = path.join(home, 'hf-plan-jobs.json');
+  fs.writeFileSync(jobFile, JSON.stringify(jobs.map((j) => ({ source: j.from, dest: j.to, plan: j.hfPlan, ...kw(j.flags) }))));
+  const script = [
+    'import json, sys',
+    'from huggingface_hub import HfApi',
+    'api = HfApi()',
+    'for job in json.load(open(sys.argv[1])):',
+    '    job["include"] = job["include"] or None',
+    '    job["exclude"] = job["exclude"] or None',
+    '    api.sync_bucket(quiet=True, **job)',
+  ].join('\n');
+  const r = await runHf({ path: shebang[1]! }, ['-c', script, jobFile], { endpoint: server.url, token: TOKEN, home });
+  expect(r.code, r.stderr).toBe(0);
+}
+
 function newBucket(): string {
   const id = `tester/x${++seq}`;
   server.createBucket(id);
@@ -178,7 +213,7 @@ describe.skipIf(!HF)('bucketsync and the real hf 2.0 on one server', { timeout: 
     expect(planOps(p5).every((o) => o.action === 'skip')).toBe(true);
   });
 
-  it("hf's plan lines are byte prefixes of bucketsync's --no-dedup lines (both directions, several flag sets)", async () => {
+  it("hf's plan lines are byte prefixes of bucketsync's --no-dedup lines (20 flag sets each direction)", async () => {
     const id = newBucket();
     const src = dir('cmp-src');
     tree(src, 'four');
@@ -191,30 +226,64 @@ describe.skipIf(!HF)('bucketsync and the real hf 2.0 on one server', { timeout: 
     writeTree(src, { 'only-local.txt': 'l' }, T0);
     writeTree(dir('cmp-extra'), { 'r.txt': 'remote only' }, T0);
     await bs(['sync', dir('cmp-extra'), `hf://buckets/${id}/only-remote`, '-q']);
-    const flagSets: string[][] = [[], ['--delete', '--ignore-times'], ['--existing', '--ignore-sizes'], ['--ignore-existing', '--delete', '--exclude', '*.bin']];
-    let compared = 0;
-    const actions = new Set<string>();
+    const filterFile = path.join(home, 'filter.txt');
+    fs.writeFileSync(filterFile, '- *.bin\n+ *\n');
+    const flagSets: string[][] = [
+      [],
+      ['--delete'],
+      ['--ignore-times'],
+      ['--ignore-sizes'],
+      ['--existing'],
+      ['--ignore-existing'],
+      ['--delete', '--ignore-times'],
+      ['--delete', '--ignore-sizes'],
+      ['--delete', '--existing'],
+      ['--delete', '--ignore-existing'],
+      ['--include', '*.txt'],
+      ['--exclude', '*.bin'],
+      ['--include', 'sub/*', '--exclude', '*.json'],
+      ['--delete', '--exclude', '*.bin'],
+      ['--delete', '--include', '*.txt'],
+      ['--filter-from', filterFile],
+      ['--existing', '--ignore-times'],
+      ['--ignore-existing', '--ignore-sizes'],
+      ['--delete', '--filter-from', filterFile],
+      ['--delete', '--ignore-times', '--exclude', 'only-*'],
+    ];
+    const jobs: { from: string; to: string; flags: string[]; hfPlan: string; bsPlan: string }[] = [];
     for (const [from, to] of [
       [src, `hf://buckets/${id}`],
       [`hf://buckets/${id}`, src],
     ] as const) {
       for (const flags of flagSets) {
-        const hp = path.join(home, `cmp-hf-${compared}.jsonl`);
-        const bp = path.join(home, `cmp-bs-${compared}.jsonl`);
-        await hf(['buckets', 'sync', from, to, ...flags, '--plan', hp]);
-        await bs(['sync', from, to, ...flags, '--no-dedup', '--plan', bp]);
-        const hl = fs.readFileSync(hp, 'utf8').trim().split('\n');
-        const bl = fs.readFileSync(bp, 'utf8').trim().split('\n');
-        const label = `${from} -> ${to} ${flags.join(' ')}`;
-        expect(bl.length, label).toBe(hl.length);
-        const [hh, bh] = [JSON.parse(hl[0]!) as Record<string, unknown>, JSON.parse(bl[0]!) as Record<string, unknown>];
-        for (const k of ['type', 'source', 'dest', 'summary']) expect(bh[k], `${label}: header ${k}`).toEqual(hh[k]);
-        for (const l of hl.slice(1)) actions.add((JSON.parse(l) as { action: string }).action);
-        for (let i = 1; i < hl.length; i++) expect(bl[i]!.startsWith(hl[i]!.slice(0, -1)), `${label}\nhf: ${hl[i]}\nbs: ${bl[i]}`).toBe(true);
-        compared++;
+        const n = jobs.length;
+        jobs.push({ from, to, flags, hfPlan: path.join(home, `cmp-hf-${n}.jsonl`), bsPlan: path.join(home, `cmp-bs-${n}.jsonl`) });
       }
     }
-    expect(compared).toBe(8);
+    // hf's plans: the CLI for two jobs, hf's own sync_bucket() (what `hf buckets sync` calls)
+    // for all of them in one Python process (one hf start instead of 40).
+    for (const j of [jobs[1]!, jobs[21]!]) await hf(['buckets', 'sync', j.from, j.to, ...j.flags, '--plan', `${j.hfPlan}.cli`]);
+    await hfPlans(jobs);
+    for (let k = 0; k < jobs.length; k += 4) {
+      await Promise.all(jobs.slice(k, k + 4).map((j) => bs(['sync', j.from, j.to, ...j.flags, '--no-dedup', '--plan', j.bsPlan])));
+    }
+    const actions = new Set<string>();
+    let lines = 0;
+    const ops = (file: string) => fs.readFileSync(file, 'utf8').trim().split('\n').slice(1);
+    for (const j of [jobs[1]!, jobs[21]!]) expect(ops(`${j.hfPlan}.cli`)).toEqual(ops(j.hfPlan));
+    for (const j of jobs) {
+      const hl = fs.readFileSync(j.hfPlan, 'utf8').trim().split('\n');
+      const bl = fs.readFileSync(j.bsPlan, 'utf8').trim().split('\n');
+      const label = `${j.from} -> ${j.to} ${j.flags.join(' ')}`;
+      expect(bl.length, label).toBe(hl.length);
+      const [hh, bh] = [JSON.parse(hl[0]!) as Record<string, unknown>, JSON.parse(bl[0]!) as Record<string, unknown>];
+      for (const k of ['type', 'source', 'dest', 'summary']) expect(bh[k], `${label}: header ${k}`).toEqual(hh[k]);
+      for (const l of hl.slice(1)) actions.add((JSON.parse(l) as { action: string }).action);
+      for (let i = 1; i < hl.length; i++) expect(bl[i]!.startsWith(hl[i]!.slice(0, -1)), `${label}\nhf: ${hl[i]}\nbs: ${bl[i]}`).toBe(true);
+      lines += hl.length - 1;
+    }
+    expect(jobs).toHaveLength(40);
+    expect(lines).toBeGreaterThan(150);
     expect([...actions].sort()).toEqual(['delete', 'download', 'skip', 'upload']);
   });
 });
