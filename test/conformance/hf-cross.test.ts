@@ -213,7 +213,7 @@ describe.skipIf(!HF)('bucketsync and the real hf 2.0 on one server', { timeout: 
     expect(planOps(p5).every((o) => o.action === 'skip')).toBe(true);
   });
 
-  it("hf's plan lines are byte prefixes of bucketsync's --no-dedup lines (20 flag sets each direction)", async () => {
+  it("hf's plan lines are byte prefixes of bucketsync's --no-dedup lines (20 flag sets each direction, 3 prefix cases)", async () => {
     const id = newBucket();
     const src = dir('cmp-src');
     tree(src, 'four');
@@ -223,7 +223,7 @@ describe.skipIf(!HF)('bucketsync and the real hf 2.0 on one server', { timeout: 
     writeTree(src, { 'a.txt': 'alpha four-changed size\n' }, T0 + 1000);
     writeTree(src, { 'sub/deep/c.json': '{"salt": "four"}' }, T0 + 1000);
     writeTree(src, { 'empty.txt': '' }, T0 - 1000);
-    writeTree(src, { 'only-local.txt': 'l' }, T0);
+    writeTree(src, { 'only-local.txt': 'l', 'dir with space/é ü #1.txt': 'unicode' }, T0);
     writeTree(dir('cmp-extra'), { 'r.txt': 'remote only' }, T0);
     await bs(['sync', dir('cmp-extra'), `hf://buckets/${id}/only-remote`, '-q']);
     const filterFile = path.join(home, 'filter.txt');
@@ -260,6 +260,15 @@ describe.skipIf(!HF)('bucketsync and the real hf 2.0 on one server', { timeout: 
         jobs.push({ from, to, flags, hfPlan: path.join(home, `cmp-hf-${n}.jsonl`), bsPlan: path.join(home, `cmp-bs-${n}.jsonl`) });
       }
     }
+    // Edge cases: a prefix inside the bucket (both directions), a prefix that names nothing yet.
+    for (const [from, to] of [
+      [path.join(src, 'sub'), `hf://buckets/${id}/sub`],
+      [`hf://buckets/${id}/sub`, path.join(src, 'sub')],
+      [path.join(src, 'sub'), `hf://buckets/${id}/not-yet/sub`],
+    ] as const) {
+      const n = jobs.length;
+      jobs.push({ from, to, flags: ['--delete'], hfPlan: path.join(home, `cmp-hf-${n}.jsonl`), bsPlan: path.join(home, `cmp-bs-${n}.jsonl`) });
+    }
     // hf's plans: the CLI for two jobs, hf's own sync_bucket() (what `hf buckets sync` calls)
     // for all of them in one Python process (one hf start instead of 40).
     for (const j of [jobs[1]!, jobs[21]!]) await hf(['buckets', 'sync', j.from, j.to, ...j.flags, '--plan', `${j.hfPlan}.cli`]);
@@ -282,7 +291,7 @@ describe.skipIf(!HF)('bucketsync and the real hf 2.0 on one server', { timeout: 
       for (let i = 1; i < hl.length; i++) expect(bl[i]!.startsWith(hl[i]!.slice(0, -1)), `${label}\nhf: ${hl[i]}\nbs: ${bl[i]}`).toBe(true);
       lines += hl.length - 1;
     }
-    expect(jobs).toHaveLength(40);
+    expect(jobs).toHaveLength(43);
     expect(lines).toBeGreaterThan(150);
     expect([...actions].sort()).toEqual(['delete', 'download', 'skip', 'upload']);
   });
