@@ -295,4 +295,36 @@ describe.skipIf(!HF)('bucketsync and the real hf 2.0 on one server', { timeout: 
     expect(lines).toBeGreaterThan(150);
     expect([...actions].sort()).toEqual(['delete', 'download', 'skip', 'upload']);
   });
+
+  it('bucket listings, info and rm --dry-run print byte-identical output from both clients', async () => {
+    const id = newBucket();
+    const src = dir('ls-src');
+    tree(src, 'five');
+    writeTree(src, { 'logs/x.txt': 'x', 'logs.json': '{}', 'logs_backup/y.txt': 'y' }, T0 + 7);
+    await bs(['sync', src, `hf://buckets/${id}`, '-q']);
+    for (const f of server.buckets.get(id)!.files.values()) f.uploadedAt = T0 * 1000 + 123;
+    server.buckets.get(id)!.createdAt = T0 * 1000 + 456;
+    const cases: string[][] = [
+      ['ls', id],
+      ['ls', id, '-R'],
+      ['ls', id, '-R', '-h'],
+      ['ls', id, '--tree', '-R'],
+      ['ls', id, '-R', '--format', 'json'],
+      ['info', id],
+      ['list', 'tester', '--format', 'json'],
+      ['rm', `${id}/logs`, '-R', '--dry-run'],
+    ];
+    const hfOut: string[] = [];
+    for (let k = 0; k < cases.length; k += 4) {
+      hfOut.push(...(await Promise.all(cases.slice(k, k + 4).map(async (c) => (await hf(['buckets', ...c])).stdout))));
+    }
+    const bsOut: string[] = [];
+    for (let k = 0; k < cases.length; k += 4) {
+      bsOut.push(...(await Promise.all(cases.slice(k, k + 4).map(async (c) => (await bs(['buckets', ...c])).stdout))));
+    }
+    cases.forEach((c, n) => expect(bsOut[n], c.join(' ')).toBe(hfOut[n]));
+    expect(hfOut.at(-1)).toContain('logs/x.txt');
+    expect(hfOut.at(-1)).not.toContain('logs.json');
+    expect(server.listBucket(id)).toHaveLength(7);
+  });
 });
