@@ -2,11 +2,17 @@
  * A local stand-in for the Hugging Face Hub bucket API and the Xet CAS service, for tests.
  *
  * Two loopback HTTP listeners on ephemeral ports share one state:
- * - the "hub" (`url`): /api/buckets/… (create, info, list, delete, move, tree, paths-info,
- *   batch, xet-write-token, xet-read-token), /api/whoami-v2 and /buckets/{id}/resolve/{path};
- * - the "CAS" (`casUrl`): POST /v1/xorbs/default/{hash}, POST /v1/shards,
- *   GET /v1/chunks/default/{hash} (global dedup), GET /v2/reconstructions/{fileHash}, and the
- *   "presigned" ranged xorb reads the reconstructions point to.
+ * - the "hub" (`url`): /api/buckets/… (create, info, list, delete, move, settings, tree,
+ *   paths-info, batch, xet-write-token, xet-read-token), /api/whoami-v2 and
+ *   /buckets/{id}/resolve/{path};
+ * - the "CAS" (`casUrl`): POST /v1/xorbs/default/{hash}, POST /v1/shards and /v2/shards (NDJSON
+ *   progress stream; shards with or without a footer), GET /v1/chunks/default/{hash} (global
+ *   dedup), GET /v1/reconstructions and /v2/reconstructions/{fileHash} (each in its own shape),
+ *   and the "presigned" ranged xorb reads the reconstructions point to.
+ *
+ * Every route, status code and body shape follows what huggingface_hub 2.0 / hf_xet 1.6 send and
+ * read (docs/hf.md lists each route with its source). Access follows the Hub: anonymous requests
+ * may read public buckets; private buckets are visible only to members of their namespace.
  *
  * Xorbs are stored as uploaded, in a temp directory; uploads are fully verified (chunk
  * decompression and hashes, xorb hash, file hash and verification hashes of every shard entry).
@@ -35,6 +41,12 @@ export interface TokenInfo {
   user: string;
   /** Read-only tokens get 403 on writes (create, delete, batch, xet-write-token). */
   readOnly?: boolean;
+  /**
+   * Organizations the user belongs to. When set, the token is a member of its own namespace and
+   * these only (private buckets elsewhere are 404, writes elsewhere 403, as on the Hub). When
+   * absent, the token is a member of every namespace (the tests' convenience default).
+   */
+  orgs?: string[];
 }
 
 export interface HfTestServerOptions {
@@ -67,6 +79,7 @@ export type RouteName =
   | 'bucket-delete'
   | 'bucket-list'
   | 'bucket-move'
+  | 'bucket-settings'
   | 'tree'
   | 'paths-info'
   | 'batch'
@@ -117,6 +130,10 @@ export interface HfTestStats {
   xorbsReceived: number;
   xorbsInserted: number;
   shardsReceived: number;
+  /** Shard uploads by API version (hf_xet tries /v2/shards first). */
+  shardUploads: { v1: number; v2: number };
+  /** Shards received without a footer (the layout hf_xet sends). */
+  footerlessShards: number;
   chunkQueries: number;
   chunkQueryHits: number;
   /** Lines received on /batch, by type. */
@@ -132,6 +149,8 @@ function emptyStats(): HfTestStats {
     xorbsReceived: 0,
     xorbsInserted: 0,
     shardsReceived: 0,
+    shardUploads: { v1: 0, v2: 0 },
+    footerlessShards: 0,
     chunkQueries: 0,
     chunkQueryHits: 0,
     batchLines: {},
@@ -145,8 +164,23 @@ class HttpError extends Error {
     readonly status: number,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** Extra fields of the JSON error body, next to `error`. */
+    readonly extra: Record<string, unknown> = {},
   ) {
     super(message);
+  }
+}
+
+/** A JSON request body; an empty body is `empty` (400 when that is undefined), bad JSON is a 400. */
+function parseJsonBody(body: Buffer, empty: unknown): unknown {
+  if (body.length === 0) {
+    if (empty === undefined) throw new HttpError(400, 'Request body must be JSON');
+    return empty;
+  }
+  try {
+    return JSON.parse(body.toString('utf8')) as unknown;
+  } catch {
+    throw new HttpError(400, 'Request body is not valid JSON');
   }
 }
 
@@ -331,7 +365,8 @@ export class HfTestServer {
       const headers = { 'Content-Type': 'application/json', ...(e instanceof HttpError ? e.headers : {}) };
       if (!req.readableEnded) req.resume();
       res.writeHead(status, headers);
-      res.end(req.method === 'HEAD' ? undefined : JSON.stringify({ error: (e as Error).message }));
+      const extra = e instanceof HttpError ? e.extra : {};
+      res.end(req.method === 'HEAD' ? undefined : JSON.stringify({ error: (e as Error).message, ...extra }));
     }
   }
 
@@ -351,11 +386,28 @@ export class HfTestServer {
     res.end(JSON.stringify(body));
   }
 
-  private hubAuth(req: http.IncomingMessage, write: boolean): TokenInfo {
-    const h = req.headers.authorization ?? '';
+  /** The caller: a token's identity, or undefined for an anonymous request (no Authorization header). */
+  private caller(req: http.IncomingMessage): TokenInfo | undefined {
+    const h = req.headers.authorization;
+    if (h === undefined || h === '') return undefined;
     const m = /^Bearer (.+)$/.exec(h);
     const info = m ? this.tokens.get(m[1]!) : undefined;
-    if (!info) throw new HttpError(401, 'Invalid credentials in Authorization header', { 'X-Error-Code': 'Unauthorized' });
+    if (!info) throw this.badCredentials();
+    return info;
+  }
+
+  private badCredentials(): HttpError {
+    // hf tells this message apart from a 401 that hides a private repo (utils/_http.py).
+    return new HttpError(401, 'Invalid credentials in Authorization header', {
+      'X-Error-Code': 'Unauthorized',
+      'X-Error-Message': 'Invalid credentials in Authorization header',
+    });
+  }
+
+  /** A route that needs a token (whoami, create, move, listing `me`); `write` also needs write access. */
+  private hubAuth(req: http.IncomingMessage, write: boolean): TokenInfo {
+    const info = this.caller(req);
+    if (!info) throw this.badCredentials();
     if (write && info.readOnly) {
       throw new HttpError(403, 'You have read access but not the required permissions for this operation.', {
         'X-Error-Code': 'Forbidden',
@@ -364,22 +416,39 @@ export class HfTestServer {
     return info;
   }
 
+  private isMember(t: TokenInfo | undefined, ns: string): boolean {
+    if (!t) return false;
+    return t.orgs === undefined || ns === t.user || t.orgs.includes(ns);
+  }
+
+  private notFound(ns: string, name: string, anonymous: boolean): HttpError {
+    // Anonymous callers get 401 for a private or missing bucket, members of nothing get 404; both carry
+    // X-Error-Code RepoNotFound, which hf turns into BucketNotFoundError (hf tests: test_buckets.py).
+    return new HttpError(anonymous ? 401 : 404, `Bucket ${ns}/${name} not found`, {
+      'X-Error-Code': 'RepoNotFound',
+      'X-Error-Message': 'Bucket not found',
+    });
+  }
+
+  /**
+   * The bucket a request may see: public buckets to anyone (anonymous included), private ones to
+   * members of their namespace. `write` needs a write token that is a member of the namespace.
+   */
+  private access(req: http.IncomingMessage, ns: string, name: string, mode: 'read' | 'write'): Bucket {
+    const t = mode === 'write' ? this.hubAuth(req, true) : this.caller(req);
+    const b = this.buckets.get(`${ns}/${name}`);
+    if (!b || (b.private && !this.isMember(t, ns))) throw this.notFound(ns, name, !t);
+    if (mode === 'write' && !this.isMember(t, ns)) {
+      throw new HttpError(403, `You don't have the rights to write to ${ns}/${name}`, { 'X-Error-Code': 'Forbidden' });
+    }
+    return b;
+  }
+
   private casAuth(req: http.IncomingMessage, scope: 'read' | 'write'): void {
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
     const t = m ? this.casTokens.get(m[1]!) : undefined;
     if (!t || t.exp * 1000 < Date.now()) throw new HttpError(401, 'Invalid or expired CAS token');
     if (scope === 'write' && t.scope !== 'write') throw new HttpError(403, 'Read-only CAS token');
-  }
-
-  private bucket(ns: string, name: string): Bucket {
-    const b = this.buckets.get(`${ns}/${name}`);
-    if (!b) {
-      throw new HttpError(404, `Bucket ${ns}/${name} not found`, {
-        'X-Error-Code': 'RepoNotFound',
-        'X-Error-Message': 'Bucket not found',
-      });
-    }
-    return b;
   }
 
   private fileItem(f: BucketFile): Record<string, unknown> {
@@ -432,8 +501,7 @@ export class HfTestServer {
           return {
             route: 'bucket-info',
             run: async (req, res) => {
-              this.hubAuth(req, false);
-              this.json(res, 200, this.bucketSummary(this.bucket(ns, name)));
+              this.json(res, 200, this.bucketSummary(this.access(req, ns, name, 'read')));
             },
           };
         }
@@ -441,13 +509,15 @@ export class HfTestServer {
           return {
             route: 'bucket-delete',
             run: async (req, res) => {
-              this.hubAuth(req, true);
-              this.bucket(ns, name);
+              this.access(req, ns, name, 'write');
               this.buckets.delete(`${ns}/${name}`);
               this.json(res, 200, {});
             },
           };
         }
+      }
+      if (action === 'settings' && method === 'PUT' && seg.length === 5) {
+        return { route: 'bucket-settings', run: (req, res) => this.settings(req, res, ns, name) };
       }
       if (action === 'tree' && method === 'GET') {
         const prefix = seg.length > 5 ? dec(seg.slice(5).join('/')) : '';
@@ -475,23 +545,34 @@ export class HfTestServer {
 
   private async createBucketRoute(req: http.IncomingMessage, res: http.ServerResponse, ns: string, name: string): Promise<void> {
     const t = this.hubAuth(req, true);
-    const body = await readBody(req);
-    const opts = body.length ? (JSON.parse(body.toString('utf8')) as { private?: boolean }) : {};
+    const opts = parseJsonBody(await readBody(req), {}) as { private?: unknown };
     const namespace = ns === 'me' ? t.user : ns;
     const id = `${namespace}/${name}`;
     if (!/^[\w.-]+$/.test(name)) throw new HttpError(400, `Invalid bucket name: ${name}`);
-    if (this.buckets.has(id)) throw new HttpError(409, 'You already created this bucket', { 'X-Error-Code': 'Conflict' });
-    this.createBucket(id, { private: !!opts.private });
-    this.json(res, 200, { url: `${this.url}/buckets/${id}`, id, name: id });
+    if (opts.private !== undefined && typeof opts.private !== 'boolean') throw new HttpError(400, '`private` must be a boolean');
+    if (!this.isMember(t, namespace)) {
+      throw new HttpError(403, `You don't have the rights to create a bucket under the namespace "${namespace}"`, {
+        'X-Error-Code': 'Forbidden',
+      });
+    }
+    const url = `${this.url}/buckets/${id}`;
+    // hf's create_bucket(exist_ok=True) reads `url` from the 409 body (hf_api.py create_bucket).
+    if (this.buckets.has(id)) throw new HttpError(409, 'You already created this bucket', { 'X-Error-Code': 'Conflict' }, { url });
+    this.createBucket(id, { private: opts.private === true });
+    this.json(res, 200, { url, id, name: id });
   }
 
   private async moveBucket(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    this.hubAuth(req, true);
-    const body = JSON.parse((await readBody(req)).toString('utf8')) as { fromRepo?: string; toRepo?: string; type?: string };
-    if (body.type !== 'bucket' || !body.fromRepo || !body.toRepo) throw new HttpError(400, 'Bad move request');
+    const t = this.hubAuth(req, true);
+    const body = parseJsonBody(await readBody(req), undefined) as { fromRepo?: unknown; toRepo?: unknown; type?: unknown };
+    const idRe = /^[\w.-]+\/[\w.-]+$/;
+    if (body.type !== 'bucket' || typeof body.fromRepo !== 'string' || typeof body.toRepo !== 'string' || !idRe.test(body.toRepo)) {
+      throw new HttpError(400, 'Bad move request: expected {"fromRepo": "ns/name", "toRepo": "ns/name", "type": "bucket"}');
+    }
     const [fns, fname] = body.fromRepo.split('/');
-    const b = this.bucket(fns ?? '', fname ?? '');
-    if (this.buckets.has(body.toRepo)) throw new HttpError(409, 'Destination exists');
+    const b = this.access(req, fns ?? '', fname ?? '', 'write');
+    if (!this.isMember(t, body.toRepo.split('/')[0]!)) throw new HttpError(403, `You don't have the rights to move to ${body.toRepo}`);
+    if (this.buckets.has(body.toRepo)) throw new HttpError(409, `Bucket ${body.toRepo} already exists`, { 'X-Error-Code': 'Conflict' });
     this.buckets.delete(b.id);
     b.id = body.toRepo;
     this.buckets.set(b.id, b);
@@ -499,11 +580,12 @@ export class HfTestServer {
   }
 
   private async listBuckets(req: http.IncomingMessage, res: http.ServerResponse, url: URL, ns: string): Promise<void> {
-    const t = this.hubAuth(req, false);
-    const namespace = ns === 'me' ? t.user : ns;
+    const t = ns === 'me' ? this.hubAuth(req, false) : this.caller(req);
+    const namespace = ns === 'me' ? t!.user : ns;
     const search = url.searchParams.get('search') ?? '';
+    const member = this.isMember(t, namespace);
     const all = [...this.buckets.values()]
-      .filter((b) => b.id.startsWith(`${namespace}/`) && b.id.includes(search))
+      .filter((b) => b.id.startsWith(`${namespace}/`) && b.id.includes(search) && (member || !b.private))
       .sort((a, b) => compareCodePoints(a.id, b.id));
     const start = Number(url.searchParams.get('offset') ?? '0');
     const page = all.slice(start, start + this.pageSize);
@@ -525,8 +607,8 @@ export class HfTestServer {
     name: string,
     prefix: string,
   ): Promise<void> {
-    this.hubAuth(req, false);
-    const b = this.bucket(ns, name);
+    const b = this.access(req, ns, name, 'read');
+    // No `recursive` parameter lists recursively, as the Hub does (hf test_list_bucket_tree_on_public_bucket).
     const recursive = url.searchParams.get('recursive') !== 'false';
     const limit = Math.max(1, Math.min(Number(url.searchParams.get('limit') ?? this.pageSize) || this.pageSize, this.pageSize));
     const cursor = url.searchParams.get('cursor');
@@ -537,15 +619,11 @@ export class HfTestServer {
     const dirs = new Map<string, number>();
     const addDir = (d: string, at: number) => dirs.set(d, Math.max(dirs.get(d) ?? 0, at));
     if (recursive) {
-      // Lexical prefix, as the Hub does (the client enforces path boundaries).
+      // Files only (no directory rows), lexical prefix: the client enforces path boundaries
+      // (hf _buckets.py _list_remote_files and cli/buckets.py _iter_under_prefix filter by "prefix/").
       for (const f of b.files.values()) {
         if (!f.path.startsWith(prefix)) continue;
         items.push({ key: f.path, item: this.fileItem(f) });
-        const parts = f.path.split('/');
-        for (let i = 1; i < parts.length; i++) {
-          const d = parts.slice(0, i).join('/');
-          if (d.startsWith(prefix) && d.length >= prefix.length) addDir(d, f.uploadedAt);
-        }
       }
     } else {
       const exact = b.files.get(prefix);
@@ -581,24 +659,33 @@ export class HfTestServer {
   }
 
   private async pathsInfo(req: http.IncomingMessage, res: http.ServerResponse, ns: string, name: string): Promise<void> {
-    this.hubAuth(req, false);
-    const b = this.bucket(ns, name);
-    const body = JSON.parse((await readBody(req)).toString('utf8')) as { paths?: unknown };
+    const b = this.access(req, ns, name, 'read');
+    const body = parseJsonBody(await readBody(req), undefined) as { paths?: unknown };
     if (!Array.isArray(body.paths)) throw new HttpError(400, '`paths` must be an array');
     if (body.paths.length > 1000) throw new HttpError(400, 'Too many paths (max 1000)');
+    // Files only: a folder path is ignored like a missing one (hf get_bucket_paths_info builds a
+    // BucketFile from every row and "Only file paths are supported"; cp uses it to tell files from folders).
     const out: unknown[] = [];
     for (const p of body.paths) {
       if (typeof p !== 'string') continue;
       const f = b.files.get(p);
       if (f) out.push(this.fileItem(f));
-      else if ([...b.files.keys()].some((k) => k.startsWith(`${p}/`))) out.push({ type: 'directory', path: p });
     }
     this.json(res, 200, out);
   }
 
+  private async settings(req: http.IncomingMessage, res: http.ServerResponse, ns: string, name: string): Promise<void> {
+    const b = this.access(req, ns, name, 'write');
+    const body = parseJsonBody(await readBody(req), undefined) as { private?: unknown };
+    if (typeof body !== 'object' || body === null || typeof body.private !== 'boolean') {
+      throw new HttpError(400, '`private` must be a boolean');
+    }
+    b.private = body.private;
+    this.json(res, 200, {});
+  }
+
   private async batch(req: http.IncomingMessage, res: http.ServerResponse, ns: string, name: string): Promise<void> {
-    this.hubAuth(req, true);
-    const b = this.bucket(ns, name);
+    const b = this.access(req, ns, name, 'write');
     const text = (await readBody(req)).toString('utf8');
     const failed: { path: string; error: string }[] = [];
     let processed = 0;
@@ -682,8 +769,7 @@ export class HfTestServer {
     name: string,
     scope: 'read' | 'write',
   ): Promise<void> {
-    this.hubAuth(req, scope === 'write');
-    const b = this.bucket(ns, name);
+    const b = this.access(req, ns, name, scope);
     const accessToken = `xet_${scope}_${crypto.randomBytes(12).toString('hex')}`;
     const exp = Math.floor(Date.now() / 1000) + this.casTtl;
     this.casTokens.set(accessToken, { scope, bucket: b.id, exp });
@@ -691,8 +777,7 @@ export class HfTestServer {
   }
 
   private async resolve(req: http.IncomingMessage, res: http.ServerResponse, ns: string, name: string, p: string): Promise<void> {
-    this.hubAuth(req, false);
-    const b = this.bucket(ns, name);
+    const b = this.access(req, ns, name, 'read');
     const f = b.files.get(p);
     if (!f) throw new HttpError(404, `Entry not found: ${p}`, { 'X-Error-Code': 'EntryNotFound' });
     const id = `${encodeURIComponent(ns)}/${encodeURIComponent(name)}`;
@@ -753,13 +838,15 @@ export class HfTestServer {
       return { route: 'xorb-upload', run: (req, res) => this.uploadXorb(req, res, hash) };
     }
     if (method === 'POST' && rawPath === '/v1/shards') return { route: 'shard-upload', run: (req, res) => this.uploadShard(req, res) };
+    if (method === 'POST' && rawPath === '/v2/shards') return { route: 'shard-upload', run: (req, res) => this.uploadShardV2(req, res) };
     if (method === 'GET' && (m = /^\/v1\/chunks\/default\/([0-9a-f]{64})$/.exec(rawPath))) {
       const hash = m[1]!;
       return { route: 'chunk-query', run: (req, res) => this.chunkQuery(req, res, hash) };
     }
-    if (method === 'GET' && (m = /^\/v[12]\/reconstructions\/([0-9a-f]{64})$/.exec(rawPath))) {
-      const hash = m[1]!;
-      return { route: 'reconstruction', run: (req, res) => this.reconstruction(req, res, hash) };
+    if (method === 'GET' && (m = /^\/v([12])\/reconstructions\/([0-9a-f]{64})$/.exec(rawPath))) {
+      const version = m[1] === '1' ? 1 : 2;
+      const hash = m[2]!;
+      return { route: 'reconstruction', run: (req, res) => this.reconstruction(req, res, hash, version) };
     }
     if (method === 'GET' && (m = /^\/transfer\/xorb\/([0-9a-f]{64})$/.exec(rawPath))) {
       const hash = m[1]!;
@@ -795,12 +882,48 @@ export class HfTestServer {
     this.json(res, 200, { was_inserted: true });
   }
 
+  /** POST /v1/shards: `{"result": 1}` (SyncPerformed) or `{"result": 0}` (Exists), errors as HTTP statuses. */
   private async uploadShard(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     this.casAuth(req, 'write');
     const body = await readBody(req);
+    this.stats.shardUploads.v1++;
+    const inserted = this.ingestShard(body);
+    this.json(res, 200, { result: inserted ? 1 : 0 });
+  }
+
+  /**
+   * POST /v2/shards: an NDJSON progress stream (xet-core cas_types ShardUploadEvent): `validating`
+   * frames, `committing` frames, then a terminal `result` frame. Once the stream has started, a
+   * rejected shard is a terminal `{"type":"error","message":…,"retryable":false}` frame on a 200,
+   * as the production CAS does (xet-core shard_upload_v2.rs); auth failures stay HTTP statuses.
+   */
+  private async uploadShardV2(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    this.casAuth(req, 'write');
+    const body = await readBody(req);
+    this.stats.shardUploads.v2++;
+    res.writeHead(200, { 'Content-Type': 'application/x-ndjson' });
+    const frame = (f: Record<string, unknown>) => res.write(`${JSON.stringify(f)}\n`);
+    frame({ type: 'validating', verified: 0, total: 1 });
+    try {
+      this.ingestShard(body);
+    } catch (e) {
+      frame({ type: 'error', message: (e as Error).message, retryable: false });
+      res.end();
+      return;
+    }
+    frame({ type: 'validating', verified: 1, total: 1 });
+    frame({ type: 'committing', stage: 'uploading' });
+    frame({ type: 'committing', stage: 'syncing' });
+    frame({ type: 'result' });
+    res.end();
+  }
+
+  /** Verifies a shard against the stored xorbs and registers its files; true when something was new. */
+  private ingestShard(body: Buffer): boolean {
     this.stats.shardsReceived++;
     let shard;
     try {
+      if (body.length >= 48 && body.readBigUInt64LE(40) === 0n) this.stats.footerlessShards++;
       shard = parseShard(body);
     } catch (e) {
       throw new HttpError(400, `Invalid shard: ${(e as Error).message}`);
@@ -835,8 +958,13 @@ export class HfTestServer {
       if (computed !== f.hash) throw new HttpError(400, `file reconstruction does not produce hash ${f.hash} (got ${computed})`);
       accepted.push({ hash: f.hash, size: all.reduce((n, c) => n + c.length, 0), terms });
     }
-    for (const f of accepted) if (!this.files.has(f.hash)) this.files.set(f.hash, f);
-    this.json(res, 200, { result: 1 });
+    let inserted = false;
+    for (const f of accepted) {
+      if (this.files.has(f.hash)) continue;
+      this.files.set(f.hash, f);
+      inserted = true;
+    }
+    return inserted || accepted.length === 0;
   }
 
   private async chunkQuery(req: http.IncomingMessage, res: http.ServerResponse, hash: string): Promise<void> {
@@ -866,7 +994,11 @@ export class HfTestServer {
     return crypto.createHmac('sha256', this.signKey).update(`${hash}:${start}-${end}`).digest('base64url');
   }
 
-  private async reconstruction(req: http.IncomingMessage, res: http.ServerResponse, hash: string): Promise<void> {
+  /**
+   * GET /v{1,2}/reconstructions/{fileHash}: v2 answers `xorbs: {hash: [{url, ranges: [{chunks, bytes}]}]}`,
+   * v1 answers `fetch_info: {hash: [{range, url, url_range}]}` (xet-core cas_types QueryReconstructionResponse{,V2}).
+   */
+  private async reconstruction(req: http.IncomingMessage, res: http.ServerResponse, hash: string, version: 1 | 2): Promise<void> {
     this.casAuth(req, 'read');
     const f = this.files.get(hash);
     if (!f) throw new HttpError(404, `File ${hash} not found`);
@@ -875,6 +1007,7 @@ export class HfTestServer {
     const want = range ?? { start: 0, end: f.size - 1 };
     const terms: unknown[] = [];
     const xorbs: Record<string, { url: string; ranges: unknown[] }[]> = {};
+    const fetchInfo: Record<string, { range: unknown; url: string; url_range: unknown }[]> = {};
     let pos = 0;
     let offsetIntoFirst = 0;
     for (const t of f.terms) {
@@ -903,9 +1036,13 @@ export class HfTestServer {
       const byteStart = rec.chunks[first]!.offset;
       const byteEnd = rec.chunks[last - 1]!.end - 1;
       const url = `${this.casUrl}/transfer/xorb/${t.xorb}?X-Xet-Signed-Range=${byteStart}-${byteEnd}&sig=${this.sign(t.xorb, byteStart, byteEnd)}`;
-      (xorbs[t.xorb] ??= []).push({ url, ranges: [{ chunks: { start: first, end: last }, bytes: { start: byteStart, end: byteEnd } }] });
+      const chunks = { start: first, end: last };
+      const bytes = { start: byteStart, end: byteEnd };
+      (xorbs[t.xorb] ??= []).push({ url, ranges: [{ chunks, bytes }] });
+      (fetchInfo[t.xorb] ??= []).push({ range: chunks, url, url_range: bytes });
     }
-    this.json(res, 200, { offset_into_first_range: offsetIntoFirst, terms, xorbs });
+    if (version === 1) this.json(res, 200, { offset_into_first_range: offsetIntoFirst, terms, fetch_info: fetchInfo });
+    else this.json(res, 200, { offset_into_first_range: offsetIntoFirst, terms, xorbs });
   }
 
   private async readXorb(req: http.IncomingMessage, res: http.ServerResponse, url: URL, hash: string): Promise<void> {

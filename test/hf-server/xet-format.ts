@@ -159,29 +159,52 @@ function isBookend(buf: Uint8Array, off: number): boolean {
   return true;
 }
 
+/**
+ * Parses an uploaded shard. Two layouts are accepted, as the Xet protocol allows:
+ * - with a footer (header `footer_size` = 200): section offsets are read from the footer
+ *   (what @huggingface/hub sends);
+ * - without a footer (header `footer_size` = 0): the file-info section starts right after the
+ *   48-byte header and the CAS-info section right after the file-info bookend (what hf_xet
+ *   sends: xet-core `read_shard_to_bytes_remove_footer`).
+ * Every read is bounds-checked: a truncated or malformed shard throws, never reads past the body.
+ */
 export function parseShard(buf: Uint8Array): ParsedShard {
-  if (buf.length < SHARD_HEADER_SIZE + SHARD_FOOTER_SIZE) throw new Error('shard too small');
+  if (buf.length < SHARD_HEADER_SIZE) throw new Error('shard too small');
   for (let i = 0; i < SHARD_MAGIC.length; i++) {
     if (buf[i] !== SHARD_MAGIC[i]) throw new Error('bad shard magic');
   }
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const version = view.getBigUint64(32, true);
   if (version !== 2n) throw new Error(`unsupported shard header version ${version}`);
-  const footerSize = Number(view.getBigUint64(40, true));
-  const footerStart = buf.length - footerSize;
-  if (footerStart < SHARD_HEADER_SIZE) throw new Error('bad shard footer size');
-  if (view.getBigUint64(footerStart, true) !== 1n) throw new Error('unsupported shard footer version');
-  const fileInfoOffset = Number(view.getBigUint64(footerStart + 8, true));
-  const casInfoOffset = Number(view.getBigUint64(footerStart + 16, true));
+  const footerSize = view.getBigUint64(40, true);
+  let fileInfoOffset: number;
+  let casInfoOffset: number | undefined;
+  if (footerSize === 0n) {
+    fileInfoOffset = SHARD_HEADER_SIZE;
+  } else {
+    if (footerSize !== BigInt(SHARD_FOOTER_SIZE)) throw new Error(`bad shard footer size ${footerSize}`);
+    const footerStart = buf.length - SHARD_FOOTER_SIZE;
+    if (footerStart < SHARD_HEADER_SIZE) throw new Error('shard too small for its footer');
+    if (view.getBigUint64(footerStart, true) !== 1n) throw new Error('unsupported shard footer version');
+    fileInfoOffset = Number(view.getBigUint64(footerStart + 8, true));
+    casInfoOffset = Number(view.getBigUint64(footerStart + 16, true));
+    if (fileInfoOffset < SHARD_HEADER_SIZE || fileInfoOffset > footerStart) throw new Error('bad file-info offset');
+    if (casInfoOffset < SHARD_HEADER_SIZE || casInfoOffset > footerStart) throw new Error('bad CAS-info offset');
+  }
+  const need = (off: number, n: number) => {
+    if (off + n > buf.length) throw new Error('truncated shard');
+  };
 
   const files: ShardFile[] = [];
   let off = fileInfoOffset;
   for (;;) {
+    need(off, 48);
     if (isBookend(buf, off)) break;
     const hash = readHash(buf, off);
     const flags = view.getUint32(off + 32, true);
     const n = view.getUint32(off + 36, true);
     off += 48;
+    need(off, 48 * n);
     const terms: ShardFileTerm[] = [];
     for (let i = 0; i < n; i++) {
       terms.push({
@@ -193,6 +216,7 @@ export function parseShard(buf: Uint8Array): ParsedShard {
       off += 48;
     }
     if (flags & FLAG_WITH_VERIFICATION) {
+      need(off, 48 * n);
       for (const t of terms) {
         t.verification = readHash(buf, off);
         off += 48;
@@ -200,6 +224,7 @@ export function parseShard(buf: Uint8Array): ParsedShard {
     }
     let sha256: string | undefined;
     if (flags & FLAG_WITH_METADATA_EXT) {
+      need(off, 48);
       sha256 = readHash(buf, off);
       off += 48;
     }
@@ -207,14 +232,16 @@ export function parseShard(buf: Uint8Array): ParsedShard {
   }
 
   const xorbs: ShardXorb[] = [];
-  off = casInfoOffset;
+  off = casInfoOffset ?? off + 48; // footer-less: right after the file-info bookend
   for (;;) {
+    need(off, 48);
     if (isBookend(buf, off)) break;
     const hash = readHash(buf, off);
     const n = view.getUint32(off + 36, true);
     const unpackedBytes = view.getUint32(off + 40, true);
     const packedBytes = view.getUint32(off + 44, true);
     off += 48;
+    need(off, 48 * n);
     const chunks: ShardXorb['chunks'] = [];
     for (let i = 0; i < n; i++) {
       chunks.push({ hash: readHash(buf, off), offset: view.getUint32(off + 32, true), length: view.getUint32(off + 36, true) });

@@ -85,7 +85,8 @@ describe('hf test server with @huggingface/hub', () => {
       items.push(it);
     }
     expect(items.filter((i) => i.type === 'file').map((i) => i.path)).toEqual(['a/big.bin', 'a/text.txt', 'copy/big.bin', 'empty.txt']);
-    expect(items.filter((i) => i.type === 'directory').map((i) => i.path)).toEqual(['a', 'copy']);
+    // Recursive listings are files only, as on the Hub (docs/hf.md).
+    expect(items.filter((i) => i.type === 'directory').map((i) => i.path)).toEqual([]);
     expect(server.stats.requests.tree).toBeGreaterThan(1);
   });
 
@@ -117,8 +118,11 @@ describe('hf test server with @huggingface/hub', () => {
     expect(dup.status).toBe(409);
   });
 
-  it('requires a token', async () => {
+  it('requires a token for private buckets (public ones are readable anonymously, as on the Hub)', async () => {
+    expect((await fetch(`${server.url}/api/buckets/tester/raw/tree?recursive=true`)).status).toBe(200);
+    server.buckets.get('tester/raw')!.private = true;
     const res = await fetch(`${server.url}/api/buckets/tester/raw/tree?recursive=true`);
+    server.buckets.get('tester/raw')!.private = false;
     expect(res.status).toBe(401);
     const res2 = await fetch(`${server.url}/api/buckets/tester/nope/tree?recursive=true`, { headers: { Authorization: `Bearer ${TOKEN}` } });
     expect(res2.status).toBe(404);
