@@ -2,23 +2,24 @@
 // `npm test`: compile (the end-to-end tests run the real CLI from dist/), then run every vitest
 // suite once on Node 24 (the one `npm ci` installed; see scripts/runtime.mjs), and with CI=true
 // (or --all-nodes) once more on Node 22. Each run prints "tests on Node X: …"; the last line is
-// always the total, "tests: N passed, N failed, N skipped".
+// always the total, "tests: N passed, N failed, N skipped". `--node=22` runs on Node 22 only.
 // The tests spawn the CLI with process.execPath, so the CLI runs on the same Node as the tests.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { node22, primaryNode, ROOT } from './runtime.mjs';
 
-const args = process.argv.slice(2).filter((a) => a !== '--all-nodes');
+const args = process.argv.slice(2).filter((a) => a !== '--all-nodes' && !a.startsWith('--node='));
 const ci = ['true', '1'].includes((process.env.CI ?? '').toLowerCase());
 const allNodes = ci || process.argv.includes('--all-nodes');
+const only22 = process.argv.includes('--node=22');
 const mod = (...p) => path.join(ROOT, 'node_modules', ...p);
 const run = (cmd, argv) => spawnSync(cmd, argv, { cwd: ROOT, stdio: 'inherit' }).status ?? 1;
 
 let nodes;
 try {
-  nodes = [primaryNode()];
-  if (allNodes) nodes.push(node22());
+  nodes = only22 ? [node22()] : [primaryNode()];
+  if (allNodes && !only22) nodes.push(node22());
 } catch (err) {
   process.stderr.write(`Error: ${err.message}\n`);
   process.stdout.write('tests: no report was written (see the output above)\n');
