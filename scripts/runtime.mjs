@@ -59,3 +59,14 @@ function versionOf(bin) {
   if (r.status !== 0) throw new Error(`${bin} does not run: ${(r.stderr || r.error?.message || '').trim()}`);
   return r.stdout.trim();
 }
+
+// `node scripts/runtime.mjs [--node22]`: prints the Node the suite runs on (and installs Node 22).
+if (process.argv[1] && path.resolve(process.argv[1]) === new URL(import.meta.url).pathname) {
+  try {
+    const nodes = [primaryNode(), ...(process.argv.includes('--node22') ? [node22()] : [])];
+    for (const n of nodes) process.stdout.write(`Node ${n.version} (${n.bin})\n`);
+  } catch (err) {
+    process.stderr.write(`Error: ${err.message}\n`);
+    process.exit(2);
+  }
+}
