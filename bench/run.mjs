@@ -1,11 +1,22 @@
 #!/usr/bin/env node
-// `npm run bench [-- SUITE…] [--files N] [--runs N]`: runs the benchmarks, each measuring
-// bucketsync and its peer in the same run, and prints ratios. Suites: local (default).
+// `npm run bench [-- SUITE…] [--files N] [--runs N] [--node BIN]`: runs the benchmarks on
+// Node 24, each measuring bucketsync and its peers in the same run, and prints ratios. Suites:
+// local (default), scale, s3, dedup. `--node BIN` (local): also bucketsync run in that Node.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './lib.mjs';
+import { primaryNode } from '../scripts/runtime.mjs';
+
+// The benchmarks measure bucketsync on Node 24 (the one `npm ci` installed): re-run there.
+const node = primaryNode();
+if (node.bin !== process.execPath && node.version !== process.versions.node) {
+  const r = spawnSync(node.bin, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
 
 const args = process.argv.slice(2);
+const nodes = args.flatMap((a, i) => (a === '--node' ? [args[i + 1]] : []));
 const opt = (name, dflt) => {
   const i = args.indexOf(`--${name}`);
   return i === -1 ? dflt : Number(args[i + 1]);
@@ -13,7 +24,7 @@ const opt = (name, dflt) => {
 const suites = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
 const wanted = suites.length ? suites : ['local'];
 const available = {
-  local: () => import('./local-noop.mjs').then((m) => m.run({ files: opt('files', 100_000), dirs: opt('dirs', 1_000), runs: opt('runs', 5) })),
+  local: () => import('./local-noop.mjs').then((m) => m.run({ files: opt('files', 100_000), dirs: opt('dirs', 1_000), runs: opt('runs', 5), nodes })),
   scale: () => import('./scale.mjs').then((m) => m.run({ files: opt('files', undefined), dirs: opt('dirs', 1_000), runs: opt('runs', 3) })),
   s3: () => import('./s3.mjs').then((m) => m.run({ files: opt('files', 3_000), dirs: opt('dirs', 120), runs: opt('runs', 3), transfers: opt('transfers', undefined) })),
   dedup: () => import('./dedup.mjs').then((m) => m.run()),
