@@ -61,6 +61,8 @@ export interface SummaryEvent {
   entries_skipped: number;
   /** Deletes not planned because a skipped source entry could hide the file. */
   deletes_suppressed: number;
+  /** Files kept whose content could not be verified against a checksum (docs/s3.md). */
+  unverified: number;
   delete_refusal?: string;
   interrupted: boolean;
   elapsed_ms: number;
@@ -128,6 +130,7 @@ export function summaryEvent(
     deletes_not_run: totals.deletesNotRun,
     entries_skipped: info.skips?.entries ?? 0,
     deletes_suppressed: info.skips?.deletesSuppressed ?? 0,
+    unverified: totals.unverified,
     interrupted: totals.interrupted,
     elapsed_ms: round3(totals.elapsedMs),
     bytes_per_second: totals.elapsedMs > 0 ? Math.round(totals.transferredBytes / (totals.elapsedMs / 1000)) : 0,

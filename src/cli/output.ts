@@ -110,6 +110,8 @@ export interface RunTotals {
   deleteRefusal?: string;
   interrupted: boolean;
   elapsedMs: number;
+  /** Files kept whose content could not be verified (another tool's multipart object of unknown part size). */
+  unverified: number;
 }
 
 /** Totals of a run; `r` undefined when nothing was executed ("Nothing to sync."). */
@@ -129,6 +131,7 @@ export function runTotals(r: ExecuteResult | undefined, skipped: number, elapsed
     deletesNotRun: r?.deletesNotRun ?? 0,
     interrupted: r?.interrupted ?? false,
     elapsedMs,
+    unverified: r?.unverified?.length ?? 0,
   };
   if (r?.deleteRefusal !== undefined) t.deleteRefusal = r.deleteRefusal;
   return t;
@@ -148,6 +151,7 @@ export function summaryLines(t: RunTotals): string[] {
     `  Skipped:            ${plural(t.skipped, 'file')}` + (t.upToDate > 0 ? ` (+${t.upToDate} already done by an earlier run)` : ''),
     `  Stale:              ${plural(t.stale, 'file')}`,
     `  Failed:             ${plural(t.failed, 'file')}`,
+    ...(t.unverified > 0 ? [`  Unverified:         ${plural(t.unverified, 'file')} (kept: two downloads agreed, but no checksum could be checked)`] : []),
     `  Elapsed:            ${formatDuration(t.elapsedMs)}` + (t.transferredBytes > 0 ? ` (${formatBytes(rate)}/s)` : ''),
   ];
 }

@@ -107,6 +107,11 @@ export interface ExecuteResult {
    * Counted as done, so re-applying an interrupted plan converges instead of reporting stale.
    */
   upToDate: number;
+  /**
+   * Files read in full whose content the source store could not verify against its own
+   * identity (`Store.unverifiedReads`): kept, but named in the summary. Filled by `executeOn`.
+   */
+  unverified?: readonly string[];
 }
 
 /** A source file changed between the plan and the end of its transfer. */

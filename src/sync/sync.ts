@@ -306,7 +306,10 @@ export async function executeOn(sides: SyncSides, ops: AsyncIterable<Operation>,
   const session = sides.dedup;
   sides.dedup = undefined;
   if (session?.observed) ops = session.annotate(ops);
-  return executePlan(ops, o);
+  const result = await executePlan(ops, o);
+  const unverified = sides.source.unverifiedReads?.() ?? [];
+  if (unverified.length > 0) result.unverified = unverified;
+  return result;
 }
 
 export interface SyncResult {

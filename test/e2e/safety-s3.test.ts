@@ -187,6 +187,8 @@ describe.skipIf(!endpoint)('safety against hostile buckets (S3, real CLI, RGW)',
       // odd.bin went through clean: kept after a second, agreeing download, with a warning
       expect(createHash('sha256').update(fs.readFileSync(path.join(dl, 'odd.bin'))).digest('hex')).toBe(createHash('sha256').update(odd).digest('hex'));
       expect(r.stderr).toMatch(/odd\.bin could not be verified/);
+      // and the summary says so: counted, never a clean-looking run
+      expect(r.stderr).toMatch(/^\s+Unverified:\s+1 file \(kept/m);
     } finally {
       await always.close();
     }
