@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, ROOT, cli, readTree, tempDir, writeTree, type CliResult } from '../support/cli.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
@@ -314,6 +314,18 @@ describe('class 2/18: nothing is written, re-stamped or deleted through a link i
       const r = await cli(['sync', `s3://${bucket}`, dst, '--delete'], { env });
       expect(r.code, r.stderr).toBe(0);
       expect(readTree(dst)).toEqual({ 'a/x': 'x' });
+      // And back: the bucket now holds an object a (and nothing under a/).
+      const c2 = s3TestClient();
+      try {
+        await c2.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'a/x' }));
+        await c2.send(new PutObjectCommand({ Bucket: bucket, Key: 'a', Body: 'a file again' }));
+      } finally {
+        c2.destroy();
+      }
+      const back = await cli(['sync', `s3://${bucket}`, dst, '--delete'], { env });
+      expect(back.code, back.stderr).toBe(0);
+      expect(readTree(dst)).toEqual({ a: 'a file again' });
+      expect((await cli(['sync', `s3://${bucket}`, dst, '--delete'], { env })).stderr).toContain('Nothing to sync.');
     });
   });
 });
