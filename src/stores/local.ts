@@ -385,9 +385,8 @@ export class LocalStore implements Store {
   private async checkParent(rel: string): Promise<void> {
     if (this.follow) return;
     const i = rel.lastIndexOf('/');
-    if (i < 0) return;
-    const relDir = rel.slice(0, i);
-    const expected = this.localPath(relDir);
+    const relDir = i < 0 ? '' : rel.slice(0, i);
+    const expected = relDir === '' ? this.root : this.localPath(relDir);
     let real: string | Buffer;
     try {
       real = await fsp.realpath(fsPath(expected), { encoding: 'buffer' });
@@ -400,7 +399,7 @@ export class LocalStore implements Store {
     if (!Buffer.from(real).equals(want)) {
       this.forgetDirs(relDir);
       throw new InTheWayError(
-        `refusing to touch ${displayName(rel)}: a folder on its way at the destination (${displayName(relDir)}) is or became a symbolic link, and bucketsync never acts through links`,
+        `refusing to touch ${displayName(rel)}: a folder on its way at the destination (${relDir === '' ? this.display : displayName(relDir)}) is or became a symbolic link, and bucketsync never acts through links`,
         relDir,
         'link',
       );

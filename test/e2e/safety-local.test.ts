@@ -11,10 +11,11 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, ROOT, cli, readTree, tempDir, writeTree, type CliResult } from '../support/cli.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
+import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 
 let work: string;
 let n = 0;
@@ -313,7 +314,60 @@ describe('class 2/18: nothing is written, re-stamped or deleted through a link i
       const r = await cli(['sync', `s3://${bucket}`, dst, '--delete'], { env });
       expect(r.code, r.stderr).toBe(0);
       expect(readTree(dst)).toEqual({ 'a/x': 'x' });
+      // And back: the bucket now holds an object a (and nothing under a/).
+      const c2 = s3TestClient();
+      try {
+        await c2.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'a/x' }));
+        await c2.send(new PutObjectCommand({ Bucket: bucket, Key: 'a', Body: 'a file again' }));
+      } finally {
+        c2.destroy();
+      }
+      const back = await cli(['sync', `s3://${bucket}`, dst, '--delete'], { env });
+      expect(back.code, back.stderr).toBe(0);
+      expect(readTree(dst)).toEqual({ a: 'a file again' });
+      expect((await cli(['sync', `s3://${bucket}`, dst, '--delete'], { env })).stderr).toContain('Nothing to sync.');
     });
+  });
+});
+
+describe('hf -> local downloads (the local Hub/Xet test server)', () => {
+  let server: HfTestServer;
+  beforeAll(async () => {
+    server = await startHfServer();
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  const hf = (args: string[], input?: string): Promise<CliResult> =>
+    cli(args, { ...(input !== undefined ? { input } : {}), env: { HF_ENDPOINT: server.url, HF_TOKEN: 'hf_test_token', HF_HOME: work, BUCKETSYNC_CACHE_DIR: path.join(work, 'hf-cache') } });
+
+  it('never write through a folder link of the destination; a file next to a folder of its name: the folder wins', async () => {
+    const bucket = 'tester/safety-local';
+    server.createBucket(bucket);
+    for (const [p, body] of [
+      ['sub/a.txt', 'A'],
+      ['c', 'file c'],
+      ['c/in.txt', 'in c'],
+    ]) {
+      const put = await hf(['buckets', 'cp', '-', `hf://buckets/${bucket}/${p}`], body);
+      expect(put.code, put.stderr).toBe(0);
+    }
+    const d = caseDir();
+    const dst = path.join(d, 'dst');
+    const outside = path.join(d, 'outside');
+    writeTree(outside, { 'keep.txt': 'k' });
+    fs.mkdirSync(dst);
+    fs.symlinkSync(outside, path.join(dst, 'sub'));
+    const r = await hf(['sync', `hf://buckets/${bucket}`, dst, '--no-progress']);
+    expectUntouched(outside, { 'keep.txt': 'k' });
+    expect(r.code).not.toBe(0);
+    expect(lineWith(r.stderr, 'sub/a.txt')).toMatch(/symbolic link/);
+    expect(lineWith(r.stderr, 'skipping c:')).toMatch(/folder/);
+    expect(r.stderr).not.toMatch(/EISDIR|ENOTDIR|EEXIST/);
+    const again = await hf(['sync', `hf://buckets/${bucket}`, dst, '--delete', '--no-progress']);
+    expectUntouched(outside, { 'keep.txt': 'k' });
+    expect(readTree(dst)).toEqual({ 'c/in.txt': 'in c', 'sub/a.txt': 'A' });
+    if (plannerKnowsMarkers) expect(again.code).toBe(3);
   });
 });
 
