@@ -47,10 +47,17 @@ function dirRefused(src: string): UsageError {
  */
 function checkKey(ref: Remote, key: string): void {
   if (key === '') return;
-  const why = ref.kind === 'hf' ? unsafePathReason(key) : unsafeRelativePath(key);
+  // Exactly what each store enforces on its reads and writes: S3 every rule of its listings;
+  // hf the path rules (its listings also skip temp-like names, but its writes accept them).
+  const why = ref.kind === 'hf' ? hfWriteProblem(key) : unsafeRelativePath(key);
   if (why !== undefined) {
     throw new UsageError(`Refusing unsafe path '${key}' in ${ref.raw}: ${why}`, 'bucketsync reads and writes only keys that are safe file paths.');
   }
+}
+
+function hfWriteProblem(key: string): string | undefined {
+  const why = unsafePathReason(key);
+  return why?.includes('.bucketsync-tmp-') ? undefined : why;
 }
 
 function basenameOf(p: string): string {

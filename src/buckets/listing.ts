@@ -134,7 +134,7 @@ export async function listLocal(root: string, raw: string, recursive: boolean, o
     if (onWarning) opts.onWarning = onWarning;
     for (const batch of scanLocal(root, opts)) {
       for (const e of batch) {
-        if (e.skipped) continue; // a skip marker: the scan already warned; it is no file to list or remove
+        if (e.skipped) continue; // a skip marker (its warning was given)
         const item: ListingItem = { type: 'file', path: e.path, size: e.size };
         const m = msDateTime(e.mtimeMs);
         if (m) item.mtime = m;

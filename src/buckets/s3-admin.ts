@@ -189,6 +189,10 @@ export class S3Admin {
       const prefixes = (res.CommonPrefixes ?? []).flatMap((p) => (p.Prefix === undefined ? [] : [url ? decodeKey(p.Prefix) : p.Prefix]));
       yield { objects, prefixes };
       if (!res.IsTruncated || !res.NextContinuationToken) return;
+      // A server that hands back the same page forever must not keep us listing forever.
+      if (res.NextContinuationToken === token) {
+        throw new BucketError(`s3://${bucket}: the server returned the same continuation token twice while listing '${prefix}'`, undefined, 1);
+      }
       token = res.NextContinuationToken;
     }
   }

@@ -369,6 +369,7 @@ async function runNormal(
 ): Promise<number> {
   const { c, progress } = out;
   if (flags.shard) throw new UsageError('--shard only applies to --apply', 'bucketsync sync --apply plan.jsonl --shard K/N');
+  if (flags.trustResolved) throw new UsageError('--trust-resolved only applies to --apply', 'bucketsync sync --apply plan.jsonl --trust-resolved');
   if (source === undefined || dest === undefined) {
     throw new UsageError('Both source and dest are required (unless using apply).', 'bucketsync sync SOURCE DEST, or bucketsync sync --apply PLAN');
   }

@@ -95,6 +95,41 @@ describe('class 8: one writer per destination, however it is spelled', () => {
     expect(readTree(dst)['z.txt']).toBe('z');
   });
 
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  it.skipIf(!asRoot)('another user is refused too, and takes over a dead holder\'s lock in the sticky folder', async () => {
+    writeTree(src, Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}.txt`, `file ${i}`])), T0);
+    fs.mkdirSync(dst);
+    for (const d of [work, src, dst]) fs.chmodSync(d, 0o777);
+    for (const f of fs.readdirSync(src)) fs.chmodSync(path.join(src, f), 0o644);
+    const asNobody = (args: string[]) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [BIN, ...args], {
+          uid: 65534,
+          gid: 65534,
+          cwd: '/',
+          env: { PATH: process.env['PATH'] ?? '', HOME: noHome },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
+    const first = await startSlowRun(['sync', src, dst]);
+    try {
+      const r = await asNobody(['sync', src, dst]);
+      expect(r.stderr).toContain(`PID ${first.pid}`);
+      expect(r.code).toBe(2);
+    } finally {
+      process.kill(first.pid, 'SIGKILL'); // dies holding the lock: its file stays, owned by root
+      await first.done;
+    }
+    const after = await asNobody(['sync', src, dst]);
+    expect(after.stderr).not.toContain('another bucketsync run');
+    expect(after.code).toBe(0);
+    expect(Object.keys(readTree(dst)).filter((n) => !n.startsWith('.')).sort()).toEqual(Object.keys(readTree(src)).sort());
+    expect((await cli(['sync', src, dst])).code).toBe(0);
+  });
+
   it('--apply takes the same lock as sync', async () => {
     writeTree(src, Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}.txt`, `file ${i}`])), T0);
     const plan = path.join(work, 'p.jsonl');
@@ -234,7 +269,6 @@ describe.skipIf(!endpoint)('S3: locations, secrets, hostile keys, exit codes', (
     await put(`t/${ESC_TITLE}`, 'title');
     await put(`t/${FORGED}`, 'forged');
     await put('h/a\\b.txt', 'backslash');
-    await put('h/.bucketsync-tmp-123-abc', 'temp look-alike');
   });
   afterAll(() => raw?.destroy());
 
@@ -262,7 +296,7 @@ describe.skipIf(!endpoint)('S3: locations, secrets, hostile keys, exit codes', (
   });
 
   it('cp of a key the stores refuse is exit 2 with no debug hint, and writes nothing', async () => {
-    for (const key of ['h/a\\b.txt', 'h/.bucketsync-tmp-123-abc']) {
+    for (const key of ['h/a\\b.txt']) {
       const out = path.join(work, 'got');
       const r = await cli(['cp', `s3://${bucket}/${key}`, out], { env: env() });
       expect(r.stderr).toMatch(/Refusing unsafe path/);
@@ -270,9 +304,12 @@ describe.skipIf(!endpoint)('S3: locations, secrets, hostile keys, exit codes', (
       expect(r.stderr).not.toContain('BUCKETSYNC_DEBUG');
       expect(fs.existsSync(out)).toBe(false);
     }
-    fs.writeFileSync(path.join(work, '.bucketsync-tmp-9-x'), 'x');
-    const up = await cli(['cp', path.join(work, '.bucketsync-tmp-9-x'), `s3://${bucket}/up/`], { env: env() });
+    // A local name the bucket side cannot take as a safe key: refused before the upload.
+    fs.writeFileSync(path.join(work, 'a\\b.txt'), 'x');
+    const up = await cli(['cp', path.join(work, 'a\\b.txt'), `s3://${bucket}/up/`], { env: env() });
+    expect(up.stderr).toMatch(/Refusing unsafe path 'up\/a\\b\.txt'/);
     expect(up.code).toBe(2);
+    expect(up.stderr).not.toContain('BUCKETSYNC_DEBUG');
   });
 
   it('keys with controls are escaped in ls and sync -v; JSON keeps them', async () => {

@@ -164,6 +164,12 @@ describe('--apply: the plan is what it says, or it is refused', () => {
     );
   });
 
+  it('--trust-resolved without --apply is bad input', async () => {
+    const r = await cli(['sync', src, dst, '--trust-resolved']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--trust-resolved only applies to --apply');
+  });
+
   it('with --trust-resolved the resolved locations are applied, and named before anything runs', async () => {
     const file = writePlan([header({ source_resolved: outside, dest_resolved: dst }), up('secret.txt', { size: 6 })]);
     const r = await cli(['sync', '--apply', file, '--trust-resolved', '--json']);
