@@ -57,6 +57,54 @@ describe('S3 metadata cache file', () => {
     expect(MetaCache.open(null, ep, 'b1', () => {}).enabled).toBe(false);
   });
 
+  it("a record of our write proves a listing's LastModified only inside its server-time window; outside, it needs a HEAD", async () => {
+    const ep = 'http://example:window';
+    const a = MetaCache.open(dir, ep, 'b1', () => {});
+    const w: [number, number] = [1_000_000, 1_003_000];
+    a.put(rec('w/1', { w }));
+    a.put(rec('w/2', { w, l: 1_002_000 })); // a verified LastModified supersedes the window
+    await a.close();
+    const lines = fs.readFileSync(a.file!, 'utf8').split('\n').filter((l) => l.startsWith('{"k"'));
+    expect(lines.map((l) => JSON.parse(l) as MetaRecord)).toEqual([rec('w/1', { w }), rec('w/2', { l: 1_002_000 })]);
+
+    const cases: [number | undefined, { needsLastModified: boolean; provenLastModified?: number }][] = [
+      [1_000_000, { needsLastModified: false, provenLastModified: 1_000_000 }], // first ms of the window
+      [1_002_999, { needsLastModified: false, provenLastModified: 1_002_999 }], // last ms
+      [1_003_000, { needsLastModified: true }], // written after our write's response: another tool's
+      [1_090_000, { needsLastModified: true }], // `rclone touch` a minute later
+      [999_999, { needsLastModified: true }], // before our request reached the server
+      [undefined, { needsLastModified: false }], // no LastModified to compare (as before)
+    ];
+    for (const [lm, want] of cases) {
+      const scan = await MetaCache.open(dir, ep, 'b1', () => {}).openScan();
+      const hit = await scan.lookup('w/1', rec('w/1').e, rec('w/1').s, lm);
+      await scan.close();
+      expect({ needsLastModified: hit!.needsLastModified, provenLastModified: hit!.provenLastModified }, String(lm)).toEqual({
+        provenLastModified: undefined,
+        ...want,
+      });
+    }
+    // the window never stands in for ETag and size
+    const scan = await MetaCache.open(dir, ep, 'b1', () => {}).openScan();
+    expect(await scan.lookup('w/1', '"other"', rec('w/1').s, 1_001_000)).toBeUndefined();
+    expect(await scan.lookup('w/2', rec('w/2').e, rec('w/2').s, 1_001_000)).toBeUndefined(); // l recorded: l decides
+    await scan.close();
+
+    // damaged windows are ignored (the record stays, unproven): reversed, not numbers, wrong length
+    const c = fresh();
+    c.put(rec('d/1'));
+    await c.close();
+    const bad = [[5, 1], ['1', '9'], [1], [1, 2, 3], { 0: 1, 1: 9 }, [null, 9]];
+    fs.appendFileSync(c.file!, bad.map((v, i) => `\n${JSON.stringify({ ...rec(`d/${i + 2}`), w: v })}`).join('') + '\n');
+    const s2 = await c.openScan();
+    for (let i = 0; i < bad.length; i++) {
+      const hit = await s2.lookup(`d/${i + 2}`, rec(`d/${i + 2}`).e, rec(`d/${i + 2}`).s, 3);
+      expect(hit, JSON.stringify(bad[i])).toMatchObject({ needsLastModified: true });
+      expect(hit!.rec.w).toBeUndefined();
+    }
+    await s2.close();
+  });
+
   it('compacts into a sorted base; later records and tombstones win', async () => {
     const c = fresh();
     const keys = Array.from({ length: 5000 }, (_, i) => `k/${String((i * 7919) % 5000).padStart(5, '0')}`);

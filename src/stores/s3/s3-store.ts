@@ -929,7 +929,8 @@ export class S3Store implements Store {
         ),
       );
       const date = serverDateOf(res);
-      const w = writeWindow(date, performance.now() - sentAt, date);
+      const took = performance.now() - sentAt;
+      const w = writeWindow(date, took, date, took);
       this.cache.put({ ...record, e: quoteEtag(res.ETag) ?? `"${md5.toString('hex')}"`, ...(w ? { w } : {}) });
       return;
     }
@@ -986,6 +987,7 @@ export class S3Store implements Store {
     let createDate: number | undefined;
     let createElapsed = 0;
     let completeDate: number | undefined;
+    let completeElapsed = 0;
     try {
       const created = await this.send('CreateMultipartUpload', key, () =>
         sdk.client.send(
@@ -1070,6 +1072,7 @@ export class S3Store implements Store {
       }
 
       await this.verifyConditions(key, cond, signal);
+      const completeSentAt = performance.now();
       const completed = await this.send('CompleteMultipartUpload', key, () =>
         sdk.client.send(
           new sdk.m.CompleteMultipartUploadCommand({
@@ -1083,6 +1086,7 @@ export class S3Store implements Store {
         ),
       );
       completeDate = serverDateOf(completed);
+      completeElapsed = performance.now() - completeSentAt;
     } catch (err) {
       const abortErr = await this.abortUpload(key, uploadId);
       if (abortErr) {
@@ -1109,7 +1113,7 @@ export class S3Store implements Store {
         `${this.what(key)} does not match what was uploaded (size ${head.ContentLength}, ETag ${head.ETag}; expected ${size}, ${expected})`,
       );
     }
-    return { etag: expected, w: writeWindow(createDate, createElapsed, completeDate) };
+    return { etag: expected, w: writeWindow(createDate, createElapsed, completeDate, completeElapsed) };
   }
 
   /**
@@ -1228,7 +1232,8 @@ export class S3Store implements Store {
         if (lm !== undefined && lm % 1000 !== 0) rec.l = lm;
         else {
           const date = serverDateOf(res);
-          const w = writeWindow(date, performance.now() - sentAt, date);
+          const took = performance.now() - sentAt;
+          const w = writeWindow(date, took, date, took);
           if (w) rec.w = w;
         }
         this.cache.put(rec);
@@ -1252,6 +1257,7 @@ export class S3Store implements Store {
     const uploadId = created.UploadId;
     if (!uploadId) throw new S3StoreError(`CreateMultipartUpload ${this.what(dstKey)} returned no UploadId`);
     let completeDate: number | undefined;
+    let completeElapsed = 0;
     const parts: CompletedPart[] = new Array(n);
     const partEtags: string[] = new Array(n);
     const queue = new PQueue({ concurrency: this.partConcurrency });
@@ -1291,6 +1297,7 @@ export class S3Store implements Store {
         ),
       );
       await this.verifyConditions(dstKey, cond, signal);
+      const completeSentAt = performance.now();
       const completed = await this.send('CompleteMultipartUpload', dstKey, () =>
         client.send(
           new m.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dstKey, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...this.wire(cond) }),
@@ -1298,6 +1305,7 @@ export class S3Store implements Store {
         ),
       );
       completeDate = serverDateOf(completed);
+      completeElapsed = performance.now() - completeSentAt;
     } catch (err) {
       queue.clear();
       await queue.onIdle();
@@ -1325,7 +1333,7 @@ export class S3Store implements Store {
       }
     }
     const etag = quoteEtag(head.ETag);
-    const w = writeWindow(serverDateOf(created), createElapsed, completeDate);
+    const w = writeWindow(serverDateOf(created), createElapsed, completeDate, completeElapsed);
     if (etag) this.cache.put({ ...record, e: etag, ...(w ? { w } : {}) });
   }
 
@@ -1477,22 +1485,30 @@ const MAX_WRITE_WINDOW_MS = 30_000;
 /**
  * The server-time window `[from, to)` (ms) that the LastModified of a write of ours lies in,
  * from the `Date` headers of its first response (CreateMultipartUpload, or the PutObject /
- * CopyObject itself) and of its last (CompleteMultipartUpload, or the same), both from the
- * server's clock, so the client's clock skew does not matter:
+ * CopyObject itself) and of its last (CompleteMultipartUpload, or the same), both read from the
+ * server's clock, so the client's clock skew does not matter. A Date header names some instant
+ * while the server handled the request (whole seconds, truncated: the instant is in
+ * `[Date, Date + 1 s)`), not necessarily the last one: RGW stamps the object up to a few ms
+ * after the instant its Date names (measured). So, with each request's duration measured here
+ * (a duration, not a clock reading; it includes the network, so it only widens the window):
  *
- * - from: the first request reached the server no earlier than its response's Date minus the
- *   time the request took (measured here: a duration, not a clock reading), less 1 s for a
- *   listing that truncates LastModified to whole seconds (AWS);
- * - to: the last response's Date + 1 s (Date has whole seconds; the object was stamped before
- *   the response was sent).
+ * - from: the first request reached the server no earlier than its Date minus its duration,
+ *   less 1 s for a listing that truncates LastModified to whole seconds (AWS);
+ * - to: the object was stamped no later than the last response left the server: that
+ *   response's Date + 1 s + its duration.
  *
  * Undefined (no window: the first listing HEADs the object) without both dates, when they are
  * out of order, or when the window is longer than {@link MAX_WRITE_WINDOW_MS}.
  */
-export function writeWindow(firstDate: number | undefined, firstElapsedMs: number, lastDate: number | undefined): [number, number] | undefined {
+export function writeWindow(
+  firstDate: number | undefined,
+  firstElapsedMs: number,
+  lastDate: number | undefined,
+  lastElapsedMs: number,
+): [number, number] | undefined {
   if (firstDate === undefined || lastDate === undefined || lastDate < firstDate) return undefined;
   const from = firstDate - Math.ceil(Math.max(0, firstElapsedMs)) - 1000;
-  const to = lastDate + 1000;
+  const to = lastDate + 1000 + Math.ceil(Math.max(0, lastElapsedMs));
   return to - from <= MAX_WRITE_WINDOW_MS ? [from, to] : undefined;
 }
 
