@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetaCache, type MetaRecord } from '../../src/stores/s3/meta-cache.js';
+import { writeWindow } from '../../src/stores/s3/s3-store.js';
 
 let dir: string;
 let n = 0;
@@ -103,6 +104,21 @@ describe('S3 metadata cache file', () => {
       expect(hit!.rec.w).toBeUndefined();
     }
     await s2.close();
+  });
+
+  it("a write's window spans its requests in the server's clock: Date headers, their 1 s resolution and the requests' durations", () => {
+    const D = Date.parse('Sun, 06 Dec 2026 09:49:58 GMT');
+    // single PUT, 40 ms: from Date - 40 ms - 1 s (truncated listings) to Date + 1 s + 40 ms
+    expect(writeWindow(D, 39.2, D, 39.2)).toEqual([D - 40 - 1000, D + 1000 + 40]);
+    // multipart: Create's Date to Complete's Date (AWS stamps the initiation, RGW the completion)
+    expect(writeWindow(D, 10, D + 7000, 20)).toEqual([D - 1010, D + 8020]);
+    // no Date header on either response, or dates out of order: no window (the listing HEADs)
+    expect(writeWindow(undefined, 10, D, 10)).toBeUndefined();
+    expect(writeWindow(D, 10, undefined, 10)).toBeUndefined();
+    expect(writeWindow(D, 10, D - 1000, 10)).toBeUndefined();
+    // longer than 30 s: not recorded (one HEAD is nothing next to such a transfer)
+    expect(writeWindow(D, 10, D + 27_000, 10)).toBeDefined();
+    expect(writeWindow(D, 10, D + 29_000, 10)).toBeUndefined();
   });
 
   it('compacts into a sorted base; later records and tombstones win', async () => {
