@@ -34,6 +34,7 @@ import { startFaultProxy } from '../support/fault-proxy.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const endpoint = s3TestEndpoint();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const T0 = 1_700_000_000;
 const MiB = 1024 * 1024;
 
@@ -122,6 +123,10 @@ describe.skipIf(!endpoint)('safety against hostile buckets (S3, real CLI, RGW)',
     writeTree(src, { 'x.bin': 'x content', 'y.bin': 'y content', 'z.bin': 'z content' }, T0);
     const url = `s3://${bucket}/${pfx}`;
     expect((await sync(src, url)).code).toBe(0);
+    // Our upload's cache records carry the server-time window of each PUT; a foreign write in
+    // the same second as our PUT's response may fall inside it (the documented limit). These
+    // come later, as `rclone touch` or a re-upload would.
+    await sleep(2100);
     // another tool: same bytes re-PUT with a new mtime (rclone touch), and a self-copy
     await put(`${pfx}/x.bin`, 'x content', { mtime: String(T0 + 5000) });
     await raw.send(
@@ -149,6 +154,33 @@ describe.skipIf(!endpoint)('safety against hostile buckets (S3, real CLI, RGW)',
     expect(files.length).toBeGreaterThan(0);
     for (const f of files) expect(fs.statSync(path.join(metaDir, f)).mode & 0o777, f).toBe(0o600);
   });
+
+  for (const client of ['http', 'sdk'] as const) {
+    it(`12: a no-op sync right after uploading 120 files sends no HeadObject (our writes are proven by their server-time window; ${client} transport)`, async () => {
+      const src = path.join(work, 'src');
+      const files: Record<string, string> = {};
+      for (let i = 0; i < 120; i++) files[`d${i % 4}/f${String(i).padStart(3, '0')}.txt`] = `file ${i}`;
+      writeTree(src, files, T0);
+      const url = `s3://${bucket}/${pfx}`;
+      const stats = path.join(work, 'stats.jsonl');
+      const env = { BUCKETSYNC_S3_CLIENT: client === 'sdk' ? 'sdk' : '', BUCKETSYNC_REQUEST_STATS: stats };
+      const up = await sync(src, url, [], { env });
+      expect(up.code, up.stderr).toBe(0);
+      const requests = () => fs.readFileSync(stats, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { requests: Record<string, number> }).requests);
+      expect(requests()[0]!.PutObject).toBe(120);
+      fs.rmSync(stats);
+      const noop = await sync(src, url, [], { env });
+      expect(noop.code, noop.stderr).toBe(0);
+      expect(noop.stderr).toContain('Nothing to sync.');
+      expect(requests()).toEqual([{ HeadBucket: 1, ListObjectsV2: 1 }]);
+      // and a download of them, right after, gets each mtime exactly
+      const dl = path.join(work, 'dl');
+      const d = await sync(url, dl, [], { env });
+      expect(d.code, d.stderr).toBe(0);
+      expect(readTree(dl)).toEqual(files);
+      expect(fs.statSync(path.join(dl, 'd1/f001.txt')).mtimeMs).toBe(T0 * 1000);
+    });
+  }
 
   it('12: an unusable metadata cache location (a file where its folder should be) is one warning, not a failed run', async () => {
     const src = path.join(work, 'src');

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetaCache, type MetaRecord } from '../../src/stores/s3/meta-cache.js';
+import { writeWindow } from '../../src/stores/s3/s3-store.js';
 
 let dir: string;
 let n = 0;
@@ -55,6 +56,69 @@ describe('S3 metadata cache file', () => {
     expect(MetaCache.open(dir, ep, 'b2', () => {}).file).not.toBe(b.file);
     expect(MetaCache.open(dir, 'http://example:2', 'b1', () => {}).file).not.toBe(b.file);
     expect(MetaCache.open(null, ep, 'b1', () => {}).enabled).toBe(false);
+  });
+
+  it("a record of our write proves a listing's LastModified only inside its server-time window; outside, it needs a HEAD", async () => {
+    const ep = 'http://example:window';
+    const a = MetaCache.open(dir, ep, 'b1', () => {});
+    const w: [number, number] = [1_000_000, 1_003_000];
+    a.put(rec('w/1', { w }));
+    a.put(rec('w/2', { w, l: 1_002_000 })); // a verified LastModified supersedes the window
+    await a.close();
+    const lines = fs.readFileSync(a.file!, 'utf8').split('\n').filter((l) => l.startsWith('{"k"'));
+    expect(lines.map((l) => JSON.parse(l) as MetaRecord)).toEqual([rec('w/1', { w }), rec('w/2', { l: 1_002_000 })]);
+
+    const cases: [number | undefined, { needsLastModified: boolean; provenLastModified?: number }][] = [
+      [1_000_000, { needsLastModified: false, provenLastModified: 1_000_000 }], // first ms of the window
+      [1_002_999, { needsLastModified: false, provenLastModified: 1_002_999 }], // last ms
+      [1_003_000, { needsLastModified: true }], // written after our write's response: another tool's
+      [1_090_000, { needsLastModified: true }], // `rclone touch` a minute later
+      [999_999, { needsLastModified: true }], // before our request reached the server
+      [undefined, { needsLastModified: false }], // no LastModified to compare (as before)
+    ];
+    for (const [lm, want] of cases) {
+      const scan = await MetaCache.open(dir, ep, 'b1', () => {}).openScan();
+      const hit = await scan.lookup('w/1', rec('w/1').e, rec('w/1').s, lm);
+      await scan.close();
+      expect({ needsLastModified: hit!.needsLastModified, provenLastModified: hit!.provenLastModified }, String(lm)).toEqual({
+        provenLastModified: undefined,
+        ...want,
+      });
+    }
+    // the window never stands in for ETag and size
+    const scan = await MetaCache.open(dir, ep, 'b1', () => {}).openScan();
+    expect(await scan.lookup('w/1', '"other"', rec('w/1').s, 1_001_000)).toBeUndefined();
+    expect(await scan.lookup('w/2', rec('w/2').e, rec('w/2').s, 1_001_000)).toBeUndefined(); // l recorded: l decides
+    await scan.close();
+
+    // damaged windows are ignored (the record stays, unproven): reversed, not numbers, wrong length
+    const c = fresh();
+    c.put(rec('d/1'));
+    await c.close();
+    const bad = [[5, 1], ['1', '9'], [1], [1, 2, 3], { 0: 1, 1: 9 }, [null, 9]];
+    fs.appendFileSync(c.file!, bad.map((v, i) => `\n${JSON.stringify({ ...rec(`d/${i + 2}`), w: v })}`).join('') + '\n');
+    const s2 = await c.openScan();
+    for (let i = 0; i < bad.length; i++) {
+      const hit = await s2.lookup(`d/${i + 2}`, rec(`d/${i + 2}`).e, rec(`d/${i + 2}`).s, 3);
+      expect(hit, JSON.stringify(bad[i])).toMatchObject({ needsLastModified: true });
+      expect(hit!.rec.w).toBeUndefined();
+    }
+    await s2.close();
+  });
+
+  it("a write's window spans its requests in the server's clock: Date headers, their 1 s resolution and the requests' durations", () => {
+    const D = Date.parse('Sun, 06 Dec 2026 09:49:58 GMT');
+    // single PUT, 40 ms: from Date - 40 ms - 1 s (truncated listings) to Date + 1 s + 40 ms
+    expect(writeWindow(D, 39.2, D, 39.2)).toEqual([D - 40 - 1000, D + 1000 + 40]);
+    // multipart: Create's Date to Complete's Date (AWS stamps the initiation, RGW the completion)
+    expect(writeWindow(D, 10, D + 7000, 20)).toEqual([D - 1010, D + 8020]);
+    // no Date header on either response, or dates out of order: no window (the listing HEADs)
+    expect(writeWindow(undefined, 10, D, 10)).toBeUndefined();
+    expect(writeWindow(D, 10, undefined, 10)).toBeUndefined();
+    expect(writeWindow(D, 10, D - 1000, 10)).toBeUndefined();
+    // longer than 30 s: not recorded (one HEAD is nothing next to such a transfer)
+    expect(writeWindow(D, 10, D + 27_000, 10)).toBeDefined();
+    expect(writeWindow(D, 10, D + 29_000, 10)).toBeUndefined();
   });
 
   it('compacts into a sorted base; later records and tombstones win', async () => {

@@ -37,6 +37,26 @@ export interface GetObjectResult {
   Metadata?: Record<string, string> | undefined;
 }
 
+/**
+ * The server's `Date` header (ms) of the response each output came from, whichever transport
+ * answered: the server's own clock around a write, what the metadata cache proves a listing's
+ * LastModified with (see `writeWindow` in s3-store.ts). Kept beside the output objects, not in
+ * them, so the SDK's types stay as they are.
+ */
+const serverDates = new WeakMap<object, number>();
+
+/** Remembers the `Date` header of the response `output` was read from (ignored when unparsable). */
+export function noteServerDate(output: unknown, dateHeader: string | undefined): void {
+  if (typeof output !== 'object' || output === null || !dateHeader) return;
+  const t = Date.parse(dateHeader);
+  if (Number.isFinite(t)) serverDates.set(output, t);
+}
+
+/** The `Date` header (ms) of the response `output` was read from, when it had a valid one. */
+export function serverDateOf(output: unknown): number | undefined {
+  return typeof output === 'object' && output !== null ? serverDates.get(output) : undefined;
+}
+
 export interface S3Api {
   /** Requests sent per operation (`PutObject`: n…), whichever transport sent them. */
   readonly counts: Record<string, number>;

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { noteServerDate } from './api.js';
 import { CONNECT_TIMEOUT_MS, socketTimeoutMs, type ClientOptions, type ResolvedClientConfig } from './config.js';
 
 export { resolveClientConfig, type ClientOptions, type ResolvedClientConfig } from './config.js';
@@ -54,6 +55,17 @@ export function createClient(cfg: ResolvedClientConfig, opts: ClientOptions, cou
       return next(args);
     },
     { step: 'initialize', name: 'bucketsyncRequestCounter' },
+  );
+  // The server's Date header of every response (of the attempt that answered), for the
+  // metadata cache's write windows (api.ts serverDateOf).
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const result = await next(args);
+      const headers = (result.response as { headers?: Record<string, string | undefined> } | undefined)?.headers;
+      if (headers) noteServerDate(result.output, headers.date ?? headers.Date);
+      return result;
+    },
+    { step: 'deserialize', name: 'bucketsyncServerDate', priority: 'high' },
   );
   return {
     client,

@@ -17,7 +17,7 @@ import https from 'node:https';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type * as Sdk from '@aws-sdk/client-s3';
-import { SdkApi, type GetObjectResult, type S3Api, type SdkHandle } from './api.js';
+import { SdkApi, noteServerDate, type GetObjectResult, type S3Api, type SdkHandle } from './api.js';
 import { CONNECT_TIMEOUT_MS, socketTimeoutMs, type ClientOptions, type ResolvedClientConfig } from './config.js';
 import { isRetryable, retryAfterMs } from './errors.js';
 import { EMPTY_SHA256, Signer, canonicalQuery, encodePath, uriEncode, type Credentials } from './sigv4.js';
@@ -264,7 +264,9 @@ export class HttpApi implements S3Api {
       body: input.Body,
       signal,
     });
-    return { $metadata: { httpStatusCode: res.status }, ETag: header(res.headers, 'etag') };
+    const out: Sdk.PutObjectCommandOutput = { $metadata: { httpStatusCode: res.status }, ETag: header(res.headers, 'etag') };
+    noteServerDate(out, header(res.headers, 'date'));
+    return out;
   }
 
   async copyObject(input: Sdk.CopyObjectCommandInput, signal?: AbortSignal): Promise<Sdk.CopyObjectCommandOutput> {
@@ -289,10 +291,12 @@ export class HttpApi implements S3Api {
       signal,
     });
     const result = elements(res.body, 'CopyObjectResult')[0] ?? res.body;
-    return {
+    const out: Sdk.CopyObjectCommandOutput = {
       $metadata: { httpStatusCode: res.status },
       CopyObjectResult: { ETag: text(result, 'ETag'), LastModified: date(text(result, 'LastModified')) },
     };
+    noteServerDate(out, header(res.headers, 'date'));
+    return out;
   }
 
   // ---------------------------------------------------------------------------------------------

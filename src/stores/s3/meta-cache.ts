@@ -28,6 +28,9 @@
  *   in passes, each pass writing the new base followed by the journal it has not read yet.
  * - Anything unreadable (bad JSON, wrong header, keys out of order) is ignored, and the next
  *   compaction rewrites the file from what was readable.
+ * - A record written right after our own write has no LastModified yet (RGW's PUT response
+ *   has no Last-Modified header); it may carry the server-time window of that write (`w`),
+ *   which lets the first listing prove the version is ours without a HEAD ({@link MetaScan.lookup}).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -51,6 +54,13 @@ export interface MetaRecord {
   m: number;
   /** Stored content hash (`xxh128:<hex>`), when the object carries one. */
   h?: string;
+  /**
+   * For a record written right after our own write (no LastModified yet): the server-time
+   * window `[from, to)` (ms, from the `Date` headers of our write's responses) that our
+   * write's LastModified lies in. A listing's LastModified inside it proves the listed
+   * version is ours; see {@link MetaScan.lookup}.
+   */
+  w?: [number, number];
 }
 
 interface Tombstone {
@@ -121,7 +131,17 @@ function parseEntry(line: string): JournalEntry | undefined {
   const rec: MetaRecord = { k: r.k, e: r.e, s: r.s, m: r.m };
   if (typeof r.l === 'number' && Number.isFinite(r.l)) rec.l = r.l;
   if (typeof r.h === 'string') rec.h = r.h;
+  const w = validWindow(r.w);
+  if (w) rec.w = w;
   return rec;
+}
+
+/** A write window as recorded: two finite numbers, in order (anything else: no window). */
+function validWindow(v: unknown): [number, number] | undefined {
+  if (!Array.isArray(v) || v.length !== 2) return undefined;
+  const [from, to] = v as unknown[];
+  if (typeof from !== 'number' || typeof to !== 'number' || !Number.isFinite(from) || !Number.isFinite(to) || from > to) return undefined;
+  return [from, to];
 }
 
 function serialize(e: JournalEntry): string {
@@ -184,6 +204,10 @@ export class MetaCache {
     const out: MetaRecord = { k: rec.k, e: rec.e, s: rec.s, m: rec.m };
     if (rec.l !== undefined) out.l = rec.l;
     if (rec.h !== undefined) out.h = rec.h;
+    if (rec.l === undefined && rec.w !== undefined) {
+      const w = validWindow(rec.w);
+      if (w) out.w = w;
+    }
     this.pending.push(serialize(out));
     if (this.pending.length >= FLUSH_EVERY) void this.flush();
   }
@@ -543,8 +567,20 @@ export class MetaScan {
    * is then NOT an answer (same bytes re-PUT by another tool keep ETag and size but carry
    * another mtime) — the caller must HEAD the object, and may keep the record's hash only
    * when that HEAD shows the record's ETag.
+   *
+   * The exception: a record of our own write that carries its server-time window (`w`), when
+   * the listing's LastModified lies inside that window. That version was written during our
+   * write (between our request's arrival and its response, in the server's clock), so it is
+   * ours: the record is an answer, and `provenLastModified` is the LastModified the caller
+   * should now record with it (`refine`). A LastModified after the window (another tool's
+   * re-PUT or self-copy since) still needs the HEAD.
    */
-  async lookup(key: string, etag: string, size: number, lastModifiedMs: number | undefined): Promise<{ rec: MetaRecord; needsLastModified: boolean } | undefined> {
+  async lookup(
+    key: string,
+    etag: string,
+    size: number,
+    lastModifiedMs: number | undefined,
+  ): Promise<{ rec: MetaRecord; needsLastModified: boolean; provenLastModified?: number } | undefined> {
     const fromBase = await this.advance(key);
     const j = this.journal.get(key);
     const candidates: MetaRecord[] = [];
@@ -555,6 +591,9 @@ export class MetaScan {
       if (rec.l !== undefined) {
         if (lastModifiedMs === undefined || rec.l !== lastModifiedMs) continue;
         return { rec, needsLastModified: false };
+      }
+      if (lastModifiedMs !== undefined && rec.w !== undefined && lastModifiedMs >= rec.w[0] && lastModifiedMs < rec.w[1]) {
+        return { rec, needsLastModified: false, provenLastModified: lastModifiedMs };
       }
       return { rec, needsLastModified: lastModifiedMs !== undefined };
     }

@@ -37,7 +37,7 @@ import {
   type TransferSource,
   type WriteOptions,
 } from '../store.js';
-import { SdkApi, type GetObjectResult, type S3Api, type SdkHandle } from './api.js';
+import { SdkApi, serverDateOf, type GetObjectResult, type S3Api, type SdkHandle } from './api.js';
 import { resolveClientConfig, type ResolvedClientConfig } from './config.js';
 import { HttpApi, httpApiSupported } from './http-api.js';
 import {
@@ -598,6 +598,13 @@ export class S3Store implements Store {
         const entry: FileEntry = { path: o.rel, size: o.size, mtimeMs: hit.rec.m, etag: o.etag };
         if (hit.rec.h) entry.hash = hit.rec.h;
         entries.push(entry);
+        // Our own write, proven by its server-time window: from now on the record is keyed by
+        // that LastModified (the window is no longer needed).
+        if (hit.provenLastModified !== undefined) {
+          const rec: MetaRecord = { k: hit.rec.k, e: hit.rec.e, s: hit.rec.s, m: hit.rec.m, l: hit.provenLastModified };
+          if (hit.rec.h) rec.h = hit.rec.h;
+          this.cache.refine(rec);
+        }
       } else {
         // A record without LastModified (written right after our upload) is no answer: another
         // tool may have re-PUT the same bytes with another mtime since. The HEAD decides, and
@@ -900,6 +907,7 @@ export class S3Store implements Store {
       record.h = `xxh128:${metadata.xxh128}`;
       const md5 = createHash('md5').update(body).digest();
       metadata[XXH_TIE_META] = md5.toString('hex');
+      const sentAt = performance.now();
       const res = await this.conditional(key, cond, (c) =>
         this.send('PutObject', key, () =>
           this.sending(
@@ -920,12 +928,15 @@ export class S3Store implements Store {
           ),
         ),
       );
-      this.cache.put({ ...record, e: quoteEtag(res.ETag) ?? `"${md5.toString('hex')}"` });
+      const date = serverDateOf(res);
+      const took = performance.now() - sentAt;
+      const w = writeWindow(date, took, date, took);
+      this.cache.put({ ...record, e: quoteEtag(res.ETag) ?? `"${md5.toString('hex')}"`, ...(w ? { w } : {}) });
       return;
     }
     if (metadata.xxh128) record.h = `xxh128:${metadata.xxh128}`;
-    const etag = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal, opts.beforeCommit);
-    this.cache.put({ ...record, e: etag });
+    const { etag, w } = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal, opts.beforeCommit);
+    this.cache.put({ ...record, e: etag, ...(w ? { w } : {}) });
   }
 
   private sourceError(err: unknown, rel: string): Error {
@@ -935,7 +946,11 @@ export class S3Store implements Store {
     return new S3StoreError(`Reading the source of ${rel} failed: ${(err as Error).message ?? String(err)}`, undefined, 1, { cause: err });
   }
 
-  /** Multipart upload; returns the verified ETag. Never leaves the upload dangling. */
+  /**
+   * Multipart upload; returns the verified ETag and the write's server-time window (from
+   * CreateMultipartUpload to CompleteMultipartUpload: AWS stamps a multipart object with its
+   * initiation time, RGW with its completion). Never leaves the upload dangling.
+   */
   private async multipartUpload(
     key: string,
     rel: string,
@@ -945,7 +960,7 @@ export class S3Store implements Store {
     cond: Conditions,
     signal: AbortSignal | undefined,
     beforeCommit?: () => Promise<void>,
-  ): Promise<string> {
+  ): Promise<{ etag: string; w: [number, number] | undefined }> {
     const size = source.size;
     let partSize = this.partSize;
     if (partCount(size, partSize) > MAX_PARTS) partSize = Math.ceil(size / MAX_PARTS / MiB) * MiB;
@@ -968,6 +983,11 @@ export class S3Store implements Store {
       throw err;
     }
     const createStarted = Date.now();
+    const createSentAt = performance.now();
+    let createDate: number | undefined;
+    let createElapsed = 0;
+    let completeDate: number | undefined;
+    let completeElapsed = 0;
     try {
       const created = await this.send('CreateMultipartUpload', key, () =>
         sdk.client.send(
@@ -981,6 +1001,8 @@ export class S3Store implements Store {
           { abortSignal: signal },
         ),
       );
+      createElapsed = performance.now() - createSentAt;
+      createDate = serverDateOf(created);
       uploadId = created.UploadId;
       if (!uploadId) throw new S3StoreError(`CreateMultipartUpload ${this.what(key)} returned no UploadId`);
       // A retried request may have started an upload whose answer was lost on the way.
@@ -1050,7 +1072,8 @@ export class S3Store implements Store {
       }
 
       await this.verifyConditions(key, cond, signal);
-      await this.send('CompleteMultipartUpload', key, () =>
+      const completeSentAt = performance.now();
+      const completed = await this.send('CompleteMultipartUpload', key, () =>
         sdk.client.send(
           new sdk.m.CompleteMultipartUploadCommand({
             Bucket: this.bucket,
@@ -1062,6 +1085,8 @@ export class S3Store implements Store {
           { abortSignal: signal },
         ),
       );
+      completeDate = serverDateOf(completed);
+      completeElapsed = performance.now() - completeSentAt;
     } catch (err) {
       const abortErr = await this.abortUpload(key, uploadId);
       if (abortErr) {
@@ -1088,7 +1113,7 @@ export class S3Store implements Store {
         `${this.what(key)} does not match what was uploaded (size ${head.ContentLength}, ETag ${head.ETag}; expected ${size}, ${expected})`,
       );
     }
-    return expected;
+    return { etag: expected, w: writeWindow(createDate, createElapsed, completeDate, completeElapsed) };
   }
 
   /**
@@ -1181,6 +1206,7 @@ export class S3Store implements Store {
     if (h) record.h = h;
 
     if (size <= this.copyThreshold) {
+      const sentAt = performance.now();
       const res = await this.conditional(dstKey, cond, (c) =>
         this.send('CopyObject', dstKey, () =>
           this.api.copyObject(
@@ -1204,6 +1230,12 @@ export class S3Store implements Store {
         // Both the listing and the copy result carry LastModified with ms precision on RGW/AWS.
         const lm = res.CopyObjectResult?.LastModified?.getTime();
         if (lm !== undefined && lm % 1000 !== 0) rec.l = lm;
+        else {
+          const date = serverDateOf(res);
+          const took = performance.now() - sentAt;
+          const w = writeWindow(date, took, date, took);
+          if (w) rec.w = w;
+        }
         this.cache.put(rec);
       }
       return;
@@ -1214,14 +1246,18 @@ export class S3Store implements Store {
     if (partCount(size, partSize) > MAX_PARTS) partSize = Math.ceil(size / MAX_PARTS / MiB) * MiB;
     const n = partCount(size, partSize);
     const { client, m } = await this.api.sdk();
+    const createSentAt = performance.now();
     const created = await this.send('CreateMultipartUpload', dstKey, () =>
       client.send(
         new m.CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dstKey, Metadata: { ...metadata, [PART_SIZE_META]: String(partSize) }, ...headers }),
         { abortSignal: signal },
       ),
     );
+    const createElapsed = performance.now() - createSentAt;
     const uploadId = created.UploadId;
     if (!uploadId) throw new S3StoreError(`CreateMultipartUpload ${this.what(dstKey)} returned no UploadId`);
+    let completeDate: number | undefined;
+    let completeElapsed = 0;
     const parts: CompletedPart[] = new Array(n);
     const partEtags: string[] = new Array(n);
     const queue = new PQueue({ concurrency: this.partConcurrency });
@@ -1261,12 +1297,15 @@ export class S3Store implements Store {
         ),
       );
       await this.verifyConditions(dstKey, cond, signal);
-      await this.send('CompleteMultipartUpload', dstKey, () =>
+      const completeSentAt = performance.now();
+      const completed = await this.send('CompleteMultipartUpload', dstKey, () =>
         client.send(
           new m.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dstKey, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...this.wire(cond) }),
           { abortSignal: signal },
         ),
       );
+      completeDate = serverDateOf(completed);
+      completeElapsed = performance.now() - completeSentAt;
     } catch (err) {
       queue.clear();
       await queue.onIdle();
@@ -1294,7 +1333,8 @@ export class S3Store implements Store {
       }
     }
     const etag = quoteEtag(head.ETag);
-    if (etag) this.cache.put({ ...record, e: etag });
+    const w = writeWindow(serverDateOf(created), createElapsed, completeDate, completeElapsed);
+    if (etag) this.cache.put({ ...record, e: etag, ...(w ? { w } : {}) });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1433,6 +1473,43 @@ export class S3Store implements Store {
       );
     }
   }
+}
+
+/**
+ * A write's window is not recorded when it is longer than this: the first listing then HEADs
+ * the object, a negligible cost next to a transfer that long, and a long window would take
+ * more of another tool's writes (those made during ours) for ours.
+ */
+const MAX_WRITE_WINDOW_MS = 30_000;
+
+/**
+ * The server-time window `[from, to)` (ms) that the LastModified of a write of ours lies in,
+ * from the `Date` headers of its first response (CreateMultipartUpload, or the PutObject /
+ * CopyObject itself) and of its last (CompleteMultipartUpload, or the same), both read from the
+ * server's clock, so the client's clock skew does not matter. A Date header names some instant
+ * while the server handled the request (whole seconds, truncated: the instant is in
+ * `[Date, Date + 1 s)`), not necessarily the last one: RGW stamps the object up to a few ms
+ * after the instant its Date names (measured). So, with each request's duration measured here
+ * (a duration, not a clock reading; it includes the network, so it only widens the window):
+ *
+ * - from: the first request reached the server no earlier than its Date minus its duration,
+ *   less 1 s for a listing that truncates LastModified to whole seconds (AWS);
+ * - to: the object was stamped no later than the last response left the server: that
+ *   response's Date + 1 s + its duration.
+ *
+ * Undefined (no window: the first listing HEADs the object) without both dates, when they are
+ * out of order, or when the window is longer than {@link MAX_WRITE_WINDOW_MS}.
+ */
+export function writeWindow(
+  firstDate: number | undefined,
+  firstElapsedMs: number,
+  lastDate: number | undefined,
+  lastElapsedMs: number,
+): [number, number] | undefined {
+  if (firstDate === undefined || lastDate === undefined || lastDate < firstDate) return undefined;
+  const from = firstDate - Math.ceil(Math.max(0, firstElapsedMs)) - 1000;
+  const to = lastDate + 1000 + Math.ceil(Math.max(0, lastElapsedMs));
+  return to - from <= MAX_WRITE_WINDOW_MS ? [from, to] : undefined;
 }
 
 /** Whether DeleteObjects itself was refused (so single DeleteObject calls may still work). */
