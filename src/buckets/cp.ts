@@ -57,7 +57,7 @@ function checkKey(ref: Remote, key: string): void {
 
 function hfWriteProblem(key: string): string | undefined {
   const why = unsafePathReason(key);
-  return why?.includes('.bucketsync-tmp-') ? undefined : why;
+  return why?.includes('bucketsync temporary file') ? undefined : why;
 }
 
 function basenameOf(p: string): string {

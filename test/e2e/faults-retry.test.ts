@@ -186,21 +186,23 @@ describe.skipIf(!endpoint)('retries through the fault proxy', () => {
     writeTally({ suite: 'faults', scenario: 'CreateMultipartUpload answer lost (the server created the upload)', where: 'local→S3 (SDK and executor retry)', runs: 2, injected: 2, failedRuns: 0, dataLost: 0, note: 'the stray upload is found and aborted: none left' });
   }, 120_000);
 
-  it('download: a local error fails that one file (a file in the way), the others arrive, nothing is deleted', async () => {
+  it('download: a local error fails that one file (a name too long for the file system), the others arrive, nothing is deleted', async () => {
+    // (A file where a folder should be is no error any more: with --delete that type change
+    // converges in one run, test/e2e/safety-local.test.ts.)
     const id = `r${n++}`;
-    for (const [k, v] of Object.entries({ 'a.txt': 'aaa', 'd/x.txt': 'xxx', 'z.txt': 'zzz' })) {
+    const long = `d/${'n'.repeat(300)}.txt`;
+    for (const [k, v] of Object.entries({ 'a.txt': 'aaa', [long]: 'xxx', 'z.txt': 'zzz' })) {
       await raw.send(new PutObjectCommand({ Bucket: bucket, Key: `${id}/${k}`, Body: v }));
     }
     const dst = path.join(work, id, 'dst');
-    writeTree(dst, { d: 'a file where a folder should be', 'extra.txt': 'only here' });
+    writeTree(dst, { 'extra.txt': 'only here' });
     const r = await cli(['sync', `s3://${bucket}/${id}`, dst, '--delete', '--endpoint-url', endpoint!, '--no-progress'], {
       env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, id, 'cache') },
     });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/failed: d\/x\.txt \(download\): .*a file is in the way/);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/failed: d\/n+\.txt \(download\): .*name too long/);
     expect(fs.readFileSync(path.join(dst, 'a.txt'), 'utf8')).toBe('aaa');
     expect(fs.readFileSync(path.join(dst, 'z.txt'), 'utf8')).toBe('zzz');
     expect(fs.readFileSync(path.join(dst, 'extra.txt'), 'utf8')).toBe('only here');
-    expect(fs.readFileSync(path.join(dst, 'd'), 'utf8')).toBe('a file where a folder should be');
   }, 60_000);
 });

@@ -4,6 +4,7 @@
  * (the server's prefix match is lexical), Hub timestamps, and content types.
  */
 import path from 'node:path';
+import { isTempName } from '../../scanner/names.js';
 
 /** Relative path of a listed remote path under `prefix`, or undefined when it is outside (hf's `_list_remote_files`). */
 export function relativeToPrefix(remote: string, prefix: string): string | undefined {
@@ -24,7 +25,7 @@ export function unsafePathReason(rel: string): string | undefined {
     if (seg === '') return 'empty path segment';
     if (seg === '.' || seg === '..') return `'${seg}' path segment`;
     // A local copy would be taken for a leftover of an interrupted run: never listed, deleted.
-    if (seg.startsWith('.bucketsync-tmp-')) return "name starting with '.bucketsync-tmp-', reserved for temporary files";
+    if (isTempName(seg)) return 'the shape of a bucketsync temporary file name (.bucketsync-tmp-HOST-PID-RAND-…)';
   }
   if (LONE_SURROGATE.test(rel)) return 'not valid Unicode (a lone surrogate)';
   return undefined;

@@ -3,6 +3,7 @@
  * turn into relative paths, code-point ordering, and the URL encoding of `CopySource`.
  */
 import path from 'node:path';
+import { isTempName } from '../../scanner/names.js';
 
 export { compareCodePoints } from '../../manifest/order.js';
 
@@ -21,8 +22,9 @@ export function unsafeRelativePath(rel: string): string | undefined {
   for (const seg of rel.split('/')) {
     if (seg === '') return 'has an empty path segment ("//")';
     if (seg === '.' || seg === '..') return `has a "${seg}" path segment`;
-    // A local copy would be taken for a leftover of an interrupted run: never listed, deleted.
-    if (seg.startsWith('.bucketsync-tmp-')) return 'has a name starting with ".bucketsync-tmp-", reserved for temporary files';
+    // Exactly the shape of bucketsync's own temporary names (src/scanner/names.ts): a local copy
+    // could be taken for a leftover of an interrupted run. Names that merely look alike are data.
+    if (isTempName(seg)) return 'has the shape of a bucketsync temporary file name (.bucketsync-tmp-HOST-PID-RAND-…)';
   }
   if (LONE_SURROGATE.test(rel)) return 'is not valid Unicode';
   return undefined;
