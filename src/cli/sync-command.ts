@@ -85,7 +85,7 @@ Output: stdout carries only what was asked for (--dry-run's plan, --json's event
 human message goes to stderr. Progress is drawn on stderr when it is a terminal.
 
 Comparison (as hf): a file is sent when its size differs or the source is more than 1 s newer.
-Exit codes: 0 done, 1 some operation failed or was stale, 2 bad input, 130 interrupted.`;
+Exit codes: 0 done, 1 some operation failed or was stale, 2 bad input, 3 entries were skipped (could not be read; nothing they could hide was deleted), 130 interrupted.`;
 
 export function registerSyncCommand(program: Command): void {
   program
