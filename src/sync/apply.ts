@@ -22,7 +22,6 @@ import type { ExecuteResult } from '../executor/execute.js';
 import type { Operation, PlanHeader, PlanSummary } from '../types.js';
 import { directionOf, executeOn, openSides, type RunOptions } from './sync.js';
 import { assertNoOverlap } from './overlap.js';
-import { FilterMatcher } from '../filters/filter.js';
 
 export interface ApplyOptions extends RunOptions {
   storeOptions?: StoreOptions;
@@ -135,8 +134,7 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
   const destLocation = headerLocation(file, header.destResolved !== undefined ? 'dest_resolved' : 'dest', header.destResolved ?? header.dest);
   const direction = directionOf(sourceLocation, destLocation);
   // As in a sync: overlapping sides are refused, unless the plan's filters exclude the overlap.
-  const filters = header.filters ? new FilterMatcher(header.filters) : undefined;
-  assertNoOverlap(sourceLocation, destLocation, filters && !filters.isEmpty ? (p) => filters.matches(p) : undefined);
+  assertNoOverlap(sourceLocation, destLocation, header.filters);
 
   /** Every operation, checked against the plan's direction as it is read. */
   async function* checked(): AsyncGenerator<Operation> {

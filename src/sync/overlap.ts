@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { formatLocation, type Location } from '../location/location.js';
-import { UsageError } from '../types.js';
+import { UsageError, type FilterSpec } from '../types.js';
 
 /** Where one side lies inside the other: `rel` is its path relative to the outer side ('' when they are the same). */
 export interface Overlap {
@@ -22,11 +22,39 @@ export interface Overlap {
  */
 export function overlapOf(source: Location, dest: Location, real: (p: string) => string = realLocalPath): Overlap | undefined {
   if (source.kind === 'local' && dest.kind === 'local') {
-    return nested(real(source.path).split(path.sep).filter(Boolean), real(dest.path).split(path.sep).filter(Boolean));
+    const byPath = nested(real(source.path).split(path.sep).filter(Boolean), real(dest.path).split(path.sep).filter(Boolean));
+    // One folder can have two real paths (bind mounts): compare device and inode too.
+    return byPath ?? byIdentity(real(source.path), real(dest.path));
   }
   if (source.kind === 's3' && dest.kind === 's3' && source.bucket === dest.bucket) return nested(segments(source.prefix), segments(dest.prefix));
   if (source.kind === 'hf' && dest.kind === 'hf' && source.bucketId === dest.bucketId) return nested(segments(source.prefix), segments(dest.prefix));
   return undefined;
+}
+
+/** The folder's device and inode, or undefined when it does not exist. */
+function identity(p: string): string | undefined {
+  const st = fs.statSync(p, { throwIfNoEntry: false, bigint: true });
+  return st ? `${st.dev}:${st.ino}` : undefined;
+}
+
+/** Whether `inner` or one of its existing ancestors is the very folder `outer` names (seen by identity). */
+function within(outer: string, inner: string): string | undefined {
+  const id = identity(outer);
+  if (id === undefined) return undefined;
+  const rest: string[] = [];
+  for (let cur = inner; ; cur = path.dirname(cur)) {
+    if (identity(cur) === id) return rest.reverse().join('/');
+    const parent = path.dirname(cur);
+    if (parent === cur) return undefined;
+    rest.push(path.basename(cur));
+  }
+}
+
+function byIdentity(src: string, dst: string): Overlap | undefined {
+  const destRel = within(src, dst);
+  if (destRel !== undefined) return { inner: 'dest', rel: destRel };
+  const srcRel = within(dst, src);
+  return srcRel !== undefined ? { inner: 'source', rel: srcRel } : undefined;
 }
 
 function segments(prefix: string): string[] {
@@ -59,14 +87,36 @@ export function realLocalPath(p: string): string {
   }
 }
 
-/** Names below the overlap that the filters must all exclude for the overlap to be allowed. */
-const PROBES = ['x', 'X', '0', '.x', '-', '_', 'a/b', '.bucketsync-tmp-1', 'é', ' '];
+/** No fnmatch wildcard: `*`, `?`, `[` (hf's filters are Python fnmatch, where `*` crosses `/`). */
+const WILDCARD = /[*?[]/;
+
+/** `L*` with a literal `L` that is a prefix of `under`: it matches every path below it. */
+function coversAll(pattern: string, under: string): boolean {
+  if (!pattern.endsWith('*')) return false;
+  const literal = pattern.slice(0, -1).replace(/\*+$/, '');
+  return !WILDCARD.test(literal) && under.startsWith(literal);
+}
 
 /**
- * Throws a UsageError (exit 2) when the sides overlap, unless `included` (the run's filters)
- * rejects every probe name below the overlap, so that neither side can see the other.
+ * Whether the filters provably exclude every path below `rel/` (hf's order: filter-file rules,
+ * first match wins; then any --exclude; then --include). Proven only by a rule or an exclude of
+ * the form `L*` covering `rel/`, with no `+` rule that could decide first: a sample of names is
+ * no proof (`--include '*.bin'` would let `rel/model.bin` through).
  */
-export function assertNoOverlap(source: Location, dest: Location, included?: (path: string) => boolean, real?: (p: string) => string): void {
+export function excludesSubtree(filters: FilterSpec, rel: string): boolean {
+  const under = `${rel}/`;
+  for (const rule of filters.rules) {
+    if (rule.sign === '+') return false;
+    if (coversAll(rule.pattern, under)) return true;
+  }
+  return filters.exclude.some((p) => coversAll(p, under));
+}
+
+/**
+ * Throws a UsageError (exit 2) when the sides overlap, unless the run's filters provably
+ * exclude everything below the overlap, so that neither side can see the other.
+ */
+export function assertNoOverlap(source: Location, dest: Location, filters?: FilterSpec, real?: (p: string) => string): void {
   const o = overlapOf(source, dest, real);
   if (!o) return;
   const src = formatLocation(source);
@@ -74,7 +124,7 @@ export function assertNoOverlap(source: Location, dest: Location, included?: (pa
   if (o.rel === '') {
     throw new UsageError(`source and destination are the same place: ${src}${src === dst ? '' : ` and ${dst}`}`, 'sync between two different folders or prefixes');
   }
-  if (included && PROBES.every((name) => !included(`${o.rel}/${name}`))) return;
+  if (filters && excludesSubtree(filters, o.rel)) return;
   const what =
     o.inner === 'dest'
       ? `the destination ${dst} is inside the source ${src} (at ${o.rel}): every run would copy the destination into itself`

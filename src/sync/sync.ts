@@ -140,7 +140,7 @@ export async function* planSidesBatches(sides: SyncSides, req: PlanRequest = {})
     compare.delete = false;
   }
   const matcher = new FilterMatcher(req.filters ?? EMPTY_FILTERS);
-  assertNoOverlap(sides.sourceLocation, sides.destLocation, matcher.isEmpty ? undefined : (p) => matcher.matches(p));
+  assertNoOverlap(sides.sourceLocation, sides.destLocation, req.filters);
   const listOpts: ListOptions = {};
   if (req.onWarning) listOpts.onWarning = req.onWarning;
   if (req.signal) listOpts.signal = req.signal;
