@@ -36,30 +36,51 @@ export interface PlanOptions extends CompareOptions {
 }
 
 /**
- * The source's skip markers that still cover what the merge has not passed yet: subtree
- * markers (`d/`, or '' for the whole root) nest, and since a folder's contents are contiguous
- * in code-point order, a stack is enough.
+ * What the source's skip markers protect from `--delete`, for the part of the merge still
+ * ahead: each marker covers its own path and everything below it (a file marker too: an
+ * unreadable or dangling entry may have been a folder, and a source cannot hold a file and a
+ * folder of one name, so covering both only ever keeps more); a marker for a key that is no
+ * safe path (`a//b`, `./d`, `dir/`) also covers the safe path it would name (`a/b`, `d`, `dir`),
+ * which may sort after it. Destination paths arrive in order, so a covered range the merge has
+ * passed is dropped: the list stays as short as the markers still ahead.
  */
 class Shadows {
-  private readonly stack: string[] = [];
+  /** `exact` paths and `prefix` subtrees ('' = the whole root). */
+  private items: { exact?: string; prefix: string }[] = [];
 
   push(marker: FileEntry): void {
-    if (marker.skipped?.subtree) this.stack.push(marker.path);
+    const p = marker.path;
+    if (p === '' || p === '/') {
+      this.items.push({ prefix: '' });
+      return;
+    }
+    const base = p.endsWith('/') ? p.slice(0, -1) : p;
+    this.items.push({ exact: base, prefix: `${base}/` });
+    const norm = normalized(base);
+    if (norm !== undefined && norm !== base) this.items.push({ exact: norm, prefix: norm === '' ? '' : `${norm}/` });
   }
 
-  /** True when a subtree marker seen so far covers `path` (markers behind the merge are popped). */
+  /** True when a marker seen so far covers `path`; ranges behind the merge are dropped. */
   covers(path: string): boolean {
-    const st = this.stack;
-    // Sorted input: once a path is past a marker's subtree, no later path can be inside it.
-    while (st.length > 0 && !within(path, st[st.length - 1]!) && compareCodePoints(path, st[st.length - 1]!) > 0) st.pop();
-    for (let i = st.length - 1; i >= 0; i--) if (within(path, st[i]!)) return true;
-    return false;
+    if (this.items.length === 0) return false;
+    let hit = false;
+    this.items = this.items.filter((it) => {
+      if (it.prefix === '' || path === it.exact || path.startsWith(it.prefix)) {
+        hit = true;
+        return true;
+      }
+      // Still ahead when the path sorts before the range: keep it.
+      return compareCodePoints(path, it.prefix) < 0 || (it.exact !== undefined && compareCodePoints(path, it.exact) < 0);
+    });
+    return hit;
   }
 }
 
-/** `path` lies in the subtree of marker `prefix` (`d/`, or '' for the whole root). */
-function within(path: string, prefix: string): boolean {
-  return prefix === '' || path.startsWith(prefix);
+/** The safe relative path an unsafe key would name (`a//b` -> `a/b`, `./d` -> `d`), or undefined (`..`). */
+function normalized(p: string): string | undefined {
+  const segs = p.split('/').filter((s) => s !== '' && s !== '.');
+  if (segs.includes('..')) return undefined;
+  return segs.join('/');
 }
 
 /** The source is empty and `--delete` would wipe the destination: refused unless allowed. */

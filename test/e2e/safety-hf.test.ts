@@ -168,7 +168,7 @@ describe('safety against hostile buckets (hf, real CLI, local Hub/Xet server)', 
   it('16: unsafe paths in an hf listing are skip markers in sorted place, with the reason (store level)', async () => {
     const bucket = newBucket();
     await upload(bucket, { 'p/a.txt': 'a', 'p/z.txt': 'z' });
-    const hostile = ['p/b/../x', 'p/c//d', 'p/.bucketsync-tmp-1-x', 'p/./y', 'p/m\ud800n'];
+    const hostile = ['p/b/../x', 'p/c//d', 'p/.bucketsync-tmp-0123abcd-1-89abcdef-x', 'p/./y', 'p/m\ud800n'];
     for (const h of hostile) addRecord(bucket, 'p/a.txt', h);
     const warnings: string[] = [];
     const store = await openHfStore(parseHfUri(`hf://buckets/${bucket}/p`), { token: TOKEN, endpoint: server.url, onWarning: (m) => warnings.push(m) });

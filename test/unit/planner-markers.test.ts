@@ -67,6 +67,30 @@ describe('planner: skip markers', () => {
     expect(noDelete.seen).toEqual([['source', 'f']]);
   });
 
+  it('a file marker (a dangling link may have been a folder) also keeps what lies below its name', async () => {
+    const { rows } = await plan([skippedEntry('dang', 'broken symbolic link'), f('e')], [f('dang-1'), f('dang/x'), f('dang/y/z'), f('dang0'), f('e')]);
+    expect(rows).toEqual([
+      ['delete', 'dang-1', REASONS.notInSource],
+      ['skip', 'dang/x', REASONS.sourceUnreadable],
+      ['skip', 'dang/y/z', REASONS.sourceUnreadable],
+      ['delete', 'dang0', REASONS.notInSource],
+      ['skip', 'e', 'identical'],
+    ]);
+  });
+
+  it('a marker for an unsafe key also keeps the safe path it would name (a//b -> a/b, ./d -> d, x/ -> x/...)', async () => {
+    const src = [skippedEntry('./d', 'has a "." path segment'), skippedEntry('a//b', 'empty path segment'), skippedEntry('x/', 'ends with "/"'), f('z')];
+    const dst = [f('a/b'), f('a/c'), f('d'), f('x/q'), f('z')];
+    const { rows } = await plan(src, dst);
+    expect(rows).toEqual([
+      ['skip', 'a/b', REASONS.sourceUnreadable],
+      ['delete', 'a/c', REASONS.notInSource],
+      ['skip', 'd', REASONS.sourceUnreadable],
+      ['skip', 'x/q', REASONS.sourceUnreadable],
+      ['skip', 'z', 'identical'],
+    ]);
+  });
+
   it('a destination marker is never overwritten, and is reported', async () => {
     const { rows, seen } = await plan([f('p'), f('q')], [skippedEntry('p', 'not a regular file'), skippedEntry('r', 'unsafe key')]);
     expect(rows).toEqual([
@@ -97,7 +121,8 @@ describe('planner: skip markers', () => {
           const markers = markerSpecs.map(([p, subtree]) => skippedEntry(p, 'test', subtree));
           const markerPaths = new Set(markers.map((m) => m.path));
           // A real listing never holds a file where it reports a marker, nor files under an unreadable folder.
-          const hidden = (p: string) => markers.some((m) => (m.skipped.subtree ? p.startsWith(m.path) : p === m.path));
+          // a marker covers its path and everything below it (a file marker too: it may have been a folder)
+          const hidden = (p: string) => markers.some((m) => (m.skipped.subtree ? p.startsWith(m.path) : p === m.path || p.startsWith(`${m.path}/`)));
           const isPrefixOfFile = (p: string, files: string[]) => files.some((q) => q.startsWith(`${p}/`));
           const src = srcPaths.filter((p) => !hidden(p) && !markerPaths.has(p) && !isPrefixOfFile(p, srcPaths)).map((p) => f(p));
           const dst = dstPaths.filter((p) => !isPrefixOfFile(p, dstPaths)).map((p) => f(p, 2));
