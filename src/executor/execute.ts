@@ -10,13 +10,12 @@
  * - Deletes run after all transfers, only if none failed, and each only if the file to
  *   delete is still the version the plan saw. `maxDelete` refuses all deletes when the plan
  *   has more than that.
- * - Type changes converge in one run (issue 13): a planned delete of `a` that is in the way
- *   of a transfer of `a/x` (a file or a link where the source now has a folder) runs just
- *   before that transfer, with its expectation (unless a transfer failed already or the
- *   deletes seen so far pass `maxDelete`). A transfer of `a` that a folder holding files is
- *   in the way of (the source now has a file) is retried once after the deletes, which
- *   remove that folder's contents and prune it when the plan deletes them (`--delete`);
- *   without them it fails naming `--delete`.
+ * - Type changes converge in one run (issue 13): a transfer of `a/x` that a planned delete of
+ *   `a` is in the way of (a file or a link where the source now has a folder), and a transfer
+ *   of `a` that a folder holding files is in the way of (the source now has a file), wait
+ *   until after the deletes, which run under the same rules as every delete (none after a
+ *   failed transfer, none past `maxDelete`, each with its expectation); then they run. Without
+ *   those deletes they fail, naming `--delete`.
  * - Dedup (docs/dedup.md): an upload with `copyFrom` is a server-side copy of that path. If
  *   the path is an upload of this run still in flight, the copy waits for it (a copy never
  *   starts before its source exists, and only the primary sends the bytes); if that upload
@@ -458,22 +457,15 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
 
   /**
    * Planned deletes whose path is a prefix of the current operation's path (plans are in path
-   * order, so everything below a path comes right after it): a delete of `a` that is in the
-   * way of a transfer of `a/x` (a file, or a link, where the source has a folder) runs
-   * first, with its expectation, so that a type change converges in one run.
+   * order, so everything below a path comes right after it): a transfer of `a/x` that a delete
+   * of `a` is in the way of waits until after the deletes (see `deferred`).
    */
   const prefixDeletes: Operation[] = [];
-  /** Deletes already run that way (skipped when the deletes run). */
+  /** Deletes already run (none are run ahead of the delete phase any more; kept for runDeletes). */
   const ranEarly = new Set<string>();
-  const deleteInTheWay = async (op: Operation): Promise<void> => {
+  const blockedByDelete = (op: Operation): boolean => {
     while (prefixDeletes.length > 0 && !op.path.startsWith(prefixDeletes[prefixDeletes.length - 1]!.path)) prefixDeletes.pop();
-    const blocking = prefixDeletes.filter((d) => op.path.startsWith(`${d.path}/`) && !ranEarly.has(d.path));
-    if (blocking.length === 0 || result.failed.length > 0 || o.signal?.aborted) return;
-    if (o.maxDelete !== undefined && deletes.count > o.maxDelete) return;
-    for (const d of blocking) {
-      ranEarly.add(d.path);
-      await runDeleteBatch([d], o, result, emit);
-    }
+    return prefixDeletes.some((d) => op.path.startsWith(`${d.path}/`));
   };
 
   try {
@@ -493,7 +485,12 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
           await deletes.push(op);
           break;
         default: {
-          await deleteInTheWay(op);
+          if (blockedByDelete(op)) {
+            // a type change: written after the deletes, which make room for it
+            deferred.push(op);
+            notWritten.add(op.path);
+            break;
+          }
           const clash = (await caseTwinsOf())?.claim(op.path);
           if (clash) {
             // Refused in plan order, before anything runs: which twin is refused never depends on timing.
@@ -528,6 +525,24 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
     await queue.onIdle();
     if (o.signal?.aborted) result.interrupted = true;
 
+    // The deletes below make room for the deferred type changes: a local source that cannot be
+    // read now would lose the destination's old file for nothing, so it fails first (and then,
+    // as any failure, stops the deletes).
+    if (deferred.length > 0 && typeof o.source.localPath === 'function' && !o.signal?.aborted) {
+      const readable: Operation[] = [];
+      for (const op of deferred.splice(0)) {
+        try {
+          (await o.source.read(op.path, { start: 0, end: 0 })).destroy();
+          readable.push(op);
+        } catch (err) {
+          const f = { path: op.path, action: op.action, error: message(err) };
+          emit({ type: 'start', op });
+          result.failed.push(f);
+          emit({ type: 'failed', op, error: f.error, durationMs: 0 });
+        }
+      }
+      deferred.push(...readable);
+    }
     const pending = deletes.count - ranEarly.size;
     if (pending > 0) {
       if (result.interrupted) {
@@ -551,8 +566,10 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
         result.interrupted = true;
         break;
       }
-      await transfer(op);
+      if (queue.size >= concurrency) await queue.onSizeLessThan(concurrency);
+      void queue.add(() => transfer(op));
     }
+    await queue.onIdle();
   } finally {
     queue.clear();
     await queue.onIdle();

@@ -45,6 +45,13 @@ function asUser(args: string[], opts: CliOptions = {}) {
   });
 }
 
+/** A filter file with these rules, in the work folder. */
+function writeFilter(lines: string[]): string {
+  const f = path.join(work, `filter-${lines.length}-${Math.random().toString(36).slice(2)}.txt`);
+  fs.writeFileSync(f, `${lines.join('\n')}\n`);
+  return f;
+}
+
 /** Makes the work tree usable by the unprivileged user. */
 function openUp(): void {
   fs.chmodSync(work, 0o777);
@@ -145,6 +152,33 @@ describe('class 1: a listing error never leads to a delete', () => {
   });
 });
 
+describe('class 4 under the delete rules: a type change never deletes ahead of the rules', () => {
+  it('--max-delete counts the delete a type change needs: nothing is deleted past it', async () => {
+    const src = path.join(work, 'src');
+    const dst = path.join(work, 'dst');
+    writeTree(src, { 'a/x': 'new' }, T0);
+    writeTree(dst, { a: 'old a', z1: '1', z2: '2', z3: '3', z4: '4', z5: '5' }, T0);
+    const r = await cli(['sync', src, dst, '--delete', '--max-delete', '2']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/the plan deletes 6 files, more than --max-delete 2; nothing was deleted/);
+    expect(readTree(dst)).toEqual({ a: 'old a', z1: '1', z2: '2', z3: '3', z4: '4', z5: '5' });
+  });
+
+  it('a type change whose source cannot be read deletes nothing (the old file stays)', async () => {
+    const src = path.join(work, 'src');
+    const dst = path.join(work, 'dst');
+    writeTree(src, { 'a/x': 'new', 'b.txt': 'b' }, T0);
+    writeTree(dst, { a: 'precious' }, T0);
+    openUp();
+    fs.chmodSync(path.join(src, 'a', 'x'), 0o000);
+    const r = await asUser(['sync', src, dst, '--delete']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/a\/x/);
+    expect(fs.readFileSync(path.join(dst, 'a'), 'utf8')).toBe('precious');
+    expect(fs.readFileSync(path.join(dst, 'b.txt'), 'utf8')).toBe('b');
+  });
+});
+
 describe('class 6: overlapping source and destination are refused', () => {
   const refused = (r: { code: number | null; stderr: string; stdout: string }) => {
     expect(r.code, r.stderr).toBe(2);
@@ -206,9 +240,34 @@ describe('class 6: overlapping source and destination are refused', () => {
     expect(readTree(path.join(parent, 'backup'))).toEqual({ 'a.txt': 'a', 'old.txt': 'o' });
     const partial = await cli(['sync', parent, path.join(parent, 'backup'), '--exclude', 'backup/x*']);
     refused(partial);
+    // filters that let part of the overlap through are no proof: src/model.bin would be deleted
+    writeTree(parent, { 'src/model.bin': 'm' }, T0);
+    for (const f of [['--include', '*.bin'], ['--exclude', 'src/[!i]*'], ['--filter-from', writeFilter(['+ *.bin', '- src/*'])]]) {
+      refused(await cli(['sync', path.join(parent, 'src'), parent, '--delete', ...f]));
+    }
+    expect(fs.readFileSync(path.join(parent, 'src', 'model.bin'), 'utf8')).toBe('m');
+    // a filter-file rule that excludes the overlap before any + rule: allowed
+    const ruled = await cli(['sync', parent, path.join(parent, 'backup'), '--filter-from', writeFilter(['- backup/*', '+ *'])]);
+    expect(ruled.code, ruled.stderr).toBe(0);
     writeTree(work, { 'data/x.txt': 'x' }, T0);
     const siblings = await cli(['sync', path.join(work, 'data'), path.join(work, 'data2')]);
     expect(siblings.code, siblings.stderr).toBe(0);
+  });
+
+  it('a bind mount of the source (another real path, the same folder) is seen by identity', async () => {
+    const parent = path.join(work, 'p');
+    writeTree(parent, { 'src/sub/f': 'f' }, T0);
+    const bind = path.join(work, 'bind');
+    fs.mkdirSync(bind);
+    const { spawnSync } = await import('node:child_process');
+    const mounted = spawnSync('mount', ['--bind', path.join(parent, 'src'), bind]).status === 0;
+    if (!mounted) return; // needs root and mount(8): nothing to check here
+    try {
+      refused(await cli(['sync', path.join(bind, 'sub'), path.join(parent, 'src'), '--delete']));
+      expect(readTree(path.join(parent, 'src'))).toEqual({ 'sub/f': 'f' });
+    } finally {
+      spawnSync('umount', [bind]);
+    }
   });
 
   describe.skipIf(!s3TestEndpoint())('S3 prefixes of one bucket', () => {
