@@ -210,6 +210,13 @@ export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined): 
           shown = d.raw;
         }
       }
+      // A download replaces a regular file (or creates one), never a device, a fifo, a socket or a
+      // folder: `cp s3://b/k /dev/null` must not replace /dev/null for the whole machine.
+      const existing = fs.lstatSync(local, { throwIfNoEntry: false });
+      if (existing && !existing.isFile() && !existing.isSymbolicLink()) {
+        const what = existing.isDirectory() ? 'a folder' : 'a special file (device, fifo or socket)';
+        throw new UsageError(`Refusing to download to ${shown}: it is ${what}, not a regular file`, 'name a regular file or a folder to download into; use `-` for stdout');
+      }
       const target = new LocalStore(path.dirname(local));
       const source: TransferSource = { size: file.size, mtimeMs: file.mtimeMs, open: (range) => store.read(src.prefix, range) };
       await target.write(path.basename(local), source, { mtimeMs: file.mtimeMs, expect: { kind: 'any' } });

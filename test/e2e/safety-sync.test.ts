@@ -289,5 +289,29 @@ describe('class 6: overlapping source and destination are refused', () => {
       const sib = await cli(['sync', `s3://${bucket}/a`, `s3://${bucket}/ab`], { env });
       expect(sib.code, sib.stderr).toBe(0);
     });
+
+    it('buckets cp never replaces a device, a fifo or a folder with the object', async () => {
+      const bucket = await createTestBucket('cp-special');
+      const env = { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') };
+      const up = path.join(work, 'k.txt');
+      fs.writeFileSync(up, 'object body');
+      expect((await cli(['buckets', 'cp', up, `s3://${bucket}/k.txt`], { env })).code).toBe(0);
+      const { spawnSync } = await import('node:child_process');
+      const fifo = path.join(work, 'ff');
+      expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+      const dev = path.join(work, 'nulldev');
+      const targets = [fifo, ...(spawnSync('mknod', [dev, 'c', '1', '3']).status === 0 ? [dev] : [])];
+      for (const t of targets) {
+        const r = await cli(['buckets', 'cp', `s3://${bucket}/k.txt`, t], { env });
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr).toMatch(/not a regular file/);
+        expect(fs.lstatSync(t).isFile()).toBe(false);
+      }
+      // a regular file is replaced as before
+      const ok = path.join(work, 'plain.txt');
+      fs.writeFileSync(ok, 'old');
+      expect((await cli(['buckets', 'cp', `s3://${bucket}/k.txt`, ok], { env })).code).toBe(0);
+      expect(fs.readFileSync(ok, 'utf8')).toBe('object body');
+    });
   });
 });
