@@ -34,10 +34,17 @@ export function escapeControl(s: string): string {
 
 /** The userinfo of URLs: a password is replaced by `***` (the user name stays, to recognise the URL). */
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#@:"]*):([^\s/?#"]*)@/gi;
+/** Userinfo without a password: often a token itself (`https://TOKEN@host`), so all of it goes. */
+const URL_USER_ONLY = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#@:"*]+)@/gi;
+/** Query parameters that carry secrets (`?token=…`, `X-Amz-Signature=…`, `api_key=…`). */
+const URL_SECRET_PARAM = /([?&][a-z0-9_.-]*(?:token|key|secret|signature|sig|password|passwd|credential|auth)[a-z0-9_.-]*=)[^&\s#"']*/gi;
 
-/** `s` with the password of every URL in it replaced by `***`. */
+/** `s` with the credentials of every URL in it replaced by `***`: passwords, token-like user names, secret query values. */
 export function redactUrl(s: string): string {
-  return s.includes('@') ? s.replace(URL_PASSWORD, '$1$2:***@') : s;
+  let out = s;
+  if (out.includes('@')) out = out.replace(URL_PASSWORD, '$1$2:***@').replace(URL_USER_ONLY, '$1***@');
+  if (out.includes('=')) out = out.replace(URL_SECRET_PARAM, '$1***');
+  return out;
 }
 
 /** One human line, safe to print: credentials redacted, controls escaped. */

@@ -34,6 +34,11 @@ describe('redactUrl', () => {
     const json = JSON.stringify({ error: 'http://u:secret@h/', other: 'x@y' });
     expect(JSON.parse(redactUrl(json))).toEqual({ error: 'http://u:***@h/', other: 'x@y' });
     expect(safeText('http://u:s@h/\u001b')).toBe('http://u:***@h/\\x1b');
+    // a user name alone is often the token itself; secret query values go too
+    expect(redactUrl('Cannot reach http://tok3nSECRET@127.0.0.1:1 (ECONNREFUSED)')).toBe('Cannot reach http://***@127.0.0.1:1 (ECONNREFUSED)');
+    expect(redactUrl("Invalid S3 endpoint URL 'http://127.0.0.1:7497/?token=s3cr3t&x=1'")).toBe("Invalid S3 endpoint URL 'http://127.0.0.1:7497/?token=***&x=1'");
+    expect(redactUrl('https://h/o?X-Amz-Signature=abc&X-Amz-Credential=AKIA%2F')).toBe('https://h/o?X-Amz-Signature=***&X-Amz-Credential=***');
+    expect(redactUrl('mail me at a@b.c, see s3://bucket/key')).toBe('mail me at a@b.c, see s3://bucket/key');
   });
 });
 
