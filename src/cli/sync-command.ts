@@ -141,6 +141,8 @@ function storeOptionsOf(flags: SyncFlags, c: Console): StoreOptions {
   if (flags.profile !== undefined) o.profile = flags.profile;
   if (flags.s3PathStyle !== undefined) o.pathStyle = flags.s3PathStyle;
   if (flags.createBucket) o.createBucket = true;
+  // --dry-run and --plan change nothing anywhere: not even a bucket is created
+  if (flags.dryRun || flags.plan !== undefined) o.preview = true;
   if (flags.token !== undefined) o.token = flags.token;
   return o;
 }

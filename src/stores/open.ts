@@ -16,6 +16,8 @@ export interface StoreOptions {
   profile?: string;
   pathStyle?: boolean;
   createBucket?: boolean;
+  /** A run that changes nothing (--dry-run, --plan): a missing bucket is not created, it lists as empty. */
+  preview?: boolean;
   partSize?: number;
   multipartThreshold?: number;
   /** hf: access token (else HF_TOKEN or the hf CLI's token file). */
@@ -58,7 +60,7 @@ export async function openStore(loc: Location, role: Role, opts: StoreOptions = 
       if (opts.onWarning) o.onWarning = opts.onWarning;
       o.role = role;
       // Only a destination bucket is created on request; a missing source is always an error.
-      if (opts.createBucket && role === 'dest') o.createBucket = true;
+      if (opts.createBucket && role === 'dest') o.createBucket = opts.preview ? 'preview' : true;
       return openS3Store(loc, o);
     }
     case 'hf': {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cli, jsonl, readTree, summaryEvent, tempDir, writeTree, type CliOptions } from '../support/cli.js';
-import { createTestBucket, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
+import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const T0 = 1_700_000_000;
 const NOBODY = 65534;
@@ -288,6 +288,25 @@ describe('class 6: overlapping source and destination are refused', () => {
       }
       const sib = await cli(['sync', `s3://${bucket}/a`, `s3://${bucket}/ab`], { env });
       expect(sib.code, sib.stderr).toBe(0);
+    });
+
+    it('--dry-run and --plan with --create-bucket create nothing: the missing bucket is planned as empty', async () => {
+      const env = { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') };
+      const src = path.join(work, 'src');
+      writeTree(src, { 'a.txt': 'a' }, T0);
+      const name = `nb-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+      const dry = await cli(['sync', src, `s3://${name}/x`, '--create-bucket', '--dry-run'], { env });
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(jsonl(dry.stdout).slice(1).map((o) => [o['action'], o['path']])).toEqual([['upload', 'a.txt']]);
+      const plan = await cli(['sync', src, `s3://${name}/x`, '--create-bucket', '--plan', path.join(work, 'p.jsonl')], { env });
+      expect(plan.code, plan.stderr).toBe(0);
+      const { HeadBucketCommand } = await import('@aws-sdk/client-s3');
+      const client = s3TestClient();
+      try {
+        await expect(client.send(new HeadBucketCommand({ Bucket: name }))).rejects.toThrow();
+      } finally {
+        client.destroy();
+      }
     });
 
     it('buckets cp never replaces a device, a fifo or a folder with the object', async () => {

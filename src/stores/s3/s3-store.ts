@@ -74,7 +74,8 @@ export interface S3StoreOptions {
   /** Path-style addressing (default: true when a custom endpoint is set). */
   pathStyle?: boolean;
   /** Create the bucket when it does not exist. */
-  createBucket?: boolean;
+  /** Create a missing bucket; `'preview'` (--dry-run, --plan): create nothing, list a missing bucket as empty. */
+  createBucket?: boolean | 'preview';
   /** Multipart part size (default 16 MiB, at least 5 MiB; grown to stay within 10,000 parts). */
   partSize?: number;
   /** Files of at least this size are uploaded in parts (default 16 MiB). */
@@ -315,15 +316,19 @@ export class S3Store implements Store {
   // ---------------------------------------------------------------------------------------------
   // opening
 
-  /** Checks the bucket (HeadBucket), creating it when asked to. */
-  async checkBucket(create: boolean): Promise<void> {
+  /** The bucket does not exist and a preview was asked for: it lists as empty, nothing is created. */
+  private missingInPreview = false;
+
+  /** Checks the bucket (HeadBucket), creating it when asked to (`'preview'`: only noting that it is missing). */
+  async checkBucket(create: boolean | 'preview'): Promise<void> {
     try {
       await this.api.headBucket(this.bucket);
       return;
     } catch (err) {
       if (isNotFound(err) || errorCode(err) === 'NoSuchBucket') {
         if (!create) throw missingBucket(this.ctx, err);
-        await this.createBucket();
+        if (create === 'preview') this.missingInPreview = true;
+        else await this.createBucket();
         return;
       }
       // HEAD responses have no body: a 403/400 doesn't say whether the key, the secret or the
@@ -335,7 +340,8 @@ export class S3Store implements Store {
         } catch (err2) {
           if (errorCode(err2) === 'NoSuchBucket') {
             if (!create) throw missingBucket(this.ctx, err2);
-            await this.createBucket();
+            if (create === 'preview') this.missingInPreview = true;
+            else await this.createBucket();
             return;
           }
           throw setupError(err2, this.ctx) ?? this.unexpected('HeadBucket', err2);
@@ -436,6 +442,7 @@ export class S3Store implements Store {
   // listing
 
   async *list(opts: ListOptions = {}): AsyncIterable<FileEntry[]> {
+    if (this.missingInPreview) return;
     const warn = opts.onWarning ?? this.warn;
     // Every request in flight listens on the signal: one linked signal that may have many.
     const linked = new AbortController();
