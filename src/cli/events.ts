@@ -92,16 +92,20 @@ export function operationEventOf(
   return o;
 }
 
+/** What a run is, as far as it is known: the fields of the summary that are not totals. */
+export interface SummaryInfo {
+  mode: 'sync' | 'apply';
+  source?: string;
+  dest?: string;
+  /** The locations really read and written (absolute path or canonical URL). */
+  sourceResolved?: string;
+  destResolved?: string;
+  plan?: PlanSummary;
+  skips?: { entries: number; deletesSuppressed: number };
+}
+
 export function summaryEvent(
-  info: {
-    mode: 'sync' | 'apply';
-    source?: string;
-    dest?: string;
-    sourceResolved?: string;
-    destResolved?: string;
-    plan?: PlanSummary;
-    skips?: { entries: number; deletesSuppressed: number };
-  },
+  info: SummaryInfo,
   totals: RunTotals,
   exitCode: number,
   error?: string,

@@ -16,7 +16,7 @@ import { lockDestination } from '../lock/lock.js';
 import { AUTO_DEDUP_MIN_SIZE, UsageError, type CompareOptions, type FilterSpec, type Operation, type PlanSummary } from '../types.js';
 import { makeConsole, operationLine, printPlanSummary, printRunResult, runTotals, type Console } from './output.js';
 import type { ExecEvent, ExecuteResult } from '../executor/execute.js';
-import { EventWriter, summaryEvent } from './events.js';
+import { EventWriter, summaryEvent, type SummaryInfo } from './events.js';
 import { errorExitCode } from './errors.js';
 import { SkipTally, markerOperation } from '../sync/skips.js';
 import type { Progress } from './progress.js';
@@ -173,14 +173,7 @@ function checkApplyConflicts(source: string | undefined, dest: string | undefine
 }
 
 /** What the run is, for the JSON summary (filled in as it becomes known). */
-interface RunInfo {
-  mode: 'sync' | 'apply';
-  source?: string;
-  dest?: string;
-  /** The locations really read and written (absolute path or canonical URL). */
-  sourceResolved?: string;
-  destResolved?: string;
-  plan?: PlanSummary;
+interface RunInfo extends SummaryInfo {
   started: number;
   /** Past the command-line checks: from here a --json run always ends with a summary object. */
   running: boolean;
