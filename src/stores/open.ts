@@ -30,7 +30,7 @@ export type Role = 'source' | 'dest';
 export async function openStore(loc: Location, role: Role, opts: StoreOptions = {}): Promise<Store> {
   switch (loc.kind) {
     case 'local': {
-      if (role === 'dest') return new LocalStore(checkLocalDestination(loc.path, loc.raw), loc.raw, 'dest');
+      if (role === 'dest') return new LocalStore(checkLocalDestination(loc.path, loc.raw, opts.preview === true), loc.raw, 'dest');
       let st: fs.Stats | undefined;
       try {
         st = fs.statSync(loc.path, { throwIfNoEntry: false });
@@ -102,7 +102,7 @@ const SPECIAL_DIRS = ['/proc', '/sys', '/dev'];
  * should be, a special file system (/proc, /sys, /dev), a folder that cannot be written.
  * Returns the destination's real path (a root given as a link is resolved here, once).
  */
-export function checkLocalDestination(dest: string, raw: string): string {
+export function checkLocalDestination(dest: string, raw: string, preview = false): string {
   const abs = path.resolve(dest);
   // The nearest existing ancestor (bounded: one step per path component).
   let cur = abs;
@@ -138,10 +138,11 @@ export function checkLocalDestination(dest: string, raw: string): string {
   if (special !== undefined || (magic !== undefined && SPECIAL_FS.has(magic))) {
     throw new UsageError(`Destination ${raw} is on a special file system (${special ?? real}), not a place for files`);
   }
+  // A preview (--dry-run, --plan) writes nothing: auditing a read-only copy is allowed.
   try {
-    fs.accessSync(real, fs.constants.W_OK | fs.constants.X_OK);
+    fs.accessSync(real, preview ? fs.constants.R_OK | fs.constants.X_OK : fs.constants.W_OK | fs.constants.X_OK);
   } catch (err) {
-    throw new UsageError(`Destination ${raw} cannot be written: ${errnoWords(err)}`);
+    throw new UsageError(`Destination ${raw} cannot be ${preview ? 'read' : 'written'}: ${errnoWords(err)}`);
   }
   return path.join(real, ...rest);
 }

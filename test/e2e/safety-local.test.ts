@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, ROOT, cli, readTree, tempDir, writeTree, type CliResult } from '../support/cli.js';
+import { BIN, ROOT, cli, jsonl, readTree, tempDir, writeTree, type CliResult } from '../support/cli.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 
@@ -624,6 +624,10 @@ describe('classes 9 and 10: special and unusable destinations are refused up fro
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/read-only file system/);
+      // a preview writes nothing: auditing a read-only copy works
+      const dry = await cli(['sync', src, mnt, '--dry-run']);
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(jsonl(dry.stdout).slice(1).map((o) => o['path'])).toEqual(['a.txt']);
     } finally {
       await new Promise<void>((resolve) => spawn('umount', [mnt], { stdio: 'ignore' }).on('close', () => resolve()));
     }
