@@ -57,12 +57,32 @@ import { MetaCache, defaultCacheRoot, type MetaRecord, type MetaScan } from './m
 import { formatMtime, parseMtime } from './mtime.js';
 import { defaultBackend, xxh128HexSync } from '../../hashing/xxh128.js';
 import { openPartReader, partCount, readWhole, type PartReader } from './parts.js';
+import { UploadJournals, identityOf, ownerMayBeAlive, sameIdentity, sameMeta, type SourceIdentity, type UploadJournal } from './resume.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const MIN_PART = 5 * MiB;
 const MAX_PART = 5 * GiB;
 const MAX_PARTS = 10_000;
+/** A journal written on another machine sharing the cache folder counts as abandoned after this long. */
+const RESUME_MAX_AGE_MS = 7 * 24 * 3600_000;
+
+/** A part an unfinished upload holds, as ListParts shows it. */
+interface StoredPart {
+  /** As the server sent it (quoted), for CompleteMultipartUpload. */
+  etag: string;
+  /** The part's MD5 (hex) when its ETag is one. */
+  md5: string | undefined;
+  size: number;
+}
+
+/** An upload of the same bytes an earlier run started, to go on with. */
+interface Resumable {
+  uploadId: string;
+  partSize: number;
+  stored: Map<number, StoredPart>;
+  journal: UploadJournal;
+}
 
 export interface S3StoreOptions {
   /** Custom endpoint URL (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS). */
@@ -85,6 +105,11 @@ export interface S3StoreOptions {
   listPageSize?: number;
   /** Metadata cache directory (default <cache root>/s3-meta); null disables the cache. */
   metaCacheDir?: string | null;
+  /**
+   * Folder of the multipart upload resume journals (default <cache root>/s3-uploads; also off
+   * with BUCKETSYNC_S3_RESUME=0); null disables resuming (interrupted uploads are aborted).
+   */
+  resumeDir?: string | null;
   /** Where warnings go (unsafe keys, cache problems…); default: stderr. */
   onWarning?: (m: string) => void;
   /** Attempts per request (default: AWS_MAX_ATTEMPTS, else 3), whichever transport sends it. */
@@ -247,6 +272,18 @@ export class S3Store implements Store {
   /** Set once the server turned out to compare If-Match without quotes (Ceph RGW). */
   private unquotedIfMatch = false;
   private closed = false;
+  /** Resume journals of multipart uploads (undefined: resuming is off). */
+  private readonly journals: UploadJournals | undefined;
+  /** Keys this run started a multipart upload of. */
+  private readonly writtenKeys = new Set<string>();
+  /** Uploads this run left to be resumed (interrupted or failed in a way that may go away). */
+  private interruptedUploads = 0;
+  /** Stale uploads (the source changed since) this run aborted. */
+  private staleUploadsAborted = 0;
+  /** Bytes of parts kept from earlier runs' uploads instead of being sent again. */
+  private resumedBytes = 0;
+  /** Set by a listing for a run that executes (ListOptions.executing). */
+  private executing = false;
 
   constructor(
     loc: S3Location,
@@ -277,6 +314,12 @@ export class S3Store implements Store {
     this.heads = new PQueue({ concurrency: Math.max(1, opts.headConcurrency ?? 32) });
     this.warn = opts.onWarning ?? ((m) => process.stderr.write(`warning: ${m}\n`));
     this.ctx = { endpoint: cfg.endpoint, region: cfg.region, bucket: loc.bucket, profile: cfg.profile };
+    this.journals = opts.resumeDir ? new UploadJournals(opts.resumeDir, cfg.endpoint ?? 'aws', loc.bucket) : undefined;
+  }
+
+  /** Bytes of multipart uploads kept from earlier, interrupted uploads (not sent again). */
+  resumedUploadBytes(): number {
+    return this.resumedBytes;
   }
 
   /** Requests sent so far, per S3 operation (`ListObjectsV2`, `HeadObject`, `PutObject`…). */
@@ -437,6 +480,7 @@ export class S3Store implements Store {
 
   async *list(opts: ListOptions = {}): AsyncIterable<FileEntry[]> {
     const warn = opts.onWarning ?? this.warn;
+    if (opts.executing === true) this.executing = true;
     // Every request in flight listens on the signal: one linked signal that may have many.
     const linked = new AbortController();
     setMaxListeners(0, linked.signal);
@@ -935,7 +979,7 @@ export class S3Store implements Store {
     return new S3StoreError(`Reading the source of ${rel} failed: ${(err as Error).message ?? String(err)}`, undefined, 1, { cause: err });
   }
 
-  /** Multipart upload; returns the verified ETag. Never leaves the upload dangling. */
+  /** Multipart upload; returns the verified ETag. Never leaves the upload dangling, unless it can resume it (see resume.ts). */
   private async multipartUpload(
     key: string,
     rel: string,
@@ -947,11 +991,18 @@ export class S3Store implements Store {
     beforeCommit?: () => Promise<void>,
   ): Promise<string> {
     const size = source.size;
-    let partSize = this.partSize;
-    if (partCount(size, partSize) > MAX_PARTS) partSize = Math.ceil(size / MAX_PARTS / MiB) * MiB;
+    let partSize = this.partSizeFor(size);
     if (partSize > MAX_PART) throw new S3StoreError(`${rel} is too large for S3 (${size} bytes)`);
+    this.writtenKeys.add(key);
     // Fail fast before moving gigabytes when the destination already changed.
     await this.verifyConditions(key, cond, signal);
+
+    const sdk: SdkHandle = await this.api.sdk();
+    // Resume journal: an earlier run's upload of the same bytes, or a stale one to abort.
+    const prep = await this.prepareResume(key, source, metadata, contentType);
+    const journals = prep.journaling ? this.journals : undefined;
+    const resume = prep.resume;
+    if (resume) partSize = resume.partSize;
 
     let reader: PartReader;
     try {
@@ -960,35 +1011,53 @@ export class S3Store implements Store {
       throw this.sourceError(err, rel);
     }
     let uploadId: string | undefined;
-    let sdk: SdkHandle;
-    try {
-      sdk = await this.api.sdk();
-    } catch (err) {
-      await reader.close().catch(() => undefined);
-      throw err;
-    }
-    const createStarted = Date.now();
-    try {
-      const created = await this.send('CreateMultipartUpload', key, () =>
-        sdk.client.send(
-          new sdk.m.CreateMultipartUploadCommand({
-            Bucket: this.bucket,
-            Key: key,
-            ContentType: contentType,
-            // what downloads verify the multipart ETag with
-            Metadata: { ...metadata, [PART_SIZE_META]: String(partSize) },
-          }),
-          { abortSignal: signal },
-        ),
-      );
-      uploadId = created.UploadId;
-      if (!uploadId) throw new S3StoreError(`CreateMultipartUpload ${this.what(key)} returned no UploadId`);
-      // A retried request may have started an upload whose answer was lost on the way.
-      if ((created.$metadata.attempts ?? 1) > 1) await this.abortStrayUploads(key, uploadId, createStarted);
-    } catch (err) {
-      await reader.close().catch(() => undefined);
-      if (err instanceof RetryableError) await this.abortStrayUploads(key, undefined, createStarted);
-      throw err;
+    const journalFailed = (err: unknown): void => {
+      this.warn(`could not write the resume journal of ${this.what(key)}: ${firstLine((err as Error).message ?? String(err))}; this upload cannot be resumed`);
+    };
+    let journaling = journals !== undefined;
+    const journal = (fn: () => void): void => {
+      if (!journaling) return;
+      try {
+        fn();
+      } catch (err) {
+        journaling = false;
+        journalFailed(err);
+      }
+    };
+    if (resume) {
+      uploadId = resume.uploadId;
+      journal(() => journals!.adopt(resume.journal));
+    } else {
+      const createStarted = Date.now();
+      if (prep.identity) {
+        const identity = prep.identity;
+        journal(() => journals!.begin({ key, source: identity, partSize, contentType, meta: metadata }));
+      }
+      try {
+        const created = await this.send('CreateMultipartUpload', key, () =>
+          sdk.client.send(
+            new sdk.m.CreateMultipartUploadCommand({
+              Bucket: this.bucket,
+              Key: key,
+              ContentType: contentType,
+              // what downloads verify the multipart ETag with
+              Metadata: { ...metadata, [PART_SIZE_META]: String(partSize) },
+            }),
+            { abortSignal: signal },
+          ),
+        );
+        uploadId = created.UploadId;
+        if (!uploadId) throw new S3StoreError(`CreateMultipartUpload ${this.what(key)} returned no UploadId`);
+        const id = uploadId;
+        journal(() => journals!.uploadStarted(key, id));
+        // A retried request may have started an upload whose answer was lost on the way.
+        if ((created.$metadata.attempts ?? 1) > 1) await this.abortStrayUploads(key, uploadId, createStarted);
+      } catch (err) {
+        await reader.close().catch(() => undefined);
+        if (err instanceof RetryableError) await this.abortStrayUploads(key, undefined, createStarted);
+        if (journals) journals.remove(key);
+        throw err;
+      }
     }
 
     const n = reader.count;
@@ -999,6 +1068,7 @@ export class S3Store implements Store {
     const onAbort = (): void => abort.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     let failure: unknown;
+    let skippedBytes = 0;
     const worker = async (): Promise<void> => {
       while (failure === undefined && !abort.signal.aborted) {
         let part;
@@ -1009,7 +1079,16 @@ export class S3Store implements Store {
         }
         if (!part) return;
         const md5 = createHash('md5').update(part.data).digest();
+        const md5hex = md5.toString('hex');
         md5s[part.number - 1] = md5;
+        // A part the server holds with exactly these bytes (its ETag is their MD5) is kept.
+        const stored = resume?.stored.get(part.number);
+        const storedMd5 = stored ? (stored.md5 ?? resume?.journal.parts.get(part.number)?.md5) : undefined;
+        if (stored && stored.size === part.data.length && storedMd5 === md5hex) {
+          parts[part.number - 1] = { PartNumber: part.number, ETag: stored.etag };
+          skippedBytes += part.data.length;
+          continue;
+        }
         const res = await this.send('UploadPart', key, () =>
           this.sending(
             part.data.length,
@@ -1029,6 +1108,9 @@ export class S3Store implements Store {
         );
         if (!res.ETag) throw new S3StoreError(`UploadPart ${part.number} of ${this.what(key)} returned no ETag`);
         parts[part.number - 1] = { PartNumber: part.number, ETag: res.ETag };
+        const num = part.number;
+        const len = part.data.length;
+        journal(() => journals!.partStored(key, num, md5hex, len));
       }
     };
 
@@ -1042,6 +1124,7 @@ export class S3Store implements Store {
       await Promise.all(workers);
       if (failure === undefined && signal?.aborted) failure = signal.reason ?? new Error('aborted');
       if (failure !== undefined) throw failure;
+      if (resume) this.resumedBytes += skippedBytes;
       // The file must not have changed while its parts were read (same size and mtime as planned).
       try {
         await beforeCommit?.();
@@ -1063,6 +1146,13 @@ export class S3Store implements Store {
         ),
       );
     } catch (err) {
+      // Interrupted, or a failure that may go away: the upload and its journal stay for the next
+      // attempt (this run's retry or the next run) to resume. Anything else: abort it.
+      if (journaling && (signal?.aborted || err instanceof RetryableError || (err as Error | undefined)?.name === 'AbortError')) {
+        this.interruptedUploads++;
+        throw err;
+      }
+      if (journals) journals.remove(key);
       const abortErr = await this.abortUpload(key, uploadId);
       if (abortErr) {
         const base = err instanceof Error ? err.message : String(err);
@@ -1078,6 +1168,7 @@ export class S3Store implements Store {
       signal?.removeEventListener('abort', onAbort);
       await reader.close().catch(() => undefined);
     }
+    if (journals) journals.remove(key);
 
     // The CompleteMultipartUpload ETag can't be trusted (RGW returns it empty): HEAD and compare.
     const expected = `"${createHash('md5').update(Buffer.concat(md5s)).digest('hex')}-${n}"`;
@@ -1089,6 +1180,133 @@ export class S3Store implements Store {
       );
     }
     return expected;
+  }
+
+  /** The part size for a file of `size` bytes: the configured one, grown to stay within 10,000 parts. */
+  private partSizeFor(size: number): number {
+    let partSize = this.partSize;
+    if (partCount(size, partSize) > MAX_PARTS) partSize = Math.ceil(size / MAX_PARTS / MiB) * MiB;
+    return partSize;
+  }
+
+  /**
+   * What the resume journal says about `key` before an upload of `source`: whether to journal
+   * this upload (a local source, journals enabled, no live writer of the same key), and an
+   * upload to resume — the same source identity, content type and metadata, still on the
+   * server (ListParts). A journal of other bytes has its upload aborted; an unreadable one is
+   * ignored with a warning.
+   */
+  private async prepareResume(
+    key: string,
+    source: TransferSource,
+    metadata: Record<string, string>,
+    contentType: string,
+  ): Promise<{ journaling: boolean; identity?: SourceIdentity; resume?: Resumable }> {
+    const journals = this.journals;
+    if (!journals || !source.localPath) return { journaling: false };
+    let identity: SourceIdentity;
+    try {
+      identity = identityOf(source.localPath);
+    } catch {
+      return { journaling: false };
+    }
+    if (identity.size !== source.size) return { journaling: false };
+    const r = journals.read(key);
+    if (r.kind === 'none') return { journaling: true, identity };
+    if (r.kind === 'corrupt') {
+      this.warn(`ignoring the resume journal of ${this.what(key)} (${journals.fileFor(key)}): ${r.why}; uploading it from the start`);
+      journals.remove(key);
+      return { journaling: true, identity };
+    }
+    const j = r.journal;
+    if (ownerMayBeAlive(j.intent, RESUME_MAX_AGE_MS)) {
+      // Another live process is uploading the same object: leave its upload and journal alone.
+      return { journaling: false };
+    }
+    const ps = j.intent.partSize;
+    const partSizeOk = ps <= MAX_PART && partCount(source.size, ps) <= MAX_PARTS && (ps >= MIN_PART || ps >= source.size);
+    const same =
+      j.uploadId !== undefined &&
+      partSizeOk &&
+      sameIdentity(j.intent.source, identity) &&
+      j.intent.contentType === contentType &&
+      sameMeta(j.intent.meta, metadata);
+    if (same) {
+      const stored = await this.listParts(key, j.uploadId!);
+      if (stored) {
+        return { journaling: true, identity, resume: { uploadId: j.uploadId!, partSize: ps, stored, journal: j } };
+      }
+      // The upload is gone (completed, aborted or expired on the server).
+      journals.remove(key);
+      return { journaling: true, identity };
+    }
+    // The source (or what would be written) changed: the stale upload will never complete.
+    if (j.uploadId !== undefined) {
+      const failed = await this.abortUpload(key, j.uploadId);
+      if (failed) this.warn(`could not abort the stale multipart upload ${j.uploadId} of ${this.what(key)} (${failed})`);
+    } else {
+      await this.abortStrayUploads(key, undefined, j.intent.t);
+    }
+    this.staleUploadsAborted++;
+    journals.remove(key);
+    return { journaling: true, identity };
+  }
+
+  /** The parts an upload holds (number → ETag as sent back, its MD5 when it is one, size), or undefined when the upload is gone. */
+  private async listParts(key: string, uploadId: string): Promise<Map<number, StoredPart> | undefined> {
+    const { client, m } = await this.api.sdk();
+    const out = new Map<number, StoredPart>();
+    let marker: string | undefined;
+    for (let page = 0; page < 20; page++) {
+      let res;
+      try {
+        res = await client.send(new m.ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }));
+      } catch (err) {
+        if (isNotFound(err) || errorCode(err) === 'NoSuchUpload') return undefined;
+        throw operationError(err, 'ListParts', this.what(key), this.ctx);
+      }
+      for (const p of res.Parts ?? []) {
+        if (p.PartNumber === undefined || !p.ETag || p.Size === undefined) continue;
+        const bare = p.ETag.replace(/^"|"$/g, '').toLowerCase();
+        out.set(p.PartNumber, { etag: quoteEtag(p.ETag)!, md5: /^[0-9a-f]{32}$/.test(bare) ? bare : undefined, size: p.Size });
+      }
+      if (!res.IsTruncated || !res.NextPartNumberMarker) break;
+      marker = String(res.NextPartNumberMarker);
+    }
+    return out;
+  }
+
+  /**
+   * At the end of a run that wrote here: aborts the uploads journaled by runs that are gone
+   * (this host, pid dead; another host, older than RESUME_MAX_AGE_MS) for objects of this
+   * location that this run did not write — the plan had nothing left to send there, so they
+   * will never be completed. Not after an interrupted upload (the run stopped before it could
+   * get to them). Best effort: problems are warnings.
+   */
+  private async sweepAbandonedUploads(): Promise<void> {
+    const journals = this.journals;
+    if (!journals || !this.executing || this.interruptedUploads > 0) return;
+    const dir = this.prefix ? `${this.prefix}/` : '';
+    for (const { journal } of journals.all()) {
+      const key = journal.intent.key;
+      if (this.writtenKeys.has(key)) continue;
+      if (!(dir === '' || key.startsWith(dir) || key === this.prefix)) continue;
+      if (ownerMayBeAlive(journal.intent, RESUME_MAX_AGE_MS)) continue;
+      try {
+        if (journal.uploadId !== undefined) {
+          const failed = await this.abortUpload(key, journal.uploadId);
+          if (failed) {
+            this.warn(`could not abort the abandoned multipart upload ${journal.uploadId} of ${this.what(key)} (${failed})`);
+            continue;
+          }
+        } else {
+          await this.abortStrayUploads(key, undefined, journal.intent.t);
+        }
+        journals.remove(key);
+      } catch (err) {
+        this.warn(`could not abort the abandoned multipart upload of ${this.what(key)}: ${firstLine((err as Error).message ?? String(err))}`);
+      }
+    }
   }
 
   /**
@@ -1420,6 +1638,7 @@ export class S3Store implements Store {
     if (this.closed) return;
     this.closed = true;
     await this.heads.onIdle();
+    await this.sweepAbandonedUploads();
     await this.cache.close();
     this.api.destroy();
     // For benchmarks (bench/s3.mjs): when BUCKETSYNC_REQUEST_STATS names a file, append one JSON
@@ -1428,7 +1647,10 @@ export class S3Store implements Store {
     const statsFile = process.env.BUCKETSYNC_REQUEST_STATS;
     if (statsFile) {
       const { appendFile } = await import('node:fs/promises');
-      await appendFile(statsFile, `${JSON.stringify({ requests: this.requestCounts(), bytesSent: this.sentBytes })}\n`).catch((err: unknown) =>
+      await appendFile(
+        statsFile,
+        `${JSON.stringify({ requests: this.requestCounts(), bytesSent: this.sentBytes, resumedBytes: this.resumedBytes, staleUploadsAborted: this.staleUploadsAborted })}\n`,
+      ).catch((err: unknown) =>
         this.warn(`could not write request stats to ${statsFile}: ${err instanceof Error ? err.message : String(err)}`),
       );
     }
@@ -1457,6 +1679,22 @@ function deleteObjectsUnsupported(err: unknown): boolean {
   );
 }
 
+/**
+ * A size from an environment variable (`16777216`, `16M`, `16MiB`, `1G`; binary units), or
+ * undefined when it is unset; anything else is a set-up error naming the variable.
+ */
+export function envSize(name: string, units = true): number | undefined {
+  const raw = process.env[name]?.trim();
+  if (!raw) return undefined;
+  const m = units ? /^(\d+)\s*(k|ki|kib|m|mi|mib|g|gi|gib)?b?$/i.exec(raw) : /^(\d+)$/.exec(raw);
+  const mult: Record<string, number> = { k: 1024, m: MiB, g: GiB };
+  const n = m ? Number(m[1]) * (m[2] ? mult[m[2][0]!.toLowerCase()]! : 1) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new S3StoreError(`Invalid ${name}='${raw}': expected a positive ${units ? 'size such as 16M or 16777216' : 'whole number'}`, undefined, 2);
+  }
+  return n;
+}
+
 function clampPart(n: number): number {
   return Math.min(MAX_PART, Math.max(MIN_PART, Math.floor(n)));
 }
@@ -1479,7 +1717,19 @@ export async function openS3Store(loc: S3Location, opts: S3StoreOptions = {}): P
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
   const cacheDir = opts.metaCacheDir === null ? null : (opts.metaCacheDir ?? path.join(defaultCacheRoot(), 's3-meta'));
   const cache = MetaCache.open(cacheDir, cfg.endpoint ?? 'aws', loc.bucket, warn);
-  const store = new S3Store(loc, cfg, api, cache, { ...opts, onWarning: warn });
+  const tuned = { ...opts, onWarning: warn };
+  try {
+    tuned.partSize ??= envSize('BUCKETSYNC_S3_PART_SIZE');
+    tuned.multipartThreshold ??= envSize('BUCKETSYNC_S3_MULTIPART_THRESHOLD');
+    tuned.partConcurrency ??= envSize('BUCKETSYNC_S3_PART_CONCURRENCY', false);
+  } catch (err) {
+    api.destroy();
+    throw err;
+  }
+  if (tuned.resumeDir === undefined) {
+    tuned.resumeDir = /^(0|false|no|off)$/i.test(process.env.BUCKETSYNC_S3_RESUME?.trim() ?? '') ? null : path.join(defaultCacheRoot(), 's3-uploads');
+  }
+  const store = new S3Store(loc, cfg, api, cache, tuned);
   try {
     await store.checkBucket(opts.createBucket ?? false);
   } catch (err) {
