@@ -278,6 +278,8 @@ export class S3Store implements Store {
   private readonly writtenKeys = new Set<string>();
   /** Uploads this run left to be resumed (interrupted or failed in a way that may go away). */
   private interruptedUploads = 0;
+  /** Keys whose incomplete upload is kept for a later attempt (this run's retry, or the next run). */
+  private readonly keptUploads = new Set<string>();
   /** Stale uploads (the source changed since) this run aborted. */
   private staleUploadsAborted = 0;
   /** Bytes of parts kept from earlier runs' uploads instead of being sent again. */
@@ -1150,8 +1152,10 @@ export class S3Store implements Store {
       // attempt (this run's retry or the next run) to resume. Anything else: abort it.
       if (journaling && (signal?.aborted || err instanceof RetryableError || (err as Error | undefined)?.name === 'AbortError')) {
         this.interruptedUploads++;
+        this.keptUploads.add(key);
         throw err;
       }
+      this.keptUploads.delete(key);
       if (journals) journals.remove(key);
       const abortErr = await this.abortUpload(key, uploadId);
       if (abortErr) {
@@ -1168,6 +1172,7 @@ export class S3Store implements Store {
       signal?.removeEventListener('abort', onAbort);
       await reader.close().catch(() => undefined);
     }
+    this.keptUploads.delete(key);
     if (journals) journals.remove(key);
 
     // The CompleteMultipartUpload ETag can't be trusted (RGW returns it empty): HEAD and compare.
@@ -1639,6 +1644,12 @@ export class S3Store implements Store {
     this.closed = true;
     await this.heads.onIdle();
     await this.sweepAbandonedUploads();
+    if (this.keptUploads.size > 0) {
+      const keys = [...this.keptUploads];
+      this.warn(
+        `kept ${keys.length} incomplete multipart upload(s) for the next run to resume: ${keys.slice(0, 3).map((k) => this.what(k)).join(', ')}${keys.length > 3 ? ', …' : ''} (a later run sends only their missing parts, or aborts them when nothing is left to send)`,
+      );
+    }
     await this.cache.close();
     this.api.destroy();
     // For benchmarks (bench/s3.mjs): when BUCKETSYNC_REQUEST_STATS names a file, append one JSON
