@@ -425,6 +425,12 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       open: (range) => o.source.read(op.path, range),
     };
     if (localPath) source.localPath = localPath;
+    const etag = current.etag;
+    if (etag && o.source.readFrom) {
+      // a big download interrupted now can continue from its temporary file (src/stores/local.ts)
+      source.version = etag;
+      source.openFrom = (prefixFile, offset) => o.source.readFrom!(op.path, etag, prefixFile, offset);
+    }
     let hash = op.hash;
     if (hash === undefined && o.hashUploads && localPath && o.hashLocal && current.size >= (o.dest.capabilities.hashesWritesBelow ?? 0)) {
       try {

@@ -233,7 +233,7 @@ export class HttpApi implements S3Api {
       method: 'GET',
       bucket: input.Bucket!,
       key: input.Key!,
-      headers: { range: input.Range },
+      headers: { range: input.Range, 'if-match': input.IfMatch },
       signal,
       stream: true,
     });

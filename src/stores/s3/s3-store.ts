@@ -10,6 +10,7 @@
  * - copy()/setMtime(): CopyObject (UploadPartCopy above 5 GiB) with REPLACE metadata.
  */
 import { createHash } from 'node:crypto';
+import fsp from 'node:fs/promises';
 import { setMaxListeners } from 'node:events';
 import path from 'node:path';
 import { Transform, pipeline, type Readable } from 'node:stream';
@@ -782,17 +783,42 @@ export class S3Store implements Store {
    * MD5; a later download that hashes the same is accepted with a warning saying the object
    * could not be verified (a corruption in transit does not repeat itself byte for byte).
    */
-  private verifyingEtag(body: Readable, check: EtagCheck, key: string): Readable {
+  /**
+   * Store.readFrom: the object's bytes from `offset` on (Range + If-Match on the ETag the plan
+   * saw), verified as a whole with the first `offset` bytes read back from `prefixFile`.
+   */
+  async readFrom(rel: string, etag: string, prefixFile: string, offset: number): Promise<Readable> {
+    const key = await this.keyFor(rel);
+    let res: GetObjectResult;
+    const cond = { IfMatch: quoteEtag(etag)! };
+    try {
+      res = await this.conditional(key, cond, (c) =>
+        this.send('GetObject', key, () => this.api.getObject({ Bucket: this.bucket, Key: key, Range: `bytes=${offset}-`, IfMatch: c.IfMatch })),
+      );
+    } catch (err) {
+      if (isNotFound(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
+      throw err;
+    }
+    const got = quoteEtag(res.ETag);
+    if (got !== undefined && got !== quoteEtag(etag)) {
+      res.Body.destroy();
+      throw new StaleError(`${this.what(key)} changed since its download was interrupted (ETag ${got}, was ${etag})`);
+    }
+    const total = offset + (res.ContentLength ?? 0);
+    const check = etagCheck({ ...res, ContentLength: total });
+    return check ? this.verifyingEtag(res.Body, check, key, { file: prefixFile, bytes: offset }) : res.Body;
+  }
+
+  private verifyingEtag(body: Readable, check: EtagCheck, key: string, prefix?: { file: string; bytes: number }): Readable {
     const whole = createHash('md5');
     const states = (check.partSizes ?? []).map((size) => ({ size, part: createHash('md5'), inPart: 0, digests: [] as Buffer[] }));
     const unverified = this.unverified;
     const kept = this.keptUnverified;
     const warn = this.warn;
     const what = this.what(key);
-    const out = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        whole.update(chunk);
-        for (const st of states) {
+    const feed = (chunk: Buffer): void => {
+      whole.update(chunk);
+      for (const st of states) {
           for (let at = 0; at < chunk.length; ) {
             const n = Math.min(chunk.length - at, st.size - st.inPart);
             st.part.update(chunk.subarray(at, at + n));
@@ -805,13 +831,61 @@ export class S3Store implements Store {
             }
           }
         }
+    };
+    // A resumed download: the bytes already on disk are hashed first (read back, not passed on).
+    let prefixDone: Promise<void> | undefined = prefix
+      ? (async () => {
+          const fh = await fsp.open(prefix.file, 'r');
+          try {
+            const buf = Buffer.allocUnsafe(Math.min(8 * MiB, Math.max(1, prefix.bytes)));
+            for (let at = 0; at < prefix.bytes; ) {
+              const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, prefix.bytes - at), at);
+              if (bytesRead === 0) throw new Error(`the partial download ${prefix.file} is shorter than ${prefix.bytes} bytes`);
+              feed(buf.subarray(0, bytesRead));
+              at += bytesRead;
+            }
+          } finally {
+            await fh.close();
+          }
+        })()
+      : undefined;
+    prefixDone?.catch(() => undefined);
+    const out = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        if (prefixDone) {
+          prefixDone.then(
+            () => {
+              prefixDone = undefined;
+              feed(chunk);
+              done(null, chunk);
+            },
+            (err: unknown) => done(err as Error),
+          );
+          return;
+        }
+        feed(chunk);
         done(null, chunk);
       },
       flush: (done) => {
+        if (prefixDone) {
+          // an empty remainder: nothing came through transform()
+          prefixDone.then(
+            () => {
+              prefixDone = undefined;
+              finish(done);
+            },
+            (err: unknown) => done(err as Error),
+          );
+          return;
+        }
+        finish(done);
+      },
+    });
+    const finish = (done: (err?: Error | null) => void): void => {
         const wholeMd5 = whole.digest('hex');
         if (check.partSizes === undefined) {
           if (wholeMd5 === check.etag) done();
-          else done(new RetryableError(`${what} arrived corrupted: its content hashes to ${wholeMd5}, its ETag is ${check.etag}`));
+          else done(corruptDownload(`${what} arrived corrupted: its content hashes to ${wholeMd5}, its ETag is ${check.etag}`));
           return;
         }
         const got: string[] = [];
@@ -836,14 +910,13 @@ export class S3Store implements Store {
         }
         unverified.set(key, { etag: check.etag, md5: wholeMd5 });
         done(
-          new RetryableError(
+          corruptDownload(
             check.recorded
               ? `${what} arrived corrupted: its content hashes to ${got[0]} with its recorded part size, its ETag is ${check.etag}`
               : `${what} could not be verified against its multipart ETag ${check.etag} (no likely part size matches): it may have arrived corrupted; downloading it again to compare`,
           ),
         );
-      },
-    });
+    };
     pipeline(body, out, () => undefined); // an error of either stream destroys both
     return out;
   }
@@ -1704,6 +1777,11 @@ export function envSize(name: string, units = true): number | undefined {
     throw new S3StoreError(`Invalid ${name}='${raw}': expected a positive ${units ? 'size such as 16M or 16777216' : 'whole number'}`, undefined, 2);
   }
   return n;
+}
+
+/** A download whose bytes do not match the object's ETag: retryable, and its partial file is worth nothing (`corrupt`). */
+function corruptDownload(message: string): RetryableError {
+  return Object.assign(new RetryableError(message), { corrupt: true });
 }
 
 function clampPart(n: number): number {
