@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cli, tempDir } from '../support/cli.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
@@ -254,5 +254,118 @@ describe.skipIf(!endpoint)('resumable multipart uploads (RGW)', () => {
     expect(r.uploadParts).toBe(0);
     expect(await uploads(c.prefix)).toHaveLength(0);
     expect(journalFiles(c)).toHaveLength(0);
+  }, 60_000);
+});
+
+describe.skipIf(!endpoint)('resumable downloads (RGW)', () => {
+  /** Puts `buf` under `key` (one PUT: its ETag is its MD5). */
+  async function put(key: string, buf: Buffer): Promise<void> {
+    await raw.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: buf, Metadata: { mtime: String(T0) } }));
+  }
+
+  /** A download through a proxy that pauses the object's GET in mid-body; SIGKILLed once some bytes are on disk. Returns the proxy (for the re-run) and the ranges asked for. */
+  async function downloadAndKill(prefix: string, dest: string, cache: string): Promise<{ proxy: FaultProxy; ranges: (string | undefined)[] }> {
+    const ranges: (string | undefined)[] = [];
+    const proxy = await startFaultProxy({
+      target: endpoint!,
+      seed: 3,
+      rate: 1,
+      kinds: ['stall'],
+      stallMs: 4000,
+      match: (r) => r.method === 'GET' && r.url.includes('/big.bin'),
+      // consulted for every request (answers none): the Range of each GET of the object
+      script: (r) => {
+        if (r.method === 'GET' && r.url.includes('/big.bin')) ranges.push(r.headers.range as string | undefined);
+        return undefined;
+      },
+      lifetimeMs: 120_000,
+    });
+    proxies.push(proxy);
+    const child = spawn(process.execPath, [BIN, 'sync', `s3://${bucket}/${prefix}`, dest, '--endpoint-url', proxy.url, '--no-progress'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache },
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const closed = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (code, sig) => r([code, sig])));
+    const partialSize = (): number => {
+      if (!fs.existsSync(dest)) return 0;
+      const t = fs.readdirSync(dest).find((n) => n.startsWith('.bucketsync-tmp-') && !n.endsWith('.resume'));
+      return t ? fs.statSync(path.join(dest, t)).size : 0;
+    };
+    const timer = setInterval(() => {
+      if (partialSize() > 0) setTimeout(() => child.kill('SIGKILL'), 300);
+    }, 20);
+    const giveUp = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const [code, sig] = await closed;
+    clearInterval(timer);
+    clearTimeout(giveUp);
+    expect(sig, `the download finished before it was killed (exit ${code}):\n${stderr}`).toBe('SIGKILL');
+    proxy.setRate(0);
+    return { proxy, ranges };
+  }
+
+  function partial(dest: string): { tmp: string; size: number; record: Record<string, unknown> } {
+    const names = fs.readdirSync(dest);
+    const tmp = names.find((n) => n.startsWith('.bucketsync-tmp-') && !n.endsWith('.resume'));
+    expect(tmp, `a partial download in ${names.join(', ')}`).toBeDefined();
+    const record = JSON.parse(fs.readFileSync(path.join(dest, `${tmp}.resume`), 'utf8')) as Record<string, unknown>;
+    return { tmp: tmp!, size: fs.statSync(path.join(dest, tmp!)).size, record };
+  }
+
+  it('a download killed part-way continues from its temporary file with a Range request, verified whole', async () => {
+    const buf = randomBuffer(31, SIZE);
+    await put('dl/big.bin', buf);
+    const dest = path.join(work, 'dl-dest');
+    const cache = path.join(work, 'dl-cache');
+    const { proxy, ranges } = await downloadAndKill('dl', dest, cache);
+    const p = partial(dest);
+    expect(p.size).toBeGreaterThan(0);
+    expect(p.size).toBeLessThan(SIZE);
+    expect(p.record.version).toBe(`"${md5(buf)}"`);
+    const before = ranges.length;
+    const r = await cli(['sync', `s3://${bucket}/dl`, dest, '--endpoint-url', proxy.url, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache }, timeoutMs: 90_000 });
+    expect(r.code, r.stderr).toBe(0);
+    // one GET of the object, for the bytes the killed run had not written
+    expect(ranges.slice(before)).toEqual([`bytes=${p.size}-`]);
+    expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
+    expect(fs.readdirSync(dest).sort()).toEqual(['big.bin']);
+  }, 60_000);
+
+  it('a partial download whose bytes were damaged on disk fails its whole-file check and is fetched again in full', async () => {
+    const buf = randomBuffer(32, SIZE);
+    await put('dlbad/big.bin', buf);
+    const dest = path.join(work, 'dlbad-dest');
+    const cache = path.join(work, 'dlbad-cache');
+    const { proxy, ranges } = await downloadAndKill('dlbad', dest, cache);
+    const p = partial(dest);
+    const fd = fs.openSync(path.join(dest, p.tmp), 'r+');
+    fs.writeSync(fd, Buffer.from([0xff ^ buf[0]!]), 0, 1, 0);
+    fs.closeSync(fd);
+    const before = ranges.length;
+    const r = await cli(['sync', `s3://${bucket}/dlbad`, dest, '--endpoint-url', proxy.url, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache }, timeoutMs: 90_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(ranges.slice(before)).toEqual([`bytes=${p.size}-`, undefined]);
+    expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
+    expect(fs.readdirSync(dest).sort()).toEqual(['big.bin']);
+  }, 60_000);
+
+  it('an object changed since the interrupted download is not resumed: fetched whole, the partial file removed', async () => {
+    const buf = randomBuffer(33, SIZE);
+    await put('dlchg/big.bin', buf);
+    const dest = path.join(work, 'dlchg-dest');
+    const cache = path.join(work, 'dlchg-cache');
+    const { proxy, ranges } = await downloadAndKill('dlchg', dest, cache);
+    partial(dest);
+    const next = Buffer.from(buf);
+    next.fill(9, 0, 4096); // same size, other bytes where the partial file has them
+    await put('dlchg/big.bin', next);
+    const before = ranges.length;
+    const r = await cli(['sync', `s3://${bucket}/dlchg`, dest, '--endpoint-url', proxy.url, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache }, timeoutMs: 90_000 });
+    expect(r.code, r.stderr).toBe(0);
+    // no ranged GET of bytes of another version: the whole object, once
+    expect(ranges.slice(before)).toEqual([undefined]);
+    expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(next));
+    expect(fs.readdirSync(dest).sort()).toEqual(['big.bin']);
   }, 60_000);
 });
