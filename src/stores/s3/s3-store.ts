@@ -56,7 +56,7 @@ import {
 import { assertSafePath, basename, compareCodePoints, decodeKey, encodeCopySource, guessContentType, unsafeRelativePath } from './keys.js';
 import { MetaCache, defaultCacheRoot, type MetaRecord, type MetaScan } from './meta-cache.js';
 import { formatMtime, parseMtime } from './mtime.js';
-import { defaultBackend, xxh128HexSync } from '../../hashing/xxh128.js';
+import { createHasher, defaultBackend, xxh128HexSync } from '../../hashing/xxh128.js';
 import { openPartReader, partCount, readWhole, type PartReader } from './parts.js';
 import { UploadJournals, identityOf, ownerMayBeAlive, sameIdentity, sameMeta, type SourceIdentity, type UploadJournal } from './resume.js';
 
@@ -307,8 +307,9 @@ export class S3Store implements Store {
       conditionalWrite: true,
       contentHash: 'md5-etag',
       setMtime: true,
-      // single-PUT bodies are in memory: their xxh128 costs no extra read
-      hashesWritesBelow: this.multipartThreshold,
+      // single-PUT bodies are in memory, multipart uploads hash their parts in order as they
+      // are read: a write's xxh128 never costs an extra read of the file
+      hashesWritesBelow: Number.POSITIVE_INFINITY,
     };
     this.partConcurrency = Math.max(1, Math.floor(opts.partConcurrency ?? 4));
     this.pageSize = Math.min(1000, Math.max(1, Math.floor(opts.listPageSize ?? 1000)));
@@ -1042,8 +1043,9 @@ export class S3Store implements Store {
       this.cache.put({ ...record, e: quoteEtag(res.ETag) ?? `"${md5.toString('hex')}"` });
       return;
     }
-    if (metadata.xxh128) record.h = `xxh128:${metadata.xxh128}`;
-    const etag = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal, opts.beforeCommit);
+    const { etag, hash: computed } = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal, opts.beforeCommit);
+    // the hash of exactly the bytes sent, tied to the ETag verified after the upload
+    record.h = computed;
     this.cache.put({ ...record, e: etag });
   }
 
@@ -1064,7 +1066,7 @@ export class S3Store implements Store {
     cond: Conditions,
     signal: AbortSignal | undefined,
     beforeCommit?: () => Promise<void>,
-  ): Promise<string> {
+  ): Promise<{ etag: string; hash: string }> {
     const size = source.size;
     let partSize = this.partSizeFor(size);
     if (partSize > MAX_PART) throw new S3StoreError(`${rel} is too large for S3 (${size} bytes)`);
@@ -1138,6 +1140,20 @@ export class S3Store implements Store {
     const n = reader.count;
     const parts: CompletedPart[] = new Array(n);
     const md5s: Buffer[] = new Array(n);
+    // xxh128 of the whole file, fed the parts in order as they are read (parts read ahead of
+    // their turn wait here: at most about `partConcurrency` of them)
+    await defaultBackend();
+    const hasher = await createHasher();
+    const waiting = new Map<number, Buffer>();
+    let nextToHash = 1;
+    const hashInOrder = (number: number, data: Buffer): void => {
+      waiting.set(number, data);
+      for (let b = waiting.get(nextToHash); b !== undefined; b = waiting.get(nextToHash)) {
+        hasher.update(b);
+        waiting.delete(nextToHash);
+        nextToHash++;
+      }
+    };
     const abort = new AbortController();
     setMaxListeners(0, abort.signal);
     const onAbort = (): void => abort.abort(signal?.reason);
@@ -1156,6 +1172,7 @@ export class S3Store implements Store {
         const md5 = createHash('md5').update(part.data).digest();
         const md5hex = md5.toString('hex');
         md5s[part.number - 1] = md5;
+        hashInOrder(part.number, part.data);
         // A part the server holds with exactly these bytes (its ETag is their MD5) is kept.
         const stored = resume?.stored.get(part.number);
         const storedMd5 = stored ? (stored.md5 ?? resume?.journal.parts.get(part.number)?.md5) : undefined;
@@ -1167,8 +1184,8 @@ export class S3Store implements Store {
         const res = await this.send('UploadPart', key, () =>
           this.sending(
             part.data.length,
-            sdk.client.send(
-              new sdk.m.UploadPartCommand({
+            this.api.uploadPart(
+              {
                 Bucket: this.bucket,
                 Key: key,
                 UploadId: uploadId,
@@ -1176,8 +1193,8 @@ export class S3Store implements Store {
                 Body: part.data,
                 ContentLength: part.data.length,
                 ContentMD5: md5.toString('base64'),
-              }),
-              { abortSignal: abort.signal },
+              },
+              abort.signal,
             ),
           ),
         );
@@ -1244,7 +1261,9 @@ export class S3Store implements Store {
     } finally {
       signal?.removeEventListener('abort', onAbort);
       await reader.close().catch(() => undefined);
+      if (nextToHash <= n) hasher.dispose();
     }
+    const hash = `xxh128:${hasher.digestHex()}`;
     this.keptUploads.delete(key);
     if (journals) journals.remove(key);
 
@@ -1257,7 +1276,7 @@ export class S3Store implements Store {
         `${this.what(key)} does not match what was uploaded (size ${head.ContentLength}, ETag ${head.ETag}; expected ${size}, ${expected})`,
       );
     }
-    return expected;
+    return { etag: expected, hash };
   }
 
   /** The part size for a file of `size` bytes: the configured one, grown to stay within 10,000 parts. */
@@ -1308,7 +1327,7 @@ export class S3Store implements Store {
       partSizeOk &&
       sameIdentity(j.intent.source, identity) &&
       j.intent.contentType === contentType &&
-      sameMeta(j.intent.meta, metadata);
+      sameMeta(withoutHash(j.intent.meta), withoutHash(metadata));
     if (same) {
       const stored = await this.listParts(key, j.uploadId!);
       if (stored) {
@@ -1777,6 +1796,15 @@ export function envSize(name: string, units = true): number | undefined {
     throw new S3StoreError(`Invalid ${name}='${raw}': expected a positive ${units ? 'size such as 16M or 16777216' : 'whole number'}`, undefined, 2);
   }
   return n;
+}
+
+/**
+ * Upload metadata without the content hash: a resumed upload keeps what it was created with,
+ * and a hash there describes the same bytes (same source identity, every part's MD5 re-checked).
+ */
+function withoutHash(meta: Record<string, string>): Record<string, string> {
+  const { xxh128: _h, [XXH_TIE_META]: _t, ...rest } = meta;
+  return rest;
 }
 
 /** A download whose bytes do not match the object's ETag: retryable, and its partial file is worth nothing (`corrupt`). */
