@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, DeleteBucketCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cli, tempDir } from '../support/cli.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
@@ -39,6 +39,20 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const p of proxies) await p.close();
+  if (raw && bucket) {
+    // ~0.5 GB of objects and parts: leave the shared RGW's memory store as it was
+    for (;;) {
+      const u = await raw.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+      if (!u.Uploads?.length) break;
+      for (const x of u.Uploads) await raw.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: x.Key, UploadId: x.UploadId }));
+    }
+    for (;;) {
+      const page = await raw.send(new ListObjectsV2Command({ Bucket: bucket }));
+      if (!page.Contents?.length) break;
+      await raw.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: page.Contents.map((o) => ({ Key: o.Key! })), Quiet: true } }));
+    }
+    await raw.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
+  }
   raw?.destroy();
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
