@@ -58,6 +58,20 @@ function timed(cmd, args, env) {
   return { secs, rssMb: kb / 1024, cpu: user + sys };
 }
 
+/** `timed` without blocking this process's event loop (the TCP relay below runs in it). */
+function timedAsync(cmd, args, env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(GNU_TIME, ['-f', '%e %M %U %S', cmd, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d.toString()));
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${err.slice(-2000)}`));
+      const [secs, kb, user, sys] = err.trim().split('\n').pop().split(' ').map(Number);
+      resolve({ secs, rssMb: kb / 1024, cpu: user + sys });
+    });
+  });
+}
+
 /** A TCP relay to `target` that counts the bytes each way (request bodies up, responses down). */
 async function relay(target) {
   const t = new URL(target);
@@ -219,7 +233,7 @@ export async function run({ sizes = [1024, 4096], runs = 3 } = {}) {
         const upArgs = ['sync', src, `s3://${BUCKET}/kill-${mib}`, '--endpoint-url', tcp.url, '-q'];
         const killed = await runAndKillAfter(upArgs, bsEnv, (upWall * 1000) / 2);
         const afterKill = tcp.counts.up;
-        timed(process.execPath, [BIN, ...upArgs], bsEnv);
+        await timedAsync(process.execPath, [BIN, ...upArgs], bsEnv);
         const upSent = tcp.counts.up;
         const upSame = (await a.md5(`kill-${mib}/ckpt.bin`)) === srcMd5;
         const left = await a.incompleteUploads(`kill-${mib}`);
@@ -233,7 +247,7 @@ export async function run({ sizes = [1024, 4096], runs = 3 } = {}) {
         const down0 = tcp.counts.down;
         const killedDown = await runAndKillAfter(downArgs, bsEnv, (downWall * 1000) / 2);
         const downBeforeKill = tcp.counts.down - down0;
-        timed(process.execPath, [BIN, ...downArgs], bsEnv);
+        await timedAsync(process.execPath, [BIN, ...downArgs], bsEnv);
         const downGot = tcp.counts.down - down0;
         const downSame = md5File(path.join(dest, 'ckpt.bin')) === srcMd5;
         console.log(

@@ -43,6 +43,8 @@ export interface ExecEvent {
   error?: string;
   /** For a `done` upload that sent no bytes: `copy` (server-side copy), `mtime` (metadata-only update). */
   via?: 'copy' | 'mtime';
+  /** For a `done` transfer that continued an interrupted one: the bytes not sent (or fetched) again. */
+  resumedBytes?: number;
 }
 
 export interface ExecuteOptions {
@@ -309,6 +311,11 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       // `via` tells a copy or an mtime update, which sent none of them.
       const done: ExecEvent = { type: 'done', op, bytes: size, durationMs: performance.now() - started };
       if (via !== 'upload') done.via = via;
+      const resumed = resumedBy.get(op.path);
+      if (resumed !== undefined) {
+        resumedBy.delete(op.path);
+        if (resumed > 0) done.resumedBytes = resumed;
+      }
       emit(done);
       return true;
     } catch (err) {
@@ -399,6 +406,9 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
     return 'copy';
   };
 
+  /** Bytes each transfer in flight did not send again (WriteOptions.onResumed), by path. */
+  const resumedBy = new Map<string, number>();
+
   const transferOne = async (op: Operation): Promise<Via> => {
     await existingCaseTwin(op);
     const current = await o.source.stat(op.path);
@@ -445,6 +455,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       expect: destExpectation(op, o.direction),
     };
     if (o.abortInFlight) writeOpts.signal = o.abortInFlight;
+    writeOpts.onResumed = (bytes) => resumedBy.set(op.path, bytes);
     if (sourceIsLocal) {
       writeOpts.beforeCommit = async () => {
         const after = await o.source.stat(op.path);

@@ -227,6 +227,7 @@ export class LocalStore implements Store {
       await setTimes(tmp, opts.mtimeMs);
       await this.commit(tmp, final, rel, opts);
       await fsp.rm(fsPath(`${tmp}${PARTIAL_SUFFIX}`), { force: true });
+      if (offset > 0) opts.onResumed?.(offset);
     } catch (err) {
       // Interrupted, or a connection that failed: keep what arrived for the next attempt. A
       // download that arrived corrupted, a source that changed, anything else: start over.

@@ -64,6 +64,12 @@ export interface WriteOptions {
    * that changed while it was being sent.
    */
   beforeCommit?: () => Promise<void>;
+  /**
+   * Called when a write that continued an interrupted transfer (an S3 multipart upload's
+   * stored parts, a download's temporary file) has completed, with the bytes it did not
+   * send or fetch again.
+   */
+  onResumed?: (bytes: number) => void;
 }
 
 export interface RemoveItem {

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { AbortMultipartUploadCommand, DeleteBucketCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteBucketCommand, UploadPartCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cli, tempDir } from '../support/cli.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
@@ -199,6 +199,8 @@ describe.skipIf(!endpoint)('resumable multipart uploads (RGW)', () => {
     expect(r.uploadParts).toBe(PARTS - stored.length);
     expect(r.resumedBytes).toBe(storedBytes);
     expect(r.bytesSent).toBe(SIZE - storedBytes + (smallThere ? 0 : fs.statSync(path.join(c.src, 'small.txt')).size));
+    // and the run says so
+    expect(r.stderr).toMatch(/^ {2}Resumed: ckpt\/weights\.bin \(.* of 48\.0 MiB were already there from an interrupted run; .* sent\)$/m);
     expect(md5(await objectBytes(`${c.prefix}/ckpt/weights.bin`))).toBe(md5(fs.readFileSync(c.file)));
     expect(await uploads(c.prefix)).toHaveLength(0);
     expect(journalFiles(c)).toHaveLength(0);
@@ -222,6 +224,7 @@ describe.skipIf(!endpoint)('resumable multipart uploads (RGW)', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.uploadParts).toBe(PARTS);
     expect(r.resumedBytes).toBe(0);
+    expect(r.stderr).not.toMatch(/Resumed:/);
     expect(md5(await objectBytes(`${c.prefix}/ckpt/weights.bin`))).toBe(md5(buf));
     expect(await uploads(c.prefix)).toHaveLength(0);
     expect(journalFiles(c)).toHaveLength(0);
@@ -342,6 +345,7 @@ describe.skipIf(!endpoint)('resumable downloads (RGW)', () => {
     expect(r.code, r.stderr).toBe(0);
     // one GET of the object, for the bytes the killed run had not written
     expect(ranges.slice(before)).toEqual([`bytes=${p.size}-`]);
+    expect(r.stderr).toMatch(/^ {2}Resumed: big\.bin \(.* of 48\.0 MiB were already there from an interrupted run; .* sent\)$/m);
     expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
     expect(fs.readdirSync(dest).sort()).toEqual(['big.bin']);
   }, 60_000);
@@ -362,6 +366,26 @@ describe.skipIf(!endpoint)('resumable downloads (RGW)', () => {
     expect(ranges.slice(before)).toEqual([`bytes=${p.size}-`, undefined]);
     expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
     expect(fs.readdirSync(dest).sort()).toEqual(['big.bin']);
+  }, 60_000);
+
+  it('a multipart object whose recorded part size is wrong (another tool passed our metadata along) still downloads, verified by its real part size', async () => {
+    const buf = randomBuffer(34, SIZE);
+    const key = 'dlrec/big.bin';
+    const created = await raw.send(
+      // a part size that gives the same number of parts as the real one (5 MiB) but is not it
+      new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { 'part-size': String(PART - 100 * 1024), mtime: String(T0) } }),
+    );
+    const parts: { PartNumber: number; ETag: string }[] = [];
+    for (let i = 0, at = 0; at < SIZE; i++, at += PART) {
+      const r = await raw.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: created.UploadId, PartNumber: i + 1, Body: buf.subarray(at, Math.min(SIZE, at + PART)) }));
+      parts.push({ PartNumber: i + 1, ETag: r.ETag! });
+    }
+    await raw.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: created.UploadId, MultipartUpload: { Parts: parts } }));
+    const dest = path.join(work, 'dlrec-dest');
+    const r = await cli(['sync', `s3://${bucket}/dlrec`, dest, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, 'dlrec-cache') }, timeoutMs: 90_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
+    expect(fs.readdirSync(dest)).toEqual(['big.bin']);
   }, 60_000);
 
   it('an object changed since the interrupted download is not resumed: fetched whole, the partial file removed', async () => {

@@ -201,7 +201,7 @@ export function candidatePartSizes(size: number, n: number): number[] {
  * have made it; undefined when the ETag says nothing checkable (SSE-KMS and SSE-C objects have
  * ETags that are no MD5).
  */
-function etagCheck(res: GetObjectResult): EtagCheck | undefined {
+function etagCheck(res: GetObjectResult, distrustRecorded = false): EtagCheck | undefined {
   const etag = res.ETag?.replace(/^"|"$/g, '').toLowerCase();
   if (!etag || res.SSECustomerAlgorithm || res.ServerSideEncryption?.startsWith('aws:kms')) return undefined;
   if (/^[0-9a-f]{32}$/.test(etag)) return { etag };
@@ -212,8 +212,10 @@ function etagCheck(res: GetObjectResult): EtagCheck | undefined {
   const candidates = candidatePartSizes(res.ContentLength, n);
   // A recorded size that cannot give this many parts belongs to another version: not ours.
   // One that can is tried first (another tool may have passed our metadata along).
-  if (Number.isSafeInteger(recorded) && recorded >= 1 && Math.max(1, Math.ceil(res.ContentLength / recorded)) === n) {
-    return { etag, partSizes: [recorded, ...candidates.filter((p) => p !== recorded)], recorded: true };
+  // Only the recorded size is hashed (one MD5 pass instead of up to seven): the usual case, an
+  // object bucketsync wrote. If it does not match, the next download of the key tries them all.
+  if (!distrustRecorded && Number.isSafeInteger(recorded) && recorded >= 1 && Math.max(1, Math.ceil(res.ContentLength / recorded)) === n) {
+    return { etag, partSizes: [recorded], recorded: true };
   }
   return { etag, partSizes: candidates };
 }
@@ -270,6 +272,8 @@ export class S3Store implements Store {
   private readonly keptUnverified: string[] = [];
   /** Foreign multipart downloads no part size verified: key → their ETag and content MD5 (see verifyingEtag). */
   private readonly unverified = new Map<string, { etag: string; md5: string }>();
+  /** Keys whose recorded part size did not verify a download: their next download tries every likely size. */
+  private readonly recordedFailed = new Set<string>();
   /** Set once the server turned out to compare If-Match without quotes (Ceph RGW). */
   private unquotedIfMatch = false;
   private closed = false;
@@ -769,7 +773,7 @@ export class S3Store implements Store {
       if (isNotFound(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
       throw operationError(err, 'GetObject', this.what(key), this.ctx);
     }
-    const check = range ? undefined : etagCheck(res);
+    const check = range ? undefined : etagCheck(res, this.recordedFailed.has(key));
     return check ? this.verifyingEtag(res.Body, check, key) : res.Body;
   }
 
@@ -806,19 +810,23 @@ export class S3Store implements Store {
       throw new StaleError(`${this.what(key)} changed since its download was interrupted (ETag ${got}, was ${etag})`);
     }
     const total = offset + (res.ContentLength ?? 0);
-    const check = etagCheck({ ...res, ContentLength: total });
+    const check = etagCheck({ ...res, ContentLength: total }, this.recordedFailed.has(key));
     return check ? this.verifyingEtag(res.Body, check, key, { file: prefixFile, bytes: offset }) : res.Body;
   }
 
   private verifyingEtag(body: Readable, check: EtagCheck, key: string, prefix?: { file: string; bytes: number }): Readable {
-    const whole = createHash('md5');
+    // The whole content's MD5: the check itself for a single-part ETag, and what a second
+    // download is compared with when no part size verifies a foreign multipart object. Not
+    // needed with our recorded part size (a mismatch there is a corruption).
+    const whole = check.recorded ? undefined : createHash('md5');
+    const recordedFailed = this.recordedFailed;
     const states = (check.partSizes ?? []).map((size) => ({ size, part: createHash('md5'), inPart: 0, digests: [] as Buffer[] }));
     const unverified = this.unverified;
     const kept = this.keptUnverified;
     const warn = this.warn;
     const what = this.what(key);
     const feed = (chunk: Buffer): void => {
-      whole.update(chunk);
+      whole?.update(chunk);
       for (const st of states) {
           for (let at = 0; at < chunk.length; ) {
             const n = Math.min(chunk.length - at, st.size - st.inPart);
@@ -883,6 +891,17 @@ export class S3Store implements Store {
       },
     });
     const finish = (done: (err?: Error | null) => void): void => {
+        if (!whole) {
+          const st = states[0]!;
+          if (st.inPart > 0 || st.digests.length === 0) st.digests.push(st.part.digest());
+          const got = `${createHash('md5').update(Buffer.concat(st.digests)).digest('hex')}-${st.digests.length}`;
+          if (got === check.etag) done();
+          else {
+            recordedFailed.add(key);
+            done(corruptDownload(`${what} arrived corrupted: its content hashes to ${got} with its recorded part size (${st.size}), its ETag is ${check.etag}`));
+          }
+          return;
+        }
         const wholeMd5 = whole.digest('hex');
         if (check.partSizes === undefined) {
           if (wholeMd5 === check.etag) done();
@@ -1043,7 +1062,8 @@ export class S3Store implements Store {
       this.cache.put({ ...record, e: quoteEtag(res.ETag) ?? `"${md5.toString('hex')}"` });
       return;
     }
-    const { etag, hash: computed } = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal, opts.beforeCommit);
+    const { etag, hash: computed, resumed } = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal, opts.beforeCommit);
+    if (resumed > 0) opts.onResumed?.(resumed);
     // the hash of exactly the bytes sent, tied to the ETag verified after the upload
     record.h = computed;
     this.cache.put({ ...record, e: etag });
@@ -1066,7 +1086,7 @@ export class S3Store implements Store {
     cond: Conditions,
     signal: AbortSignal | undefined,
     beforeCommit?: () => Promise<void>,
-  ): Promise<{ etag: string; hash: string }> {
+  ): Promise<{ etag: string; hash: string; resumed: number }> {
     const size = source.size;
     let partSize = this.partSizeFor(size);
     if (partSize > MAX_PART) throw new S3StoreError(`${rel} is too large for S3 (${size} bytes)`);
@@ -1276,7 +1296,7 @@ export class S3Store implements Store {
         `${this.what(key)} does not match what was uploaded (size ${head.ContentLength}, ETag ${head.ETag}; expected ${size}, ${expected})`,
       );
     }
-    return { etag: expected, hash };
+    return { etag: expected, hash, resumed: resume ? skippedBytes : 0 };
   }
 
   /** The part size for a file of `size` bytes: the configured one, grown to stay within 10,000 parts. */
