@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench [-- SUITE…] [--files N] [--runs N] [--node BIN]`: runs the benchmarks on
 // Node 24, each measuring bucketsync and its peers in the same run, and prints ratios. Suites:
-// local (default), scale, s3, dedup. `--node BIN` (local): also bucketsync run in that Node.
+// local (default), scale, s3, dedup, big (--size MiB[,MiB]). `--node BIN` (local): also bucketsync run in that Node.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,6 +28,12 @@ const available = {
   scale: () => import('./scale.mjs').then((m) => m.run({ files: opt('files', undefined), dirs: opt('dirs', 1_000), runs: opt('runs', 3) })),
   s3: () => import('./s3.mjs').then((m) => m.run({ files: opt('files', 3_000), dirs: opt('dirs', 120), runs: opt('runs', 3), transfers: opt('transfers', undefined) })),
   dedup: () => import('./dedup.mjs').then((m) => m.run()),
+  // --size 256 or --size 1024,4096 (MiB; default 1 GiB and 4 GiB)
+  big: () => {
+    const i = args.indexOf('--size');
+    const sizes = i === -1 ? [1024, 4096] : String(args[i + 1]).split(',').map(Number);
+    return import('./big.mjs').then((m) => m.run({ sizes, runs: opt('runs', 3) }));
+  },
 };
 if (!fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) {
   console.error('bucketsync is not built: run `npm ci` or `npm run build` first');

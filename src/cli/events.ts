@@ -32,6 +32,8 @@ export interface OperationEvent {
   bytes?: number;
   duration_ms?: number;
   error?: string;
+  /** A transfer that continued an interrupted one: bytes not sent (or fetched) again. */
+  resumed_bytes?: number;
 }
 
 export interface SummaryEvent {
@@ -81,7 +83,7 @@ export function operationEventOf(
   event: string,
   op: Operation,
   time: Date = new Date(),
-  extra: { bytes?: number; durationMs?: number; error?: string } = {},
+  extra: { bytes?: number; durationMs?: number; error?: string; resumedBytes?: number } = {},
 ): OperationEvent {
   const o: OperationEvent = { event, schema: EVENT_SCHEMA, time: time.toISOString(), action: op.action, path: op.path, reason: op.reason };
   if (op.size !== undefined) o.size = op.size;
@@ -89,6 +91,7 @@ export function operationEventOf(
   if (extra.bytes !== undefined) o.bytes = extra.bytes;
   if (extra.durationMs !== undefined) o.duration_ms = round3(extra.durationMs);
   if (extra.error !== undefined) o.error = extra.error;
+  if (extra.resumedBytes !== undefined) o.resumed_bytes = extra.resumedBytes;
   return o;
 }
 

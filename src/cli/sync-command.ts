@@ -14,7 +14,7 @@ import { parseShard, type Shard } from '../shard/shard.js';
 import { formatLocation } from '../location/location.js';
 import { lockDestination } from '../lock/lock.js';
 import { AUTO_DEDUP_MIN_SIZE, UsageError, type CompareOptions, type FilterSpec, type Operation, type PlanSummary } from '../types.js';
-import { makeConsole, operationLine, printPlanSummary, printRunResult, runTotals, type Console } from './output.js';
+import { formatBytes, makeConsole, operationLine, printPlanSummary, printRunResult, runTotals, type Console } from './output.js';
 import type { ExecEvent, ExecuteResult } from '../executor/execute.js';
 import { EventWriter, summaryEvent, type SummaryInfo } from './events.js';
 import { errorExitCode } from './errors.js';
@@ -319,6 +319,10 @@ function eventHandler(out: RunOutput): (e: ExecEvent) => void {
   return (e) => {
     events.exec(e);
     if (e.type === 'start' && c.verbose) c.detail(operationLine(e.op));
+    if (e.type === 'done' && e.resumedBytes !== undefined) {
+      const size = e.op.size ?? 0;
+      c.info(`  Resumed: ${e.op.path} (${formatBytes(e.resumedBytes)} of ${formatBytes(size)} were already there from an interrupted run; ${formatBytes(Math.max(0, size - e.resumedBytes))} sent)`);
+    }
     if (!progress) return;
     if (e.op.action === 'delete') {
       if (e.type === 'start') progress.startDeletes(out.info.plan?.deletes ?? 0);

@@ -42,6 +42,8 @@ export interface ExecEvent {
   error?: string;
   /** For a `done` upload that sent no bytes: `copy` (server-side copy), `mtime` (metadata-only update). */
   via?: 'copy' | 'mtime';
+  /** For a `done` transfer that continued an interrupted one: the bytes not sent (or fetched) again. */
+  resumedBytes?: number;
 }
 
 export interface ExecuteOptions {
@@ -313,6 +315,11 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       // `via` tells a copy or an mtime update, which sent none of them.
       const done: ExecEvent = { type: 'done', op, bytes: size, durationMs: performance.now() - started };
       if (via !== 'upload') done.via = via;
+      const resumed = resumedBy.get(op.path);
+      if (resumed !== undefined) {
+        resumedBy.delete(op.path);
+        if (resumed > 0) done.resumedBytes = resumed;
+      }
       emit(done);
       return true;
     } catch (err) {
@@ -403,6 +410,9 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
     return 'copy';
   };
 
+  /** Bytes each transfer in flight did not send again (WriteOptions.onResumed), by path. */
+  const resumedBy = new Map<string, number>();
+
   const transferOne = async (op: Operation): Promise<Via> => {
     await existingCaseTwin(op);
     const current = await o.source.stat(op.path);
@@ -429,6 +439,12 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       open: (range) => o.source.read(op.path, range),
     };
     if (localPath) source.localPath = localPath;
+    const etag = current.etag;
+    if (etag && o.source.readFrom) {
+      // a big download interrupted now can continue from its temporary file (src/stores/local.ts)
+      source.version = etag;
+      source.openFrom = (prefixFile, offset) => o.source.readFrom!(op.path, etag, prefixFile, offset);
+    }
     let hash = op.hash;
     if (hash === undefined && o.hashUploads && localPath && o.hashLocal && current.size >= (o.dest.capabilities.hashesWritesBelow ?? 0)) {
       try {
@@ -443,6 +459,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       expect: destExpectation(op, o.direction),
     };
     if (o.abortInFlight) writeOpts.signal = o.abortInFlight;
+    writeOpts.onResumed = (bytes) => resumedBy.set(op.path, bytes);
     if (sourceIsLocal) {
       writeOpts.beforeCommit = async () => {
         const after = await o.source.stat(op.path);

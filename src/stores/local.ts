@@ -140,6 +140,10 @@ export class LocalStore implements Store {
     await this.clearWay(rel);
     await this.checkParent(rel);
     const tmp = path.join(path.dirname(final), tempNameFor(path.basename(final), randomBytes(4).toString('hex')));
+    if (!source.localPath && source.openFrom && source.version && source.size >= resumeMinSize()) {
+      await this.resumableWrite(tmp, final, rel, source, opts);
+      return;
+    }
     try {
       if (source.localPath) {
         await fsp.copyFile(fsPath(source.localPath), fsPath(tmp), fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
@@ -170,6 +174,72 @@ export class LocalStore implements Store {
       throw withoutTempName(err, tmp, final);
     }
   }
+
+  /**
+   * A big download that survives an interruption: a `<tmp>.resume` record beside the temporary
+   * file names the object's version (ETag) and size. Kept when the run is interrupted (or the
+   * connection fails); the next write of the same file takes over a dead run's temporary file
+   * of the same version and continues with the bytes from its size on (`source.openFrom`:
+   * Range + If-Match), the whole verified against the ETag. Another version's partial file is
+   * removed and the download starts over.
+   */
+  private async resumableWrite(tmp: string, final: string, rel: string, source: TransferSource, opts: WriteOptions): Promise<void> {
+    const version = source.version!;
+    const partial = await adoptPartial(path.dirname(final), path.basename(final), version, source.size, tmp);
+    let offset = partial ?? 0;
+    let input: Readable | undefined;
+    if (offset > 0) {
+      try {
+        input = await source.openFrom!(tmp, offset);
+        this.resumed.push({ path: rel, bytes: offset });
+      } catch (err) {
+        if (!(err instanceof StaleError)) {
+          if (!opts.signal?.aborted && !(err instanceof RetryableError)) await removePartial(tmp);
+          throw withoutTempName(err, tmp, final);
+        }
+        await removePartial(tmp); // the object changed: start over
+        offset = 0;
+      }
+    }
+    try {
+      if (offset === 0) {
+        const rec: PartialRecord = { v: 1, final: path.basename(final), version, size: source.size, t: Date.now() };
+        const fh = await fsp.open(fsPath(tmp), 'wx');
+        await fh.close();
+        await fsp.writeFile(fsPath(`${tmp}${PARTIAL_SUFFIX}`), `${JSON.stringify(rec)}\n`, { mode: 0o600 });
+        input = await source.open();
+      }
+      const fh = await fsp.open(fsPath(tmp), 'r+');
+      let out: fs.WriteStream;
+      try {
+        await fh.truncate(offset);
+        out = fh.createWriteStream({ start: offset });
+      } catch (err) {
+        input!.destroy();
+        await fh.close();
+        throw err;
+      }
+      await pipeline(input!, out, { signal: opts.signal });
+      const written = await fsp.lstat(fsPath(tmp));
+      if (written.size !== source.size) {
+        throw new RetryableError(`wrote ${written.size} bytes but expected ${source.size}: the source changed or the read was cut short`);
+      }
+      await setTimes(tmp, opts.mtimeMs);
+      await this.commit(tmp, final, rel, opts);
+      await fsp.rm(fsPath(`${tmp}${PARTIAL_SUFFIX}`), { force: true });
+      if (offset > 0) opts.onResumed?.(offset);
+    } catch (err) {
+      // Interrupted, or a connection that failed: keep what arrived for the next attempt. A
+      // download that arrived corrupted, a source that changed, anything else: start over.
+      const keep = (opts.signal?.aborted || (err instanceof RetryableError && !(err as { corrupt?: boolean }).corrupt) || networkFailure(err)) &&
+        (await fsp.lstat(fsPath(tmp)).then((st) => st.size > 0 && st.size < source.size, () => false));
+      if (!keep) await removePartial(tmp);
+      throw withoutTempName(err, tmp, final);
+    }
+  }
+
+  /** Downloads this store continued from a partial file: path and bytes not fetched again. */
+  readonly resumed: { path: string; bytes: number }[] = [];
 
   async copy(from: string, to: string, opts: WriteOptions): Promise<void> {
     const src = this.localPath(from);
@@ -487,6 +557,88 @@ async function statEntry(abs: string, rel: string, follow = true): Promise<Local
   }
 }
 
+/** Suffix of the record beside a resumable download's temporary file. */
+const PARTIAL_SUFFIX = '.resume';
+/** A partial download older than this is not continued (and its files are removed). */
+const PARTIAL_MAX_AGE_MS = 7 * 24 * 3600_000;
+
+/** What `<tmp>.resume` says: the final name, the object's version and size, when it started. */
+interface PartialRecord {
+  v: 1;
+  final: string;
+  version: string;
+  size: number;
+  t: number;
+}
+
+/** Downloads at least this big (BUCKETSYNC_RESUME_MIN_SIZE bytes, default 8 MiB) can be resumed. */
+function resumeMinSize(): number {
+  const n = Number(process.env.BUCKETSYNC_RESUME_MIN_SIZE);
+  return Number.isSafeInteger(n) && n >= 1 ? n : 8 * 1024 * 1024;
+}
+
+function networkFailure(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ETIMEDOUT' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (err as Error | undefined)?.name === 'TimeoutError';
+}
+
+function readPartialRecord(file: string): PartialRecord | undefined {
+  try {
+    const v = JSON.parse(fs.readFileSync(fsPath(file), 'utf8')) as Partial<PartialRecord>;
+    if (v.v !== 1 || typeof v.final !== 'string' || typeof v.version !== 'string' || !Number.isSafeInteger(v.size) || !Number.isFinite(v.t)) return undefined;
+    return v as PartialRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+async function removePartial(tmp: string): Promise<void> {
+  await fsp.rm(fsPath(tmp), { force: true });
+  await fsp.rm(fsPath(`${tmp}${PARTIAL_SUFFIX}`), { force: true });
+}
+
+/** Whether `<tmp>.resume` beside a temporary file of a dead run keeps it for a later resume. */
+function keptForResume(tmp: string): boolean {
+  const rec = readPartialRecord(`${tmp}${PARTIAL_SUFFIX}`);
+  return rec !== undefined && Date.now() - rec.t < PARTIAL_MAX_AGE_MS && path.basename(tmp).endsWith(`-${rec.final}`);
+}
+
+/**
+ * Looks in `dir` for a partial download of `final` left by a dead run of this host (or by this
+ * process, an earlier attempt): one of `version` and `size` is renamed to `tmp` (with its
+ * record) and its size returned; partial downloads of other versions are removed.
+ */
+async function adoptPartial(dir: string, final: string, version: string, size: number, tmp: string): Promise<number | undefined> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(fsPath(dir));
+  } catch {
+    return undefined;
+  }
+  let adopted: number | undefined;
+  for (const name of names) {
+    if (!name.endsWith(PARTIAL_SUFFIX)) continue;
+    const tmpName = name.slice(0, -PARTIAL_SUFFIX.length);
+    const t = parseTempName(tmpName);
+    if (t === undefined || t.host !== hostId()) continue;
+    if (t.pid !== process.pid && isAlive(t.pid)) continue;
+    const rec = readPartialRecord(path.join(dir, name));
+    if (!rec || rec.final !== final || !tmpName.endsWith(`-${final}`)) continue;
+    const other = path.join(dir, tmpName);
+    const st = await lstatOrUndefined(fsPath(other));
+    const fits = adopted === undefined && st?.isFile() && rec.version === version && rec.size === size && st.size > 0 && st.size < size && Date.now() - rec.t < PARTIAL_MAX_AGE_MS;
+    if (!fits) {
+      await removePartial(other);
+      continue;
+    }
+    await fsp.rename(fsPath(other), fsPath(tmp));
+    await fsp.writeFile(fsPath(`${tmp}${PARTIAL_SUFFIX}`), `${JSON.stringify({ ...rec, t: Date.now() })}\n`, { mode: 0o600 });
+    await fsp.rm(fsPath(path.join(dir, name)), { force: true });
+    adopted = st!.size;
+  }
+  return adopted;
+}
+
 /**
  * Removes temporary files of dead runs (a crash or kill -9): only names of bucketsync's exact
  * shape, written on this host (the host hash in the name), whose writer pid is gone, and
@@ -497,6 +649,8 @@ async function removeLeftovers(files: string[]): Promise<void> {
     const t = parseTempName(path.basename(f));
     if (t === undefined || !isTempName(path.basename(f))) continue;
     if (t.host !== hostId() || t.pid === process.pid || isAlive(t.pid)) continue;
+    // A partial download kept for resuming (and its record) stays, up to a week.
+    if (f.endsWith(PARTIAL_SUFFIX) ? keptForResume(f.slice(0, -PARTIAL_SUFFIX.length)) && fs.existsSync(fsPath(f.slice(0, -PARTIAL_SUFFIX.length))) : keptForResume(f)) continue;
     const st = await lstatOrUndefined(fsPath(f));
     if (!st?.isFile()) continue;
     await fsp.unlink(fsPath(f)).catch(() => undefined);

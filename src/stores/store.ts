@@ -40,6 +40,15 @@ export interface TransferSource {
   open(range?: { start: number; end: number }): Promise<Readable>;
   /** Content hash, when known (`xxh128:<hex>`). */
   hash?: string;
+  /**
+   * Continues an interrupted read (a resumable download, see `Store.readFrom`): the bytes
+   * from `offset` on, if the source is still the version that was being read; the returned
+   * stream verifies the whole content, taking the first `offset` bytes from `prefixFile`.
+   * Absent when the source cannot resume.
+   */
+  openFrom?(prefixFile: string, offset: number): Promise<Readable>;
+  /** The source version `openFrom` continues (an S3 ETag): recorded beside a partial download. */
+  version?: string;
 }
 
 export interface WriteOptions {
@@ -55,6 +64,12 @@ export interface WriteOptions {
    * that changed while it was being sent.
    */
   beforeCommit?: () => Promise<void>;
+  /**
+   * Called when a write that continued an interrupted transfer (an S3 multipart upload's
+   * stored parts, a download's temporary file) has completed, with the bytes it did not
+   * send or fetch again.
+   */
+  onResumed?: (bytes: number) => void;
 }
 
 export interface RemoveItem {
@@ -151,6 +166,13 @@ export interface Store {
    * one failure per file. Problems it cannot decide are left to the writes.
    */
   checkWritable?(signal?: AbortSignal): Promise<void>;
+
+  /**
+   * Continues a download: the object's bytes from `offset` on if its ETag is still `etag`
+   * (else `StaleError`), as a stream that fails at its end unless the first `offset` bytes,
+   * read from `prefixFile`, and the rest together match the object's ETag.
+   */
+  readFrom?(path: string, etag: string, prefixFile: string, offset: number): Promise<Readable>;
 
   /**
    * Paths read in full so far whose content could not be verified against the store's own

@@ -67,6 +67,8 @@ export interface S3Api {
   getObject(input: Sdk.GetObjectCommandInput, signal?: AbortSignal): Promise<GetObjectResult>;
   putObject(input: Sdk.PutObjectCommandInput & { Body: Buffer }, signal?: AbortSignal): Promise<Sdk.PutObjectCommandOutput>;
   copyObject(input: Sdk.CopyObjectCommandInput, signal?: AbortSignal): Promise<Sdk.CopyObjectCommandOutput>;
+  /** One part of a multipart upload, with its Content-MD5 (which the signature covers). */
+  uploadPart(input: Sdk.UploadPartCommandInput & { Body: Buffer; ContentMD5: string }, signal?: AbortSignal): Promise<{ ETag?: string | undefined }>;
   /** The SDK, loaded and built at the first call, for everything else. */
   sdk(): Promise<SdkHandle>;
   destroy(): void;
@@ -131,6 +133,11 @@ export class SdkApi implements S3Api {
   async copyObject(input: Sdk.CopyObjectCommandInput, signal?: AbortSignal): Promise<Sdk.CopyObjectCommandOutput> {
     const { client, m } = await this.sdk();
     return client.send(new m.CopyObjectCommand(input), { abortSignal: signal });
+  }
+
+  async uploadPart(input: Sdk.UploadPartCommandInput & { Body: Buffer; ContentMD5: string }, signal?: AbortSignal): Promise<{ ETag?: string | undefined }> {
+    const { client, m } = await this.sdk();
+    return client.send(new m.UploadPartCommand(input), { abortSignal: signal });
   }
 
   destroy(): void {

@@ -76,6 +76,12 @@ interface Request {
   signal?: AbortSignal | undefined;
   /** Resolve with the response stream instead of reading the body (GetObject). */
   stream?: boolean;
+  /**
+   * Sign `UNSIGNED-PAYLOAD` instead of the body's SHA-256 (UploadPart: the signed Content-MD5
+   * header already binds the body, which the server checks; a SHA-256 pass over every byte
+   * would cost more CPU than the MD5 itself).
+   */
+  unsignedPayload?: boolean;
 }
 
 interface Response {
@@ -233,7 +239,7 @@ export class HttpApi implements S3Api {
       method: 'GET',
       bucket: input.Bucket!,
       key: input.Key!,
-      headers: { range: input.Range },
+      headers: { range: input.Range, 'if-match': input.IfMatch },
       signal,
       stream: true,
     });
@@ -267,6 +273,21 @@ export class HttpApi implements S3Api {
     const out: Sdk.PutObjectCommandOutput = { $metadata: { httpStatusCode: res.status }, ETag: header(res.headers, 'etag') };
     noteServerDate(out, header(res.headers, 'date'));
     return out;
+  }
+
+  async uploadPart(input: Sdk.UploadPartCommandInput & { Body: Buffer; ContentMD5: string }, signal?: AbortSignal): Promise<{ ETag?: string | undefined }> {
+    const res = await this.request({
+      op: 'UploadPart',
+      method: 'PUT',
+      bucket: input.Bucket!,
+      key: input.Key!,
+      query: { partNumber: String(input.PartNumber), uploadId: input.UploadId },
+      headers: { 'content-md5': input.ContentMD5 },
+      body: input.Body,
+      unsignedPayload: true,
+      signal,
+    });
+    return { ETag: header(res.headers, 'etag') };
   }
 
   async copyObject(input: Sdk.CopyObjectCommandInput, signal?: AbortSignal): Promise<Sdk.CopyObjectCommandOutput> {
@@ -336,7 +357,7 @@ export class HttpApi implements S3Api {
 
     const headers: Record<string, string> = { host };
     for (const [k, v] of Object.entries(req.headers ?? {})) if (v !== undefined) headers[k] = v;
-    const payloadHash = req.body ? createHash('sha256').update(req.body).digest('hex') : EMPTY_SHA256;
+    const payloadHash = req.unsignedPayload ? 'UNSIGNED-PAYLOAD' : req.body ? createHash('sha256').update(req.body).digest('hex') : EMPTY_SHA256;
     this.signer.sign({ method: req.method, path, query, headers, payloadHash, region: this.cfg.region, credentials: await this.credentials(), date: new Date() });
     if (req.body) headers['content-length'] = String(req.body.length);
 

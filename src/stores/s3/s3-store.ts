@@ -10,6 +10,7 @@
  * - copy()/setMtime(): CopyObject (UploadPartCopy above 5 GiB) with REPLACE metadata.
  */
 import { createHash } from 'node:crypto';
+import fsp from 'node:fs/promises';
 import { setMaxListeners } from 'node:events';
 import path from 'node:path';
 import { Transform, pipeline, type Readable } from 'node:stream';
@@ -55,14 +56,34 @@ import {
 import { assertSafePath, basename, compareCodePoints, decodeKey, encodeCopySource, guessContentType, unsafeRelativePath } from './keys.js';
 import { MetaCache, defaultCacheRoot, type MetaRecord, type MetaScan } from './meta-cache.js';
 import { formatMtime, parseMtime } from './mtime.js';
-import { defaultBackend, xxh128HexSync } from '../../hashing/xxh128.js';
+import { createHasher, defaultBackend, xxh128HexSync } from '../../hashing/xxh128.js';
 import { openPartReader, partCount, readWhole, type PartReader } from './parts.js';
+import { UploadJournals, identityOf, ownerMayBeAlive, sameIdentity, sameMeta, type SourceIdentity, type UploadJournal } from './resume.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const MIN_PART = 5 * MiB;
 const MAX_PART = 5 * GiB;
 const MAX_PARTS = 10_000;
+/** A journal written on another machine sharing the cache folder counts as abandoned after this long. */
+const RESUME_MAX_AGE_MS = 7 * 24 * 3600_000;
+
+/** A part an unfinished upload holds, as ListParts shows it. */
+interface StoredPart {
+  /** As the server sent it (quoted), for CompleteMultipartUpload. */
+  etag: string;
+  /** The part's MD5 (hex) when its ETag is one. */
+  md5: string | undefined;
+  size: number;
+}
+
+/** An upload of the same bytes an earlier run started, to go on with. */
+interface Resumable {
+  uploadId: string;
+  partSize: number;
+  stored: Map<number, StoredPart>;
+  journal: UploadJournal;
+}
 
 export interface S3StoreOptions {
   /** Custom endpoint URL (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS). */
@@ -86,6 +107,11 @@ export interface S3StoreOptions {
   listPageSize?: number;
   /** Metadata cache directory (default <cache root>/s3-meta); null disables the cache. */
   metaCacheDir?: string | null;
+  /**
+   * Folder of the multipart upload resume journals (default <cache root>/s3-uploads; also off
+   * with BUCKETSYNC_S3_RESUME=0); null disables resuming (interrupted uploads are aborted).
+   */
+  resumeDir?: string | null;
   /** Where warnings go (unsafe keys, cache problems…); default: stderr. */
   onWarning?: (m: string) => void;
   /** Attempts per request (default: AWS_MAX_ATTEMPTS, else 3), whichever transport sends it. */
@@ -176,7 +202,7 @@ export function candidatePartSizes(size: number, n: number): number[] {
  * have made it; undefined when the ETag says nothing checkable (SSE-KMS and SSE-C objects have
  * ETags that are no MD5).
  */
-function etagCheck(res: GetObjectResult): EtagCheck | undefined {
+function etagCheck(res: GetObjectResult, distrustRecorded = false): EtagCheck | undefined {
   const etag = res.ETag?.replace(/^"|"$/g, '').toLowerCase();
   if (!etag || res.SSECustomerAlgorithm || res.ServerSideEncryption?.startsWith('aws:kms')) return undefined;
   if (/^[0-9a-f]{32}$/.test(etag)) return { etag };
@@ -187,8 +213,10 @@ function etagCheck(res: GetObjectResult): EtagCheck | undefined {
   const candidates = candidatePartSizes(res.ContentLength, n);
   // A recorded size that cannot give this many parts belongs to another version: not ours.
   // One that can is tried first (another tool may have passed our metadata along).
-  if (Number.isSafeInteger(recorded) && recorded >= 1 && Math.max(1, Math.ceil(res.ContentLength / recorded)) === n) {
-    return { etag, partSizes: [recorded, ...candidates.filter((p) => p !== recorded)], recorded: true };
+  // Only the recorded size is hashed (one MD5 pass instead of up to seven): the usual case, an
+  // object bucketsync wrote. If it does not match, the next download of the key tries them all.
+  if (!distrustRecorded && Number.isSafeInteger(recorded) && recorded >= 1 && Math.max(1, Math.ceil(res.ContentLength / recorded)) === n) {
+    return { etag, partSizes: [recorded], recorded: true };
   }
   return { etag, partSizes: candidates };
 }
@@ -245,9 +273,25 @@ export class S3Store implements Store {
   private readonly keptUnverified: string[] = [];
   /** Foreign multipart downloads no part size verified: key → their ETag and content MD5 (see verifyingEtag). */
   private readonly unverified = new Map<string, { etag: string; md5: string }>();
+  /** Keys whose recorded part size did not verify a download: their next download tries every likely size. */
+  private readonly recordedFailed = new Set<string>();
   /** Set once the server turned out to compare If-Match without quotes (Ceph RGW). */
   private unquotedIfMatch = false;
   private closed = false;
+  /** Resume journals of multipart uploads (undefined: resuming is off). */
+  private readonly journals: UploadJournals | undefined;
+  /** Keys this run started a multipart upload of. */
+  private readonly writtenKeys = new Set<string>();
+  /** Uploads this run left to be resumed (interrupted or failed in a way that may go away). */
+  private interruptedUploads = 0;
+  /** Keys whose incomplete upload is kept for a later attempt (this run's retry, or the next run). */
+  private readonly keptUploads = new Set<string>();
+  /** Stale uploads (the source changed since) this run aborted. */
+  private staleUploadsAborted = 0;
+  /** Bytes of parts kept from earlier runs' uploads instead of being sent again. */
+  private resumedBytes = 0;
+  /** Set by a listing for a run that executes (ListOptions.executing). */
+  private executing = false;
 
   constructor(
     loc: S3Location,
@@ -268,8 +312,9 @@ export class S3Store implements Store {
       conditionalWrite: true,
       contentHash: 'md5-etag',
       setMtime: true,
-      // single-PUT bodies are in memory: their xxh128 costs no extra read
-      hashesWritesBelow: this.multipartThreshold,
+      // single-PUT bodies are in memory, multipart uploads hash their parts in order as they
+      // are read: a write's xxh128 never costs an extra read of the file
+      hashesWritesBelow: Number.POSITIVE_INFINITY,
     };
     this.partConcurrency = Math.max(1, Math.floor(opts.partConcurrency ?? 4));
     this.pageSize = Math.min(1000, Math.max(1, Math.floor(opts.listPageSize ?? 1000)));
@@ -278,6 +323,12 @@ export class S3Store implements Store {
     this.heads = new PQueue({ concurrency: Math.max(1, opts.headConcurrency ?? 32) });
     this.warn = opts.onWarning ?? ((m) => process.stderr.write(`warning: ${m}\n`));
     this.ctx = { endpoint: cfg.endpoint, region: cfg.region, bucket: loc.bucket, profile: cfg.profile };
+    this.journals = opts.resumeDir ? new UploadJournals(opts.resumeDir, cfg.endpoint ?? 'aws', loc.bucket) : undefined;
+  }
+
+  /** Bytes of multipart uploads kept from earlier, interrupted uploads (not sent again). */
+  resumedUploadBytes(): number {
+    return this.resumedBytes;
   }
 
   /** Requests sent so far, per S3 operation (`ListObjectsV2`, `HeadObject`, `PutObject`…). */
@@ -444,6 +495,7 @@ export class S3Store implements Store {
   async *list(opts: ListOptions = {}): AsyncIterable<FileEntry[]> {
     if (this.missingInPreview) return;
     const warn = opts.onWarning ?? this.warn;
+    if (opts.executing === true) this.executing = true;
     // Every request in flight listens on the signal: one linked signal that may have many.
     const linked = new AbortController();
     setMaxListeners(0, linked.signal);
@@ -735,7 +787,7 @@ export class S3Store implements Store {
       if (isNotFound(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
       throw operationError(err, 'GetObject', this.what(key), this.ctx);
     }
-    const check = range ? undefined : etagCheck(res);
+    const check = range ? undefined : etagCheck(res, this.recordedFailed.has(key));
     return check ? this.verifyingEtag(res.Body, check, key) : res.Body;
   }
 
@@ -750,17 +802,46 @@ export class S3Store implements Store {
    * MD5; a later download that hashes the same is accepted with a warning saying the object
    * could not be verified (a corruption in transit does not repeat itself byte for byte).
    */
-  private verifyingEtag(body: Readable, check: EtagCheck, key: string): Readable {
-    const whole = createHash('md5');
+  /**
+   * Store.readFrom: the object's bytes from `offset` on (Range + If-Match on the ETag the plan
+   * saw), verified as a whole with the first `offset` bytes read back from `prefixFile`.
+   */
+  async readFrom(rel: string, etag: string, prefixFile: string, offset: number): Promise<Readable> {
+    const key = await this.keyFor(rel);
+    let res: GetObjectResult;
+    const cond = { IfMatch: quoteEtag(etag)! };
+    try {
+      res = await this.conditional(key, cond, (c) =>
+        this.send('GetObject', key, () => this.api.getObject({ Bucket: this.bucket, Key: key, Range: `bytes=${offset}-`, IfMatch: c.IfMatch })),
+      );
+    } catch (err) {
+      if (isNotFound(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
+      throw err;
+    }
+    const got = quoteEtag(res.ETag);
+    if (got !== undefined && got !== quoteEtag(etag)) {
+      res.Body.destroy();
+      throw new StaleError(`${this.what(key)} changed since its download was interrupted (ETag ${got}, was ${etag})`);
+    }
+    const total = offset + (res.ContentLength ?? 0);
+    const check = etagCheck({ ...res, ContentLength: total }, this.recordedFailed.has(key));
+    return check ? this.verifyingEtag(res.Body, check, key, { file: prefixFile, bytes: offset }) : res.Body;
+  }
+
+  private verifyingEtag(body: Readable, check: EtagCheck, key: string, prefix?: { file: string; bytes: number }): Readable {
+    // The whole content's MD5: the check itself for a single-part ETag, and what a second
+    // download is compared with when no part size verifies a foreign multipart object. Not
+    // needed with our recorded part size (a mismatch there is a corruption).
+    const whole = check.recorded ? undefined : createHash('md5');
+    const recordedFailed = this.recordedFailed;
     const states = (check.partSizes ?? []).map((size) => ({ size, part: createHash('md5'), inPart: 0, digests: [] as Buffer[] }));
     const unverified = this.unverified;
     const kept = this.keptUnverified;
     const warn = this.warn;
     const what = this.what(key);
-    const out = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        whole.update(chunk);
-        for (const st of states) {
+    const feed = (chunk: Buffer): void => {
+      whole?.update(chunk);
+      for (const st of states) {
           for (let at = 0; at < chunk.length; ) {
             const n = Math.min(chunk.length - at, st.size - st.inPart);
             st.part.update(chunk.subarray(at, at + n));
@@ -773,13 +854,72 @@ export class S3Store implements Store {
             }
           }
         }
+    };
+    // A resumed download: the bytes already on disk are hashed first (read back, not passed on).
+    let prefixDone: Promise<void> | undefined = prefix
+      ? (async () => {
+          const fh = await fsp.open(prefix.file, 'r');
+          try {
+            const buf = Buffer.allocUnsafe(Math.min(8 * MiB, Math.max(1, prefix.bytes)));
+            for (let at = 0; at < prefix.bytes; ) {
+              const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, prefix.bytes - at), at);
+              if (bytesRead === 0) throw new Error(`the partial download ${prefix.file} is shorter than ${prefix.bytes} bytes`);
+              feed(buf.subarray(0, bytesRead));
+              at += bytesRead;
+            }
+          } finally {
+            await fh.close();
+          }
+        })()
+      : undefined;
+    prefixDone?.catch(() => undefined);
+    const out = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        if (prefixDone) {
+          prefixDone.then(
+            () => {
+              prefixDone = undefined;
+              feed(chunk);
+              done(null, chunk);
+            },
+            (err: unknown) => done(err as Error),
+          );
+          return;
+        }
+        feed(chunk);
         done(null, chunk);
       },
       flush: (done) => {
+        if (prefixDone) {
+          // an empty remainder: nothing came through transform()
+          prefixDone.then(
+            () => {
+              prefixDone = undefined;
+              finish(done);
+            },
+            (err: unknown) => done(err as Error),
+          );
+          return;
+        }
+        finish(done);
+      },
+    });
+    const finish = (done: (err?: Error | null) => void): void => {
+        if (!whole) {
+          const st = states[0]!;
+          if (st.inPart > 0 || st.digests.length === 0) st.digests.push(st.part.digest());
+          const got = `${createHash('md5').update(Buffer.concat(st.digests)).digest('hex')}-${st.digests.length}`;
+          if (got === check.etag) done();
+          else {
+            recordedFailed.add(key);
+            done(corruptDownload(`${what} arrived corrupted: its content hashes to ${got} with its recorded part size (${st.size}), its ETag is ${check.etag}`));
+          }
+          return;
+        }
         const wholeMd5 = whole.digest('hex');
         if (check.partSizes === undefined) {
           if (wholeMd5 === check.etag) done();
-          else done(new RetryableError(`${what} arrived corrupted: its content hashes to ${wholeMd5}, its ETag is ${check.etag}`));
+          else done(corruptDownload(`${what} arrived corrupted: its content hashes to ${wholeMd5}, its ETag is ${check.etag}`));
           return;
         }
         const got: string[] = [];
@@ -804,14 +944,13 @@ export class S3Store implements Store {
         }
         unverified.set(key, { etag: check.etag, md5: wholeMd5 });
         done(
-          new RetryableError(
+          corruptDownload(
             check.recorded
               ? `${what} arrived corrupted: its content hashes to ${got[0]} with its recorded part size, its ETag is ${check.etag}`
               : `${what} could not be verified against its multipart ETag ${check.etag} (no likely part size matches): it may have arrived corrupted; downloading it again to compare`,
           ),
         );
-      },
-    });
+    };
     pipeline(body, out, () => undefined); // an error of either stream destroys both
     return out;
   }
@@ -941,8 +1080,10 @@ export class S3Store implements Store {
       this.cache.put({ ...record, e: quoteEtag(res.ETag) ?? `"${md5.toString('hex')}"`, ...(w ? { w } : {}) });
       return;
     }
-    if (metadata.xxh128) record.h = `xxh128:${metadata.xxh128}`;
-    const { etag, w } = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal, opts.beforeCommit);
+    const { etag, hash: computed, resumed, w } = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal, opts.beforeCommit);
+    if (resumed > 0) opts.onResumed?.(resumed);
+    // the hash of exactly the bytes sent, tied to the ETag verified after the upload
+    record.h = computed;
     this.cache.put({ ...record, e: etag, ...(w ? { w } : {}) });
   }
 
@@ -954,9 +1095,11 @@ export class S3Store implements Store {
   }
 
   /**
-   * Multipart upload; returns the verified ETag and the write's server-time window (from
+   * Multipart upload; returns the verified ETag, the xxh128 of the bytes sent, how many bytes an
+   * earlier run had already stored (resumed), and the write's server-time window (from
    * CreateMultipartUpload to CompleteMultipartUpload: AWS stamps a multipart object with its
-   * initiation time, RGW with its completion). Never leaves the upload dangling.
+   * initiation time, RGW with its completion; none for a resumed upload). Never leaves the
+   * upload dangling, unless it can resume it (see resume.ts).
    */
   private async multipartUpload(
     key: string,
@@ -967,13 +1110,20 @@ export class S3Store implements Store {
     cond: Conditions,
     signal: AbortSignal | undefined,
     beforeCommit?: () => Promise<void>,
-  ): Promise<{ etag: string; w: [number, number] | undefined }> {
+  ): Promise<{ etag: string; hash: string; resumed: number; w: [number, number] | undefined }> {
     const size = source.size;
-    let partSize = this.partSize;
-    if (partCount(size, partSize) > MAX_PARTS) partSize = Math.ceil(size / MAX_PARTS / MiB) * MiB;
+    let partSize = this.partSizeFor(size);
     if (partSize > MAX_PART) throw new S3StoreError(`${rel} is too large for S3 (${size} bytes)`);
+    this.writtenKeys.add(key);
     // Fail fast before moving gigabytes when the destination already changed.
     await this.verifyConditions(key, cond, signal);
+
+    const sdk: SdkHandle = await this.api.sdk();
+    // Resume journal: an earlier run's upload of the same bytes, or a stale one to abort.
+    const prep = await this.prepareResume(key, source, metadata, contentType);
+    const journals = prep.journaling ? this.journals : undefined;
+    const resume = prep.resume;
+    if (resume) partSize = resume.partSize;
 
     let reader: PartReader;
     try {
@@ -982,52 +1132,86 @@ export class S3Store implements Store {
       throw this.sourceError(err, rel);
     }
     let uploadId: string | undefined;
-    let sdk: SdkHandle;
-    try {
-      sdk = await this.api.sdk();
-    } catch (err) {
-      await reader.close().catch(() => undefined);
-      throw err;
-    }
-    const createStarted = Date.now();
-    const createSentAt = performance.now();
+    // The server-time window of this write (the metadata cache proves its records with it).
     let createDate: number | undefined;
     let createElapsed = 0;
     let completeDate: number | undefined;
     let completeElapsed = 0;
-    try {
-      const created = await this.send('CreateMultipartUpload', key, () =>
-        sdk.client.send(
-          new sdk.m.CreateMultipartUploadCommand({
-            Bucket: this.bucket,
-            Key: key,
-            ContentType: contentType,
-            // what downloads verify the multipart ETag with
-            Metadata: { ...metadata, [PART_SIZE_META]: String(partSize) },
-          }),
-          { abortSignal: signal },
-        ),
-      );
-      createElapsed = performance.now() - createSentAt;
-      createDate = serverDateOf(created);
-      uploadId = created.UploadId;
-      if (!uploadId) throw new S3StoreError(`CreateMultipartUpload ${this.what(key)} returned no UploadId`);
-      // A retried request may have started an upload whose answer was lost on the way.
-      if ((created.$metadata.attempts ?? 1) > 1) await this.abortStrayUploads(key, uploadId, createStarted);
-    } catch (err) {
-      await reader.close().catch(() => undefined);
-      if (err instanceof RetryableError) await this.abortStrayUploads(key, undefined, createStarted);
-      throw err;
+    const journalFailed = (err: unknown): void => {
+      this.warn(`could not write the resume journal of ${this.what(key)}: ${firstLine((err as Error).message ?? String(err))}; this upload cannot be resumed`);
+    };
+    let journaling = journals !== undefined;
+    const journal = (fn: () => void): void => {
+      if (!journaling) return;
+      try {
+        fn();
+      } catch (err) {
+        journaling = false;
+        journalFailed(err);
+      }
+    };
+    if (resume) {
+      uploadId = resume.uploadId;
+      journal(() => journals!.adopt(resume.journal));
+    } else {
+      const createStarted = Date.now();
+      if (prep.identity) {
+        const identity = prep.identity;
+        journal(() => journals!.begin({ key, source: identity, partSize, contentType, meta: metadata }));
+      }
+      try {
+        const createSentAt = performance.now();
+        const created = await this.send('CreateMultipartUpload', key, () =>
+          sdk.client.send(
+            new sdk.m.CreateMultipartUploadCommand({
+              Bucket: this.bucket,
+              Key: key,
+              ContentType: contentType,
+              // what downloads verify the multipart ETag with
+              Metadata: { ...metadata, [PART_SIZE_META]: String(partSize) },
+            }),
+            { abortSignal: signal },
+          ),
+        );
+        createElapsed = performance.now() - createSentAt;
+        createDate = serverDateOf(created);
+        uploadId = created.UploadId;
+        if (!uploadId) throw new S3StoreError(`CreateMultipartUpload ${this.what(key)} returned no UploadId`);
+        const id = uploadId;
+        journal(() => journals!.uploadStarted(key, id));
+        // A retried request may have started an upload whose answer was lost on the way.
+        if ((created.$metadata.attempts ?? 1) > 1) await this.abortStrayUploads(key, uploadId, createStarted);
+      } catch (err) {
+        await reader.close().catch(() => undefined);
+        if (err instanceof RetryableError) await this.abortStrayUploads(key, undefined, createStarted);
+        if (journals) journals.remove(key);
+        throw err;
+      }
     }
 
     const n = reader.count;
     const parts: CompletedPart[] = new Array(n);
     const md5s: Buffer[] = new Array(n);
+    // xxh128 of the whole file, fed the parts in order as they are read (parts read ahead of
+    // their turn wait here: at most about `partConcurrency` of them)
+    await defaultBackend();
+    const hasher = await createHasher();
+    const waiting = new Map<number, Buffer>();
+    let nextToHash = 1;
+    const hashInOrder = (number: number, data: Buffer): void => {
+      waiting.set(number, data);
+      for (let b = waiting.get(nextToHash); b !== undefined; b = waiting.get(nextToHash)) {
+        hasher.update(b);
+        waiting.delete(nextToHash);
+        nextToHash++;
+      }
+    };
     const abort = new AbortController();
     setMaxListeners(0, abort.signal);
     const onAbort = (): void => abort.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     let failure: unknown;
+    let skippedBytes = 0;
     const worker = async (): Promise<void> => {
       while (failure === undefined && !abort.signal.aborted) {
         let part;
@@ -1038,12 +1222,22 @@ export class S3Store implements Store {
         }
         if (!part) return;
         const md5 = createHash('md5').update(part.data).digest();
+        const md5hex = md5.toString('hex');
         md5s[part.number - 1] = md5;
+        hashInOrder(part.number, part.data);
+        // A part the server holds with exactly these bytes (its ETag is their MD5) is kept.
+        const stored = resume?.stored.get(part.number);
+        const storedMd5 = stored ? (stored.md5 ?? resume?.journal.parts.get(part.number)?.md5) : undefined;
+        if (stored && stored.size === part.data.length && storedMd5 === md5hex) {
+          parts[part.number - 1] = { PartNumber: part.number, ETag: stored.etag };
+          skippedBytes += part.data.length;
+          continue;
+        }
         const res = await this.send('UploadPart', key, () =>
           this.sending(
             part.data.length,
-            sdk.client.send(
-              new sdk.m.UploadPartCommand({
+            this.api.uploadPart(
+              {
                 Bucket: this.bucket,
                 Key: key,
                 UploadId: uploadId,
@@ -1051,13 +1245,16 @@ export class S3Store implements Store {
                 Body: part.data,
                 ContentLength: part.data.length,
                 ContentMD5: md5.toString('base64'),
-              }),
-              { abortSignal: abort.signal },
+              },
+              abort.signal,
             ),
           ),
         );
         if (!res.ETag) throw new S3StoreError(`UploadPart ${part.number} of ${this.what(key)} returned no ETag`);
         parts[part.number - 1] = { PartNumber: part.number, ETag: res.ETag };
+        const num = part.number;
+        const len = part.data.length;
+        journal(() => journals!.partStored(key, num, md5hex, len));
       }
     };
 
@@ -1071,6 +1268,7 @@ export class S3Store implements Store {
       await Promise.all(workers);
       if (failure === undefined && signal?.aborted) failure = signal.reason ?? new Error('aborted');
       if (failure !== undefined) throw failure;
+      if (resume) this.resumedBytes += skippedBytes;
       // The file must not have changed while its parts were read (same size and mtime as planned).
       try {
         await beforeCommit?.();
@@ -1095,6 +1293,15 @@ export class S3Store implements Store {
       completeDate = serverDateOf(completed);
       completeElapsed = performance.now() - completeSentAt;
     } catch (err) {
+      // Interrupted, or a failure that may go away: the upload and its journal stay for the next
+      // attempt (this run's retry or the next run) to resume. Anything else: abort it.
+      if (journaling && (signal?.aborted || err instanceof RetryableError || (err as Error | undefined)?.name === 'AbortError')) {
+        this.interruptedUploads++;
+        this.keptUploads.add(key);
+        throw err;
+      }
+      this.keptUploads.delete(key);
+      if (journals) journals.remove(key);
       const abortErr = await this.abortUpload(key, uploadId);
       if (abortErr) {
         const base = err instanceof Error ? err.message : String(err);
@@ -1109,7 +1316,11 @@ export class S3Store implements Store {
     } finally {
       signal?.removeEventListener('abort', onAbort);
       await reader.close().catch(() => undefined);
+      if (nextToHash <= n) hasher.dispose();
     }
+    const hash = `xxh128:${hasher.digestHex()}`;
+    this.keptUploads.delete(key);
+    if (journals) journals.remove(key);
 
     // The CompleteMultipartUpload ETag can't be trusted (RGW returns it empty): HEAD and compare.
     const expected = `"${createHash('md5').update(Buffer.concat(md5s)).digest('hex')}-${n}"`;
@@ -1120,7 +1331,134 @@ export class S3Store implements Store {
         `${this.what(key)} does not match what was uploaded (size ${head.ContentLength}, ETag ${head.ETag}; expected ${size}, ${expected})`,
       );
     }
-    return { etag: expected, w: writeWindow(createDate, createElapsed, completeDate, completeElapsed) };
+    return { etag: expected, hash, resumed: resume ? skippedBytes : 0, w: resume ? undefined : writeWindow(createDate, createElapsed, completeDate, completeElapsed) };
+  }
+
+  /** The part size for a file of `size` bytes: the configured one, grown to stay within 10,000 parts. */
+  private partSizeFor(size: number): number {
+    let partSize = this.partSize;
+    if (partCount(size, partSize) > MAX_PARTS) partSize = Math.ceil(size / MAX_PARTS / MiB) * MiB;
+    return partSize;
+  }
+
+  /**
+   * What the resume journal says about `key` before an upload of `source`: whether to journal
+   * this upload (a local source, journals enabled, no live writer of the same key), and an
+   * upload to resume — the same source identity, content type and metadata, still on the
+   * server (ListParts). A journal of other bytes has its upload aborted; an unreadable one is
+   * ignored with a warning.
+   */
+  private async prepareResume(
+    key: string,
+    source: TransferSource,
+    metadata: Record<string, string>,
+    contentType: string,
+  ): Promise<{ journaling: boolean; identity?: SourceIdentity; resume?: Resumable }> {
+    const journals = this.journals;
+    if (!journals || !source.localPath) return { journaling: false };
+    let identity: SourceIdentity;
+    try {
+      identity = identityOf(source.localPath);
+    } catch {
+      return { journaling: false };
+    }
+    if (identity.size !== source.size) return { journaling: false };
+    const r = journals.read(key);
+    if (r.kind === 'none') return { journaling: true, identity };
+    if (r.kind === 'corrupt') {
+      this.warn(`ignoring the resume journal of ${this.what(key)} (${journals.fileFor(key)}): ${r.why}; uploading it from the start`);
+      journals.remove(key);
+      return { journaling: true, identity };
+    }
+    const j = r.journal;
+    if (ownerMayBeAlive(j.intent, RESUME_MAX_AGE_MS)) {
+      // Another live process is uploading the same object: leave its upload and journal alone.
+      return { journaling: false };
+    }
+    const ps = j.intent.partSize;
+    const partSizeOk = ps <= MAX_PART && partCount(source.size, ps) <= MAX_PARTS && (ps >= MIN_PART || ps >= source.size);
+    const same =
+      j.uploadId !== undefined &&
+      partSizeOk &&
+      sameIdentity(j.intent.source, identity) &&
+      j.intent.contentType === contentType &&
+      sameMeta(withoutHash(j.intent.meta), withoutHash(metadata));
+    if (same) {
+      const stored = await this.listParts(key, j.uploadId!);
+      if (stored) {
+        return { journaling: true, identity, resume: { uploadId: j.uploadId!, partSize: ps, stored, journal: j } };
+      }
+      // The upload is gone (completed, aborted or expired on the server).
+      journals.remove(key);
+      return { journaling: true, identity };
+    }
+    // The source (or what would be written) changed: the stale upload will never complete.
+    if (j.uploadId !== undefined) {
+      const failed = await this.abortUpload(key, j.uploadId);
+      if (failed) this.warn(`could not abort the stale multipart upload ${j.uploadId} of ${this.what(key)} (${failed})`);
+    } else {
+      await this.abortStrayUploads(key, undefined, j.intent.t);
+    }
+    this.staleUploadsAborted++;
+    journals.remove(key);
+    return { journaling: true, identity };
+  }
+
+  /** The parts an upload holds (number → ETag as sent back, its MD5 when it is one, size), or undefined when the upload is gone. */
+  private async listParts(key: string, uploadId: string): Promise<Map<number, StoredPart> | undefined> {
+    const { client, m } = await this.api.sdk();
+    const out = new Map<number, StoredPart>();
+    let marker: string | undefined;
+    for (let page = 0; page < 20; page++) {
+      let res;
+      try {
+        res = await client.send(new m.ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }));
+      } catch (err) {
+        if (isNotFound(err) || errorCode(err) === 'NoSuchUpload') return undefined;
+        throw operationError(err, 'ListParts', this.what(key), this.ctx);
+      }
+      for (const p of res.Parts ?? []) {
+        if (p.PartNumber === undefined || !p.ETag || p.Size === undefined) continue;
+        const bare = p.ETag.replace(/^"|"$/g, '').toLowerCase();
+        out.set(p.PartNumber, { etag: quoteEtag(p.ETag)!, md5: /^[0-9a-f]{32}$/.test(bare) ? bare : undefined, size: p.Size });
+      }
+      if (!res.IsTruncated || !res.NextPartNumberMarker) break;
+      marker = String(res.NextPartNumberMarker);
+    }
+    return out;
+  }
+
+  /**
+   * At the end of a run that wrote here: aborts the uploads journaled by runs that are gone
+   * (this host, pid dead; another host, older than RESUME_MAX_AGE_MS) for objects of this
+   * location that this run did not write — the plan had nothing left to send there, so they
+   * will never be completed. Not after an interrupted upload (the run stopped before it could
+   * get to them). Best effort: problems are warnings.
+   */
+  private async sweepAbandonedUploads(): Promise<void> {
+    const journals = this.journals;
+    if (!journals || !this.executing || this.interruptedUploads > 0) return;
+    const dir = this.prefix ? `${this.prefix}/` : '';
+    for (const { journal } of journals.all()) {
+      const key = journal.intent.key;
+      if (this.writtenKeys.has(key)) continue;
+      if (!(dir === '' || key.startsWith(dir) || key === this.prefix)) continue;
+      if (ownerMayBeAlive(journal.intent, RESUME_MAX_AGE_MS)) continue;
+      try {
+        if (journal.uploadId !== undefined) {
+          const failed = await this.abortUpload(key, journal.uploadId);
+          if (failed) {
+            this.warn(`could not abort the abandoned multipart upload ${journal.uploadId} of ${this.what(key)} (${failed})`);
+            continue;
+          }
+        } else {
+          await this.abortStrayUploads(key, undefined, journal.intent.t);
+        }
+        journals.remove(key);
+      } catch (err) {
+        this.warn(`could not abort the abandoned multipart upload of ${this.what(key)}: ${firstLine((err as Error).message ?? String(err))}`);
+      }
+    }
   }
 
   /**
@@ -1467,6 +1805,13 @@ export class S3Store implements Store {
     if (this.closed) return;
     this.closed = true;
     await this.heads.onIdle();
+    await this.sweepAbandonedUploads();
+    if (this.keptUploads.size > 0) {
+      const keys = [...this.keptUploads];
+      this.warn(
+        `kept ${keys.length} incomplete multipart upload(s) for the next run to resume: ${keys.slice(0, 3).map((k) => this.what(k)).join(', ')}${keys.length > 3 ? ', …' : ''} (a later run sends only their missing parts, or aborts them when nothing is left to send)`,
+      );
+    }
     await this.cache.close();
     this.api.destroy();
     // For benchmarks (bench/s3.mjs): when BUCKETSYNC_REQUEST_STATS names a file, append one JSON
@@ -1475,7 +1820,10 @@ export class S3Store implements Store {
     const statsFile = process.env.BUCKETSYNC_REQUEST_STATS;
     if (statsFile) {
       const { appendFile } = await import('node:fs/promises');
-      await appendFile(statsFile, `${JSON.stringify({ requests: this.requestCounts(), bytesSent: this.sentBytes })}\n`).catch((err: unknown) =>
+      await appendFile(
+        statsFile,
+        `${JSON.stringify({ requests: this.requestCounts(), bytesSent: this.sentBytes, resumedBytes: this.resumedBytes, staleUploadsAborted: this.staleUploadsAborted })}\n`,
+      ).catch((err: unknown) =>
         this.warn(`could not write request stats to ${statsFile}: ${err instanceof Error ? err.message : String(err)}`),
       );
     }
@@ -1541,6 +1889,36 @@ function deleteObjectsUnsupported(err: unknown): boolean {
   );
 }
 
+/**
+ * A size from an environment variable (`16777216`, `16M`, `16MiB`, `1G`; binary units), or
+ * undefined when it is unset; anything else is a set-up error naming the variable.
+ */
+export function envSize(name: string, units = true): number | undefined {
+  const raw = process.env[name]?.trim();
+  if (!raw) return undefined;
+  const m = units ? /^(\d+)\s*(k|ki|kib|m|mi|mib|g|gi|gib)?b?$/i.exec(raw) : /^(\d+)$/.exec(raw);
+  const mult: Record<string, number> = { k: 1024, m: MiB, g: GiB };
+  const n = m ? Number(m[1]) * (m[2] ? mult[m[2][0]!.toLowerCase()]! : 1) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new S3StoreError(`Invalid ${name}='${raw}': expected a positive ${units ? 'size such as 16M or 16777216' : 'whole number'}`, undefined, 2);
+  }
+  return n;
+}
+
+/**
+ * Upload metadata without the content hash: a resumed upload keeps what it was created with,
+ * and a hash there describes the same bytes (same source identity, every part's MD5 re-checked).
+ */
+function withoutHash(meta: Record<string, string>): Record<string, string> {
+  const { xxh128: _h, [XXH_TIE_META]: _t, ...rest } = meta;
+  return rest;
+}
+
+/** A download whose bytes do not match the object's ETag: retryable, and its partial file is worth nothing (`corrupt`). */
+function corruptDownload(message: string): RetryableError {
+  return Object.assign(new RetryableError(message), { corrupt: true });
+}
+
 function clampPart(n: number): number {
   return Math.min(MAX_PART, Math.max(MIN_PART, Math.floor(n)));
 }
@@ -1563,7 +1941,19 @@ export async function openS3Store(loc: S3Location, opts: S3StoreOptions = {}): P
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
   const cacheDir = opts.metaCacheDir === null ? null : (opts.metaCacheDir ?? path.join(defaultCacheRoot(), 's3-meta'));
   const cache = MetaCache.open(cacheDir, cfg.endpoint ?? 'aws', loc.bucket, warn);
-  const store = new S3Store(loc, cfg, api, cache, { ...opts, onWarning: warn });
+  const tuned = { ...opts, onWarning: warn };
+  try {
+    tuned.partSize ??= envSize('BUCKETSYNC_S3_PART_SIZE');
+    tuned.multipartThreshold ??= envSize('BUCKETSYNC_S3_MULTIPART_THRESHOLD');
+    tuned.partConcurrency ??= envSize('BUCKETSYNC_S3_PART_CONCURRENCY', false);
+  } catch (err) {
+    api.destroy();
+    throw err;
+  }
+  if (tuned.resumeDir === undefined) {
+    tuned.resumeDir = /^(0|false|no|off)$/i.test(process.env.BUCKETSYNC_S3_RESUME?.trim() ?? '') ? null : path.join(defaultCacheRoot(), 's3-uploads');
+  }
+  const store = new S3Store(loc, cfg, api, cache, tuned);
   try {
     await store.checkBucket(opts.createBucket ?? false);
   } catch (err) {

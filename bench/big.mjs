@@ -1,0 +1,270 @@
+// `npm run bench -- big [--size MiB[,MiB…]] [--runs N]`: one big seeded file (default 1 GiB and
+// 4 GiB) local → RGW and RGW → local, bucketsync against `aws s3 sync` (v2, defaults), rclone
+// (defaults) and rclone tuned (`--s3-upload-concurrency 8 --s3-chunk-size 16M` up,
+// `--multi-thread-streams 8` down), interleaved, medians of N (3): wall time, client CPU
+// seconds (user + sys) per GiB, peak RSS, and the ratios to the fastest / leanest peer.
+// Then bucketsync is SIGKILLed at about half of an upload and of a download and run again:
+// the bytes that went over the wire in both runs (counted by a TCP relay in front of RGW) and
+// whether the result is byte-identical, and how many incomplete multipart uploads are left.
+//
+// RGW: BUCKETSYNC_BENCH_S3_ENDPOINT (e.g. the shared test RGW), else one started here with
+// RGW_OBJECTSTORE=bluestore (scripts/rgw.sh) on free ports, stopped at the end. The RGW must
+// hold 2 copies of the file at a time. Needs rclone, aws-cli v2 at /usr/bin/aws, GNU time.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { BIN, fmt, have, machine, median, rng, scratch } from './lib.mjs';
+import { peerEnvs, startRgw } from './s3.mjs';
+
+const AWS = '/usr/bin/aws';
+const GiB = 2 ** 30;
+const MiB = 2 ** 20;
+const BUCKET = 'bench-big';
+const CREDS = { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'testtest', AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-east-1' };
+const GNU_TIME = ['/usr/bin/time', '/bin/time'].find((p) => fs.existsSync(p));
+
+/** A seeded file of `bytes` (each MiB differs: no dedup or compression helps anyone). */
+function seededFile(file, bytes) {
+  if (fs.existsSync(file) && fs.statSync(file).size === bytes) return;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const rand = rng(4242);
+  const block = Buffer.alloc(MiB);
+  for (let i = 0; i < MiB; i += 4) block.writeUInt32LE(Math.floor(rand() * 2 ** 32), i);
+  const fd = fs.openSync(file, 'w');
+  for (let off = 0; off < bytes; off += MiB) {
+    block.writeUInt32LE(off / MiB, 0);
+    fs.writeSync(fd, block, 0, Math.min(MiB, bytes - off));
+  }
+  fs.closeSync(fd);
+  fs.utimesSync(file, 1_700_000_000, 1_700_000_000);
+}
+
+function md5File(file) {
+  const h = createHash('md5');
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.alloc(8 * MiB);
+  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  fs.closeSync(fd);
+  return h.digest('hex');
+}
+
+/** One timed run: wall s, CPU s (user + sys), peak RSS MB. */
+function timed(cmd, args, env) {
+  const r = spawnSync(GNU_TIME, ['-f', '%e %M %U %S', cmd, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 * MiB });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
+  const [secs, kb, user, sys] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
+  return { secs, rssMb: kb / 1024, cpu: user + sys };
+}
+
+/** `timed` without blocking this process's event loop (the TCP relay below runs in it). */
+function timedAsync(cmd, args, env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(GNU_TIME, ['-f', '%e %M %U %S', cmd, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d.toString()));
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${err.slice(-2000)}`));
+      const [secs, kb, user, sys] = err.trim().split('\n').pop().split(' ').map(Number);
+      resolve({ secs, rssMb: kb / 1024, cpu: user + sys });
+    });
+  });
+}
+
+/** A TCP relay to `target` that counts the bytes each way (request bodies up, responses down). */
+async function relay(target) {
+  const t = new URL(target);
+  const counts = { up: 0, down: 0 };
+  const server = net.createServer((c) => {
+    const s = net.connect(Number(t.port || 80), t.hostname);
+    c.on('data', (d) => (counts.up += d.length));
+    s.on('data', (d) => (counts.down += d.length));
+    c.pipe(s);
+    s.pipe(c);
+    c.on('error', () => s.destroy());
+    s.on('error', () => c.destroy());
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, counts, close: () => new Promise((r) => server.close(r)) };
+}
+
+async function admin(endpoint) {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const sdk = await import('@aws-sdk/client-s3');
+  const client = new sdk.S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'testtest' },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  return {
+    async createBucket() {
+      await client.send(new sdk.CreateBucketCommand({ Bucket: BUCKET })).catch((e) => {
+        if (e.name !== 'BucketAlreadyOwnedByYou' && e.name !== 'BucketAlreadyExists') throw e;
+      });
+    },
+    async deletePrefix(prefix) {
+      const page = await client.send(new sdk.ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${prefix}/` }));
+      for (const o of page.Contents ?? []) await client.send(new sdk.DeleteObjectCommand({ Bucket: BUCKET, Key: o.Key }));
+      const ups = await client.send(new sdk.ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `${prefix}/` }));
+      for (const u of ups.Uploads ?? []) await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: BUCKET, Key: u.Key, UploadId: u.UploadId }));
+    },
+    async incompleteUploads(prefix) {
+      const ups = await client.send(new sdk.ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `${prefix}/` }));
+      return ups.Uploads?.length ?? 0;
+    },
+    async md5(key) {
+      const res = await client.send(new sdk.GetObjectCommand({ Bucket: BUCKET, Key: key }));
+      const h = createHash('md5');
+      for await (const c of res.Body) h.update(c);
+      return h.digest('hex');
+    },
+    destroy: () => client.destroy(),
+  };
+}
+
+/** SIGKILLs `bucketsync args` after `ms`; resolves when it is gone (true: the kill ended it). */
+function runAndKillAfter(args, env, ms) {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore', env: { ...process.env, ...env } });
+  const t = setTimeout(() => child.kill('SIGKILL'), ms);
+  return new Promise((r) =>
+    child.on('close', (code, sig) => {
+      clearTimeout(t);
+      r(sig === 'SIGKILL');
+    }),
+  );
+}
+
+export async function run({ sizes = [1024, 4096], runs = 3 } = {}) {
+  for (const [cmd, what] of [
+    ['rclone', 'rclone (apt-get install rclone)'],
+    [AWS, 'aws-cli v2 at /usr/bin/aws'],
+  ]) {
+    if (!have(cmd)) throw new Error(`bench big needs ${what}`);
+  }
+  if (!GNU_TIME) throw new Error('bench big needs GNU time (apt-get install time)');
+  const work = scratch('big');
+  let endpoint = process.env.BUCKETSYNC_BENCH_S3_ENDPOINT;
+  let stop = () => undefined;
+  if (!endpoint) {
+    process.env.RGW_OBJECTSTORE ??= 'bluestore';
+    const rgw = await startRgw(path.join(work, 'rgw'));
+    endpoint = rgw.endpoint;
+    stop = rgw.stop;
+  }
+  const a = await admin(endpoint);
+  const results = { suite: 'big', machine: machine(), endpoint, sizes: [] };
+  try {
+    await a.createBucket();
+    const { awsEnv, rcloneEnv } = peerEnvs(work, endpoint);
+    const cache = path.join(work, 'cache');
+    const bsEnv = { ...awsEnv, BUCKETSYNC_CACHE_DIR: cache };
+    console.log(`bench big: ${results.machine}; RGW ${endpoint}; medians of ${runs}`);
+    for (const mib of sizes) {
+      const bytes = mib * MiB;
+      const src = path.join(work, `src-${mib}`);
+      const file = path.join(src, 'ckpt.bin');
+      seededFile(file, bytes);
+      const srcMd5 = md5File(file);
+      const gib = bytes / GiB;
+      const up = [
+        ['bucketsync', (p) => [process.execPath, [BIN, 'sync', src, `s3://${BUCKET}/${p}`, '--endpoint-url', endpoint, '-q'], bsEnv]],
+        ['aws s3 sync', (p) => [AWS, ['--endpoint-url', endpoint, 's3', 'sync', src, `s3://${BUCKET}/${p}`, '--only-show-errors'], awsEnv]],
+        ['rclone', (p) => ['rclone', ['sync', src, `rgw:${BUCKET}/${p}`], rcloneEnv]],
+        ['rclone tuned', (p) => ['rclone', ['sync', src, `rgw:${BUCKET}/${p}`, '--s3-upload-concurrency', '8', '--s3-chunk-size', '16M'], rcloneEnv]],
+      ];
+      const down = [
+        ['bucketsync', (d) => [process.execPath, [BIN, 'sync', `s3://${BUCKET}/ref-${mib}`, d, '--endpoint-url', endpoint, '-q'], bsEnv]],
+        ['aws s3 sync', (d) => [AWS, ['--endpoint-url', endpoint, 's3', 'sync', `s3://${BUCKET}/ref-${mib}`, d, '--only-show-errors'], awsEnv]],
+        ['rclone', (d) => ['rclone', ['sync', `rgw:${BUCKET}/ref-${mib}`, d], rcloneEnv]],
+        ['rclone tuned', (d) => ['rclone', ['sync', `rgw:${BUCKET}/ref-${mib}`, d, '--multi-thread-streams', '8'], rcloneEnv]],
+      ];
+      const m = { up: Object.fromEntries(up.map(([k]) => [k, []])), down: Object.fromEntries(down.map(([k]) => [k, []])) };
+      // the object every download reads (uploaded once, untimed)
+      await a.deletePrefix(`ref-${mib}`);
+      timed(...up[0][1](`ref-${mib}`));
+      for (let i = 0; i < runs; i++) {
+        for (const [name, cmd] of up) {
+          const prefix = `up-${mib}`;
+          await a.deletePrefix(prefix);
+          fs.rmSync(cache, { recursive: true, force: true });
+          const [c, args, env] = cmd(prefix);
+          m.up[name].push(timed(c, args, env));
+          await a.deletePrefix(prefix);
+        }
+        for (const [name, cmd] of down) {
+          const dest = path.join(work, `down-${mib}`);
+          fs.rmSync(dest, { recursive: true, force: true });
+          fs.rmSync(cache, { recursive: true, force: true });
+          const [c, args, env] = cmd(dest);
+          m.down[name].push(timed(c, args, env));
+          if (i === 0 && md5File(path.join(dest, 'ckpt.bin')) !== srcMd5) throw new Error(`${name} downloaded different bytes`);
+          fs.rmSync(dest, { recursive: true, force: true });
+        }
+      }
+      const entry = { mib, up: {}, down: {} };
+      for (const dir of ['up', 'down']) {
+        console.log(`\n${mib} MiB ${dir === 'up' ? 'local → RGW' : 'RGW → local'}:`);
+        console.log('  tool            wall s   CPU s/GiB  peak RSS MB   wall ratio  CPU ratio');
+        const rows = Object.entries(m[dir]).map(([name, xs]) => ({
+          name,
+          wall: median(xs.map((x) => x.secs)),
+          cpu: median(xs.map((x) => x.cpu)) / gib,
+          rss: median(xs.map((x) => x.rssMb)),
+        }));
+        const peers = rows.filter((r) => r.name !== 'bucketsync');
+        const fastest = Math.min(...peers.map((r) => r.wall));
+        const leanest = Math.min(...peers.map((r) => r.cpu));
+        for (const r of rows) {
+          console.log(`  ${r.name.padEnd(14)} ${fmt(r.wall).padStart(7)}  ${fmt(r.cpu).padStart(9)}  ${fmt(r.rss, 0).padStart(11)}   ${fmt(r.wall / fastest).padStart(9)}  ${fmt(r.cpu / leanest).padStart(9)}`);
+          entry[dir][r.name] = r;
+        }
+      }
+
+      // Kill at ~50 % and re-run: bytes over the wire in both runs, byte identity, leftovers.
+      const tcp = await relay(endpoint);
+      try {
+        const upWall = entry.up.bucketsync.wall;
+        await a.deletePrefix(`kill-${mib}`);
+        fs.rmSync(cache, { recursive: true, force: true });
+        const upArgs = ['sync', src, `s3://${BUCKET}/kill-${mib}`, '--endpoint-url', tcp.url, '-q'];
+        const killed = await runAndKillAfter(upArgs, bsEnv, (upWall * 1000) / 2);
+        const afterKill = tcp.counts.up;
+        await timedAsync(process.execPath, [BIN, ...upArgs], bsEnv);
+        const upSent = tcp.counts.up;
+        const upSame = (await a.md5(`kill-${mib}/ckpt.bin`)) === srcMd5;
+        const left = await a.incompleteUploads(`kill-${mib}`);
+        console.log(
+          `\n  kill -9 at ~50 % of the upload${killed ? '' : ' (it finished first)'}, re-run: ${fmt(upSent / MiB, 1)} MiB sent in all (${fmt(upSent / bytes, 3)}× the file; ${fmt(afterKill / MiB, 1)} MiB before the kill), byte-identical: ${upSame}, incomplete uploads left: ${left}`,
+        );
+        const downWall = entry.down.bucketsync.wall;
+        const dest = path.join(work, `kill-down-${mib}`);
+        fs.rmSync(dest, { recursive: true, force: true });
+        const downArgs = ['sync', `s3://${BUCKET}/ref-${mib}`, dest, '--endpoint-url', tcp.url, '-q'];
+        const down0 = tcp.counts.down;
+        const killedDown = await runAndKillAfter(downArgs, bsEnv, (downWall * 1000) / 2);
+        const downBeforeKill = tcp.counts.down - down0;
+        await timedAsync(process.execPath, [BIN, ...downArgs], bsEnv);
+        const downGot = tcp.counts.down - down0;
+        const downSame = md5File(path.join(dest, 'ckpt.bin')) === srcMd5;
+        console.log(
+          `  kill -9 at ~50 % of the download${killedDown ? '' : ' (it finished first)'}, re-run: ${fmt(downGot / MiB, 1)} MiB received in all (${fmt(downGot / bytes, 3)}× the file; ${fmt(downBeforeKill / MiB, 1)} MiB before the kill), byte-identical: ${downSame}`,
+        );
+        entry.kill = { upSentBytes: upSent, upRatio: upSent / bytes, upSame, incompleteUploads: left, downBytes: downGot, downRatio: downGot / bytes, downSame };
+        fs.rmSync(dest, { recursive: true, force: true });
+        await a.deletePrefix(`kill-${mib}`);
+      } finally {
+        await tcp.close();
+      }
+      await a.deletePrefix(`ref-${mib}`);
+      results.sizes.push(entry);
+    }
+  } finally {
+    a.destroy();
+    stop();
+  }
+  return results;
+}
