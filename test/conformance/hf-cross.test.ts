@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempDir, writeTree } from '../support/cli.js';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 import { requireHf, runHf } from './hf-bin.js';
+import { seededRandom } from '../support/random.js';
 
 const HF = requireHf('hf cross-checks');
 const TOKEN = 'hf_test_token';
@@ -107,6 +108,14 @@ function snapshot(root: string): Record<string, [string, number]> {
   return out;
 }
 
+/** mulberry32 bytes (the generator of test/support/random.ts), as in test/unit/xet-hash.test.ts. */
+function seeded(n: number, seed: number): Buffer {
+  const r = seededRandom(seed);
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = Math.floor(r() * 256);
+  return b;
+}
+
 const hashes = (snap: Record<string, [string, number]>) => Object.fromEntries(Object.entries(snap).map(([k, v]) => [k, v[0]]));
 
 async function remoteHashes(id: string): Promise<Record<string, string>> {
@@ -173,6 +182,40 @@ describe.skipIf(!HF)('bucketsync and the real hf 2.0 on one server', { timeout: 
       const ops = dry.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type?: string; action?: string });
       expect(ops.filter((o) => o.type === 'operation').map((o) => o.action), `${from} -> ${to}`).toEqual(['skip', 'skip', 'skip', 'skip']);
     }
+  });
+
+  it('multi-chunk files hf_xet chunked differently from @huggingface/hub download verified (regression: "arrived corrupted")', async () => {
+    // Seeded bytes whose xet-core chunking differs from @huggingface/xetchunk-wasm 0.2.0's
+    // (test/unit/xet-hash.test.ts pins their hf_xet hashes), several in one hf upload (files
+    // sharing a xorb), one random, and one larger than a xorb (64 MiB: reconstructed from
+    // terms in two xorbs).
+    const id = newBucket();
+    const src = dir('hf-multi');
+    const files: Record<string, Buffer> = {};
+    for (const [n, s] of [
+      [200_004, 15],
+      [422_000, 11],
+      [866_000, 12],
+      [1_236_000, 13],
+      [3_000_017, 14],
+    ] as const) {
+      files[`m/seed${s}.bin`] = seeded(n, s);
+    }
+    files['m/random.bin'] = crypto.randomBytes(1_500_000);
+    files['m/huge.bin'] = crypto.randomBytes(70 * 1024 * 1024);
+    Object.entries(files).forEach(([rel, data], i) => writeTree(src, { [rel]: data }, T0 + i * 10));
+    const xorbsBefore = server.xorbCount;
+    await hf(['buckets', 'sync', src, `hf://buckets/${id}`]);
+    const rows = server.listBucket(id);
+    expect(rows.map((r) => r.path).sort()).toEqual(Object.keys(files).sort());
+    expect(server.xorbCount - xorbsBefore).toBeGreaterThanOrEqual(2);
+    const dst = dir('bs-multi');
+    await bs(['sync', `hf://buckets/${id}`, dst, '-q']);
+    expect(snapshot(dst)).toEqual(snapshot(src));
+    // A single-file download goes through the same check.
+    const one = path.join(dir('bs-one'), 'seed13.bin');
+    await bs(['buckets', 'cp', `hf://buckets/${id}/m/seed13.bin`, one]);
+    expect(fs.readFileSync(one).equals(files['m/seed13.bin']!)).toBe(true);
   });
 
   it('a plan written by either client is applied by the other and converges (upload and download)', async () => {

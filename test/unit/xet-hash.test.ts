@@ -81,3 +81,36 @@ describe('Xet file hash', () => {
     expect(xetIdentity(undefined)).toBeUndefined();
   });
 });
+
+describe("Xet file hash with xet-core's chunking (what hf / hf_xet uploads)", () => {
+  // Expected hashes computed by the real hf_xet 1.6.0 (`hf_xet.hash_files`) on these seeded
+  // inputs; @huggingface/xetchunk-wasm 0.2.0's chunking gives a different hash for every one
+  // (it can cut a chunk within 64 bytes after the minimum-size skip, xet-core never does).
+  const HF_XET: [number, number, string][] = [
+    [200_004, 15, '1fcb3cb898801bb08e51ca8018e8b2fe87b27cb7ffcf97c94b391d2329dbe84c'],
+    [422_000, 11, 'e2be5de14626f85930cf6dbab4b1d60765b7d471f56d772fd6cae64d16d7bcb2'],
+    [866_000, 12, 'c6477923d5b5c0b703b743021ca8b89066455d41d1bee1854c86584eab7acb0b'],
+    [1_236_000, 13, '4784cddb1a1f18abf00973ce634c69ce64c65f66b27a1702cbb5b0b6c0d9f341'],
+    [3_000_017, 14, '9850f2038c1a9d7103115e751aaad0a8ffc973aa1edcb001254e03647f18cd7b'],
+  ];
+  it.each(HF_XET)('%i seeded bytes (seed %i) hash as hf_xet does, in any piece sizes', (n, seed, want) => {
+    const data = randomBytes(n, seed);
+    for (const [foldEvery, piece] of [
+      [4096, n],
+      [3, 65_536],
+      [2, 7_777],
+      [5, 1000],
+    ] as const) {
+      const h = new XetHasher(foldEvery, 'xet-core');
+      for (let off = 0; off < data.length; off += piece) h.update(data.subarray(off, off + piece));
+      expect(h.digestHex(), `fold ${foldEvery}, pieces of ${piece}`).toBe(want);
+    }
+    expect(new XetHasher().update(data).digestHex()).not.toBe(want);
+  });
+
+  it('matches the hub chunking where no boundary falls in the disputed 64 bytes, and on tiny inputs', () => {
+    for (const d of [new Uint8Array(0), Buffer.from('a'), randomBytes(8_200, 5), randomBytes(70_000, 4)]) {
+      expect(new XetHasher(4096, 'xet-core').update(d).digestHex()).toBe(new XetHasher().update(d).digestHex());
+    }
+  });
+});

@@ -22,7 +22,7 @@ import { commitIterBucket, downloadFile, fileDownloadInfo } from '@huggingface/h
 import { formatLocation, type HfLocation } from '../../location/location.js';
 import { compareCodePoints } from '../../manifest/order.js';
 import { skippedEntry, xetIdentity, type FileEntry } from '../../types.js';
-import { XetHasher } from '../../hashing/xet.js';
+import { xetHashers } from '../../hashing/xet.js';
 import { isRepresentableMtime } from '../s3/mtime.js';
 import {
   RetryableError,
@@ -459,25 +459,26 @@ export class HfStore implements Store {
    * for complete (the executor writes under a temporary name and retries).
    */
   private verifyingXet(body: Readable, size: number, xetHash: string | undefined, rel: string): Readable {
-    const hasher = xetHash && /^[0-9a-f]{64}$/i.test(xetHash) ? new XetHasher() : undefined;
+    // Both chunkings (src/hashing/xet.ts): the file may come from @huggingface/hub or from hf_xet.
+    const hashers = xetHash && /^[0-9a-f]{64}$/i.test(xetHash) ? xetHashers() : [];
     let n = 0;
     const what = `${this.display}/${rel}`;
     const out = new Transform({
       transform(chunk: Buffer, _enc, done) {
         n += chunk.length;
-        hasher?.update(chunk);
+        for (const h of hashers) h.update(chunk);
         done(null, chunk);
       },
       flush(done) {
         if (n !== size) {
-          hasher?.dispose();
+          for (const h of hashers) h.dispose();
           done(new RetryableError(`${what} arrived with ${n} bytes, the Hub says it has ${size}; not kept`));
           return;
         }
-        if (hasher) {
-          const got = hasher.digestHex();
-          if (got !== xetHash!.toLowerCase()) {
-            done(new RetryableError(`${what} arrived corrupted: its content has Xet hash ${got}, the file's is ${xetHash}; not kept`));
+        if (hashers.length > 0) {
+          const got = hashers.map((h) => h.digestHex());
+          if (!got.includes(xetHash!.toLowerCase())) {
+            done(new RetryableError(`${what} arrived corrupted: its content has Xet hash ${got.join(' / ')}, the file's is ${xetHash}; not kept`));
             return;
           }
         }
