@@ -555,7 +555,7 @@ describe('buckets cp', { timeout: 240_000 }, () => {
       [['cp', 'a', 'b'], 2, 'Error: One of SRC or DST must be a bucket URI (hf://buckets/… or s3://…).'],
       [['cp', 'a'], 2, 'Error: Missing destination.'],
       [['cp', `hf://buckets/${bucket}/dir/nope.txt`, 'x'], 1, `Error: 'dir/nope.txt' not found in bucket '${bucket}'`],
-      [['cp', 'hf://models/x/y', 'x'], 2, 'Error: Invalid bucket path: hf://models/x/y. Must be a bucket URI (hf://buckets/...).'],
+      [['cp', 'hf://models/x/y', 'x'], 2, 'Error: Copying from or to model, dataset and space repositories is not supported yet: hf://models/x/y'],
     ];
     for (const [args, code, msg] of cases) {
       const r = await bs(args);
