@@ -421,28 +421,40 @@ async function copyRemote(ctx: Ctx, src: Remote, dst: Remote): Promise<CopiedFil
       for (const [path, error] of failed) failures.push({ path, error });
     }
   } else {
-    // One file at a time: S3 CopyObject (≤ 5 GiB) or the bytes streamed through this machine.
+    // Per file, 8 at a time: S3 CopyObject (≤ 5 GiB), or the bytes streamed through this machine
+    // (concurrent writes to an hf bucket share one Xet upload and one /batch per window).
     const s3 = src.kind === 's3' && dst.kind === 's3' ? await ctx.s3() : undefined;
     if (s3 && dst.kind === 's3') await s3Exists(ctx, dst.bucket);
-    let from: Store | undefined;
+    const needStores = pairs.some((p) => !s3 || p.file.size > 5 * 1024 ** 3);
+    const from = needStores ? await openRoot(ctx, src) : undefined;
     let into: Store | undefined;
     try {
-      for (const { file, to } of pairs) {
-        try {
-          if (s3 && src.kind === 's3' && dst.kind === 's3' && file.size <= 5 * 1024 ** 3) {
-            await s3.copyObject(src.bucket, file.path, dst.bucket, to);
-          } else {
-            from ??= await openRoot(ctx, src);
-            into ??= await openRoot(ctx, dst);
-            const reader = from;
-            const source: TransferSource = { size: file.size, mtimeMs: file.mtimeMs, open: (range) => reader.read(file.path, range) };
-            await into.write(to, source, { mtimeMs: file.mtimeMs, expect: { kind: 'any' } });
+      into = needStores ? await openRoot(ctx, dst) : undefined;
+      const errors: (BatchFailure | undefined)[] = new Array(pairs.length);
+      let fatal: unknown;
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (fatal === undefined && next < pairs.length) {
+          const i = next++;
+          const { file, to } = pairs[i]!;
+          try {
+            if (s3 && src.kind === 's3' && dst.kind === 's3' && file.size <= 5 * 1024 ** 3) {
+              await s3.copyObject(src.bucket, file.path, dst.bucket, to);
+            } else {
+              const reader = from!;
+              const source: TransferSource = { size: file.size, mtimeMs: file.mtimeMs, open: (range) => reader.read(file.path, range) };
+              await into!.write(to, source, { mtimeMs: file.mtimeMs, expect: { kind: 'any' } });
+            }
+          } catch (e) {
+            // Setup problems (a bad token, a missing bucket) stop the copy; a file's own failure is listed.
+            if (e instanceof UsageError || (e as { exitCode?: unknown }).exitCode === 2) fatal ??= e;
+            else errors[i] = { path: to, error: (e as Error).message.split('\n')[0] ?? String(e) };
           }
-        } catch (e) {
-          if (e instanceof UsageError || (e instanceof BucketError && e.exitCode === 2)) throw e;
-          failures.push({ path: to, error: (e as Error).message });
         }
-      }
+      };
+      await Promise.all(Array.from({ length: Math.min(8, pairs.length) }, worker));
+      if (fatal !== undefined) throw fatal;
+      for (const e of errors) if (e) failures.push(e);
     } finally {
       await from?.close();
       await into?.close();

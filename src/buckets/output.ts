@@ -59,7 +59,8 @@ export class BucketBatchError extends BucketError {
     readonly failures: readonly BatchFailure[],
     readonly sent: number,
   ) {
-    super(message, undefined, 1);
+    const applied = sent - failures.length;
+    super(message, applied > 0 ? `The other ${applied} operation(s) were applied.` : undefined, 1);
   }
 
   /** hf's lines: `  - path: error` for the first 10, then `  - ... and N more`. */

@@ -204,6 +204,19 @@ describe('hf 2.0 bucket commands in bucketsync', { timeout: 120_000 }, () => {
       expect((await s3Keys(s3dst)).filter((k) => k.startsWith('back/'))).toEqual(['back/in/a.txt', 'back/in/deep/b.txt']);
       const h2 = await raw!.send(new HeadObjectCommand({ Bucket: s3dst, Key: 'back/in/a.txt' }));
       expect(Number(h2.Metadata?.['mtime'])).toBe(T0);
+
+      // S3 → hf streamed with one file refused by the Hub: the rest land, the refused path is listed, exit 1.
+      server.createBucket('tester/from-s3-pf');
+      server.failPaths.set('p/deep/b.txt', 'Injected failure');
+      try {
+        const d = await bs(['cp', `s3://${s3src}/logs/`, 'hf://buckets/tester/from-s3-pf/p/']);
+        expect(d.code).toBe(1);
+        expect(d.stdout).toBe('');
+        expect(d.stderr).toMatch(/^ {2}- p\/deep\/b\.txt: .*Injected failure.*\nError: Failed to apply 1 out of 2 operation\(s\) on bucket 'tester\/from-s3-pf'\nHint: The other 1 operation\(s\) were applied\.\n$/);
+      } finally {
+        server.failPaths.clear();
+      }
+      expect(hfState('tester/from-s3-pf')).toEqual([['p/a.txt', 1, T0 * 1000]]);
     });
 
     it('a source folder with a key the destination cannot take is refused before anything is written', async () => {
