@@ -60,7 +60,7 @@ export class BucketBatchError extends BucketError {
     readonly sent: number,
   ) {
     const applied = sent - failures.length;
-    super(message, applied > 0 ? `The other ${applied} operation(s) were applied.` : undefined, 1);
+    super(message, applied > 0 ? `The other ${applied} operation(s) were applied.` : 'Nothing was changed.', 1);
   }
 
   /** hf's lines: `  - path: error` for the first 10, then `  - ... and N more`. */

@@ -137,14 +137,9 @@ function localSide(ctx: Ctx, ref: Extract<Ref, { kind: 'local' }>, recursive: bo
   };
 }
 
-function reportFailures(ctx: Ctx, failed: Map<string, string>, total: number, id: string): void {
+function reportFailures(failed: Map<string, string>, total: number, id: string): void {
   if (failed.size === 0) return;
-  let n = 0;
-  for (const [p, e] of failed) {
-    if (++n > 10) break;
-    ctx.out.warn(`not removed: ${p}: ${e}`);
-  }
-  if (failed.size > 10) ctx.out.warn(`… and ${failed.size - 10} more not removed`);
+  // The CLI prints the refused paths as hf 2.0 lists them (`  - path: error`, BucketBatchError.listing).
   const failures = [...failed].map(([path, error]) => ({ path, error }));
   throw new BucketBatchError(`Failed to remove ${failed.size} of ${total} file(s) from '${id}'`, id, failures, total);
 }
@@ -196,7 +191,7 @@ export async function rm(ctx: Ctx, arg: string, flags: RmFlags, onResult?: (r: R
     }
     if (!(await out.confirm(`Remove '${side.prefix}' from '${side.id}'?`, flags.yes ?? false))) return aborted();
     const failed = await side.remove([side.prefix]);
-    reportFailures(ctx, failed, 1, side.id);
+    reportFailures(failed, 1, side.id);
     onResult?.({ bucketId: side.id, paths: [side.prefix], bytes: what.size, dryRun: false });
     out.result('File removed', { path: side.prefix, bucket_id: side.id });
     return 0;
@@ -227,7 +222,7 @@ export async function rm(ctx: Ctx, arg: string, flags: RmFlags, onResult?: (r: R
   }
   const failed = await side.remove(victims.map((v) => v.path));
   const done = victims.filter((v) => !failed.has(v.path));
-  reportFailures(ctx, failed, victims.length, side.id);
+  reportFailures(failed, victims.length, side.id);
   onResult?.({ bucketId: side.id, paths: done.map((v) => v.path), bytes: total, dryRun: false });
   out.result(`Removed ${countLabel} from '${side.id}'`, { bucket_id: side.id, files_deleted: done.length, size });
   return 0;

@@ -46,6 +46,11 @@ function action<A extends unknown[]>(body: (ctx: Ctx, flags: Flags, ...args: A) 
     const ctx = new Ctx(flags);
     try {
       process.exitCode = (await body(ctx, flags, ...args)) ?? 0;
+    } catch (e) {
+      // hf's BucketBatchError listing (the first 10 refused paths) before the error line.
+      const listing = (e as { listing?: unknown }).listing;
+      if (Array.isArray(listing)) for (const l of listing) process.stderr.write(`${safeText(String(l))}\n`);
+      throw e;
     } finally {
       ctx.close();
     }
@@ -104,18 +109,7 @@ function cpCommand(name: string): Command {
     .description('Copy one file between a local path (or - for stdin/stdout) and a bucket, or files and folders between buckets.')
     .argument('<src>', 'local file, -, hf://buckets/ns/b/path, a Hub URL or s3://bucket/key (between buckets also a folder: SRC/ copies its contents, SRC nests it)')
     .argument('[dst]', 'local path (a trailing / or a directory keeps the name), -, or a bucket path (trailing / keeps the name)');
-  common(cmd).action(
-    action(async (ctx, _flags, src: string, dst: string | undefined) => {
-      try {
-        return await (await import('../buckets/cp.js')).cp(ctx, src, dst);
-      } catch (e) {
-        // hf's BucketBatchError listing: the first 10 refused paths, then the count line (the error).
-        const listing = (e as { listing?: unknown }).listing;
-        if (Array.isArray(listing)) for (const l of listing) process.stderr.write(`${safeText(String(l))}\n`);
-        throw e;
-      }
-    }),
-  );
+  common(cmd).action(action(async (ctx, _flags, src: string, dst: string | undefined) => (await import('../buckets/cp.js')).cp(ctx, src, dst)));
   cmd.addHelpText(
     'after',
     `

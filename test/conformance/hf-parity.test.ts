@@ -164,6 +164,15 @@ describe.skipIf(!HF)('bucketsync and real hf 2.0: same command, same result', { 
       expect(h.stderr).toContain('  - logs/deep/b.txt: Injected failure');
       expect(b.stderr).toContain('  - logs/deep/b.txt: Injected failure');
       expect(b.stdout).toBe('');
+      // rm -R with one delete refused: both remove the rest and list the refused path the same way.
+      server.failPaths.set('logs/a.txt', 'Injected failure');
+      const hr = await hf(['buckets', 'rm', 'tester/pf-hf/logs', '-R', '-y']);
+      const br = await bs(['buckets', 'rm', 'tester/pf-bs/logs', '-R', '-y']);
+      expect(hr.code).toBe(1);
+      expect(br.code).toBe(1);
+      expect(hr.stderr).toContain('  - logs/a.txt: Injected failure');
+      expect(br.stderr).toMatch(/^ {2}- logs\/a\.txt: Injected failure\nError: Failed to remove 1 of 1 file\(s\) from 'tester\/pf-bs'\n/);
+      expect(state('tester/pf-bs')).toEqual(state('tester/pf-hf'));
     } finally {
       server.failPaths.clear();
     }

@@ -448,13 +448,13 @@ describe('buckets rm', { timeout: 240_000 }, () => {
     expect(remotePaths()).toEqual(['dir/b.txt']);
   });
 
-  it('a Hub refusal of some deletes is reported per file, exit 1', async () => {
+  it('a Hub refusal of some deletes is reported per file (hf 2.0 BucketBatchError lines), exit 1', async () => {
     await seed({ 'a.txt': 'a', 'b.txt': 'b' });
     server.failPaths.set('b.txt', 'Injected failure');
     const r = await bs(['rm', '-R', bucket, '-y']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('Warning: not removed: b.txt: Injected failure');
-    expect(r.stderr).toContain(`Error: Failed to remove 1 of 2 file(s) from '${bucket}'`);
+    expect(r.stderr).toBe(`  - b.txt: Injected failure\nError: Failed to remove 1 of 2 file(s) from '${bucket}'\nHint: The other 1 operation(s) were applied.\n`);
+    expect(r.stdout).toBe('');
     expect(remotePaths()).toEqual(['b.txt']);
   });
 
