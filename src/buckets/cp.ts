@@ -316,7 +316,8 @@ interface SourceFile extends RemoteFile {
 
 /** The files a remote source names: the file itself, or every file at and below the folder (path boundary). */
 async function sourceFiles(ctx: Ctx, src: Remote, dstKind: Remote['kind']): Promise<{ single: boolean; files: SourceFile[] }> {
-  if (src.prefix !== '' && !src.trailingSlash) {
+  // A file is a file even written with a trailing `/` (hf strips it before its paths-info probe).
+  if (src.prefix !== '') {
     if (src.kind === 'hf') {
       const info = (await ctx.hub().pathsInfo(src.bucketId, [src.prefix])).get(src.prefix);
       if (info?.type === 'file') {
