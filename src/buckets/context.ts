@@ -40,12 +40,24 @@ export class Ctx {
   private hubClient: HubClient | undefined;
   private s3Admin: S3Admin | undefined;
 
-  constructor(readonly flags: CommonFlags) {
-    this.out = new Out(outputMode(flags), { noTruncate: flags.truncate === false });
+  /** `opts.out`: where messages go (the library API passes a silent one); `opts.hfEndpoint`: the Hub (else HF_ENDPOINT). */
+  constructor(
+    readonly flags: CommonFlags,
+    private readonly opts: { out?: Out; hfEndpoint?: string } = {},
+  ) {
+    this.out = opts.out ?? new Out(outputMode(flags), { noTruncate: flags.truncate === false });
+  }
+
+  /** Token and endpoint for the Hub client and the hf store. */
+  get hfOptions(): { token?: string; endpoint?: string } {
+    const o: { token?: string; endpoint?: string } = {};
+    if (this.flags.token !== undefined) o.token = this.flags.token;
+    if (this.opts.hfEndpoint !== undefined) o.endpoint = this.opts.hfEndpoint;
+    return o;
   }
 
   hub(): HubClient {
-    this.hubClient ??= new HubClient(this.flags.token !== undefined ? { token: this.flags.token } : {});
+    this.hubClient ??= new HubClient(this.hfOptions);
     return this.hubClient;
   }
 

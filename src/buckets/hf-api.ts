@@ -197,6 +197,17 @@ export class HubClient {
     throw mapHfError(raw, ctx);
   }
 
+  /** `PUT /api/buckets/{id}/settings` with `{private}` (hf's `update_bucket_settings`; the only setting hf sends). */
+  async updateSettings(bucketId: string, settings: { private: boolean }): Promise<void> {
+    const res = await this.request(
+      `${this.bucketUrl(bucketId)}/settings`,
+      { method: 'PUT', headers: this.headers({ 'Content-Type': 'application/json' }), body: JSON.stringify({ private: settings.private }) },
+      `updating the settings of bucket ${bucketId}`,
+      bucketId,
+    );
+    await res.body?.cancel().catch(() => undefined);
+  }
+
   /**
    * `GET /api/buckets/{id}/tree[/{prefix}]?recursive=…`, every page, in the server's order.
    * The server's prefix match is lexical: callers apply the path boundary.

@@ -40,6 +40,37 @@ export class BucketError extends Error {
   }
 }
 
+/** One operation of a batch that the server (or S3) refused. */
+export interface BatchFailure {
+  path: string;
+  error: string;
+}
+
+/**
+ * Some operations of a multi-file command failed (hf 2.0's `BucketBatchError`): raised after
+ * every operation was sent, so the others were applied. `failures` lists every refused path
+ * (the message names the count; the CLI prints the first 10 as hf does).
+ */
+export class BucketBatchError extends BucketError {
+  override name = 'BucketBatchError';
+  constructor(
+    message: string,
+    readonly bucketId: string,
+    readonly failures: readonly BatchFailure[],
+    readonly sent: number,
+  ) {
+    const applied = sent - failures.length;
+    super(message, applied > 0 ? `The other ${applied} operation(s) were applied.` : 'Nothing was changed.', 1);
+  }
+
+  /** hf's lines: `  - path: error` for the first 10, then `  - ... and N more`. */
+  get listing(): string[] {
+    const lines = this.failures.slice(0, 10).map((f) => `  - ${f.path}: ${f.error}`);
+    if (this.failures.length > 10) lines.push(`  - ... and ${this.failures.length - 10} more`);
+    return lines;
+  }
+}
+
 interface Stream {
   write(s: string): unknown;
   isTTY?: boolean;

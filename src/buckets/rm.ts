@@ -12,7 +12,7 @@ import { UsageError } from '../types.js';
 import type { Ctx } from './context.js';
 import { formatSize } from './format.js';
 import { listHf, listLocal, listS3, underPrefix } from './listing.js';
-import { BucketError } from './output.js';
+import { BucketBatchError, BucketError } from './output.js';
 import { parseRef, type Ref } from './target.js';
 
 export interface RmFlags {
@@ -137,17 +137,24 @@ function localSide(ctx: Ctx, ref: Extract<Ref, { kind: 'local' }>, recursive: bo
   };
 }
 
-function reportFailures(ctx: Ctx, failed: Map<string, string>, total: number, id: string): void {
+function reportFailures(failed: Map<string, string>, total: number, id: string): void {
   if (failed.size === 0) return;
-  let n = 0;
-  for (const [p, e] of failed) {
-    if (++n > 10) break;
-    ctx.out.warn(`not removed: ${p}: ${e}`);
-  }
-  throw new BucketError(`Failed to remove ${failed.size} of ${total} file(s) from '${id}'`, undefined, 1);
+  // The CLI prints the refused paths as hf 2.0 lists them (`  - path: error`, BucketBatchError.listing).
+  const failures = [...failed].map(([path, error]) => ({ path, error }));
+  throw new BucketBatchError(`Failed to remove ${failed.size} of ${total} file(s) from '${id}'`, id, failures, total);
 }
 
-export async function rm(ctx: Ctx, arg: string, flags: RmFlags): Promise<number> {
+/** What a remove did (or, with `dryRun`, would do). */
+export interface RemoveResult {
+  /** The bucket id, `s3://bucket`, or the local directory as given. */
+  bucketId: string;
+  /** Paths removed (or to remove), as listed. */
+  paths: string[];
+  bytes: number;
+  dryRun: boolean;
+}
+
+export async function rm(ctx: Ctx, arg: string, flags: RmFlags, onResult?: (r: RemoveResult) => void): Promise<number> {
   const ref = parseRef(arg) as Ref;
   const recursive = flags.recursive ?? false;
   const filtered = flags.include.length > 0 || flags.exclude.length > 0;
@@ -176,6 +183,7 @@ export async function rm(ctx: Ctx, arg: string, flags: RmFlags): Promise<number>
       throw new BucketError(`'${side.prefix}' is a directory in '${side.id}'`, `Use -R to remove it and everything below it: bucketsync rm -R ${arg}`, 1);
     }
     if (flags.dryRun) {
+      onResult?.({ bucketId: side.id, paths: [side.prefix], bytes: what.size, dryRun: true });
       out.text(`delete: ${side.uri(side.prefix)}`);
       out.text('(dry run) 1 file would be removed.');
       if (out.mode === 'json') out.result('', { path: side.prefix, bucket_id: side.id, dry_run: true });
@@ -183,7 +191,8 @@ export async function rm(ctx: Ctx, arg: string, flags: RmFlags): Promise<number>
     }
     if (!(await out.confirm(`Remove '${side.prefix}' from '${side.id}'?`, flags.yes ?? false))) return aborted();
     const failed = await side.remove([side.prefix]);
-    reportFailures(ctx, failed, 1, side.id);
+    reportFailures(failed, 1, side.id);
+    onResult?.({ bucketId: side.id, paths: [side.prefix], bytes: what.size, dryRun: false });
     out.result('File removed', { path: side.prefix, bucket_id: side.id });
     return 0;
   }
@@ -194,12 +203,14 @@ export async function rm(ctx: Ctx, arg: string, flags: RmFlags): Promise<number>
   const total = victims.reduce((n, v) => n + v.size, 0);
   const size = formatSize(total, true);
   if (victims.length === 0) {
+    onResult?.({ bucketId: side.id, paths: [], bytes: 0, dryRun: flags.dryRun ?? false });
     out.text('No files to remove.');
     if (out.mode === 'json') out.result('', { bucket_id: side.id, files_deleted: 0, size });
     return 0;
   }
   const countLabel = `${victims.length} file(s) totaling ${size}`;
   if (flags.dryRun) {
+    onResult?.({ bucketId: side.id, paths: victims.map((v) => v.path), bytes: total, dryRun: true });
     for (const v of victims) out.text(`delete: ${side.uri(v.path)}`);
     out.text(`(dry run) ${countLabel} would be removed.`);
     if (out.mode === 'json') out.result('', { bucket_id: side.id, files_to_delete: victims.length, size, paths: victims.map((v) => v.path), dry_run: true });
@@ -211,7 +222,8 @@ export async function rm(ctx: Ctx, arg: string, flags: RmFlags): Promise<number>
   }
   const failed = await side.remove(victims.map((v) => v.path));
   const done = victims.filter((v) => !failed.has(v.path));
-  reportFailures(ctx, failed, victims.length, side.id);
+  reportFailures(failed, victims.length, side.id);
+  onResult?.({ bucketId: side.id, paths: done.map((v) => v.path), bytes: total, dryRun: false });
   out.result(`Removed ${countLabel} from '${side.id}'`, { bucket_id: side.id, files_deleted: done.length, size });
   return 0;
 }

@@ -8,10 +8,11 @@
  * errors exit 2, failed operations 1.
  */
 import { Command, Option } from 'commander';
+import { safeText } from './text.js';
 // The commands' code is loaded when one of them runs, not on every start (a sync needs none of it).
 import type { Ctx, CommonFlags } from '../buckets/context.js';
 import type { LsFlags } from '../buckets/ls.js';
-import type { CreateFlags, DeleteFlags } from '../buckets/manage.js';
+import type { CreateFlags, DeleteFlags, SettingsFlags } from '../buckets/manage.js';
 import type { RmFlags } from '../buckets/rm.js';
 
 const manage = () => import('../buckets/manage.js');
@@ -45,6 +46,11 @@ function action<A extends unknown[]>(body: (ctx: Ctx, flags: Flags, ...args: A) 
     const ctx = new Ctx(flags);
     try {
       process.exitCode = (await body(ctx, flags, ...args)) ?? 0;
+    } catch (e) {
+      // hf's BucketBatchError listing (the first 10 refused paths) before the error line.
+      const listing = (e as { listing?: unknown }).listing;
+      if (Array.isArray(listing)) for (const l of listing) process.stderr.write(`${safeText(String(l))}\n`);
+      throw e;
     } finally {
       ctx.close();
     }
@@ -100,8 +106,8 @@ Examples:
 
 function cpCommand(name: string): Command {
   const cmd = new Command(name)
-    .description('Copy one file between a local path (or - for stdin/stdout) and a bucket, or between buckets.')
-    .argument('<src>', 'local file, -, hf://buckets/ns/b/path, a Hub URL or s3://bucket/key')
+    .description('Copy one file between a local path (or - for stdin/stdout) and a bucket, or files and folders between buckets.')
+    .argument('<src>', 'local file, -, hf://buckets/ns/b/path, a Hub URL or s3://bucket/key (between buckets also a folder: SRC/ copies its contents, SRC nests it)')
     .argument('[dst]', 'local path (a trailing / or a directory keeps the name), -, or a bucket path (trailing / keeps the name)');
   common(cmd).action(action(async (ctx, _flags, src: string, dst: string | undefined) => (await import('../buckets/cp.js')).cp(ctx, src, dst)));
   cmd.addHelpText(
@@ -113,7 +119,9 @@ Examples:
   bucketsync buckets cp model.safetensors hf://buckets/user/my-bucket/ckpt/
   bucketsync buckets cp - s3://my-bucket/logs/today.txt               from stdin
   bucketsync buckets cp hf://buckets/user/a/x.bin hf://buckets/user/b/   copied on the server
-Directories: use \`bucketsync sync\`.`,
+  bucketsync buckets cp hf://buckets/user/a/logs hf://buckets/user/b/     b/logs/… (folder nested)
+  bucketsync buckets cp hf://buckets/user/a/logs/ hf://buckets/user/b/    b/… (folder contents)
+Local folders: use \`bucketsync sync\`. Model, dataset and space repositories: not supported yet.`,
   );
   return cmd;
 }
@@ -121,7 +129,7 @@ Directories: use \`bucketsync sync\`.`,
 export function registerBucketCommands(program: Command): void {
   const buckets = program
     .command('buckets')
-    .description('Manage buckets (Hugging Face and S3) and their files: create, info, ls, rm, cp, delete, move.');
+    .description('Manage buckets (Hugging Face and S3) and their files: create, info, ls, rm, cp, delete, move, settings, sync.');
 
   common(
     buckets
@@ -157,6 +165,15 @@ export function registerBucketCommands(program: Command): void {
       .argument('<from>', 'ns/name or hf://buckets/ns/name')
       .argument('<to>', 'ns/name or hf://buckets/ns/name'),
   ).action(action(async (ctx, _flags, from: string, to: string) => (await manage()).moveBucket(ctx, from, to)));
+
+  common(
+    buckets
+      .command('settings')
+      .description('Make a Hugging Face bucket private or public (exactly one of --private, --public).')
+      .argument('<bucket>', 'ns/name or hf://buckets/ns/name')
+      .option('--private', 'make the bucket private')
+      .option('--public', 'make the bucket public'),
+  ).action(action(async (ctx, flags, bucket: string) => (await manage()).bucketSettings(ctx, bucket, flags as SettingsFlags)));
 
   buckets.addCommand(rmCommand('remove').alias('rm').copyInheritedSettings(buckets));
   buckets.addCommand(cpCommand('cp').copyInheritedSettings(buckets));

@@ -44,6 +44,13 @@ export function buildProgram(): Command {
   program.addOption(new Option('--debug', 'print stack traces on errors (same as BUCKETSYNC_DEBUG=1)').hideHelp());
   registerSyncCommand(program);
   registerBucketCommands(program);
+  // `buckets sync` is hf's spelling of `sync`: the same command (flags, code path, help).
+  const buckets = program.commands.find((c) => c.name() === 'buckets');
+  if (buckets) registerSyncCommand(buckets);
+  // hf's global `--no-truncate` (human tables only) is accepted by sync, which prints no tables.
+  for (const parent of [program, buckets]) {
+    parent?.commands.find((c) => c.name() === 'sync')?.addOption(new Option('--no-truncate', "accepted for hf compatibility (hf's table flag; sync prints no tables)"));
+  }
   registerPlanCommand(program);
   program.addHelpText('after', ROOT_EXAMPLES);
   return program;
