@@ -125,6 +125,7 @@ def done(*_):
     stop = True
 signal.signal(signal.SIGTERM, done)
 end = time.time() + 60
+print('ready', flush=True)
 while trigger and (os.path.exists(trigger) != (when == 'exists')) and not stop and time.time() < end:
     time.sleep(0.0002)
 n = 0
@@ -136,11 +137,23 @@ if n % 2:
 print(n)
 `;
 
-function startSwapper(a: string, b: string, trigger: string, when: 'exists' | 'gone'): { stop(): Promise<number> } {
+/** Starts the swapper; resolves once it is waiting for `trigger` (to exist, or to be gone). */
+async function startSwapper(a: string, b: string, trigger: string, when: 'exists' | 'gone'): Promise<{ stop(): Promise<number> }> {
   const child = spawn('python3', ['-c', SWAPPER, a, b, trigger, when], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  const closed = new Promise<number>((resolve) => child.on('close', () => resolve(Number(out.trim()))));
+  let ready: () => void = () => undefined;
+  const isReady = new Promise<void>((resolve) => (ready = resolve));
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+    if (out.startsWith('ready\n')) ready();
+  });
+  const closed = new Promise<number>((resolve) =>
+    child.on('close', () => {
+      ready();
+      resolve(Number(out.replace(/^ready\n/, '').trim()));
+    }),
+  );
+  await isReady;
   return {
     async stop() {
       child.kill('SIGTERM');
@@ -332,13 +345,13 @@ describe('class 2/18: nothing is written, re-stamped or deleted through a link i
   });
 
   describe.skipIf(!canSwap)('folders swapped back and forth with a link during the run (renameat2 RENAME_EXCHANGE in a tight loop)', () => {
-    /** `dst/sub` (or the root) holds 150 files, the outside folder 150 look-alikes of equal size and mtime. */
+    /** For deletes, `dst/sub` (or the root) holds 600 files and the outside folder 600 look-alikes of equal size and mtime; for writes the source has them. */
     const setup = (d: string, withFiles: boolean, at: 'sub' | 'root') => {
       const src = path.join(d, 'src');
       const dst = path.join(d, 'dst');
       const outside = path.join(d, 'outside');
       const files: Record<string, string> = {};
-      for (let i = 0; i < 150; i++) files[`f${String(i).padStart(3, '0')}.txt`] = `content ${i}\n`;
+      for (let i = 0; i < 600; i++) files[`f${String(i).padStart(3, '0')}.txt`] = `content ${i}\n`;
       const prefix = at === 'sub' ? 'sub/' : '';
       const inDst = Object.fromEntries(Object.entries(files).map(([k, v]) => [`${prefix}${k}`, v]));
       if (withFiles) {
@@ -362,16 +375,19 @@ describe('class 2/18: nothing is written, re-stamped or deleted through a link i
           const a = at === 'sub' ? path.join(dst, 'sub') : dst;
           const b = at === 'sub' ? path.join(dst, 'swp') : path.join(d, 'dst-link');
           fs.symlinkSync(outside, b);
-          // The root is resolved once when the run starts: it is swapped only once the run is writing.
-          const trigger = at === 'root' ? path.join(dst, what === 'writes' ? 'f000.txt' : 'f000.txt') : '';
-          const swapper = startSwapper(a, b, trigger, what === 'deletes' ? 'gone' : 'exists');
-          const r = await cli(['sync', src, dst, ...(what === 'deletes' ? ['--delete'] : []), '--transfers', '2'], { env: { BUCKETSYNC_TEST_DELAY_MS: '2' } });
+          // Swapping starts once the run acts (the listing saw the real folders; the root is
+          // resolved once, when the run starts), and goes on until the run has finished.
+          const trigger = path.join(a, 'f000.txt');
+          const swapper = await startSwapper(a, b, trigger, what === 'deletes' ? 'gone' : 'exists');
+          // The link itself is excluded: --delete would remove it (and end the swapping).
+          const flags = [...(what === 'deletes' ? ['--delete'] : []), ...(at === 'sub' ? ['--exclude', 'swp'] : [])];
+          const r = await cli(['sync', src, dst, ...flags]);
           const swaps = await swapper.stop();
           expect(swaps, 'the swapper ran during the run').toBeGreaterThan(100);
           expect(readTree(outside), r.stderr).toEqual(before);
           expect(fs.lstatSync(b).isSymbolicLink()).toBe(true);
           // A later run without the swapper converges.
-          const again = await cli(['sync', src, dst, ...(what === 'deletes' ? ['--delete'] : [])]);
+          const again = await cli(['sync', src, dst, ...flags]);
           expect(again.code, again.stderr).toBe(0);
           expect(readTree(outside)).toEqual(before);
         });
