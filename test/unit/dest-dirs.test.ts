@@ -94,3 +94,25 @@ describe.skipIf(!PROC_FD)('DestDirs (directory descriptors)', () => {
     dd.close();
   });
 });
+
+describe('DestDirs without /proc (the plain-path fallback of other systems)', () => {
+  it('creates folders one level at a time, refuses a link on the way, and verify() refuses a folder swapped for a link', async () => {
+    const root = path.join(scratch(), 'dst');
+    const outside = scratch();
+    const dd = new DestDirs(root, 'dst', true, 256, false);
+    const d = (await dd.open('a/b', 'create', 'a/b/f'))!;
+    expect(d.self).toBe(path.join(root, 'a', 'b'));
+    await dd.verify(d, 'a/b/f');
+    fs.writeFileSync(d.child('f'), 'x');
+    dd.release(d);
+    fs.symlinkSync(outside, path.join(root, 'link'));
+    await expect(dd.open('link/c', 'create', 'link/c/f')).rejects.toMatchObject({ name: 'InTheWayError', at: 'link', what: 'link' });
+    const a = (await dd.open('a', 'existing', 'a/g'))!;
+    fs.renameSync(path.join(root, 'a'), path.join(root, 'was-a'));
+    fs.symlinkSync(outside, path.join(root, 'a'));
+    await expect(dd.verify(a, 'a/g')).rejects.toMatchObject({ what: 'link' });
+    dd.release(a);
+    expect(fs.readdirSync(outside)).toEqual([]);
+    dd.close();
+  });
+});
