@@ -150,7 +150,8 @@ export class LocalStore implements Store {
   async write(rel: string, source: TransferSource, opts: WriteOptions): Promise<void> {
     const final = this.localPath(rel);
     const name = baseOf(rel);
-    const dir = (await this.dirs.open(parentOf(rel), 'create', rel))!;
+    const dir = await this.dirs.open(parentOf(rel), 'create', rel);
+    if (dir === undefined) throw new Error(`cannot write ${displayName(rel)}: its folder at the destination vanished while it was being created`);
     try {
       await this.clearWay(dir, name, rel);
       await this.dirs.verify(dir, rel);
