@@ -31,16 +31,15 @@ function assumedCaseInsensitive(): boolean {
 const answers = new Map<string, Promise<boolean>>();
 
 /**
- * Whether the local folder `root` (or, while it does not exist yet, its nearest existing
- * ancestor, which it will be created in) is case-insensitive. Probed once per root and
- * process, then cached.
+ * Whether the local folder `root` is case-insensitive. Probed once per root and process (by
+ * `probe`, default: {@link probeCaseInsensitive} of `root`), then cached.
  */
-export function isCaseInsensitiveDir(root: string): Promise<boolean> {
+export function isCaseInsensitiveDir(root: string, probe: () => Promise<boolean> = () => probeCaseInsensitive(root)): Promise<boolean> {
   if (assumedCaseInsensitive()) return Promise.resolve(true);
   const key = path.resolve(root);
   let answer = answers.get(key);
   if (answer === undefined) {
-    answer = probeCaseInsensitive(key);
+    answer = probe();
     answers.set(key, answer);
   }
   return answer;
@@ -49,18 +48,14 @@ export function isCaseInsensitiveDir(root: string): Promise<boolean> {
 /**
  * The probe itself: creates a uniquely named, lower-case temporary file in `dir` (named like
  * bucketsync's temporary files, so a killed run's probe is cleaned up by the next listing),
- * checks whether its upper-case spelling exists, and removes it. When the probe cannot run
+ * checks whether its upper-case spelling exists, and removes it. It writes only inside `dir`
+ * itself: when `dir` does not exist (a destination not created yet), or the probe cannot run
  * (a read-only folder), the platform's usual default is assumed.
  */
 export async function probeCaseInsensitive(dir: string): Promise<boolean> {
-  let where = path.resolve(dir);
-  for (;;) {
-    const st = await fsp.stat(where).catch(() => undefined);
-    if (st?.isDirectory()) break;
-    const parent = path.dirname(where);
-    if (parent === where) return platformDefault();
-    where = parent;
-  }
+  const where = dir.startsWith('/proc/self/fd/') ? dir : path.resolve(dir);
+  const st = await fsp.stat(where).catch(() => undefined);
+  if (!st?.isDirectory()) return platformDefault();
   const name = tempNameFor('case-probe', randomBytes(4).toString('hex'));
   const lower = path.join(where, name);
   try {

@@ -9,17 +9,20 @@
  * As a destination (`role: 'dest'`), nothing is read, written, re-stamped or deleted through
  * a symbolic link below the root (docs/reliability.md):
  * - the listing reports links as themselves (their own size and mtime), never what they point to;
- * - every folder on the way to a file is checked with `lstat` (never followed) before the
- *   first write into it, and created one level at a time; a link or a file there is "in the
- *   way" ({@link InTheWayError}): the write fails naming it, and `--delete` replaces it
- *   (the executor deletes what is in the way first);
- * - just before a temporary file is created and again just before the rename, the parent
- *   folder's real path must still be the expected one (a folder swapped for a link during the
- *   run is refused);
+ * - every operation acts through the folder it belongs in, opened one level at a time without
+ *   following links and kept open (Linux: a directory descriptor, used as `/proc/self/fd/N/name`;
+ *   see src/stores/dest-dirs.ts), so a folder swapped for a link during the run can never
+ *   redirect a write or a delete; missing folders are created one level at a time; a link or a
+ *   file there is "in the way" ({@link InTheWayError}): the write fails naming it, and
+ *   `--delete` replaces it (the executor deletes what is in the way first);
+ * - just before a temporary file is created, renamed, re-stamped or removed, its folder must
+ *   still be where it belongs (a folder moved or swapped for a link during the run is refused);
  * - the rename replaces a link at the final name (never writes through it); mtimes are set
  *   on our own temporary file only; deletes and mtime-only updates check the entry with
  *   `lstat`, so a link is removed itself and never followed.
- * The root itself may be a link given by the user: it is resolved once, when the store is opened.
+ * The root itself may be a link given by the user: it is resolved once, when the store is
+ * opened, and opened once, at the first write, without following a link (a root swapped for
+ * a link before that is refused; after that it is never resolved again).
  *
  * Leftover temporary files of dead runs are removed only by a listing of a destination for a
  * run that executes, and only when provably ours and dead: same host, writer pid gone.
@@ -33,7 +36,10 @@ import type { Readable } from 'node:stream';
 import { mtimeMsFromNs, scanLocal, type LocalFileEntry } from '../scanner/scan.js';
 import { displayName, fsPath, hostId, isTempName, parseTempName, tempNameFor } from '../scanner/names.js';
 import { scanLocalInWorker } from '../scanner/worker-scan.js';
-import { foldCase, isCaseInsensitiveDir } from './case-fold.js';
+import { foldCase, isCaseInsensitiveDir, probeCaseInsensitive } from './case-fold.js';
+import { DestDirs, InTheWayError, emptyTree, inFolder, lstatOrUndefined, type Dir } from './dest-dirs.js';
+
+export { InTheWayError } from './dest-dirs.js';
 import {
   RetryableError,
   StaleError,
@@ -47,23 +53,6 @@ import {
   type TransferSource,
   type WriteOptions,
 } from './store.js';
-
-/**
- * Something at the destination stands where a write needs a folder (`what`: a file or a
- * link) or a file (`what: 'folder'`, a folder that holds files). `at` is its relative path.
- * The executor runs a planned delete of `at` first, or retries a write that a folder was in
- * the way of after the run's deletes.
- */
-export class InTheWayError extends Error {
-  override name = 'InTheWayError';
-  constructor(
-    message: string,
-    readonly at: string,
-    readonly what: 'file' | 'folder' | 'link',
-  ) {
-    super(message);
-  }
-}
 
 /** `fs.utimes` takes a negative number for "now": a numeric string keeps the exact value. */
 function fsTime(ms: number): number | string {
@@ -79,8 +68,8 @@ export class LocalStore implements Store {
     contentHash: null,
     setMtime: true,
   };
-  /** Folders (relative; '' = the root) checked with lstat, or made, by this run. */
-  private readonly verifiedDirs = new Set<string>();
+  /** The folders this store writes in, reached without following links (src/stores/dest-dirs.ts). */
+  private readonly dirs: DestDirs;
   /** Names in a folder (exact, and folded → first spelling), read once per folder by `caseTwin()`. */
   private readonly dirNames = new Map<string, Promise<DirNames | undefined>>();
   /** A destination never follows links below its root. */
@@ -93,6 +82,7 @@ export class LocalStore implements Store {
     readonly role: 'source' | 'dest' | 'any' = 'any',
   ) {
     this.follow = role !== 'dest';
+    this.dirs = new DestDirs(root, display, role === 'dest');
   }
 
   localPath(rel: string): string {
@@ -123,55 +113,85 @@ export class LocalStore implements Store {
   }
 
   async stat(rel: string): Promise<LocalFileEntry | undefined> {
-    return statEntry(this.localPath(rel), rel, this.follow);
+    const abs = this.localPath(rel);
+    if (this.follow) return statEntry(abs, rel, true);
+    // A destination: no link on the way is followed.
+    const dir = await this.dirs.open(parentOf(rel), 'lookup', rel);
+    if (dir === undefined) return undefined;
+    try {
+      return await statEntry(dir.child(baseOf(rel)), rel, false);
+    } catch (err) {
+      throw this.dirs.humanize(err, dir);
+    } finally {
+      this.dirs.release(dir);
+    }
   }
 
   async read(rel: string, range?: { start: number; end: number }): Promise<Readable> {
-    const abs = fsPath(this.localPath(rel));
+    const abs = this.localPath(rel);
     // Open first so a missing file fails here, not later inside the stream. A destination's
-    // file is never read through a link.
-    const fh = await fsp.open(abs, this.follow ? fs.constants.O_RDONLY : fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    // file is never read through a link, neither at its name nor on its way.
+    let fh: fsp.FileHandle;
+    if (this.follow) fh = await fsp.open(fsPath(abs), fs.constants.O_RDONLY);
+    else {
+      const dir = await this.dirs.open(parentOf(rel), 'lookup', rel);
+      if (dir === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${abs}'`), { code: 'ENOENT' });
+      try {
+        fh = await fsp.open(dir.child(baseOf(rel)), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      } catch (err) {
+        throw this.dirs.humanize(err, dir);
+      } finally {
+        this.dirs.release(dir);
+      }
+    }
     return fh.createReadStream(range ? { start: range.start, end: range.end } : {});
   }
 
   async write(rel: string, source: TransferSource, opts: WriteOptions): Promise<void> {
     const final = this.localPath(rel);
-    await this.ensureParent(rel);
-    await this.clearWay(rel);
-    await this.checkParent(rel);
-    const tmp = path.join(path.dirname(final), tempNameFor(path.basename(final), randomBytes(4).toString('hex')));
-    if (!source.localPath && source.openFrom && source.version && source.size >= resumeMinSize()) {
-      await this.resumableWrite(tmp, final, rel, source, opts);
-      return;
-    }
+    const name = baseOf(rel);
+    const dir = await this.dirs.open(parentOf(rel), 'create', rel);
+    if (dir === undefined) throw new Error(`cannot write ${displayName(rel)}: its folder at the destination vanished while it was being created`);
     try {
-      if (source.localPath) {
-        await fsp.copyFile(fsPath(source.localPath), fsPath(tmp), fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
-      } else {
-        const input = await source.open();
-        // Opened before the pipeline starts: a stream that opens the file itself may create it
-        // after a fast failure has already been cleaned up, leaving the temporary file behind.
-        let out: fs.WriteStream;
-        try {
-          out = (await fsp.open(fsPath(tmp), 'wx')).createWriteStream();
-        } catch (err) {
-          input.destroy();
-          throw err;
+      await this.clearWay(dir, name, rel);
+      await this.dirs.verify(dir, rel);
+      if (!source.localPath && source.openFrom && source.version && source.size >= resumeMinSize()) {
+        await this.resumableWrite(dir, name, final, rel, source, opts);
+        return;
+      }
+      const tmpName = tempNameFor(name, randomBytes(4).toString('hex'));
+      const tmp = dir.child(tmpName);
+      try {
+        if (source.localPath) {
+          await fsp.copyFile(fsPath(source.localPath), tmp, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
+        } else {
+          const input = await source.open();
+          // Opened before the pipeline starts: a stream that opens the file itself may create it
+          // after a fast failure has already been cleaned up, leaving the temporary file behind.
+          let out: fs.WriteStream;
+          try {
+            out = (await fsp.open(tmp, 'wx')).createWriteStream();
+          } catch (err) {
+            input.destroy();
+            throw err;
+          }
+          await pipeline(input, out, { signal: opts.signal });
         }
-        await pipeline(input, out, { signal: opts.signal });
+        const written = await fsp.lstat(tmp);
+        if (written.size !== source.size) {
+          const msg = `wrote ${written.size} bytes but expected ${source.size}: the source changed or the read was cut short`;
+          // A short read from a remote source (a response cut off) is worth another attempt; the
+          // retry re-checks the source first, so a source that really changed becomes stale.
+          throw source.localPath ? new Error(msg) : new RetryableError(msg);
+        }
+        await setTimes(tmp, opts.mtimeMs, !this.follow);
+        await this.commit(dir, tmp, name, rel, opts);
+      } catch (err) {
+        await fsp.rm(tmp, { force: true });
+        throw withoutTempName(this.dirs.humanize(err, dir), path.join(dir.plain, tmpName), final);
       }
-      const written = await fsp.lstat(fsPath(tmp));
-      if (written.size !== source.size) {
-        const msg = `wrote ${written.size} bytes but expected ${source.size}: the source changed or the read was cut short`;
-        // A short read from a remote source (a response cut off) is worth another attempt; the
-        // retry re-checks the source first, so a source that really changed becomes stale.
-        throw source.localPath ? new Error(msg) : new RetryableError(msg);
-      }
-      await setTimes(tmp, opts.mtimeMs);
-      await this.commit(tmp, final, rel, opts);
-    } catch (err) {
-      await fsp.rm(fsPath(tmp), { force: true });
-      throw withoutTempName(err, tmp, final);
+    } finally {
+      this.dirs.release(dir);
     }
   }
 
@@ -183,9 +203,13 @@ export class LocalStore implements Store {
    * Range + If-Match), the whole verified against the ETag. Another version's partial file is
    * removed and the download starts over.
    */
-  private async resumableWrite(tmp: string, final: string, rel: string, source: TransferSource, opts: WriteOptions): Promise<void> {
+  private async resumableWrite(dir: Dir, name: string, final: string, rel: string, source: TransferSource, opts: WriteOptions): Promise<void> {
     const version = source.version!;
-    const partial = await adoptPartial(path.dirname(final), path.basename(final), version, source.size, tmp);
+    // Inside the open folder (`dir.self`: /proc/self/fd/N on Linux), never a path looked up again.
+    const tmpName = tempNameFor(name, randomBytes(4).toString('hex'));
+    const tmp = path.join(dir.self, tmpName);
+    const shownTmp = path.join(dir.plain, tmpName);
+    const partial = await adoptPartial(dir.self, name, version, source.size, tmp);
     let offset = partial ?? 0;
     let input: Readable | undefined;
     if (offset > 0) {
@@ -195,7 +219,7 @@ export class LocalStore implements Store {
       } catch (err) {
         if (!(err instanceof StaleError)) {
           if (!opts.signal?.aborted && !(err instanceof RetryableError)) await removePartial(tmp);
-          throw withoutTempName(err, tmp, final);
+          throw withoutTempName(err, shownTmp, final);
         }
         await removePartial(tmp); // the object changed: start over
         offset = 0;
@@ -203,7 +227,7 @@ export class LocalStore implements Store {
     }
     try {
       if (offset === 0) {
-        const rec: PartialRecord = { v: 1, final: path.basename(final), version, size: source.size, t: Date.now() };
+        const rec: PartialRecord = { v: 1, final: name, version, size: source.size, t: Date.now() };
         const fh = await fsp.open(fsPath(tmp), 'wx');
         await fh.close();
         await fsp.writeFile(fsPath(`${tmp}${PARTIAL_SUFFIX}`), `${JSON.stringify(rec)}\n`, { mode: 0o600 });
@@ -224,17 +248,18 @@ export class LocalStore implements Store {
       if (written.size !== source.size) {
         throw new RetryableError(`wrote ${written.size} bytes but expected ${source.size}: the source changed or the read was cut short`);
       }
-      await setTimes(tmp, opts.mtimeMs);
-      await this.commit(tmp, final, rel, opts);
+      await setTimes(fsPath(tmp), opts.mtimeMs, !this.follow);
+      await this.commit(dir, fsPath(tmp), name, rel, opts);
       await fsp.rm(fsPath(`${tmp}${PARTIAL_SUFFIX}`), { force: true });
       if (offset > 0) opts.onResumed?.(offset);
     } catch (err) {
       // Interrupted, or a connection that failed: keep what arrived for the next attempt. A
       // download that arrived corrupted, a source that changed, anything else: start over.
-      const keep = (opts.signal?.aborted || (err instanceof RetryableError && !(err as { corrupt?: boolean }).corrupt) || networkFailure(err)) &&
+      const keep =
+        (opts.signal?.aborted || (err instanceof RetryableError && !(err as { corrupt?: boolean }).corrupt) || networkFailure(err)) &&
         (await fsp.lstat(fsPath(tmp)).then((st) => st.size > 0 && st.size < source.size, () => false));
       if (!keep) await removePartial(tmp);
-      throw withoutTempName(err, tmp, final);
+      throw withoutTempName(this.dirs.humanize(err, dir), shownTmp, final);
     }
   }
 
@@ -243,30 +268,62 @@ export class LocalStore implements Store {
 
   async copy(from: string, to: string, opts: WriteOptions): Promise<void> {
     const src = this.localPath(from);
-    const st = this.follow ? await fsp.stat(fsPath(src)) : await fsp.lstat(fsPath(src));
-    if (!st.isFile()) throw new Error(`${from} is not a regular file at the destination; not copied`);
-    await this.write(to, { size: st.size, mtimeMs: opts.mtimeMs, localPath: src, open: async () => fs.createReadStream(fsPath(src)) }, opts);
+    if (this.follow) {
+      const st = await fsp.stat(fsPath(src));
+      if (!st.isFile()) throw new Error(`${from} is not a regular file at the destination; not copied`);
+      await this.write(to, { size: st.size, mtimeMs: opts.mtimeMs, localPath: src, open: async () => fs.createReadStream(fsPath(src)) }, opts);
+      return;
+    }
+    // A destination: the copy source is opened without following a link on its way or at
+    // its name, and copied from that open file (never from a path resolved again).
+    const dir = await this.dirs.open(parentOf(from), 'lookup', from);
+    let fh: fsp.FileHandle | undefined;
+    try {
+      if (dir !== undefined) fh = await fsp.open(dir.child(baseOf(from)), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW).catch(() => undefined);
+    } finally {
+      if (dir !== undefined) this.dirs.release(dir);
+    }
+    if (fh === undefined) throw new Error(`${from} is not a regular file at the destination; not copied`);
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new Error(`${from} is not a regular file at the destination; not copied`);
+      const via = this.dirs.procFd ? `/proc/self/fd/${fh.fd}` : src;
+      const file = fh;
+      await this.write(to, { size: st.size, mtimeMs: opts.mtimeMs, localPath: via, open: async () => file.createReadStream({ autoClose: false, start: 0 }) }, opts);
+    } finally {
+      await fh.close();
+    }
   }
 
   async setMtime(rel: string, mtimeMs: number, expect: Expectation): Promise<void> {
-    const abs = this.localPath(rel);
-    if (!this.follow) {
-      await this.checkParent(rel);
-      const l = await fsp.lstat(fsPath(abs)).catch(() => undefined);
-      if (l?.isSymbolicLink()) throw new StaleError(`${rel} is a symbolic link at the destination; its target is never re-stamped`);
+    const dir = await this.dirs.open(parentOf(rel), 'existing', rel);
+    if (dir === undefined) throw new StaleError(`${rel} changed since the plan was made`);
+    try {
+      const at = dir.child(baseOf(rel));
+      if (!this.follow) {
+        const l = await fsp.lstat(at).catch(() => undefined);
+        if (l?.isSymbolicLink()) throw new StaleError(`${rel} is a symbolic link at the destination; its target is never re-stamped`);
+      }
+      if (!expectationHolds(expect, await statEntry(at, rel, this.follow))) throw new StaleError(`${rel} changed since the plan was made`);
+      await this.dirs.verify(dir, rel);
+      await setTimes(at, mtimeMs, !this.follow);
+    } catch (err) {
+      throw this.dirs.humanize(err, dir);
+    } finally {
+      this.dirs.release(dir);
     }
-    if (!expectationHolds(expect, await statEntry(abs, rel, this.follow))) throw new StaleError(`${rel} changed since the plan was made`);
-    await setTimes(abs, mtimeMs, !this.follow);
   }
 
   async remove(items: RemoveItem[]): Promise<RemoveResult[]> {
     const results: RemoveResult[] = [];
     for (const item of items) {
-      const abs = this.localPath(item.path);
+      let dir: Dir | undefined;
       try {
-        if (!this.follow) await this.checkParent(item.path);
-        const cur = await statEntry(abs, item.path, this.follow);
-        if (cur === undefined) {
+        this.localPath(item.path); // validates the path
+        dir = await this.dirs.open(parentOf(item.path), 'existing', item.path);
+        const at = dir?.child(baseOf(item.path));
+        const cur = at === undefined ? undefined : await statEntry(at, item.path, this.follow);
+        if (dir === undefined || at === undefined || cur === undefined) {
           results.push({ path: item.path, ok: false, stale: true, error: 'already gone' });
           continue;
         }
@@ -274,11 +331,17 @@ export class LocalStore implements Store {
           results.push({ path: item.path, ok: false, stale: true, error: 'changed since the plan was made; left untouched' });
           continue;
         }
-        await fsp.unlink(fsPath(abs)); // a link is removed itself, never what it points to
+        await this.dirs.verify(dir, item.path);
+        await fsp.unlink(at); // a link is removed itself, never what it points to
+        this.dirs.release(dir);
+        dir = undefined;
         await this.pruneEmptyParents(item.path);
         results.push({ path: item.path, ok: true });
       } catch (err) {
+        if (dir !== undefined) this.dirs.humanize(err, dir);
         results.push({ path: item.path, ok: false, error: err instanceof InTheWayError || err instanceof StaleError ? err.message : (err as Error).message });
+      } finally {
+        if (dir !== undefined) this.dirs.release(dir);
       }
     }
     return results;
@@ -286,7 +349,18 @@ export class LocalStore implements Store {
 
   /** Probed once per root (src/stores/case-fold.ts). */
   caseInsensitive(): Promise<boolean> {
-    return isCaseInsensitiveDir(this.root);
+    if (this.follow) return isCaseInsensitiveDir(this.root);
+    // A destination is probed inside itself, never in a folder above it: it is created first
+    // (this is asked at a run's first transfer, which creates it anyway).
+    return isCaseInsensitiveDir(this.root, async () => {
+      const dir = await this.dirs.open('', 'create', '').catch(() => undefined);
+      if (dir === undefined) return probeCaseInsensitive(this.root);
+      try {
+        return await probeCaseInsensitive(dir.self);
+      } finally {
+        this.dirs.release(dir);
+      }
+    });
   }
 
   /**
@@ -311,7 +385,9 @@ export class LocalStore implements Store {
     return differs ? onDisk.join('/') : undefined;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.dirs.close();
+  }
 
   private namesIn(dir: string): Promise<DirNames | undefined> {
     let names = this.dirNames.get(dir);
@@ -336,9 +412,10 @@ export class LocalStore implements Store {
   }
 
   /** Renames the finished temporary file over the final name if the destination is as expected. */
-  private async commit(tmp: string, final: string, rel: string, opts: WriteOptions): Promise<void> {
+  private async commit(dir: Dir, tmp: string | Buffer, name: string, rel: string, opts: WriteOptions): Promise<void> {
+    const at = dir.child(name);
     if (opts.expect.kind !== 'any') {
-      const cur = await statEntry(final, rel, this.follow);
+      const cur = await statEntry(at, rel, this.follow);
       if (!expectationHolds(opts.expect, cur)) {
         throw new StaleError(
           cur === undefined ? `${rel} was deleted since the plan was made` : `${rel} changed at the destination since the plan was made`,
@@ -347,9 +424,9 @@ export class LocalStore implements Store {
     }
     await opts.beforeCommit?.();
     if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
-    await this.checkParent(rel);
+    await this.dirs.verify(dir, rel);
     try {
-      await fsp.rename(fsPath(tmp), fsPath(final));
+      await fsp.rename(tmp, at);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST') throw this.folderInTheWay(rel);
@@ -365,115 +442,19 @@ export class LocalStore implements Store {
     );
   }
 
-  /** The root, created (one level at a time, from its nearest existing ancestor) when missing. */
-  private async ensureRoot(): Promise<void> {
-    if (this.verifiedDirs.has('')) return;
-    const missing: string[] = [];
-    let cur = this.root;
-    for (;;) {
-      const st = await fsp.lstat(cur).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return undefined;
-        throw err;
-      });
-      if (st?.isDirectory()) break;
-      if (st) throw new Error(`cannot create the destination ${this.display}: ${cur} is ${st.isSymbolicLink() ? 'a broken symbolic link' : 'a file, not a folder'}`);
-      const up = path.dirname(cur);
-      if (up === cur) break;
-      missing.push(cur);
-      cur = up;
-    }
-    for (const dir of missing.reverse()) {
-      await fsp.mkdir(dir).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'EEXIST') throw err;
-      });
-    }
-    this.verifiedDirs.add('');
-  }
-
-  /**
-   * Makes sure every folder on the way to `rel` is a real folder (lstat, never followed),
-   * creating the missing ones one level at a time. A file or a link there is in the way.
-   */
-  private async ensureParent(rel: string): Promise<void> {
-    await this.ensureRoot();
-    const segs = rel.split('/');
-    segs.pop();
-    let relDir = '';
-    for (const seg of segs) {
-      relDir = relDir === '' ? seg : `${relDir}/${seg}`;
-      if (this.verifiedDirs.has(relDir)) continue;
-      const abs = fsPath(this.localPath(relDir));
-      let st = await lstatOrUndefined(abs);
-      if (st === undefined) {
-        try {
-          await fsp.mkdir(abs);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        }
-        st = await lstatOrUndefined(abs);
-      }
-      if (st?.isSymbolicLink()) {
-        throw new InTheWayError(
-          `cannot write ${displayName(rel)}: ${displayName(relDir)} is a symbolic link at the destination, and bucketsync never writes through links; sync with --delete to replace it with a folder (or remove it)`,
-          relDir,
-          'link',
-        );
-      }
-      if (st === undefined || !st.isDirectory()) {
-        throw new InTheWayError(
-          `cannot write ${displayName(rel)}: ${displayName(relDir)} is a file at the destination (the source has a folder there); sync with --delete to replace it`,
-          relDir,
-          'file',
-        );
-      }
-      this.verifiedDirs.add(relDir);
-    }
-  }
-
   /**
    * A folder where the file `rel` goes: removed when it holds no file at all (only empty
    * folders, which are no data), else in the way.
    */
-  private async clearWay(rel: string): Promise<void> {
-    const abs = fsPath(this.localPath(rel));
-    const st = await lstatOrUndefined(abs);
+  private async clearWay(dir: Dir, name: string, rel: string): Promise<void> {
+    const at = dir.child(name);
+    const st = await lstatOrUndefined(at);
     if (!st?.isDirectory()) return;
-    if (!(await onlyEmptyFolders(abs))) throw this.folderInTheWay(rel);
-    await removeEmptyFolders(abs);
-    this.forgetDirs(rel);
-  }
-
-  private forgetDirs(relDir: string): void {
-    for (const d of this.verifiedDirs) if (d === relDir || d.startsWith(`${relDir}/`)) this.verifiedDirs.delete(d);
-  }
-
-  /**
-   * Just before a file is created, renamed or removed in the folder of `rel`: that folder's
-   * real path must be the expected one, i.e. no folder on the way was swapped for a link
-   * since it was checked (the root was resolved when the store was opened).
-   */
-  private async checkParent(rel: string): Promise<void> {
-    if (this.follow) return;
-    const i = rel.lastIndexOf('/');
-    const relDir = i < 0 ? '' : rel.slice(0, i);
-    const expected = relDir === '' ? this.root : this.localPath(relDir);
-    let real: string | Buffer;
-    try {
-      real = await fsp.realpath(fsPath(expected), { encoding: 'buffer' });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return; // the operation itself fails on a missing folder
-      throw err;
-    }
-    const want = typeof fsPath(expected) === 'string' ? Buffer.from(expected) : (fsPath(expected) as Buffer);
-    if (!Buffer.from(real).equals(want)) {
-      this.forgetDirs(relDir);
-      throw new InTheWayError(
-        `refusing to touch ${displayName(rel)}: a folder on its way at the destination (${relDir === '' ? this.display : displayName(relDir)}) is or became a symbolic link, and bucketsync never acts through links`,
-        relDir,
-        'link',
-      );
-    }
+    if (!(await inFolder(at, (q) => emptyTree(q, false)))) throw this.folderInTheWay(rel);
+    await this.dirs.verify(dir, rel);
+    await inFolder(at, (q) => emptyTree(q, true));
+    await fsp.rmdir(at);
+    this.dirs.forget(rel);
   }
 
   /** Removes directories left empty by deletes, upwards, stopping at the root (hf does this). */
@@ -481,12 +462,17 @@ export class LocalStore implements Store {
     const segs = rel.split('/');
     for (let n = segs.length - 1; n > 0; n--) {
       const relDir = segs.slice(0, n).join('/');
+      const parent = await this.dirs.open(parentOf(relDir), 'lookup', relDir).catch(() => undefined);
+      if (parent === undefined) return;
       try {
-        await fsp.rmdir(fsPath(this.localPath(relDir))); // rmdir never follows a link
+        await this.dirs.verify(parent, relDir);
+        await fsp.rmdir(parent.child(baseOf(relDir))); // rmdir never follows a link
       } catch {
-        return; // not empty (or gone): stop
+        return; // not empty (or gone, or moved): stop
+      } finally {
+        this.dirs.release(parent);
       }
-      this.forgetDirs(relDir);
+      this.dirs.forget(relDir);
     }
   }
 }
@@ -496,40 +482,25 @@ interface DirNames {
   folded: Map<string, string>;
 }
 
-async function lstatOrUndefined(abs: string | Buffer): Promise<fs.Stats | undefined> {
-  try {
-    return await fsp.lstat(abs);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw err;
-  }
+/** The folder part of a relative path ('' at the root). */
+function parentOf(rel: string): string {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? '' : rel.slice(0, i);
 }
 
-/** Whether the folder `abs` holds nothing but (nested) empty folders. Links are not followed. */
-async function onlyEmptyFolders(abs: string | Buffer): Promise<boolean> {
-  const entries = await fsp.readdir(abs, { withFileTypes: true, encoding: 'buffer' });
-  for (const e of entries) {
-    if (!e.isDirectory()) return false;
-    if (!(await onlyEmptyFolders(Buffer.concat([Buffer.from(abs), Buffer.from('/'), e.name])))) return false;
-  }
-  return true;
-}
-
-async function removeEmptyFolders(abs: string | Buffer): Promise<void> {
-  const entries = await fsp.readdir(abs, { withFileTypes: true, encoding: 'buffer' });
-  for (const e of entries) if (e.isDirectory()) await removeEmptyFolders(Buffer.concat([Buffer.from(abs), Buffer.from('/'), e.name]));
-  await fsp.rmdir(abs);
+/** The last segment of a relative path. */
+function baseOf(rel: string): string {
+  return rel.slice(rel.lastIndexOf('/') + 1);
 }
 
 /** Sets a file's mtime (and atime) exactly, pre-1970 included; `noFollow`: never through a link. */
-async function setTimes(abs: string, mtimeMs: number, noFollow = false): Promise<void> {
+async function setTimes(at: string | Buffer, mtimeMs: number, noFollow = false): Promise<void> {
   const t = fsTime(mtimeMs);
-  if (noFollow) await fsp.lutimes(fsPath(abs), t, t);
-  else await fsp.utimes(fsPath(abs), t, t);
+  if (noFollow) await fsp.lutimes(at, t, t);
+  else await fsp.utimes(at, t, t);
   if (mtimeMs < 0) {
     // Checked: some platforms refuse or clamp times before 1970.
-    const st = await fsp.lstat(fsPath(abs), { bigint: true });
+    const st = await fsp.lstat(at, { bigint: true });
     if (Math.abs(mtimeMsFromNs(st.mtimeNs) - mtimeMs) >= 1) {
       throw new Error(`the file system did not keep the modification time ${new Date(mtimeMs).toISOString()} (before 1970)`);
     }
@@ -544,9 +515,10 @@ function withoutTempName(err: unknown, tmp: string, final: string): unknown {
 }
 
 /** The file at `abs` (following a link only with `follow`); undefined when there is none. */
-async function statEntry(abs: string, rel: string, follow = true): Promise<LocalFileEntry | undefined> {
+async function statEntry(abs: string | Buffer, rel: string, follow = true): Promise<LocalFileEntry | undefined> {
+  const p = typeof abs === 'string' ? fsPath(abs) : abs;
   try {
-    const st = follow ? await fsp.stat(fsPath(abs), { bigint: true }) : await fsp.lstat(fsPath(abs), { bigint: true });
+    const st = follow ? await fsp.stat(p, { bigint: true }) : await fsp.lstat(p, { bigint: true });
     // Without following, a link is an entry of its own (as the destination's listing reports it).
     if (!st.isFile() && !(!follow && st.isSymbolicLink())) return undefined;
     return { path: rel, size: Number(st.size), mtimeMs: mtimeMsFromNs(st.mtimeNs), mtimeNs: st.mtimeNs };

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { formatLocation, parseLocation, type Location } from '../location/location.js';
 import { lockDestination } from '../lock/lock.js';
 import { stat } from 'node:fs/promises';
+import { lstatSync, readlinkSync } from 'node:fs';
 import { PlanError, readPlanEntries, readPlanHeader } from '../plan/reader.js';
 import { SummaryCounter } from '../plan/writer.js';
 import { inShard, type Shard } from '../shard/shard.js';
@@ -117,6 +118,17 @@ export function resolvedProblem(header: PlanHeader, cwd: string = process.cwd())
   return undefined;
 }
 
+/**
+ * A local destination recorded by bucketsync (`dest_resolved`) that is now a symbolic link:
+ * the plan was made for the folder that stood there, and the link may lead anywhere (the
+ * store would resolve it once, at open, and write where it points).
+ */
+function destBecameLink(header: PlanHeader): string | undefined {
+  const dest = header.destResolved;
+  if (dest === undefined || !path.isAbsolute(dest) || !lstatSync(dest, { throwIfNoEntry: false })?.isSymbolicLink()) return undefined;
+  return `the destination ${dest} is now a symbolic link (to ${readlinkSync(dest)}), and a plan applies only to the folder it was made for`;
+}
+
 export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise<ApplyResult> {
   const started = performance.now();
   const header = await readPlanHeader(file);
@@ -130,6 +142,8 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
       );
     }
   }
+  const destLink = o.trustResolved ? undefined : destBecameLink(header);
+  if (destLink !== undefined) throw new PlanError(file, undefined, `${file}: refusing to apply: ${destLink}; pass --trust-resolved to write through it anyway`);
   const sourceLocation = headerLocation(file, header.sourceResolved !== undefined ? 'source_resolved' : 'source', header.sourceResolved ?? header.source);
   const destLocation = headerLocation(file, header.destResolved !== undefined ? 'dest_resolved' : 'dest', header.destResolved ?? header.dest);
   const direction = directionOf(sourceLocation, destLocation);

@@ -6,7 +6,7 @@
  * (see the report of the h-local branch); the ones run as `nobody` need root to switch users
  * and are skipped, with that reason, where that is impossible.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -110,6 +110,57 @@ const plannerKnowsMarkers = (() => {
 })();
 
 const mtimeNs = (p: string): bigint => fs.lstatSync(p, { bigint: true }).mtimeNs;
+
+/** python3 with renameat2 (Linux): the swapper of the race tests. */
+const canSwap = spawnSync('python3', ['-c', 'import ctypes; ctypes.CDLL(None).renameat2'], { stdio: 'ignore' }).status === 0;
+
+/** Exchanges `a` and `b` (renameat2 RENAME_EXCHANGE) in a tight loop until stopped; an even number of times. */
+const SWAPPER = `
+import ctypes, os, signal, sys, time
+l = ctypes.CDLL(None, use_errno=True)
+a, b, trigger, when = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3], sys.argv[4]
+stop = False
+def done(*_):
+    global stop
+    stop = True
+signal.signal(signal.SIGTERM, done)
+end = time.time() + 60
+print('ready', flush=True)
+while trigger and (os.path.exists(trigger) != (when == 'exists')) and not stop and time.time() < end:
+    time.sleep(0.0002)
+n = 0
+while not stop and time.time() < end:
+    if l.renameat2(-100, a, -100, b, 2) == 0:
+        n += 1
+if n % 2:
+    l.renameat2(-100, a, -100, b, 2)
+print(n)
+`;
+
+/** Starts the swapper; resolves once it is waiting for `trigger` (to exist, or to be gone). */
+async function startSwapper(a: string, b: string, trigger: string, when: 'exists' | 'gone'): Promise<{ stop(): Promise<number> }> {
+  const child = spawn('python3', ['-c', SWAPPER, a, b, trigger, when], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  let ready: () => void = () => undefined;
+  const isReady = new Promise<void>((resolve) => (ready = resolve));
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+    if (out.startsWith('ready\n')) ready();
+  });
+  const closed = new Promise<number>((resolve) =>
+    child.on('close', () => {
+      ready();
+      resolve(Number(out.replace(/^ready\n/, '').trim()));
+    }),
+  );
+  await isReady;
+  return {
+    async stop() {
+      child.kill('SIGTERM');
+      return closed;
+    },
+  };
+}
 
 describe('class 2/18: nothing is written, re-stamped or deleted through a link inside the destination', () => {
   for (const depth of [1, 2, 3]) {
@@ -247,6 +298,101 @@ describe('class 2/18: nothing is written, re-stamped or deleted through a link i
     expect(fs.readdirSync(outside)).toEqual([]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/symbolic link/);
+  });
+
+  it('--apply of a plan made while the destination root was a real folder, after it became a link: refused, exit 2, one line; nothing written or deleted anywhere', async () => {
+    const d = caseDir();
+    const src = path.join(d, 'src');
+    const dst = path.join(d, 'dst');
+    const outside = path.join(d, 'outside');
+    writeTree(src, { 'new.txt': 'new' });
+    writeTree(dst, { 'old.txt': 'old!' }, 1_500_000_000);
+    const plan = path.join(d, 'plan.jsonl');
+    expect((await cli(['sync', src, dst, '--delete', '--plan', plan])).code).toBe(0);
+    // Same name, size and mtime behind the link: only the root check can tell.
+    writeTree(outside, { 'old.txt': 'old!' }, 1_500_000_000);
+    fs.renameSync(dst, path.join(d, 'dst.real'));
+    fs.symlinkSync(outside, dst);
+    const r = await cli(['sync', '--apply', plan]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain(dst);
+    expect(r.stderr).toMatch(/symbolic link/);
+    expectUntouched(outside, { 'old.txt': 'old!' });
+    expectUntouched(path.join(d, 'dst.real'), { 'old.txt': 'old!' });
+  });
+
+  it('the case-sensitivity probe writes only inside the destination: nothing is created in the folder above a destination that does not exist yet', async () => {
+    const d = caseDir();
+    const src = path.join(d, 'src');
+    const parent = path.join(d, 'parent');
+    writeTree(src, { 'a.txt': 'a', 'b/c.txt': 'c' });
+    fs.mkdirSync(parent);
+    const seen: string[] = [];
+    const watcher = fs.watch(parent, (_event, name) => {
+      if (typeof name === 'string') seen.push(name);
+    });
+    try {
+      const r = await cli(['sync', src, path.join(parent, 'dst')]);
+      expect(r.code, r.stderr).toBe(0);
+      await new Promise((res) => setTimeout(res, 200));
+    } finally {
+      watcher.close();
+    }
+    expect([...new Set(seen)]).toEqual(['dst']);
+    expect(fs.readdirSync(parent)).toEqual(['dst']);
+    expect(readTree(path.join(parent, 'dst'))).toEqual(readTree(src));
+  });
+
+  describe.skipIf(!canSwap)('folders swapped back and forth with a link during the run (renameat2 RENAME_EXCHANGE in a tight loop)', () => {
+    /** For deletes, `dst/sub` (or the root) holds 600 files and the outside folder 600 look-alikes of equal size and mtime; for writes the source has them. */
+    const setup = (d: string, withFiles: boolean, at: 'sub' | 'root') => {
+      const src = path.join(d, 'src');
+      const dst = path.join(d, 'dst');
+      const outside = path.join(d, 'outside');
+      const files: Record<string, string> = {};
+      for (let i = 0; i < 600; i++) files[`f${String(i).padStart(3, '0')}.txt`] = `content ${i}\n`;
+      const prefix = at === 'sub' ? 'sub/' : '';
+      const inDst = Object.fromEntries(Object.entries(files).map(([k, v]) => [`${prefix}${k}`, v]));
+      if (withFiles) {
+        writeTree(dst, inDst, 1_500_000_000);
+        writeTree(outside, files, 1_500_000_000);
+        writeTree(src, { 'keep.txt': 'k' });
+      } else {
+        writeTree(src, inDst);
+        fs.mkdirSync(outside);
+      }
+      fs.mkdirSync(path.join(dst, 'sub'), { recursive: true });
+      return { src, dst, outside, before: readTree(outside) };
+    };
+
+    for (const at of ['sub', 'root'] as const) {
+      for (const what of ['writes', 'deletes'] as const) {
+        it(`${at === 'sub' ? 'a folder inside the destination' : 'the destination root itself'}, ${what}: nothing lands in or disappears from the outside folder`, async () => {
+          const d = caseDir();
+          const { src, dst, outside, before } = setup(d, what === 'deletes', at);
+          // The link the folder is swapped with: next to it (inside the destination for sub/).
+          const a = at === 'sub' ? path.join(dst, 'sub') : dst;
+          const b = at === 'sub' ? path.join(dst, 'swp') : path.join(d, 'dst-link');
+          fs.symlinkSync(outside, b);
+          // Swapping starts once the run acts (the listing saw the real folders; the root is
+          // resolved once, when the run starts), and goes on until the run has finished.
+          const trigger = path.join(a, 'f000.txt');
+          const swapper = await startSwapper(a, b, trigger, what === 'deletes' ? 'gone' : 'exists');
+          // The link itself is excluded: --delete would remove it (and end the swapping).
+          const flags = [...(what === 'deletes' ? ['--delete'] : []), ...(at === 'sub' ? ['--exclude', 'swp'] : [])];
+          const r = await cli(['sync', src, dst, ...flags]);
+          const swaps = await swapper.stop();
+          expect(swaps, 'the swapper ran during the run').toBeGreaterThan(100);
+          expect(readTree(outside), r.stderr).toEqual(before);
+          expect(fs.lstatSync(b).isSymbolicLink()).toBe(true);
+          // A later run without the swapper converges.
+          const again = await cli(['sync', src, dst, ...flags]);
+          expect(again.code, again.stderr).toBe(0);
+          expect(readTree(outside)).toEqual(before);
+        });
+      }
+    }
   });
 
   describe.skipIf(!s3TestEndpoint())('S3 -> local downloads', () => {

@@ -30,7 +30,7 @@ describe('probeCaseInsensitive', () => {
     expect(fs.readdirSync(d)).toEqual(['keep.txt']);
   });
 
-  it('probes the nearest existing folder when the destination does not exist yet, creating nothing', async () => {
+  it('a destination that does not exist yet is not probed: nothing is created, in it or above it', async () => {
     const d = scratch();
     expect(await probeCaseInsensitive(path.join(d, 'not', 'yet'))).toBe(false);
     expect(fs.readdirSync(d)).toEqual([]);
