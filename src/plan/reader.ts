@@ -24,6 +24,7 @@ import {
   type PlanSummary,
 } from '../types.js';
 import { compareCodePoints } from '../manifest/order.js';
+import { decodeName, encodeName, isTempName } from '../scanner/names.js';
 import { isoToMs } from './time.js';
 import { PLAN_FORMAT_VERSION, SummaryCounter } from './writer.js';
 
@@ -185,7 +186,25 @@ function safePath(obj: JsonObject, key: string, required: boolean, subtreeOk = f
   // A skip may stand for a whole folder the source could not list ('folder/'): it acts on nothing.
   const problem = planPathProblem(subtreeOk && v.length > 1 && v.endsWith('/') ? v.slice(0, -1) : v);
   if (problem !== undefined) fail(`unsafe ${key === 'path' ? 'path' : key} ${show(v)}: ${problem}`);
+  const spelling = spellingProblem(v);
+  if (spelling !== undefined) fail(`${key === 'path' ? 'path' : key} ${show(v)} ${spelling}`);
   return v;
+}
+
+/** Surrogates, paired or not: only strings holding one can spell bytes in two ways. */
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/**
+ * Why `p` is not the one spelling bucketsync gives its bytes, or undefined when it is. Names
+ * that are not UTF-8 are carried in Python's surrogateescape form (src/scanner/names.ts): a
+ * lone U+DC80–U+DCFF per undecodable byte. Escaping bytes that do form UTF-8 (`a\udcc3\udca9`
+ * for `aé`) would name one file twice in a plan, so only the canonical form is accepted.
+ */
+export function spellingProblem(p: string): string | undefined {
+  if (!SURROGATE.test(p)) return undefined;
+  const canonical = decodeName(encodeName(p));
+  if (canonical === p) return undefined;
+  return `is not spelled canonically: its bytes read as ${show(canonical)}, and a plan spells each name one way`;
 }
 
 const EXPECTED_ACTIONS = `${ACTIONS.slice(0, -1).join(', ')} or ${ACTIONS[ACTIONS.length - 1]}`;
@@ -234,6 +253,32 @@ function operationFromJson(obj: JsonObject): Operation {
     }
   }
   return op;
+}
+
+const isTransfer = (op: Operation): boolean => op.action === 'upload' || op.action === 'download';
+
+/**
+ * Refuses an operation that the header's own options rule out (hf's plans have no options:
+ * nothing to check): a plan made without `--delete` deletes nothing, with `--existing` it
+ * creates nothing, with `--ignore-existing` it replaces nothing. bucketsync's temporary
+ * names are never planned (another run may be writing them), except as skips.
+ */
+function checkAgainstHeader(op: Operation, header: PlanHeader): void {
+  const options = header.options;
+  if (op.action === 'delete' && options?.delete === false) {
+    fail(`delete of ${show(op.path)}, but the header says "delete": false: a plan made without --delete deletes nothing`);
+  }
+  if (isTransfer(op) && options?.existing === true && op.destSize === undefined) {
+    fail(`${op.action} of ${show(op.path)} creates a file, but the header says "existing": true: such a plan only updates files the destination has ('dest_size')`);
+  }
+  if (isTransfer(op) && options?.ignoreExisting === true && op.destSize !== undefined) {
+    fail(`${op.action} of ${show(op.path)} replaces a file ('dest_size'), but the header says "ignore_existing": true: such a plan only creates files`);
+  }
+  if (op.action !== 'skip') {
+    for (const p of op.copyFrom === undefined ? [op.path] : [op.path, op.copyFrom]) {
+      if (p.split('/').some(isTempName)) fail(`${op.action} of ${show(p)}: bucketsync's temporary files are never planned (another run may be writing them)`);
+    }
+  }
 }
 
 const OPTION_KEYS: readonly [string, keyof CompareOptions][] = [
@@ -484,6 +529,7 @@ type PlanRecord = { kind: 'header'; header: PlanHeader } | { kind: 'operation'; 
 async function* readPlanRecords(file: string, opts: PlanReadOptions = {}): AsyncGenerator<PlanRecord> {
   const maxLineLength = opts.maxLineLength ?? MAX_PLAN_LINE_LENGTH;
   let sawHeader = false;
+  let header: PlanHeader | undefined;
   let firstBlank: number | undefined;
   // Plans list each path once, sorted by code point (hf's `sorted()`, bucketsync's planner):
   // checking that paths strictly increase finds every duplicate in constant memory.
@@ -500,7 +546,7 @@ async function* readPlanRecords(file: string, opts: PlanReadOptions = {}): Async
     try {
       if (!sawHeader) {
         const obj = parseJsonObject(text, 'the plan header');
-        const header = headerFromJson(obj);
+        header = headerFromJson(obj);
         sawHeader = true;
         yield { kind: 'header', header };
         continue;
@@ -508,6 +554,7 @@ async function* readPlanRecords(file: string, opts: PlanReadOptions = {}): Async
       const obj = parseJsonObject(text, 'a plan line');
       if (obj.type !== 'operation') continue; // hf skips other line types
       const op = operationFromJson(obj);
+      checkAgainstHeader(op, header!);
       if (lastPath !== undefined) {
         const cmp = compareCodePoints(op.path, lastPath);
         if (cmp === 0) fail(`path ${show(op.path)} appears twice (also on line ${lastLine}): a plan names each path once`);

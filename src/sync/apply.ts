@@ -57,7 +57,7 @@ function headerLocation(file: string, field: string, raw: string, cwd?: string):
   }
 }
 
-/** Segments of a normalized relative path that are not `..` (and how many `..` lead it). */
+/** How many `..` lead a relative path (once normalized) and the segments after them. */
 function relativeTail(p: string): { ups: number; tail: string[] } {
   const segs = path.normalize(p).split(path.sep).filter((s) => s !== '' && s !== '.');
   let ups = 0;
@@ -65,18 +65,24 @@ function relativeTail(p: string): { ups: number; tail: string[] } {
   return { ups, tail: segs.slice(ups) };
 }
 
+/** `dir`'s ancestor `n` levels up (the root is its own parent, as in path.resolve). */
+function ancestor(dir: string, n: number): string {
+  let d = dir;
+  for (let i = 0; i < n; i++) d = path.dirname(d);
+  return d;
+}
+
 /**
- * The directory a relative local spelling was resolved from to give `resolved`, or undefined
- * when no directory can give it (`src` never resolves to `/etc`). With leading `..` segments
- * the directory is only known to lie below the returned one (marked with a trailing `/..`).
+ * What a relative local spelling tells about the folder D it was resolved from to give
+ * `resolved`: `ancestor(D, ups) === parent`. Undefined when no folder can give it (`src`
+ * never resolves to `/etc`, a relative resolved location is no plan's).
  */
-function baseOf(typed: string, resolved: string): string | undefined {
+function constraintOf(typed: string, resolved: string): { ups: number; parent: string } | undefined {
   if (!path.isAbsolute(resolved)) return undefined;
   const { ups, tail } = relativeTail(typed);
   const r = path.resolve(resolved).split(path.sep).filter((s) => s !== '');
   if (r.length < tail.length || tail.some((seg, i) => r[r.length - tail.length + i] !== seg)) return undefined;
-  const parent = path.sep + r.slice(0, r.length - tail.length).join(path.sep);
-  return ups > 0 ? `${parent}${path.sep}..` : parent;
+  return { ups, parent: path.sep + r.slice(0, r.length - tail.length).join(path.sep) };
 }
 
 function isRelativeLocal(raw: string): boolean {
@@ -85,16 +91,18 @@ function isRelativeLocal(raw: string): boolean {
 
 /**
  * Why the header's resolved locations cannot be trusted, or undefined when they agree with
- * what the user typed: a URL or absolute path must resolve to exactly the resolved text; a
- * relative path must be what resolving it from the current directory gives, or from the one
- * directory the plan was made in (the same for both sides, so a plan made elsewhere applies).
+ * what the user typed: a URL or absolute path must resolve to exactly the resolved text; the
+ * relative paths must all resolve to their resolved text from ONE folder D: the current one,
+ * or the folder the plan was made in (so a plan made elsewhere applies). A relative spelling
+ * `../../T` resolved to R says `ancestor(D, 2) === R minus T` (`.` says D === R); the sides'
+ * statements must agree. Nothing is skipped: a spelling made only of `..` binds D too.
  */
 export function resolvedProblem(header: PlanHeader, cwd: string = process.cwd()): string | undefined {
   const sides: { field: string; typed: string; resolved: string | undefined }[] = [
     { field: 'source', typed: header.source, resolved: header.sourceResolved },
     { field: 'dest', typed: header.dest, resolved: header.destResolved },
   ];
-  const bases = new Set<string>();
+  const constraints: { ups: number; parent: string }[] = [];
   for (const { field, typed, resolved } of sides) {
     if (resolved === undefined) continue;
     let here: string;
@@ -105,14 +113,18 @@ export function resolvedProblem(header: PlanHeader, cwd: string = process.cwd())
     } catch {
       return `${field}_resolved '${resolved}' is not where ${field} '${typed}' resolves to`;
     }
-    const base = isRelativeLocal(typed) ? baseOf(typed, there) : undefined;
-    if (here !== there && base === undefined) {
+    const constraint = isRelativeLocal(typed) ? constraintOf(typed, resolved) : undefined;
+    if (constraint === undefined) {
+      if (here === there) continue; // a URL or absolute path, or a relative one resolved from here
       return `${field}_resolved '${resolved}' is not where ${field} '${typed}' resolves to ('${here}')`;
     }
-    // Spellings with a leading `..` only bound the directory: they do not take part.
-    if (base !== undefined && !base.endsWith(`${path.sep}..`)) bases.add(base);
+    constraints.push(constraint);
   }
-  if (bases.size > 1) {
+  // One folder D satisfies every ancestor(D, u_i) === P_i iff, taking the fewest ups u1,
+  // ancestor(P1, u_i - u1) === P_i for every other side.
+  constraints.sort((a, b) => a.ups - b.ups);
+  const first = constraints[0];
+  if (first !== undefined && constraints.some((c) => ancestor(first.parent, c.ups - first.ups) !== c.parent)) {
     return `source_resolved '${header.sourceResolved}' and dest_resolved '${header.destResolved}' were not resolved from one directory (source '${header.source}', dest '${header.dest}')`;
   }
   return undefined;
@@ -155,6 +167,10 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
           line,
           `delete of '${op.path}' has no '${field}' (the destination file's mtime in a ${direction} plan): a delete must carry the size and mtime of the file it removes`,
         );
+      }
+      // The planner never plans a path its filters exclude; the overlap check above relies on it.
+      if (op.action !== 'skip' && filters && !filters.isEmpty && !filters.matches(op.path)) {
+        throw new PlanError(file, line, `${op.action} of '${op.path}' is excluded by the plan's own filters: a plan never names a path its filters exclude`);
       }
       if (!o.shard || inShard(op, o.shard)) yield op;
     }
