@@ -170,7 +170,7 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
       }
       // The planner never plans a path its filters exclude; the overlap check above relies on it.
       if (op.action !== 'skip' && filters && !filters.isEmpty && !filters.matches(op.path)) {
-        throw new PlanError(file, line, `${op.action} of '${op.path}' is excluded by the plan's own filters: a plan never names a path its filters exclude`);
+        throw new PlanError(file, line, `${op.action} of '${JSON.stringify(op.path).slice(1, -1)}' is excluded by the plan's own filters: a plan never names a path its filters exclude`);
       }
       if (!o.shard || inShard(op, o.shard)) yield op;
     }
