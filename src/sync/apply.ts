@@ -19,8 +19,9 @@ import { SummaryCounter } from '../plan/writer.js';
 import { inShard, type Shard } from '../shard/shard.js';
 import type { StoreOptions } from '../stores/open.js';
 import type { ExecuteResult } from '../executor/execute.js';
-import type { Operation, PlanHeader, PlanSummary } from '../types.js';
-import { directionOf, executeOn, openSides, type RunOptions } from './sync.js';
+import { isMtimeOnly, knownContentHash, REASONS, type Direction, type Operation, type PlanHeader, type PlanSummary } from '../types.js';
+import type { Store } from '../stores/store.js';
+import { directionOf, executeOn, openSides, type RunOptions, type SyncSides } from './sync.js';
 import { assertNoOverlap } from './overlap.js';
 import { FilterMatcher } from '../filters/filter.js';
 
@@ -130,6 +131,58 @@ export function resolvedProblem(header: PlanHeader, cwd: string = process.cwd())
   return undefined;
 }
 
+/**
+ * A plan's metadata-only update (`mtime_only`, or hf's reason with a hash) re-stamps the
+ * destination file as if it held the source's bytes, and every later run then calls them
+ * identical. The planner marks one only after hashing both sides; a plan file's `hash` is
+ * only a claim. So each side must be shown to hold that hash now: a local file is hashed
+ * (the hash cache makes a file the planner just hashed cheap), a bucket object by the hash
+ * its store reports (what the planner compared). Anything not shown is sent in full
+ * instead, still conditional on the destination version the plan recorded.
+ */
+const NOT_PROVEN = 'same content not proven (sent in full)';
+
+async function* provenMtimeOnly(ops: AsyncIterable<Operation>, sides: SyncSides, direction: Direction, signal?: AbortSignal): AsyncGenerator<Operation> {
+  const holds = async (store: Store, op: Operation, size: number | undefined, mtimeMs: number | undefined): Promise<boolean> => {
+    const want = op.hash!;
+    const abs = store.localPath?.(op.path);
+    if (abs !== undefined) {
+      if (!sides.hasher || size === undefined) return false;
+      const expect: { size: number; mtimeMs?: number } = { size };
+      if (mtimeMs !== undefined) expect.mtimeMs = mtimeMs;
+      try {
+        const h = await sides.hasher();
+        if (want.startsWith('xxh128:')) return (await h.hash(abs, expect, signal)) === want;
+        if (want.startsWith('xet:')) return (await h.xet(abs, expect, signal)) === want;
+        if (want.startsWith('md5:')) return `md5:${await h.md5(abs, expect)}` === want;
+        return false;
+      } catch {
+        return false; // gone or changed since the plan: the executor's own checks report it
+      }
+    }
+    const e = await store.stat(op.path).catch(() => undefined);
+    if (e === undefined || e.skipped || e.size !== size) return false;
+    const md5 = e.etag !== undefined ? /^"?([0-9a-f]{32})"?$/.exec(e.etag)?.[1] : undefined;
+    return knownContentHash(e) === want || (md5 !== undefined && `md5:${md5}` === want);
+  };
+  for await (const op of ops) {
+    if (!isMtimeOnly(op)) {
+      yield op;
+      continue;
+    }
+    const upload = direction === 'upload';
+    const proven =
+      (await holds(sides.source, op, op.size, upload ? op.localMtime : op.remoteMtime)) &&
+      (await holds(sides.dest, op, op.destSize, upload ? op.remoteMtime : op.localMtime));
+    if (proven) {
+      yield op;
+      continue;
+    }
+    const { hash: _hash, mtimeOnly: _mtimeOnly, ...sent } = op;
+    yield { ...sent, reason: op.reason === REASONS.sameContentMtimeDiffers ? NOT_PROVEN : op.reason };
+  }
+}
+
 export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise<ApplyResult> {
   const started = performance.now();
   const header = await readPlanHeader(file);
@@ -203,7 +256,7 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
   if (lock?.warning !== undefined) o.storeOptions?.onWarning?.(lock.warning);
   try {
     o.onPlan?.(header, summary, { source: formatLocation(sourceLocation), dest: formatLocation(destLocation) });
-    const result = await executeOn(sides, checked(), o);
+    const result = await executeOn(sides, provenMtimeOnly(checked(), sides, direction, o.signal), o);
     return { header, summary, result, elapsedMs: performance.now() - started };
   } finally {
     lock?.release();

@@ -330,3 +330,41 @@ describe('--apply: a hostile plan cannot reach past what the planner would do (s
     }
   });
 });
+
+describe('--apply: a metadata-only update runs only where both sides provably hold the same bytes', () => {
+  const ISO1 = new Date((T0 + 100) * 1000).toISOString().replace('Z', '+00:00');
+  const mtimeOnly = (hash: string): Line =>
+    up('a.txt', { reason: 'same content, mtime differs', mtime_only: true, hash, local_mtime: ISO1, dest_size: 5, remote_mtime: ISO0 });
+
+  /** The real xxh128 of `content`, as a plan made by `sync --dedup` spells it. */
+  async function realHash(content: string): Promise<string> {
+    const x = path.join(work, 'hx');
+    const y = path.join(work, 'hy');
+    writeTree(x, { 'a.txt': content }, T0 + 100);
+    writeTree(y, { 'a.txt': content }, T0);
+    const plan = path.join(work, 'h.jsonl');
+    expect((await cli(['sync', x, y, '--dedup', '--plan', plan])).code).toBe(0);
+    const op = fs.readFileSync(plan, 'utf8').split('\n').map((l) => (l ? (JSON.parse(l) as Line) : {})).find((l) => l['path'] === 'a.txt')!;
+    expect(op['mtime_only']).toBe(true);
+    return op['hash'] as string;
+  }
+
+  it('a forged hash does not re-stamp different bytes as identical: the file is sent', async () => {
+    // dst/a.txt holds 'old-a'; a re-stamp would make every later run call it identical to 'new-a'.
+    for (const hash of ['xxh128:' + '0'.repeat(32), await realHash('old-a'), await realHash('new-a')]) {
+      writeTree(dst, { 'a.txt': 'old-a' }, T0);
+      const r = await cli(['sync', '--apply', writePlan([header(), mtimeOnly(hash)]), '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(readTree(dst)['a.txt']).toBe('new-a');
+      expect(summaryEvent(r.stdout)).toMatchObject({ transferred: 1, metadata_updated: 0 });
+    }
+  });
+
+  it('a real metadata-only update still sends no bytes', async () => {
+    writeTree(dst, { 'a.txt': 'new-a' }, T0);
+    const r = await cli(['sync', '--apply', writePlan([header(), mtimeOnly(await realHash('new-a'))]), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(summaryEvent(r.stdout)).toMatchObject({ transferred: 0, metadata_updated: 1 });
+    expect(fs.statSync(path.join(dst, 'a.txt')).mtimeMs).toBe((T0 + 100) * 1000);
+  });
+});
