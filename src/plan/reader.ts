@@ -236,6 +236,9 @@ function operationFromJson(obj: JsonObject): Operation {
   if (hash !== undefined) op.hash = hash;
   const copyFrom = safePath(obj, 'copy_from', false);
   if (copyFrom !== undefined) op.copyFrom = copyFrom;
+  if (op.copyFrom !== undefined && (action !== 'upload' || op.hash === undefined)) {
+    fail("operation 'copy_from' needs an upload with a 'hash' (the content it copies)");
+  }
   const mtimeOnly = opt(obj, 'mtime_only');
   if (mtimeOnly !== undefined) {
     if (typeof mtimeOnly !== 'boolean') fail(`operation 'mtime_only' must be a boolean, got ${typeName(mtimeOnly)}`);

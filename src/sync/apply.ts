@@ -132,17 +132,20 @@ export function resolvedProblem(header: PlanHeader, cwd: string = process.cwd())
 }
 
 /**
- * A plan's metadata-only update (`mtime_only`, or hf's reason with a hash) re-stamps the
- * destination file as if it held the source's bytes, and every later run then calls them
- * identical. The planner marks one only after hashing both sides; a plan file's `hash` is
- * only a claim. So each side must be shown to hold that hash now: a local file is hashed
- * (the hash cache makes a file the planner just hashed cheap), a bucket object by the hash
- * its store reports (what the planner compared). Anything not shown is sent in full
- * instead, still conditional on the destination version the plan recorded.
+ * A plan's `hash` is only a claim, yet it decides what lands at the destination: a
+ * metadata-only update (`mtime_only`, or hf's reason with a hash) re-stamps the destination
+ * file as if it held the source's bytes, a `copy_from` copies another destination file in
+ * place of the source's bytes, and an upload's hash becomes the object's content metadata.
+ * The planner sets them only after hashing. So a hash is kept only where the source is shown
+ * to hold it now (and, for a metadata-only update, the destination too; a copy's own source
+ * is checked by the executor): a local file is hashed (the hash cache makes a file the
+ * planner just hashed cheap), a bucket object by the hash its store reports (what the
+ * planner compared). Otherwise the file is sent in full, still conditional on the
+ * destination version the plan recorded.
  */
 const NOT_PROVEN = 'same content not proven (sent in full)';
 
-async function* provenMtimeOnly(ops: AsyncIterable<Operation>, sides: SyncSides, direction: Direction, signal?: AbortSignal): AsyncGenerator<Operation> {
+async function* provenHashes(ops: AsyncIterable<Operation>, sides: SyncSides, direction: Direction, signal?: AbortSignal): AsyncGenerator<Operation> {
   const holds = async (store: Store, op: Operation, size: number | undefined, mtimeMs: number | undefined): Promise<boolean> => {
     const want = op.hash!;
     const abs = store.localPath?.(op.path);
@@ -166,19 +169,20 @@ async function* provenMtimeOnly(ops: AsyncIterable<Operation>, sides: SyncSides,
     return knownContentHash(e) === want || (md5 !== undefined && `md5:${md5}` === want);
   };
   for await (const op of ops) {
-    if (!isMtimeOnly(op)) {
+    const mtimeOnly = isMtimeOnly(op);
+    if (op.hash === undefined || (op.action !== 'upload' && !mtimeOnly)) {
       yield op;
       continue;
     }
     const upload = direction === 'upload';
     const proven =
       (await holds(sides.source, op, op.size, upload ? op.localMtime : op.remoteMtime)) &&
-      (await holds(sides.dest, op, op.destSize, upload ? op.remoteMtime : op.localMtime));
+      (!mtimeOnly || (await holds(sides.dest, op, op.destSize, upload ? op.remoteMtime : op.localMtime)));
     if (proven) {
       yield op;
       continue;
     }
-    const { hash: _hash, mtimeOnly: _mtimeOnly, ...sent } = op;
+    const { hash: _hash, mtimeOnly: _mtimeOnly, copyFrom: _copyFrom, ...sent } = op;
     yield { ...sent, reason: op.reason === REASONS.sameContentMtimeDiffers ? NOT_PROVEN : op.reason };
   }
 }
@@ -256,7 +260,7 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
   if (lock?.warning !== undefined) o.storeOptions?.onWarning?.(lock.warning);
   try {
     o.onPlan?.(header, summary, { source: formatLocation(sourceLocation), dest: formatLocation(destLocation) });
-    const result = await executeOn(sides, provenMtimeOnly(checked(), sides, direction, o.signal), o);
+    const result = await executeOn(sides, provenHashes(checked(), sides, direction, o.signal), o);
     return { header, summary, result, elapsedMs: performance.now() - started };
   } finally {
     lock?.release();

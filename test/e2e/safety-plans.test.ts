@@ -274,7 +274,7 @@ describe('--apply: a hostile plan cannot reach past what the planner would do (s
     expect(err).not.toMatch(/[\ud800-\udfff]/);
     // Also alone, and as a copy source; a name that really is not UTF-8 stays accepted (plan show).
     await expectRefused(writePlan([header(), del('d\udcc3\udca9/x', { size: 6, remote_mtime: ISO0 })]), /plan\.jsonl:2: path 'd\\udcc3\\udca9\/x' is not spelled canonically/);
-    await expectRefused(writePlan([header(), up('b.txt', { copy_from: 'k\udce2\udc82\udcac' })]), /plan\.jsonl:2: copy_from 'k\\udce2\\udc82\\udcac' is not spelled canonically: its bytes read as 'k€'/);
+    await expectRefused(writePlan([header(), up('b.txt', { hash: 'xxh128:00', copy_from: 'k\udce2\udc82\udcac' })]), /plan\.jsonl:2: copy_from 'k\\udce2\\udc82\\udcac' is not spelled canonically: its bytes read as 'k€'/);
     await expectRefused(writePlan([header(), up('lone\ud800')]), /plan\.jsonl:2: path 'lone\\ud800' is not spelled canonically/);
     const ok = await cli(['plan', 'show', writePlan([header(), up('raw\udcff.txt')], 'ok.jsonl')]);
     expect(ok.code).toBe(0);
@@ -358,6 +358,28 @@ describe('--apply: a metadata-only update runs only where both sides provably ho
       expect(readTree(dst)['a.txt']).toBe('new-a');
       expect(summaryEvent(r.stdout)).toMatchObject({ transferred: 1, metadata_updated: 0 });
     }
+  });
+
+  it('a copy whose hash the source does not hold copies nothing: the source file is sent', async () => {
+    // pub.txt in the source is 'PUBLIC'; a copy of the destination's victim.txt (same size)
+    // under the hash of 'victim' would publish the victim's bytes as pub.txt.
+    writeTree(src, { 'pub.txt': 'PUBLIC' }, T0 + 100);
+    const hash = await realHash('victim');
+    const forged = up('pub.txt', { size: 6, local_mtime: ISO1, hash, copy_from: 'victim.txt' });
+    const r = await cli(['sync', '--apply', writePlan([header(), forged]), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readTree(dst)['pub.txt']).toBe('PUBLIC');
+    expect(summaryEvent(r.stdout)).toMatchObject({ transferred: 1, copied: 0 });
+    // Without a hash a copy proves nothing: refused as the planner never writes one.
+    await expectRefused(writePlan([header(), up('pub2.txt', { size: 6, copy_from: 'victim.txt' })]), /plan\.jsonl:2: operation 'copy_from' needs an upload with a 'hash'/);
+  });
+
+  it('a real copy (the source holds the hash) is still a copy', async () => {
+    writeTree(src, { 'v2.txt': 'victim' }, T0 + 100);
+    const r = await cli(['sync', '--apply', writePlan([header(), up('v2.txt', { size: 6, local_mtime: ISO1, hash: await realHash('victim'), copy_from: 'victim.txt' })]), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readTree(dst)['v2.txt']).toBe('victim');
+    expect(summaryEvent(r.stdout)).toMatchObject({ transferred: 0, copied: 1 });
   });
 
   it('a real metadata-only update still sends no bytes', async () => {

@@ -62,11 +62,11 @@ describe('plan reader: accepted input', () => {
     const file = planFile(
       [
         H.replace('}}', '}, "future_key": [1, 2]}'),
-        op({ size: 3, local_mtime: '2023-11-14T22:13:20.500000+00:00', extra: { x: 1 } }),
+        op({ size: 3, local_mtime: '2023-11-14T22:13:20.500000+00:00', extra: { x: 1 }, hash: 'xxh128:cd', copy_from: 'x/y' }),
         '{"type": "comment", "text": "ignored"}',
         '{"no_type": true}',
         op({ action: 'skip', path: 'd/b', reason: undefined, size: null, remote_mtime: null, dest_etag: null }),
-        op({ action: 'delete', path: 'e', size: 7, remote_mtime: '2023-11-14T22:13:20Z', dest_size: 7, dest_etag: '"e"', hash: 'xxh128:ab', copy_from: 'x/y' }),
+        op({ action: 'delete', path: 'e', size: 7, remote_mtime: '2023-11-14T22:13:20Z', dest_size: 7, dest_etag: '"e"', hash: 'xxh128:ab' }),
       ].join('\n') + '\n',
     );
     const v = await validatePlanFile(file);
@@ -81,7 +81,7 @@ describe('plan reader: accepted input', () => {
     const ops: Operation[] = [];
     for await (const o of readPlanOperations(file)) ops.push(o);
     expect(ops).toStrictEqual([
-      { action: 'upload', path: 'a.txt', reason: 'new file', size: 3, localMtime: 1700000000500 },
+      { action: 'upload', path: 'a.txt', reason: 'new file', size: 3, localMtime: 1700000000500, hash: 'xxh128:cd', copyFrom: 'x/y' },
       { action: 'skip', path: 'd/b', reason: '' },
       {
         action: 'delete',
@@ -92,7 +92,6 @@ describe('plan reader: accepted input', () => {
         destSize: 7,
         destEtag: '"e"',
         hash: 'xxh128:ab',
-        copyFrom: 'x/y',
       },
     ]);
     const entries: number[] = [];
@@ -340,9 +339,14 @@ describe('plan reader: hostile plans, second pass (issue 13 class 5)', () => {
     expect(spellingProblem('x\udc41')).toMatch(/not spelled canonically/); // outside the escape range
   });
 
+  it('refuses a copy_from the planner never writes: without a hash, or on anything but an upload', async () => {
+    await expectLineError([H, op({ path: 'b', copy_from: 'a' })], 2, "operation 'copy_from' needs an upload with a 'hash' (the content it copies)");
+    await expectLineError([H, op({ action: 'download', path: 'b', hash: 'xxh128:00', copy_from: 'a' })], 2, /'copy_from' needs an upload/);
+  });
+
   it('refuses non-canonical paths and copy sources, naming the line', async () => {
     await expectLineError([H, op({ path: 'a\udcc3\udca9' })], 2, /^path 'a\\udcc3\\udca9' is not spelled canonically/);
-    await expectLineError([H, op({ path: 'b', copy_from: 'a\udcc3\udca9' })], 2, /^copy_from 'a\\udcc3\\udca9' is not spelled canonically/);
+    await expectLineError([H, op({ path: 'b', hash: 'xxh128:00', copy_from: 'a\udcc3\udca9' })], 2, /^copy_from 'a\\udcc3\\udca9' is not spelled canonically/);
     expect((await validatePlanFile(planFile([H, op({ path: 'a\udcc3' })].join('\n')))).count).toBe(1);
   });
 
@@ -361,7 +365,7 @@ describe('plan reader: hostile plans, second pass (issue 13 class 5)', () => {
     const tmp = '.bucketsync-tmp-0123abcd-42-89abcdef-f';
     await expectLineError([H, del(tmp)], 2, /temporary files are never planned/);
     await expectLineError([H, op({ path: `d/${tmp}/x` })], 2, /temporary files are never planned/);
-    await expectLineError([H, op({ path: 'b', copy_from: tmp })], 2, /temporary files are never planned/);
+    await expectLineError([H, op({ path: 'b', hash: 'xxh128:00', copy_from: tmp })], 2, /temporary files are never planned/);
     expect((await validatePlanFile(planFile([H, op({ action: 'skip', path: tmp }), op({ path: '.bucketsync-tmp-notes.txt' })].join('\n')))).count).toBe(2);
   });
 });
