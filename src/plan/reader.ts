@@ -24,7 +24,7 @@ import {
   type PlanSummary,
 } from '../types.js';
 import { compareCodePoints } from '../manifest/order.js';
-import { decodeName, encodeName, isTempName } from '../scanner/names.js';
+import { decodeName, encodeName } from '../scanner/names.js';
 import { isoToMs } from './time.js';
 import { PLAN_FORMAT_VERSION, SummaryCounter } from './writer.js';
 
@@ -236,9 +236,6 @@ function operationFromJson(obj: JsonObject): Operation {
   if (hash !== undefined) op.hash = hash;
   const copyFrom = safePath(obj, 'copy_from', false);
   if (copyFrom !== undefined) op.copyFrom = copyFrom;
-  if (op.copyFrom !== undefined && (action !== 'upload' || op.hash === undefined)) {
-    fail("operation 'copy_from' needs an upload with a 'hash' (the content it copies)");
-  }
   const mtimeOnly = opt(obj, 'mtime_only');
   if (mtimeOnly !== undefined) {
     if (typeof mtimeOnly !== 'boolean') fail(`operation 'mtime_only' must be a boolean, got ${typeName(mtimeOnly)}`);
@@ -256,32 +253,6 @@ function operationFromJson(obj: JsonObject): Operation {
     }
   }
   return op;
-}
-
-const isTransfer = (op: Operation): boolean => op.action === 'upload' || op.action === 'download';
-
-/**
- * Refuses an operation that the header's own options rule out (hf's plans have no options:
- * nothing to check): a plan made without `--delete` deletes nothing, with `--existing` it
- * creates nothing, with `--ignore-existing` it replaces nothing. bucketsync's temporary
- * names are never planned (another run may be writing them), except as skips.
- */
-function checkAgainstHeader(op: Operation, header: PlanHeader): void {
-  const options = header.options;
-  if (op.action === 'delete' && options?.delete === false) {
-    fail(`delete of ${show(op.path)}, but the header says "delete": false: a plan made without --delete deletes nothing`);
-  }
-  if (isTransfer(op) && options?.existing === true && op.destSize === undefined) {
-    fail(`${op.action} of ${show(op.path)} creates a file, but the header says "existing": true: such a plan only updates files the destination has ('dest_size')`);
-  }
-  if (isTransfer(op) && options?.ignoreExisting === true && op.destSize !== undefined) {
-    fail(`${op.action} of ${show(op.path)} replaces a file ('dest_size'), but the header says "ignore_existing": true: such a plan only creates files`);
-  }
-  if (op.action !== 'skip') {
-    for (const p of op.copyFrom === undefined ? [op.path] : [op.path, op.copyFrom]) {
-      if (p.split('/').some(isTempName)) fail(`${op.action} of ${show(p)}: bucketsync's temporary files are never planned (another run may be writing them)`);
-    }
-  }
 }
 
 const OPTION_KEYS: readonly [string, keyof CompareOptions][] = [
@@ -532,7 +503,6 @@ type PlanRecord = { kind: 'header'; header: PlanHeader } | { kind: 'operation'; 
 async function* readPlanRecords(file: string, opts: PlanReadOptions = {}): AsyncGenerator<PlanRecord> {
   const maxLineLength = opts.maxLineLength ?? MAX_PLAN_LINE_LENGTH;
   let sawHeader = false;
-  let header: PlanHeader | undefined;
   let firstBlank: number | undefined;
   // Plans list each path once, sorted by code point (hf's `sorted()`, bucketsync's planner):
   // checking that paths strictly increase finds every duplicate in constant memory.
@@ -549,7 +519,7 @@ async function* readPlanRecords(file: string, opts: PlanReadOptions = {}): Async
     try {
       if (!sawHeader) {
         const obj = parseJsonObject(text, 'the plan header');
-        header = headerFromJson(obj);
+        const header = headerFromJson(obj);
         sawHeader = true;
         yield { kind: 'header', header };
         continue;
@@ -557,7 +527,6 @@ async function* readPlanRecords(file: string, opts: PlanReadOptions = {}): Async
       const obj = parseJsonObject(text, 'a plan line');
       if (obj.type !== 'operation') continue; // hf skips other line types
       const op = operationFromJson(obj);
-      checkAgainstHeader(op, header!);
       if (lastPath !== undefined) {
         const cmp = compareCodePoints(op.path, lastPath);
         if (cmp === 0) fail(`path ${show(op.path)} appears twice (also on line ${lastLine}): a plan names each path once`);

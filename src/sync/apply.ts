@@ -16,6 +16,7 @@ import { lockDestination } from '../lock/lock.js';
 import { stat } from 'node:fs/promises';
 import { PlanError, readPlanEntries, readPlanHeader } from '../plan/reader.js';
 import { SummaryCounter } from '../plan/writer.js';
+import { operationProblem } from '../plan/consistency.js';
 import { inShard, type Shard } from '../shard/shard.js';
 import type { StoreOptions } from '../stores/open.js';
 import type { ExecuteResult } from '../executor/execute.js';
@@ -225,6 +226,8 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
           `delete of '${op.path}' has no '${field}' (the destination file's mtime in a ${direction} plan): a delete must carry the size and mtime of the file it removes`,
         );
       }
+      const problem = operationProblem(op, header);
+      if (problem !== undefined) throw new PlanError(file, line, problem);
       // The planner never plans a path its filters exclude; the overlap check above relies on it.
       if (op.action !== 'skip' && filters && !filters.isEmpty && !filters.matches(op.path)) {
         throw new PlanError(file, line, `${op.action} of '${JSON.stringify(op.path).slice(1, -1)}' is excluded by the plan's own filters: a plan never names a path its filters exclude`);

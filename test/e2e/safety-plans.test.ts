@@ -371,7 +371,7 @@ describe('--apply: a metadata-only update runs only where both sides provably ho
     expect(readTree(dst)['pub.txt']).toBe('PUBLIC');
     expect(summaryEvent(r.stdout)).toMatchObject({ transferred: 1, copied: 0 });
     // Without a hash a copy proves nothing: refused as the planner never writes one.
-    await expectRefused(writePlan([header(), up('pub2.txt', { size: 6, copy_from: 'victim.txt' })]), /plan\.jsonl:2: operation 'copy_from' needs an upload with a 'hash'/);
+    await expectRefused(writePlan([header(), up('pub2.txt', { size: 6, copy_from: 'victim.txt' })]), /plan\.jsonl:2: upload of 'pub2\.txt' has a 'copy_from' but is not an upload with a 'hash'/);
   });
 
   it('a real copy (the source holds the hash) is still a copy', async () => {

@@ -12,6 +12,7 @@ import {
   validatePlanFile,
 } from '../../src/plan/index.js';
 import { spellingProblem } from '../../src/plan/reader.js';
+import { operationProblem } from '../../src/plan/consistency.js';
 import { resolvedProblem } from '../../src/sync/apply.js';
 import type { Operation, PlanHeader } from '../../src/types.js';
 
@@ -62,11 +63,11 @@ describe('plan reader: accepted input', () => {
     const file = planFile(
       [
         H.replace('}}', '}, "future_key": [1, 2]}'),
-        op({ size: 3, local_mtime: '2023-11-14T22:13:20.500000+00:00', extra: { x: 1 }, hash: 'xxh128:cd', copy_from: 'x/y' }),
+        op({ size: 3, local_mtime: '2023-11-14T22:13:20.500000+00:00', extra: { x: 1 } }),
         '{"type": "comment", "text": "ignored"}',
         '{"no_type": true}',
         op({ action: 'skip', path: 'd/b', reason: undefined, size: null, remote_mtime: null, dest_etag: null }),
-        op({ action: 'delete', path: 'e', size: 7, remote_mtime: '2023-11-14T22:13:20Z', dest_size: 7, dest_etag: '"e"', hash: 'xxh128:ab' }),
+        op({ action: 'delete', path: 'e', size: 7, remote_mtime: '2023-11-14T22:13:20Z', dest_size: 7, dest_etag: '"e"', hash: 'xxh128:ab', copy_from: 'x/y' }),
       ].join('\n') + '\n',
     );
     const v = await validatePlanFile(file);
@@ -81,7 +82,7 @@ describe('plan reader: accepted input', () => {
     const ops: Operation[] = [];
     for await (const o of readPlanOperations(file)) ops.push(o);
     expect(ops).toStrictEqual([
-      { action: 'upload', path: 'a.txt', reason: 'new file', size: 3, localMtime: 1700000000500, hash: 'xxh128:cd', copyFrom: 'x/y' },
+      { action: 'upload', path: 'a.txt', reason: 'new file', size: 3, localMtime: 1700000000500 },
       { action: 'skip', path: 'd/b', reason: '' },
       {
         action: 'delete',
@@ -92,6 +93,7 @@ describe('plan reader: accepted input', () => {
         destSize: 7,
         destEtag: '"e"',
         hash: 'xxh128:ab',
+        copyFrom: 'x/y',
       },
     ]);
     const entries: number[] = [];
@@ -325,10 +327,6 @@ describe('plan reader: a plan cannot do what the planner never would (issue 13)'
 });
 
 describe('plan reader: hostile plans, second pass (issue 13 class 5)', () => {
-  const header = (extra: Record<string, unknown>): string =>
-    JSON.stringify({ type: 'header', source: './data', dest: 'hf://buckets/u/b', timestamp: '2025-07-03T10:00:00+00:00', ...extra });
-  const del = (p: string): string => op({ action: 'delete', path: p, size: 1, remote_mtime: '2023-11-14T22:13:20Z' });
-
   it('spellingProblem: only the canonical surrogateescape spelling passes', () => {
     expect(spellingProblem('plain/aé/😀')).toBeUndefined();
     expect(spellingProblem('raw\udcff')).toBeUndefined(); // 0xFF is never UTF-8: canonical
@@ -339,34 +337,49 @@ describe('plan reader: hostile plans, second pass (issue 13 class 5)', () => {
     expect(spellingProblem('x\udc41')).toMatch(/not spelled canonically/); // outside the escape range
   });
 
-  it('refuses a copy_from the planner never writes: without a hash, or on anything but an upload', async () => {
-    await expectLineError([H, op({ path: 'b', copy_from: 'a' })], 2, "operation 'copy_from' needs an upload with a 'hash' (the content it copies)");
-    await expectLineError([H, op({ action: 'download', path: 'b', hash: 'xxh128:00', copy_from: 'a' })], 2, /'copy_from' needs an upload/);
-  });
-
   it('refuses non-canonical paths and copy sources, naming the line', async () => {
     await expectLineError([H, op({ path: 'a\udcc3\udca9' })], 2, /^path 'a\\udcc3\\udca9' is not spelled canonically/);
     await expectLineError([H, op({ path: 'b', hash: 'xxh128:00', copy_from: 'a\udcc3\udca9' })], 2, /^copy_from 'a\\udcc3\\udca9' is not spelled canonically/);
     expect((await validatePlanFile(planFile([H, op({ path: 'a\udcc3' })].join('\n')))).count).toBe(1);
   });
+});
 
-  it('refuses operations the header options rule out; plans without options (hf) are unchanged', async () => {
-    await expectLineError([header({ options: { delete: false } }), del('x')], 2, /^delete of 'x', but the header says "delete": false/);
-    expect((await validatePlanFile(planFile([header({ options: { delete: true } }), del('x')].join('\n')))).count).toBe(1);
-    expect((await validatePlanFile(planFile([header({}), del('x')].join('\n')))).count).toBe(1);
-    await expectLineError([header({ options: { existing: true } }), op({ path: 'x' })], 2, /creates a file, but the header says "existing": true/);
-    expect((await validatePlanFile(planFile([header({ options: { existing: true } }), op({ path: 'x', dest_size: 3 })].join('\n')))).count).toBe(1);
-    await expectLineError([header({ options: { ignore_existing: true } }), op({ path: 'x', dest_size: 3 })], 2, /replaces a file/);
+describe('operationProblem: what the planner never writes, given the header (issue 13 class 5)', () => {
+  const hdr = (options?: PlanHeader['options']): PlanHeader => ({
+    source: 'src',
+    dest: 'dst',
+    timestamp: 't',
+    summary: { uploads: 0, downloads: 0, deletes: 0, skips: 0, total_size: 0 },
+    ...(options ? { options } : {}),
+  });
+  const up = (extra: Partial<Operation> = {}): Operation => ({ action: 'upload', path: 'x', reason: '', size: 1, ...extra });
+  const del: Operation = { action: 'delete', path: 'x', reason: '', size: 1, remoteMtime: 0 };
+
+  it('refuses operations the header options rule out; plans without options (hf) are unchanged', () => {
+    expect(operationProblem(del, hdr({ delete: false }))).toMatch(/^delete of 'x', but the header says "delete": false/);
+    expect(operationProblem(del, hdr({ delete: true }))).toBeUndefined();
+    expect(operationProblem(del, hdr())).toBeUndefined();
+    expect(operationProblem(up(), hdr({ existing: true }))).toMatch(/creates a file, but the header says "existing": true/);
+    expect(operationProblem(up({ destSize: 3 }), hdr({ existing: true }))).toBeUndefined();
+    expect(operationProblem(up({ destSize: 3 }), hdr({ ignoreExisting: true }))).toMatch(/replaces a file/);
+    expect(operationProblem(up(), hdr({ ignoreExisting: true }))).toBeUndefined();
     // skips act on nothing: allowed whatever the options
-    expect((await validatePlanFile(planFile([header({ options: { existing: true } }), op({ action: 'skip', path: 'x' })].join('\n')))).count).toBe(1);
+    expect(operationProblem({ action: 'skip', path: 'x', reason: '' }, hdr({ existing: true }))).toBeUndefined();
   });
 
-  it("refuses bucketsync's temporary names except in skips", async () => {
+  it('refuses a copy_from the planner never writes: without a hash, or on anything but an upload', () => {
+    expect(operationProblem(up({ copyFrom: 'a' }), hdr())).toMatch(/has a 'copy_from' but is not an upload with a 'hash'/);
+    expect(operationProblem({ ...up({ copyFrom: 'a', hash: 'xxh128:00' }), action: 'download' }, hdr())).toMatch(/'copy_from'/);
+    expect(operationProblem(up({ copyFrom: 'a', hash: 'xxh128:00' }), hdr())).toBeUndefined();
+  });
+
+  it("refuses bucketsync's temporary names except in skips; look-alikes are data", () => {
     const tmp = '.bucketsync-tmp-0123abcd-42-89abcdef-f';
-    await expectLineError([H, del(tmp)], 2, /temporary files are never planned/);
-    await expectLineError([H, op({ path: `d/${tmp}/x` })], 2, /temporary files are never planned/);
-    await expectLineError([H, op({ path: 'b', hash: 'xxh128:00', copy_from: tmp })], 2, /temporary files are never planned/);
-    expect((await validatePlanFile(planFile([H, op({ action: 'skip', path: tmp }), op({ path: '.bucketsync-tmp-notes.txt' })].join('\n')))).count).toBe(2);
+    expect(operationProblem({ ...del, path: tmp }, hdr())).toMatch(/temporary files are never planned/);
+    expect(operationProblem(up({ path: `d/${tmp}/x` }), hdr())).toMatch(/temporary files are never planned/);
+    expect(operationProblem(up({ copyFrom: tmp, hash: 'xxh128:00' }), hdr())).toMatch(/temporary files are never planned/);
+    expect(operationProblem({ action: 'skip', path: tmp, reason: '' }, hdr())).toBeUndefined();
+    expect(operationProblem(up({ path: '.bucketsync-tmp-notes.txt' }), hdr())).toBeUndefined();
   });
 });
 
