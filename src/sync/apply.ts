@@ -241,7 +241,9 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
   // after the last line, so a bad line stops the transfers and no delete ever runs.
   const size = (await stat(file)).size;
   const limit = o.prevalidateBytes ?? (Number(process.env['BUCKETSYNC_APPLY_PREVALIDATE_BYTES']) || PREVALIDATE_BYTES);
-  const prevalidate = size <= limit;
+  // With --max-delete a huge plan is read once before anything runs too: the limit is
+  // checked against the plan's real deletes (never the header's summary) before any runs.
+  const prevalidate = size <= limit || o.maxDelete !== undefined;
   let summary: PlanSummary;
   if (prevalidate) {
     const counter = new SummaryCounter();
@@ -263,7 +265,8 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
   if (lock?.warning !== undefined) o.storeOptions?.onWarning?.(lock.warning);
   try {
     o.onPlan?.(header, summary, { source: formatLocation(sourceLocation), dest: formatLocation(destLocation) });
-    const result = await executeOn(sides, provenHashes(checked(), sides, direction, o.signal), o);
+    const run = prevalidate ? { ...o, totalDeletes: summary.deletes } : o;
+    const result = await executeOn(sides, provenHashes(checked(), sides, direction, o.signal), run);
     return { header, summary, result, elapsedMs: performance.now() - started };
   } finally {
     lock?.release();

@@ -318,6 +318,27 @@ describe('--apply: a hostile plan cannot reach past what the planner would do (s
     expect(readTree(inner)).toEqual({ 'f.txt': 'source' });
   });
 
+  it('--max-delete counts every delete of the plan, a delete in the way of a transfer included', async () => {
+    // dst/a.txt is a file where the source now has a folder a.txt/: its delete runs early
+    // (type changes converge in one run), but not when the plan's 3 deletes exceed the limit.
+    fs.rmSync(path.join(src, 'a.txt'));
+    writeTree(src, { 'a.txt/x': 'x' }, T0 + 100);
+    const plan = path.join(work, 'md.jsonl');
+    expect((await cli(['sync', src, dst, '--delete', '--plan', plan])).code).toBe(0);
+    for (const run of [['sync', '--apply', plan, '--max-delete', '2'], ['sync', src, dst, '--delete', '--max-delete', '2']]) {
+      const r = await cli(run);
+      // The upload into a.txt/ then fails (a file is in the way), so the deletes are not run.
+      expect(r.stderr).toMatch(/3 delete\(s\) not run/);
+      expect(r.code).toBe(1);
+      expect(fs.statSync(path.join(dst, 'a.txt')).isFile()).toBe(true);
+      expect(readTree(dst)).toMatchObject({ 'a.txt': 'old-a', 'keep.txt': 'keep', 'victim.txt': 'victim' });
+    }
+    // Within the limit the type change converges in one run.
+    const ok = await cli(['sync', '--apply', plan, '--max-delete', '3']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(readTree(dst)).toEqual({ 'a.txt/x': 'x', 'b.txt': 'new-b' });
+  });
+
   it('--max-delete counts the real deletes, not the header summary', async () => {
     const lying = header({ summary: { uploads: 0, downloads: 0, deletes: 0, skips: 0, total_size: 0 } });
     const plan = [lying, del('keep.txt', { size: 4, remote_mtime: ISO0 }), del('victim.txt', { size: 6, remote_mtime: ISO0 })];
