@@ -3,7 +3,11 @@
  * planner never would. Hostile plans go through the real CLI (`bucketsync sync --apply`):
  * deletes without the version they expect, a path twice, unsafe paths, resolved locations
  * pointing elsewhere, hand-edited types, special files. Each must be refused (exit 2, one
- * line naming the plan line) with nothing changed anywhere.
+ * line naming the plan line) with nothing changed anywhere. Second pass: relative spellings
+ * (`..`-only ones too) must resolve from one folder; one name spelled twice (surrogateescape);
+ * operations the header's options or filters rule out; temporary names; forged hashes
+ * (metadata-only updates and copies are sent in full unless proven); --max-delete counts
+ * every delete before any runs.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -337,6 +341,18 @@ describe('--apply: a hostile plan cannot reach past what the planner would do (s
     const ok = await cli(['sync', '--apply', plan, '--max-delete', '3']);
     expect(ok.code, ok.stderr).toBe(0);
     expect(readTree(dst)).toEqual({ 'a.txt/x': 'x', 'b.txt': 'new-b' });
+  });
+
+  it('skips name nothing outside the destination either; a header summary that lies is not what is shown', async () => {
+    const skip = (p: string): Line => ({ type: 'operation', action: 'skip', path: p, reason: 'source unreadable (not deleted)' });
+    await expectRefused(writePlan([header(), skip('../outside/')]), /plan\.jsonl:2: unsafe path '\.\.\/outside\/': has a '\.\.' segment/);
+    await expectRefused(writePlan([header(), skip('/etc/')]), /plan\.jsonl:2: unsafe path '\/etc\/': is absolute/);
+    await expectRefused(writePlan([header(), skip('a/../../')]), /'\.\.' segment/);
+    // The header claims nothing to do; the run shows (and does) what the lines say.
+    const r = await cli(['sync', '--apply', writePlan([header(), up('b.txt', { local_mtime: ISO1 })]), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/Uploads: 1\n/);
+    expect(summaryEvent(r.stdout)['plan']).toMatchObject({ uploads: 1, total_size: 5 });
   });
 
   it('--max-delete counts the real deletes, not the header summary', async () => {
