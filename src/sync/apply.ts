@@ -9,6 +9,9 @@
  * directory exactly as hf does. The resolved locations must agree with the typed ones (see
  * {@link resolvedProblem}) unless the caller trusts them (`--trust-resolved`), and they are
  * handed to `onPlan` before anything runs, so the user sees what is really read and written.
+ * Every line is also checked against what the planner writes (src/plan/consistency.ts, the
+ * plan's own filters), and a hash the plan claims is kept only where it is shown to hold
+ * ({@link provenHashes}).
  */
 import path from 'node:path';
 import { formatLocation, parseLocation, type Location } from '../location/location.js';
@@ -132,6 +135,9 @@ export function resolvedProblem(header: PlanHeader, cwd: string = process.cwd())
   return undefined;
 }
 
+/** The reason of a metadata-only update that is sent in full. */
+const NOT_PROVEN = 'same content not proven (sent in full)';
+
 /**
  * A plan's `hash` is only a claim, yet it decides what lands at the destination: a
  * metadata-only update (`mtime_only`, or hf's reason with a hash) re-stamps the destination
@@ -144,8 +150,6 @@ export function resolvedProblem(header: PlanHeader, cwd: string = process.cwd())
  * planner compared). Otherwise the file is sent in full, still conditional on the
  * destination version the plan recorded.
  */
-const NOT_PROVEN = 'same content not proven (sent in full)';
-
 async function* provenHashes(ops: AsyncIterable<Operation>, sides: SyncSides, direction: Direction, signal?: AbortSignal): AsyncGenerator<Operation> {
   const holds = async (store: Store, op: Operation, size: number | undefined, mtimeMs: number | undefined): Promise<boolean> => {
     const want = op.hash!;
