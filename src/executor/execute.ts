@@ -53,6 +53,8 @@ export interface ExecuteOptions {
   transfers?: number;
   retries?: number;
   maxDelete?: number;
+  /** The run's deletes, when known before it starts: `maxDelete` is checked against it before any delete runs. */
+  totalDeletes?: number;
   /**
    * Stops the run: nothing new starts (no retry, no delete), and the transfers in flight are
    * finished, so an interrupted run leaves every file it started complete.
@@ -568,9 +570,9 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       } else if (result.failed.length > 0) {
         result.deletesNotRun = pending;
         result.deleteRefusal = `not deleting files as ${result.failed.length} transfer(s) failed`;
-      } else if (o.maxDelete !== undefined && pending > o.maxDelete) {
+      } else if (o.maxDelete !== undefined && deletes.count > o.maxDelete) {
         result.deletesNotRun = pending;
-        result.deleteRefusal = `the plan deletes ${pending} files, more than --max-delete ${o.maxDelete}; nothing was deleted`;
+        result.deleteRefusal = `the plan deletes ${deletes.count} files, more than --max-delete ${o.maxDelete}; ${ranEarly.size > 0 ? `only the ${ranEarly.size} in the way of a transfer were` : 'nothing was'} deleted`;
       } else {
         await runDeletes(deletes, o, result, emit, ranEarly);
       }

@@ -24,6 +24,7 @@ import {
   type PlanSummary,
 } from '../types.js';
 import { compareCodePoints } from '../manifest/order.js';
+import { decodeName, encodeName } from '../scanner/names.js';
 import { isoToMs } from './time.js';
 import { PLAN_FORMAT_VERSION, SummaryCounter } from './writer.js';
 
@@ -185,7 +186,25 @@ function safePath(obj: JsonObject, key: string, required: boolean, subtreeOk = f
   // A skip may stand for a whole folder the source could not list ('folder/'): it acts on nothing.
   const problem = planPathProblem(subtreeOk && v.length > 1 && v.endsWith('/') ? v.slice(0, -1) : v);
   if (problem !== undefined) fail(`unsafe ${key === 'path' ? 'path' : key} ${show(v)}: ${problem}`);
+  const spelling = spellingProblem(v);
+  if (spelling !== undefined) fail(`${key === 'path' ? 'path' : key} ${show(v)} ${spelling}`);
   return v;
+}
+
+/** Surrogates, paired or not: only strings holding one can spell bytes in two ways. */
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/**
+ * Why `p` is not the one spelling bucketsync gives its bytes, or undefined when it is. Names
+ * that are not UTF-8 are carried in Python's surrogateescape form (src/scanner/names.ts): a
+ * lone U+DC80–U+DCFF per undecodable byte. Escaping bytes that do form UTF-8 (`a\udcc3\udca9`
+ * for `aé`) would name one file twice in a plan, so only the canonical form is accepted.
+ */
+export function spellingProblem(p: string): string | undefined {
+  if (!SURROGATE.test(p)) return undefined;
+  const canonical = decodeName(encodeName(p));
+  if (canonical === p) return undefined;
+  return `is not spelled canonically: its bytes read as ${show(canonical)}, and a plan spells each name one way`;
 }
 
 const EXPECTED_ACTIONS = `${ACTIONS.slice(0, -1).join(', ')} or ${ACTIONS[ACTIONS.length - 1]}`;

@@ -9,6 +9,9 @@
  * directory exactly as hf does. The resolved locations must agree with the typed ones (see
  * {@link resolvedProblem}) unless the caller trusts them (`--trust-resolved`), and they are
  * handed to `onPlan` before anything runs, so the user sees what is really read and written.
+ * Every line is also checked against what the planner writes (src/plan/consistency.ts, the
+ * plan's own filters), and a hash the plan claims is kept only where it is shown to hold
+ * ({@link provenHashes}).
  */
 import path from 'node:path';
 import { formatLocation, parseLocation, type Location } from '../location/location.js';
@@ -17,12 +20,15 @@ import { stat } from 'node:fs/promises';
 import { lstatSync, readlinkSync } from 'node:fs';
 import { PlanError, readPlanEntries, readPlanHeader } from '../plan/reader.js';
 import { SummaryCounter } from '../plan/writer.js';
+import { operationProblem } from '../plan/consistency.js';
 import { inShard, type Shard } from '../shard/shard.js';
 import type { StoreOptions } from '../stores/open.js';
 import type { ExecuteResult } from '../executor/execute.js';
-import type { Operation, PlanHeader, PlanSummary } from '../types.js';
-import { directionOf, executeOn, openSides, type RunOptions } from './sync.js';
+import { isMtimeOnly, knownContentHash, REASONS, type Direction, type Operation, type PlanHeader, type PlanSummary } from '../types.js';
+import type { Store } from '../stores/store.js';
+import { directionOf, executeOn, openSides, type RunOptions, type SyncSides } from './sync.js';
 import { assertNoOverlap } from './overlap.js';
+import { FilterMatcher } from '../filters/filter.js';
 
 export interface ApplyOptions extends RunOptions {
   storeOptions?: StoreOptions;
@@ -57,7 +63,7 @@ function headerLocation(file: string, field: string, raw: string, cwd?: string):
   }
 }
 
-/** Segments of a normalized relative path that are not `..` (and how many `..` lead it). */
+/** How many `..` lead a relative path (once normalized) and the segments after them. */
 function relativeTail(p: string): { ups: number; tail: string[] } {
   const segs = path.normalize(p).split(path.sep).filter((s) => s !== '' && s !== '.');
   let ups = 0;
@@ -65,18 +71,24 @@ function relativeTail(p: string): { ups: number; tail: string[] } {
   return { ups, tail: segs.slice(ups) };
 }
 
+/** `dir`'s ancestor `n` levels up (the root is its own parent, as in path.resolve). */
+function ancestor(dir: string, n: number): string {
+  let d = dir;
+  for (let i = 0; i < n; i++) d = path.dirname(d);
+  return d;
+}
+
 /**
- * The directory a relative local spelling was resolved from to give `resolved`, or undefined
- * when no directory can give it (`src` never resolves to `/etc`). With leading `..` segments
- * the directory is only known to lie below the returned one (marked with a trailing `/..`).
+ * What a relative local spelling tells about the folder D it was resolved from to give
+ * `resolved`: `ancestor(D, ups) === parent`. Undefined when no folder can give it (`src`
+ * never resolves to `/etc`, a relative resolved location is no plan's).
  */
-function baseOf(typed: string, resolved: string): string | undefined {
+function constraintOf(typed: string, resolved: string): { ups: number; parent: string } | undefined {
   if (!path.isAbsolute(resolved)) return undefined;
   const { ups, tail } = relativeTail(typed);
   const r = path.resolve(resolved).split(path.sep).filter((s) => s !== '');
   if (r.length < tail.length || tail.some((seg, i) => r[r.length - tail.length + i] !== seg)) return undefined;
-  const parent = path.sep + r.slice(0, r.length - tail.length).join(path.sep);
-  return ups > 0 ? `${parent}${path.sep}..` : parent;
+  return { ups, parent: path.sep + r.slice(0, r.length - tail.length).join(path.sep) };
 }
 
 function isRelativeLocal(raw: string): boolean {
@@ -85,16 +97,18 @@ function isRelativeLocal(raw: string): boolean {
 
 /**
  * Why the header's resolved locations cannot be trusted, or undefined when they agree with
- * what the user typed: a URL or absolute path must resolve to exactly the resolved text; a
- * relative path must be what resolving it from the current directory gives, or from the one
- * directory the plan was made in (the same for both sides, so a plan made elsewhere applies).
+ * what the user typed: a URL or absolute path must resolve to exactly the resolved text; the
+ * relative paths must all resolve to their resolved text from ONE folder D: the current one,
+ * or the folder the plan was made in (so a plan made elsewhere applies). A relative spelling
+ * `../../T` resolved to R says `ancestor(D, 2) === R minus T` (`.` says D === R); the sides'
+ * statements must agree. Nothing is skipped: a spelling made only of `..` binds D too.
  */
 export function resolvedProblem(header: PlanHeader, cwd: string = process.cwd()): string | undefined {
   const sides: { field: string; typed: string; resolved: string | undefined }[] = [
     { field: 'source', typed: header.source, resolved: header.sourceResolved },
     { field: 'dest', typed: header.dest, resolved: header.destResolved },
   ];
-  const bases = new Set<string>();
+  const constraints: { ups: number; parent: string }[] = [];
   for (const { field, typed, resolved } of sides) {
     if (resolved === undefined) continue;
     let here: string;
@@ -105,14 +119,18 @@ export function resolvedProblem(header: PlanHeader, cwd: string = process.cwd())
     } catch {
       return `${field}_resolved '${resolved}' is not where ${field} '${typed}' resolves to`;
     }
-    const base = isRelativeLocal(typed) ? baseOf(typed, there) : undefined;
-    if (here !== there && base === undefined) {
+    const constraint = isRelativeLocal(typed) ? constraintOf(typed, resolved) : undefined;
+    if (constraint === undefined) {
+      if (here === there) continue; // a URL or absolute path, or a relative one resolved from here
       return `${field}_resolved '${resolved}' is not where ${field} '${typed}' resolves to ('${here}')`;
     }
-    // Spellings with a leading `..` only bound the directory: they do not take part.
-    if (base !== undefined && !base.endsWith(`${path.sep}..`)) bases.add(base);
+    constraints.push(constraint);
   }
-  if (bases.size > 1) {
+  // One folder D satisfies every ancestor(D, u_i) === P_i iff, taking the fewest ups u1,
+  // ancestor(P1, u_i - u1) === P_i for every other side.
+  constraints.sort((a, b) => a.ups - b.ups);
+  const first = constraints[0];
+  if (first !== undefined && constraints.some((c) => ancestor(first.parent, c.ups - first.ups) !== c.parent)) {
     return `source_resolved '${header.sourceResolved}' and dest_resolved '${header.destResolved}' were not resolved from one directory (source '${header.source}', dest '${header.dest}')`;
   }
   return undefined;
@@ -127,6 +145,63 @@ function destBecameLink(header: PlanHeader): string | undefined {
   const dest = header.destResolved;
   if (dest === undefined || !path.isAbsolute(dest) || !lstatSync(dest, { throwIfNoEntry: false })?.isSymbolicLink()) return undefined;
   return `the destination ${dest} is now a symbolic link (to ${readlinkSync(dest)}), and a plan applies only to the folder it was made for`;
+}
+
+/** The reason of a metadata-only update that is sent in full. */
+const NOT_PROVEN = 'same content not proven (sent in full)';
+
+/**
+ * A plan's `hash` is only a claim, yet it decides what lands at the destination: a
+ * metadata-only update (`mtime_only`, or hf's reason with a hash) re-stamps the destination
+ * file as if it held the source's bytes, a `copy_from` copies another destination file in
+ * place of the source's bytes, and an upload's hash becomes the object's content metadata.
+ * The planner sets them only after hashing. So a hash is kept only where the source is shown
+ * to hold it now (and, for a metadata-only update, the destination too; a copy's own source
+ * is checked by the executor): a local file is hashed (the hash cache makes a file the
+ * planner just hashed cheap), a bucket object by the hash its store reports (what the
+ * planner compared). Otherwise the file is sent in full, still conditional on the
+ * destination version the plan recorded.
+ */
+async function* provenHashes(ops: AsyncIterable<Operation>, sides: SyncSides, direction: Direction, signal?: AbortSignal): AsyncGenerator<Operation> {
+  const holds = async (store: Store, op: Operation, size: number | undefined, mtimeMs: number | undefined): Promise<boolean> => {
+    const want = op.hash!;
+    const abs = store.localPath?.(op.path);
+    if (abs !== undefined) {
+      if (!sides.hasher || size === undefined) return false;
+      const expect: { size: number; mtimeMs?: number } = { size };
+      if (mtimeMs !== undefined) expect.mtimeMs = mtimeMs;
+      try {
+        const h = await sides.hasher();
+        if (want.startsWith('xxh128:')) return (await h.hash(abs, expect, signal)) === want;
+        if (want.startsWith('xet:')) return (await h.xet(abs, expect, signal)) === want;
+        if (want.startsWith('md5:')) return `md5:${await h.md5(abs, expect)}` === want;
+        return false;
+      } catch {
+        return false; // gone or changed since the plan: the executor's own checks report it
+      }
+    }
+    const e = await store.stat(op.path).catch(() => undefined);
+    if (e === undefined || e.skipped || e.size !== size) return false;
+    const md5 = e.etag !== undefined ? /^"?([0-9a-f]{32})"?$/.exec(e.etag)?.[1] : undefined;
+    return knownContentHash(e) === want || (md5 !== undefined && `md5:${md5}` === want);
+  };
+  for await (const op of ops) {
+    const mtimeOnly = isMtimeOnly(op);
+    if (op.hash === undefined || (op.action !== 'upload' && !mtimeOnly)) {
+      yield op;
+      continue;
+    }
+    const upload = direction === 'upload';
+    const proven =
+      (await holds(sides.source, op, op.size, upload ? op.localMtime : op.remoteMtime)) &&
+      (!mtimeOnly || (await holds(sides.dest, op, op.destSize, upload ? op.remoteMtime : op.localMtime)));
+    if (proven) {
+      yield op;
+      continue;
+    }
+    const { hash: _hash, mtimeOnly: _mtimeOnly, copyFrom: _copyFrom, ...sent } = op;
+    yield { ...sent, reason: op.reason === REASONS.sameContentMtimeDiffers ? NOT_PROVEN : op.reason };
+  }
 }
 
 export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise<ApplyResult> {
@@ -149,6 +224,7 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
   const direction = directionOf(sourceLocation, destLocation);
   // As in a sync: overlapping sides are refused, unless the plan's filters exclude the overlap.
   assertNoOverlap(sourceLocation, destLocation, header.filters);
+  const filters = header.filters ? new FilterMatcher(header.filters) : undefined;
 
   /** Every operation, checked against the plan's direction as it is read. */
   async function* checked(): AsyncGenerator<Operation> {
@@ -168,6 +244,12 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
           `delete of '${op.path}' has no '${field}' (the destination file's mtime in a ${direction} plan): a delete must carry the size and mtime of the file it removes`,
         );
       }
+      const problem = operationProblem(op, header);
+      if (problem !== undefined) throw new PlanError(file, line, problem);
+      // The planner never plans a path its filters exclude; the overlap check above relies on it.
+      if (op.action !== 'skip' && filters && !filters.isEmpty && !filters.matches(op.path)) {
+        throw new PlanError(file, line, `${op.action} of '${JSON.stringify(op.path).slice(1, -1)}' is excluded by the plan's own filters: a plan never names a path its filters exclude`);
+      }
       if (!o.shard || inShard(op, o.shard)) yield op;
     }
   }
@@ -177,7 +259,9 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
   // after the last line, so a bad line stops the transfers and no delete ever runs.
   const size = (await stat(file)).size;
   const limit = o.prevalidateBytes ?? (Number(process.env['BUCKETSYNC_APPLY_PREVALIDATE_BYTES']) || PREVALIDATE_BYTES);
-  const prevalidate = size <= limit;
+  // With --max-delete a huge plan is read once before anything runs too: the limit is
+  // checked against the plan's real deletes (never the header's summary) before any runs.
+  const prevalidate = size <= limit || o.maxDelete !== undefined;
   let summary: PlanSummary;
   if (prevalidate) {
     const counter = new SummaryCounter();
@@ -199,7 +283,8 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
   if (lock?.warning !== undefined) o.storeOptions?.onWarning?.(lock.warning);
   try {
     o.onPlan?.(header, summary, { source: formatLocation(sourceLocation), dest: formatLocation(destLocation) });
-    const result = await executeOn(sides, checked(), o);
+    const run = prevalidate ? { ...o, totalDeletes: summary.deletes } : o;
+    const result = await executeOn(sides, provenHashes(checked(), sides, direction, o.signal), run);
     return { header, summary, result, elapsedMs: performance.now() - started };
   } finally {
     lock?.release();

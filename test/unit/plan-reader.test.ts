@@ -11,7 +11,10 @@ import {
   readPlanOperations,
   validatePlanFile,
 } from '../../src/plan/index.js';
-import type { Operation } from '../../src/types.js';
+import { spellingProblem } from '../../src/plan/reader.js';
+import { operationProblem } from '../../src/plan/consistency.js';
+import { resolvedProblem } from '../../src/sync/apply.js';
+import type { Operation, PlanHeader } from '../../src/types.js';
 
 const H =
   '{"type": "header", "source": "./data", "dest": "hf://buckets/u/b", "timestamp": "2025-07-03T10:00:00+00:00", ' +
@@ -320,5 +323,90 @@ describe('plan reader: a plan cannot do what the planner never would (issue 13)'
   it('refuses special files by name without blocking', async () => {
     const err = await planError('/dev/zero');
     expect(err.message).toBe('Plan file is a character device, not a regular file: /dev/zero');
+  });
+});
+
+describe('plan reader: hostile plans, second pass (issue 13 class 5)', () => {
+  it('spellingProblem: only the canonical surrogateescape spelling passes', () => {
+    expect(spellingProblem('plain/aé/😀')).toBeUndefined();
+    expect(spellingProblem('raw\udcff')).toBeUndefined(); // 0xFF is never UTF-8: canonical
+    expect(spellingProblem('x\udcc3')).toBeUndefined(); // a lone lead byte: canonical
+    expect(spellingProblem('a\udcc3\udca9')).toMatch(/bytes read as 'aé'/);
+    expect(spellingProblem('\udcf0\udc9f\udc98\udc80')).toMatch(/bytes read as '😀'/);
+    expect(spellingProblem('x\ud800')).toMatch(/not spelled canonically/); // lone high surrogate
+    expect(spellingProblem('x\udc41')).toMatch(/not spelled canonically/); // outside the escape range
+  });
+
+  it('refuses non-canonical paths and copy sources, naming the line', async () => {
+    await expectLineError([H, op({ path: 'a\udcc3\udca9' })], 2, /^path 'a\\udcc3\\udca9' is not spelled canonically/);
+    await expectLineError([H, op({ path: 'b', hash: 'xxh128:00', copy_from: 'a\udcc3\udca9' })], 2, /^copy_from 'a\\udcc3\\udca9' is not spelled canonically/);
+    expect((await validatePlanFile(planFile([H, op({ path: 'a\udcc3' })].join('\n')))).count).toBe(1);
+  });
+});
+
+describe('operationProblem: what the planner never writes, given the header (issue 13 class 5)', () => {
+  const hdr = (options?: PlanHeader['options']): PlanHeader => ({
+    source: 'src',
+    dest: 'dst',
+    timestamp: 't',
+    summary: { uploads: 0, downloads: 0, deletes: 0, skips: 0, total_size: 0 },
+    ...(options ? { options } : {}),
+  });
+  const up = (extra: Partial<Operation> = {}): Operation => ({ action: 'upload', path: 'x', reason: '', size: 1, ...extra });
+  const del: Operation = { action: 'delete', path: 'x', reason: '', size: 1, remoteMtime: 0 };
+
+  it('refuses operations the header options rule out; plans without options (hf) are unchanged', () => {
+    expect(operationProblem(del, hdr({ delete: false }))).toMatch(/^delete of 'x', but the header says "delete": false/);
+    expect(operationProblem(del, hdr({ delete: true }))).toBeUndefined();
+    expect(operationProblem(del, hdr())).toBeUndefined();
+    expect(operationProblem(up(), hdr({ existing: true }))).toMatch(/creates a file, but the header says "existing": true/);
+    expect(operationProblem(up({ destSize: 3 }), hdr({ existing: true }))).toBeUndefined();
+    expect(operationProblem(up({ destSize: 3 }), hdr({ ignoreExisting: true }))).toMatch(/replaces a file/);
+    expect(operationProblem(up(), hdr({ ignoreExisting: true }))).toBeUndefined();
+    // skips act on nothing: allowed whatever the options
+    expect(operationProblem({ action: 'skip', path: 'x', reason: '' }, hdr({ existing: true }))).toBeUndefined();
+  });
+
+  it('refuses a copy_from the planner never writes: without a hash, or on anything but an upload', () => {
+    expect(operationProblem(up({ copyFrom: 'a' }), hdr())).toMatch(/has a 'copy_from' but is not an upload with a 'hash'/);
+    expect(operationProblem({ ...up({ copyFrom: 'a', hash: 'xxh128:00' }), action: 'download' }, hdr())).toMatch(/'copy_from'/);
+    expect(operationProblem(up({ copyFrom: 'a', hash: 'xxh128:00' }), hdr())).toBeUndefined();
+  });
+
+  it("refuses bucketsync's temporary names except in skips; look-alikes are data", () => {
+    const tmp = '.bucketsync-tmp-0123abcd-42-89abcdef-f';
+    expect(operationProblem({ ...del, path: tmp }, hdr())).toMatch(/temporary files are never planned/);
+    expect(operationProblem(up({ path: `d/${tmp}/x` }), hdr())).toMatch(/temporary files are never planned/);
+    expect(operationProblem(up({ copyFrom: tmp, hash: 'xxh128:00' }), hdr())).toMatch(/temporary files are never planned/);
+    expect(operationProblem({ action: 'skip', path: tmp, reason: '' }, hdr())).toBeUndefined();
+    expect(operationProblem(up({ path: '.bucketsync-tmp-notes.txt' }), hdr())).toBeUndefined();
+  });
+});
+
+describe('resolvedProblem: relative spellings resolve from ONE folder', () => {
+  const h = (source: string, dest: string, sourceResolved?: string, destResolved?: string): PlanHeader => ({
+    source,
+    dest,
+    timestamp: 't',
+    summary: { uploads: 0, downloads: 0, deletes: 0, skips: 0, total_size: 0 },
+    ...(sourceResolved !== undefined ? { sourceResolved } : {}),
+    ...(destResolved !== undefined ? { destResolved } : {}),
+  });
+  it('accepts every pair one folder D gives', () => {
+    expect(resolvedProblem(h('..', '../..', '/p/q', '/p'), '/w')).toBeUndefined(); // D = /p/q/x
+    expect(resolvedProblem(h('.', '..', '/p/q', '/p'), '/w')).toBeUndefined(); // D = /p/q
+    expect(resolvedProblem(h('../x/..', '../../loot', '/p/q', '/p/loot'), '/w')).toBeUndefined(); // D = /p/q/y
+    expect(resolvedProblem(h('../../a', 'b/c', '/r/a', '/r/s/t/b/c'), '/w')).toBeUndefined(); // D = /r/s/t
+    expect(resolvedProblem(h('..', '/abs', '/etc', '/abs'), '/w')).toBeUndefined(); // made in /etc/x: reads /etc, named before it runs
+    expect(resolvedProblem(h('../..', '..', '/', '/'), '/w')).toBeUndefined(); // D = / (the root is its own parent)
+    expect(resolvedProblem(h('../../x', 'y', '/x', '/y'), '/')).toBeUndefined(); // resolves from the current folder exactly
+  });
+  it('refuses what no one folder gives, `..`-only spellings included', () => {
+    expect(resolvedProblem(h('..', '../..', '/etc', '/tmp/a6/loot'), '/w')).toMatch(/not resolved from one directory/);
+    expect(resolvedProblem(h('..', 'dst', '/etc', '/w/dst'), '/w')).toMatch(/not resolved from one directory/);
+    expect(resolvedProblem(h('.', '..', '/etc', '/tmp/loot'), '/w')).toMatch(/not resolved from one directory/);
+    expect(resolvedProblem(h('../../a', 'b/c', '/r/a', '/r/s/b/c'), '/w')).toMatch(/not resolved from one directory/);
+    expect(resolvedProblem(h('../a', 'dst', '/p/b', '/p/q/dst'), '/w')).toMatch(/source_resolved '\/p\/b' is not where/);
+    expect(resolvedProblem(h('..', 'dst', 's3://b/x', '/w/dst'), '/w')).toMatch(/source_resolved 's3:\/\/b\/x' is not where/);
   });
 });
