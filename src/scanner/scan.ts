@@ -38,7 +38,7 @@ import path from 'node:path';
 import { statMtimeMs } from '../plan/time.js';
 import { skippedEntry, type FileEntry } from '../types.js';
 import { TEMP_PREFIX, decodeName, displayName, fsPath, isTempName } from './names.js';
-import { ArraySource, BAD, BADDIR, DIR, DIRLINK, EntryCollector, FILE, LINK, OTHER, SpillDir, nameOf, type EntrySource } from './spill.js';
+import { ArraySource, BAD, BADDIR, DIR, DIRLINK, EntryCollector, FILE, LINK, OTHER, SpillDir, TEMPNAME, nameOf, type EntrySource } from './spill.js';
 
 /** The part of `node:fs` the scanner uses (memfs provides the same, for tests). */
 export interface ScanFs {
@@ -187,7 +187,11 @@ function readDirAs(ctx: WalkContext, abs: string, rel: string, bytes: boolean): 
       name = decodeName(raw);
     }
     if (name.startsWith(TEMP_PREFIX) && isTempName(name)) {
-      temps.push(`${abs}/${name}`); // reported once the listing is complete (it may be read twice)
+      // A source (links followed): another run's transfer into this folder, or a user's file in
+      // that shape: not synced, but never silently (a marker, counted). A destination: a
+      // leftover candidate, reported once the listing is complete (it may be read twice).
+      if (ctx.follow) collector.add(name, TEMPNAME);
+      else temps.push(`${abs}/${name}`);
       return;
     }
     const kind = kindOf(fs, `${abs}/${name}`, d);
@@ -347,6 +351,12 @@ export function* scanLocal(root: string, opts: ScanOptions = {}): Generator<Loca
       if (kind === BAD || kind === BADDIR) {
         opts.onWarning?.(`skipping ${displayName(rel)}: a backslash in a name cannot be a portable plan path`);
         mark(rel, 'a backslash in a name cannot be a portable plan path', kind === BADDIR);
+        continue;
+      }
+      if (kind === TEMPNAME) {
+        const why = 'named exactly like a temporary file of a bucketsync run (a transfer in progress here?): not synced';
+        opts.onWarning?.(`skipping ${displayName(rel)}: ${why}`);
+        mark(rel, why);
         continue;
       }
       if (kind === OTHER) {

@@ -35,6 +35,8 @@ export const DIRLINK = 0x4c; // L
 export const BAD = 0x62; // b
 /** A folder whose name cannot be a plan path (reported as a subtree marker; key `name/`). */
 export const BADDIR = 0x42; // B
+/** A source entry named exactly like a bucketsync temporary file (reported as a marker, never silently left out). */
+export const TEMPNAME = 0x74; // t
 
 /** Kinds whose key is `name/`. */
 export function isFolderKind(kind: number): boolean {

@@ -41,10 +41,23 @@ describe('scanLocal', () => {
       '/r/.bucketsync-tmp-123-ab-a.txt': 'user',
       '/r/.bucketsync-tmp-notes.txt': 'user',
     });
+    // A destination (links listed as themselves): the temporary file is a leftover candidate.
     const temps: string[] = [];
-    const entries = [...scanLocal('/r', { fs, onTempFile: (p) => temps.push(p) })].flat();
+    const entries = [...scanLocal('/r', { fs, followLinks: false, onTempFile: (p) => temps.push(p) })].flat();
     expect(entries.map((e) => e.path)).toEqual(['.bucketsync-tmp-123-ab-a.txt', '.bucketsync-tmp-notes.txt', 'a.txt']);
     expect(temps).toEqual(['/r/.bucketsync-tmp-0123abcd-123-89abcdef-a.txt']);
+    // A source: not synced, but never silently: a marker with a warning (counted, exit 3).
+    const warnings: string[] = [];
+    const sourceTemps: string[] = [];
+    const src = [...scanLocal('/r', { fs, onTempFile: (p) => sourceTemps.push(p), onWarning: (m) => warnings.push(m) })].flat();
+    expect(src.map((e) => [e.path, e.skipped !== undefined])).toEqual([
+      ['.bucketsync-tmp-0123abcd-123-89abcdef-a.txt', true],
+      ['.bucketsync-tmp-123-ab-a.txt', false],
+      ['.bucketsync-tmp-notes.txt', false],
+      ['a.txt', false],
+    ]);
+    expect(sourceTemps).toEqual([]);
+    expect(warnings.join('\n')).toMatch(/named exactly like a temporary file of a bucketsync run/);
   });
 
   it('warns about an unreadable directory and keeps going', () => {
