@@ -200,26 +200,15 @@ export async function listBuckets(options: ListBucketsOptions = {}): Promise<Buc
 export async function listFiles(location: string, options: ListFilesOptions = {}): Promise<FileItem[]> {
   return withCtx(options, async (ctx) => {
     const { parseRef } = await import('./target.js');
-    const { listHf, listS3, listLocal } = await import('./listing.js');
     const ref = parseRef(location);
     const recursive = options.recursive ?? false;
     let items: ListingItem[];
     switch (ref.kind) {
       case 'hf':
-        items = await listHf(ctx.hub(), ref.bucketId, ref.prefix, recursive);
-        break;
-      case 's3': {
-        if (!ref.bucket) throw new UsageError(`Invalid S3 URI: ${location}. Missing bucket name`, 'Use listBuckets({ namespace: "s3://" }) for the buckets.');
-        const s3 = await ctx.s3();
-        if (!(await s3.bucketExists(ref.bucket))) {
-          const { s3BucketMissing } = await import('./s3-admin.js');
-          throw s3BucketMissing(ref.bucket, s3.where);
-        }
-        items = (await listS3(s3, ref.bucket, ref.prefix, recursive)).items;
-        break;
-      }
+      case 's3':
       case 'local':
-        items = await listLocal(ref.path, ref.raw, recursive, (m) => ctx.out.warn(m));
+        if (ref.kind === 's3' && !ref.bucket) throw new UsageError(`Invalid S3 URI: ${location}. Missing bucket name`, 'Use listBuckets({ namespace: "s3://" }) for the buckets.');
+        items = await (await import('./ls.js')).listAt(ctx, ref, recursive);
         break;
       default:
         throw new UsageError(`Not a bucket path: ${location}`, 'Use ns/bucket[/path], hf://buckets/…, s3://bucket[/prefix] or a local path; listBuckets() lists buckets.');

@@ -29,24 +29,7 @@ export async function ls(ctx: Ctx, arg: string | undefined, flags: LsFlags): Pro
   if (flags.search !== undefined) throw new UsageError('Cannot use --search when listing files.');
   if (flags.tree && ctx.out.mode === 'json') throw new UsageError('Cannot use --tree with --format json.');
   const recursive = flags.recursive ?? false;
-  let items: ListingItem[];
-  switch (ref.kind) {
-    case 'hf':
-      items = await listHf(ctx.hub(), ref.bucketId, ref.prefix, recursive);
-      break;
-    case 's3': {
-      const s3 = await ctx.s3();
-      if (!(await s3.bucketExists(ref.bucket))) {
-        const { s3BucketMissing } = await import('./s3-admin.js');
-        throw s3BucketMissing(ref.bucket, s3.where);
-      }
-      items = (await listS3(s3, ref.bucket, ref.prefix, recursive)).items;
-      break;
-    }
-    case 'local':
-      items = await listLocal(ref.path, ref.raw, recursive, (m) => ctx.out.warn(m));
-      break;
-  }
+  const items = await listAt(ctx, ref, recursive);
   printListing(ctx, items, { humanReadable: flags.humanReadable ?? false, tree: flags.tree ?? false, recursive });
 }
 
@@ -65,4 +48,22 @@ export function printListing(ctx: Ctx, items: ListingItem[], opts: { humanReadab
   else lines = flatLines(items, opts.humanReadable);
   for (const l of lines) out.print(l);
   if (!opts.recursive && items.some((i) => i.type === 'directory')) out.hint('Use -R to list files recursively.');
+}
+
+/** The files (and, not recursive, sub-folders) at a bucket path, S3 location or local folder: `ls` and the library's `listFiles`. */
+export async function listAt(ctx: Ctx, ref: Extract<ReturnType<typeof parseRef>, { kind: 'hf' | 's3' | 'local' }>, recursive: boolean): Promise<ListingItem[]> {
+  switch (ref.kind) {
+    case 'hf':
+      return listHf(ctx.hub(), ref.bucketId, ref.prefix, recursive);
+    case 's3': {
+      const s3 = await ctx.s3();
+      if (!(await s3.bucketExists(ref.bucket))) {
+        const { s3BucketMissing } = await import('./s3-admin.js');
+        throw s3BucketMissing(ref.bucket, s3.where);
+      }
+      return (await listS3(s3, ref.bucket, ref.prefix, recursive)).items;
+    }
+    case 'local':
+      return listLocal(ref.path, ref.raw, recursive, (m) => ctx.out.warn(m));
+  }
 }

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, ROOT, cli, jsonl, readTree, tempDir, writeTree, type CliResult } from '../support/cli.js';
+import { BIN, ROOT, cli, jsonl, nobodyIds, readTree, tempDir, writeTree, type CliResult } from '../support/cli.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 
@@ -60,19 +60,7 @@ function expectUntouched(dir: string, files: Record<string, string>): void {
 }
 
 const isRoot = process.getuid?.() === 0;
-const nobody = (() => {
-  try {
-    const line = fs
-      .readFileSync('/etc/passwd', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('nobody:'));
-    if (!line) return undefined;
-    const [, , uid, gid] = line.split(':');
-    return { uid: Number(uid), gid: Number(gid) };
-  } catch {
-    return undefined;
-  }
-})();
+const nobody = nobodyIds();
 const canDropPrivileges = isRoot && nobody !== undefined;
 const WHY_NOT_NOBODY = 'needs root (to run the CLI as `nobody`): root reads and writes whatever the permission bits say';
 

@@ -8,11 +8,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cli, jsonl, readTree, summaryEvent, tempDir, writeTree, type CliOptions } from '../support/cli.js';
+import { cli, jsonl, nobodyIds, readTree, summaryEvent, tempDir, writeTree, type CliOptions } from '../support/cli.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const T0 = 1_700_000_000;
-const NOBODY = 65534;
+const NOBODY = nobodyIds() ?? { uid: 65534, gid: 65534 };
 const isRoot = process.getuid?.() === 0;
 
 let work: string;
@@ -40,7 +40,7 @@ function asUser(args: string[], opts: CliOptions = {}) {
   fs.chmodSync(home, 0o777);
   return cli(args, {
     ...opts,
-    ...(isRoot ? { uid: NOBODY, gid: NOBODY } : {}),
+    ...(isRoot ? { uid: NOBODY.uid, gid: NOBODY.gid } : {}),
     env: { HOME: home, XDG_CACHE_HOME: path.join(home, '.cache'), BUCKETSYNC_CACHE_DIR: path.join(home, 'bscache'), ...opts.env },
   });
 }

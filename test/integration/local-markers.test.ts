@@ -12,18 +12,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareCodePoints } from '../../src/manifest/order.js';
+import { nobodyIds } from '../support/cli.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const DIST_LOCAL = path.join(ROOT, 'dist', 'stores', 'local.js');
-const nobody = (() => {
-  const line = fs
-    .readFileSync('/etc/passwd', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('nobody:'));
-  if (!line) return undefined;
-  const [, , uid, gid] = line.split(':');
-  return { uid: Number(uid), gid: Number(gid) };
-})();
+const nobody = nobodyIds();
 const hasMkfifo = spawnSync('mkfifo', ['--version']).status === 0;
 const possible = process.getuid?.() === 0 && nobody !== undefined && fs.existsSync(DIST_LOCAL) && hasMkfifo;
 

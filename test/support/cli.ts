@@ -44,6 +44,21 @@ export function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
   });
 }
 
+/** The uid and gid of the unprivileged user `nobody` (from /etc/passwd), or undefined when there is none. */
+export function nobodyIds(): { uid: number; gid: number } | undefined {
+  try {
+    const line = fs
+      .readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('nobody:'));
+    if (!line) return undefined;
+    const [, , uid, gid] = line.split(':');
+    return { uid: Number(uid), gid: Number(gid) };
+  } catch {
+    return undefined;
+  }
+}
+
 /** A fresh temporary directory, removed by the caller's afterEach via `cleanup()`. */
 export function tempDir(prefix = 'bucketsync-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
