@@ -482,7 +482,7 @@ async function planAndExecute(
     const result = await executeOn(sides, paced(held.actions.drain()), {
       transfers: flags.transfers,
       retries: flags.retries,
-      ...(flags.maxDelete !== undefined ? { maxDelete: flags.maxDelete, totalDeletes: held.summary.deletes } : {}),
+      ...(flags.maxDelete !== undefined ? { maxDelete: flags.maxDelete } : {}),
       signal,
       onEvent: eventHandler(out),
     });

@@ -53,8 +53,6 @@ export interface ExecuteOptions {
   transfers?: number;
   retries?: number;
   maxDelete?: number;
-  /** The run's deletes, when known before it starts: `maxDelete` is checked against it before any delete runs. */
-  totalDeletes?: number;
   /**
    * Stops the run: nothing new starts (no retry, no delete), and the transfers in flight are
    * finished, so an interrupted run leaves every file it started complete.
@@ -480,8 +478,6 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
    * of `a` is in the way of waits until after the deletes (see `deferred`).
    */
   const prefixDeletes: Operation[] = [];
-  /** Deletes already run (none are run ahead of the delete phase any more; kept for runDeletes). */
-  const ranEarly = new Set<string>();
   const blockedByDelete = (op: Operation): boolean => {
     while (prefixDeletes.length > 0 && !op.path.startsWith(prefixDeletes[prefixDeletes.length - 1]!.path)) prefixDeletes.pop();
     return prefixDeletes.some((d) => op.path.startsWith(`${d.path}/`));
@@ -562,7 +558,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       }
       deferred.push(...readable);
     }
-    const pending = deletes.count - ranEarly.size;
+    const pending = deletes.count;
     if (pending > 0) {
       if (result.interrupted) {
         result.deletesNotRun = pending;
@@ -572,9 +568,9 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
         result.deleteRefusal = `not deleting files as ${result.failed.length} transfer(s) failed`;
       } else if (o.maxDelete !== undefined && deletes.count > o.maxDelete) {
         result.deletesNotRun = pending;
-        result.deleteRefusal = `the plan deletes ${deletes.count} files, more than --max-delete ${o.maxDelete}; ${ranEarly.size > 0 ? `only the ${ranEarly.size} in the way of a transfer were` : 'nothing was'} deleted`;
+        result.deleteRefusal = `the plan deletes ${deletes.count} files, more than --max-delete ${o.maxDelete}; nothing was deleted`;
       } else {
-        await runDeletes(deletes, o, result, emit, ranEarly);
+        await runDeletes(deletes, o, result, emit);
       }
     }
     // Folders that were in the way of files: their contents are deleted now (or were not
@@ -608,7 +604,6 @@ async function runDeletes(
   o: ExecuteOptions,
   result: ExecuteResult,
   emit: (e: ExecEvent) => void,
-  ranEarly: ReadonlySet<string>,
 ): Promise<void> {
   let batch: Operation[] = [];
   const flush = async (): Promise<void> => {
@@ -618,7 +613,6 @@ async function runDeletes(
     await runDeleteBatch(ops, o, result, emit);
   };
   for await (const op of deletes.drain()) {
-    if (ranEarly.has(op.path)) continue;
     if (o.signal?.aborted) {
       result.interrupted = true;
       result.deletesNotRun++;

@@ -283,8 +283,7 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
   if (lock?.warning !== undefined) o.storeOptions?.onWarning?.(lock.warning);
   try {
     o.onPlan?.(header, summary, { source: formatLocation(sourceLocation), dest: formatLocation(destLocation) });
-    const run = prevalidate ? { ...o, totalDeletes: summary.deletes } : o;
-    const result = await executeOn(sides, provenHashes(checked(), sides, direction, o.signal), run);
+    const result = await executeOn(sides, provenHashes(checked(), sides, direction, o.signal), o);
     return { header, summary, result, elapsedMs: performance.now() - started };
   } finally {
     lock?.release();

@@ -278,8 +278,6 @@ export interface RunOptions {
   transfers?: number;
   retries?: number;
   maxDelete?: number;
-  /** The run's deletes, when known before it starts (see ExecuteOptions.totalDeletes). */
-  totalDeletes?: number;
   signal?: AbortSignal;
   onEvent?: (e: ExecEvent) => void;
 }
@@ -294,7 +292,6 @@ export async function executeOn(sides: SyncSides, ops: AsyncIterable<Operation>,
   if (run.transfers !== undefined) o.transfers = run.transfers;
   if (run.retries !== undefined) o.retries = run.retries;
   if (run.maxDelete !== undefined) o.maxDelete = run.maxDelete;
-  if (run.totalDeletes !== undefined) o.totalDeletes = run.totalDeletes;
   if (run.signal) o.signal = run.signal;
   if (run.onEvent) o.onEvent = run.onEvent;
   const hasher = sides.hasher;
@@ -331,7 +328,7 @@ export async function sync(
     const held = await HeldPlan.collect(planSidesBatches(sides, { ...req, executing: true }));
     try {
       if (!held.hasWork) return { summary: held.summary, result: undefined };
-      const result = await executeOn(sides, held.actions.drain(), { ...req, totalDeletes: held.summary.deletes });
+      const result = await executeOn(sides, held.actions.drain(), req);
       return { summary: held.summary, result };
     } finally {
       await held.dispose();
