@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { BIN, fmt, have, machine, median, rng, scratch } from './lib.mjs';
+import { BIN, benchS3Client, fmt, have, machine, median, rng, scratch } from './lib.mjs';
 import { peerEnvs, startRgw } from './s3.mjs';
 
 const AWS = '/usr/bin/aws';
@@ -90,16 +90,7 @@ async function relay(target) {
 }
 
 async function admin(endpoint) {
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const sdk = await import('@aws-sdk/client-s3');
-  const client = new sdk.S3Client({
-    endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'test', secretAccessKey: 'testtest' },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const { sdk, client } = await benchS3Client(endpoint);
   return {
     async createBucket() {
       await client.send(new sdk.CreateBucketCommand({ Bucket: BUCKET })).catch((e) => {

@@ -115,3 +115,18 @@ export function rgwStopper(dir, timeoutMs, skip = false) {
     if (s.status !== 0) console.error(`warning: stopping RGW in ${dir} failed: ${s.stderr}`);
   };
 }
+
+/** An AWS SDK client for a benchmark's untimed chores (buckets, cleanup) against the test RGW. */
+export async function benchS3Client(endpoint, { accessKeyId = 'test', secretAccessKey = 'testtest' } = {}) {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const sdk = await import('@aws-sdk/client-s3');
+  const client = new sdk.S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId, secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  return { sdk, client };
+}

@@ -36,7 +36,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, RGW_SH, ROOT, fmt, have, machine, median, rgwStart, rgwStopper, rng, scratch } from './lib.mjs';
+import { BIN, RGW_SH, ROOT, benchS3Client, fmt, have, machine, median, rgwStart, rgwStopper, rng, scratch } from './lib.mjs';
 
 /**
  * bucketsync's --transfers here (override: --transfers N). 8, 16, 32 and 64 were tried on the
@@ -178,16 +178,7 @@ export async function startRgw(dir) {
 
 /** A small SDK client for the untimed chores: create the bucket, delete a prefix. */
 async function adminClient(endpoint) {
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const sdk = await import('@aws-sdk/client-s3');
-  const client = new sdk.S3Client({
-    endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: CREDS.AWS_ACCESS_KEY_ID, secretAccessKey: CREDS.AWS_SECRET_ACCESS_KEY },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const { sdk, client } = await benchS3Client(endpoint, { accessKeyId: CREDS.AWS_ACCESS_KEY_ID, secretAccessKey: CREDS.AWS_SECRET_ACCESS_KEY });
   return {
     createBucket: () => client.send(new sdk.CreateBucketCommand({ Bucket: BUCKET })),
     async deletePrefix(prefix) {
