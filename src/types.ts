@@ -227,10 +227,5 @@ export interface FilterRule {
   pattern: string;
 }
 
-/** Errors the user caused (bad flags, bad input files): exit code 2, one line, no stack. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-  constructor(message: string, readonly hint?: string) {
-    super(message);
-  }
-}
+// Moved to the one error base; re-exported so that its importers keep compiling.
+export { UsageError } from './errors.js';

@@ -8,6 +8,7 @@
  *   refused with a "use --yes" hint instead of reading an answer from a pipe.
  */
 import readline from 'node:readline';
+import { ToolError } from '../errors.js';
 import type { PyJsonValue } from '../plan/pyjson.js';
 import { pyJsonDumps } from '../plan/pyjson.js';
 import { safeText } from '../cli/text.js';
@@ -28,15 +29,10 @@ export type OutputMode = 'human' | 'agent' | 'json' | 'quiet';
 export const OUTPUT_MODES: readonly OutputMode[] = ['human', 'agent', 'json', 'quiet'];
 
 /** An error of a bucket command: one line, an optional hint, an exit code (2: input or setup, 1: an operation failed). */
-export class BucketError extends Error {
+export class BucketError extends ToolError {
   override name = 'BucketError';
-  constructor(
-    message: string,
-    readonly hint?: string,
-    readonly exitCode: number = 2,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  constructor(message: string, hint?: string, exitCode = 2, options?: { cause?: unknown }) {
+    super(message, hint, exitCode, options);
   }
 }
 

@@ -1,35 +1,31 @@
-/** Turns any error into one clear line (and a hint), and picks the exit code. */
-import { UsageError } from '../types.js';
+/**
+ * Turns any error into one clear line (and a hint), and picks the exit code. What an error
+ * means is decided by the one error base (src/errors.ts): a `ToolError` carries its hint and
+ * exit code; anything else is an unforeseen failure (exit 1).
+ */
+import { ToolError } from '../errors.js';
 import { safeText } from './text.js';
-
-interface Hinted {
-  hint?: string;
-  exitCode?: number;
-}
 
 export function debugEnabled(): boolean {
   const v = process.env['BUCKETSYNC_DEBUG'];
   return v !== undefined && v !== '' && v !== '0';
 }
 
-/** Errors that are the user's input: bad flags, locations, plan or filter files. */
+/** Errors that are the user's input or set-up (bad flags, locations, plan or filter files): exit 2. */
 function isInputError(err: unknown): boolean {
-  const name = (err as Error)?.name;
-  return err instanceof UsageError || name === 'PlanError' || name === 'PlanWriteError' || name === 'UsageError';
+  return err instanceof ToolError && err.exitCode === 2;
 }
 
 export function errorExitCode(err: unknown): number {
-  const code = (err as Hinted)?.exitCode;
-  if (typeof code === 'number') return code;
-  return isInputError(err) ? 2 : 1;
+  return err instanceof ToolError ? err.exitCode : 1;
 }
 
 export function formatError(err: unknown): string {
-  const e = err as Error & Hinted;
-  const msg = e instanceof Error ? e.message : String(err);
+  const msg = err instanceof Error ? err.message : String(err);
+  const hint = err instanceof ToolError ? err.hint : undefined;
   let out = `Error: ${safeText(msg.replace(/\s+$/, '').split('\n')[0] ?? '')}\n`;
-  if (e?.hint) out += `Hint: ${safeText(e.hint)}\n`;
-  if (debugEnabled() && e instanceof Error && e.stack) out += `${e.stack.split('\n').map(safeText).join('\n')}\n`;
-  else if (!isInputError(err) && !e?.hint) out += 'Hint: set BUCKETSYNC_DEBUG=1 for the full stack trace.\n';
+  if (hint) out += `Hint: ${safeText(hint)}\n`;
+  if (debugEnabled() && err instanceof Error && err.stack) out += `${err.stack.split('\n').map(safeText).join('\n')}\n`;
+  else if (!isInputError(err) && !hint) out += 'Hint: set BUCKETSYNC_DEBUG=1 for the full stack trace.\n';
   return out;
 }

@@ -27,6 +27,7 @@
  *   (src/executor/case-twins.ts); the rest of the run goes on, and no delete runs.
  */
 import PQueue from 'p-queue';
+import { ChangedDuringTransferError, InTheWayError, isRetryable, retryAfterOf } from '../errors.js';
 import { StaleError, type Expectation, type RemoveResult, type Store, type TransferSource } from '../stores/store.js';
 import { isMtimeOnly, xetIdentity, type Direction, type Operation } from '../types.js';
 import { CaseTwins, caseClashMessage, type CaseClash } from './case-twins.js';
@@ -115,10 +116,7 @@ export interface ExecuteResult {
   unverified?: readonly string[];
 }
 
-/** A source file changed between the plan and the end of its transfer. */
-export class ChangedDuringTransferError extends Error {
-  override name = 'ChangedDuringTransferError';
-}
+export { ChangedDuringTransferError } from '../errors.js';
 
 const DELETE_BATCH = 1000;
 /** Paths remembered as written by this run (copy sources that need no re-check). */
@@ -186,28 +184,11 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-const RETRYABLE_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNREFUSED', 'ECONNABORTED', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE']);
-
-/**
- * Worth another attempt: a `RetryableError` from a store, a timeout (the S3 SDK's
- * `TimeoutError` when a download's body stops arriving), or a connection that broke —
- * the error itself or one of its causes.
- */
-function isRetryable(err: unknown): boolean {
-  let e = err as { name?: string; code?: string; cause?: unknown } | undefined;
-  for (let depth = 0; e && depth < 5; depth++) {
-    if (e.name === 'RetryableError' || e.name === 'TimeoutError') return true;
-    if (RETRYABLE_CODES.has(e.code ?? '')) return true;
-    e = e.cause as typeof e;
-  }
-  return false;
-}
-
 /** Backoff before retry `attempt + 1`: exponential with jitter, at least the server's Retry-After (at most 60 s). */
 function retryDelayMs(err: unknown, attempt: number): number {
   const backoff = Math.min(8000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
-  const after = (err as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
-  return typeof after === 'number' && after > 0 ? Math.max(backoff, Math.min(60_000, after)) : backoff;
+  const after = retryAfterOf(err);
+  return after !== undefined ? Math.max(backoff, Math.min(60_000, after)) : backoff;
 }
 
 /** Waits `ms`, or less when the signal aborts. */
@@ -593,10 +574,9 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
   return result;
 }
 
-/** What kind of thing an error of the destination store says is in the way (src/stores/local.ts `InTheWayError`). */
+/** What kind of thing an error of the destination store says is in the way (`InTheWayError`). */
 function inTheWay(err: unknown): 'file' | 'folder' | 'link' | undefined {
-  const e = err as { name?: string; what?: 'file' | 'folder' | 'link' } | undefined;
-  return e?.name === 'InTheWayError' ? e.what : undefined;
+  return err instanceof InTheWayError ? err.what : undefined;
 }
 
 async function runDeletes(

@@ -24,16 +24,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { userCacheDir } from '../cache/dir.js';
+import { ToolError } from '../errors.js';
 import { formatLocation, type Location } from '../location/location.js';
 
-export class LockedError extends Error {
+export class LockedError extends ToolError {
   override name = 'LockedError';
-  readonly exitCode = 2;
-  constructor(
-    message: string,
-    readonly hint: string,
-  ) {
-    super(message);
+  constructor(message: string, hint: string) {
+    super(message, hint, 2);
   }
 }
 

@@ -23,6 +23,7 @@ import {
   type PlanHeader,
   type PlanSummary,
 } from '../types.js';
+import { ToolError } from '../errors.js';
 import { compareCodePoints } from '../manifest/order.js';
 import { decodeName, encodeName } from '../scanner/names.js';
 import { isoToMs } from './time.js';
@@ -34,7 +35,7 @@ export const MAX_PLAN_LINE_LENGTH = 1024 * 1024;
 const READ_CHUNK = 256 * 1024;
 
 /** A problem with a plan file: its content, or the file itself (then `line` is undefined). */
-export class PlanError extends Error {
+export class PlanError extends ToolError {
   override name = 'PlanError';
   constructor(
     /** The file as it was given to the reader. */
@@ -45,7 +46,7 @@ export class PlanError extends Error {
     readonly detail: string,
     options?: { cause?: unknown },
   ) {
-    super(line === undefined ? detail : `${file}:${line}: ${detail}`, options);
+    super(line === undefined ? detail : `${file}:${line}: ${detail}`, undefined, 2, options);
   }
 }
 

@@ -13,6 +13,7 @@ import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { ToolError } from '../errors.js';
 import type { CompareOptions, FilterSpec, Operation, PlanHeader, PlanSummary } from '../types.js';
 import { pyJsonDumps, pyJsonString, type PyJsonValue } from './pyjson.js';
 import { mtimeToIso } from './time.js';
@@ -33,14 +34,14 @@ export interface PlanWriteResult {
 }
 
 /** An I/O failure while writing a plan; `cause` holds the system error. */
-export class PlanWriteError extends Error {
+export class PlanWriteError extends ToolError {
   override name = 'PlanWriteError';
   constructor(
     message: string,
     readonly file: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(message, undefined, 2, options);
   }
 }
 

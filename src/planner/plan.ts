@@ -5,11 +5,11 @@
  * It streams: a sorted merge of the two inputs, one entry of each side in hand at a time,
  * never a set of every path. It does no I/O of its own; the manifests come from stores.
  */
+import { UsageError } from '../errors.js';
 import { ManifestCursor, compareCodePoints, type Manifest } from '../manifest/order.js';
 import {
   REASONS,
   SYNC_TIME_WINDOW_MS,
-  UsageError,
   knownContentHash,
   type CompareOptions,
   type Direction,
@@ -85,7 +85,7 @@ function normalized(p: string): string | undefined {
 
 /** The source is empty and `--delete` would wipe the destination: refused unless allowed. */
 export class EmptySourceError extends UsageError {
-  override name = 'UsageError';
+  override name = 'EmptySourceError';
 }
 
 /** hf's mutual-exclusion checks for the comparison flags, with its messages. */

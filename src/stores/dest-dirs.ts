@@ -23,22 +23,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { displayName, encodeName, fsPath } from '../scanner/names.js';
 
-/**
- * Something at the destination stands where a write needs a folder (`what`: a file or a
- * link) or a file (`what: 'folder'`, a folder that holds files). `at` is its relative path.
- * The executor runs a planned delete of `at` first, or retries a write that a folder was in
- * the way of after the run's deletes.
- */
-export class InTheWayError extends Error {
-  override name = 'InTheWayError';
-  constructor(
-    message: string,
-    readonly at: string,
-    readonly what: 'file' | 'folder' | 'link',
-  ) {
-    super(message);
-  }
-}
+export { InTheWayError } from '../errors.js';
+import { InTheWayError } from '../errors.js';
 
 const C = fs.constants;
 /** A folder, never through a link at its own name. */

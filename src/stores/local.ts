@@ -42,6 +42,7 @@ import { DestDirs, InTheWayError, emptyTree, inFolder, lstatOrUndefined, type Di
 export { InTheWayError } from './dest-dirs.js';
 import {
   RetryableError,
+  isRetryable,
   StaleError,
   expectationHolds,
   type Expectation,
@@ -256,7 +257,7 @@ export class LocalStore implements Store {
       // Interrupted, or a connection that failed: keep what arrived for the next attempt. A
       // download that arrived corrupted, a source that changed, anything else: start over.
       const keep =
-        (opts.signal?.aborted || (err instanceof RetryableError && !(err as { corrupt?: boolean }).corrupt) || networkFailure(err)) &&
+        (opts.signal?.aborted || (isRetryable(err) && !(err as { corrupt?: boolean }).corrupt)) &&
         (await fsp.lstat(fsPath(tmp)).then((st) => st.size > 0 && st.size < source.size, () => false));
       if (!keep) await removePartial(tmp);
       throw withoutTempName(this.dirs.humanize(err, dir), shownTmp, final);
@@ -547,11 +548,6 @@ interface PartialRecord {
 function resumeMinSize(): number {
   const n = Number(process.env.BUCKETSYNC_RESUME_MIN_SIZE);
   return Number.isSafeInteger(n) && n >= 1 ? n : 8 * 1024 * 1024;
-}
-
-function networkFailure(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ETIMEDOUT' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (err as Error | undefined)?.name === 'TimeoutError';
 }
 
 function readPartialRecord(file: string): PartialRecord | undefined {

@@ -185,18 +185,8 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** The destination (or source) changed since the plan was made; the operation was not done. */
-export class StaleError extends Error {
-  override name = 'StaleError';
-}
-
-/** A store operation failed in a way worth retrying (timeouts, resets, 429, 5xx). */
-export class RetryableError extends Error {
-  override name = 'RetryableError';
-  constructor(message: string, readonly retryAfterMs?: number) {
-    super(message);
-  }
-}
+// The store errors live with the one error base (src/errors.ts); re-exported for the stores.
+export { isRetryable, RetryableError, StaleError } from '../errors.js';
 
 /** True when an expectation holds for an entry (or its absence). Mtimes compare to 1.5 µs. */
 export function expectationHolds(expect: Expectation, entry: FileEntry | undefined): boolean {

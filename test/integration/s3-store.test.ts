@@ -22,6 +22,7 @@ import {
 import PQueue from 'p-queue';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3StoreError, openS3Store, type S3Store, type S3StoreOptions } from '../../src/stores/s3/index.js';
+import { ChangedDuringTransferError } from '../../src/errors.js';
 import { StaleError, type TransferSource } from '../../src/stores/store.js';
 import type { FileEntry } from '../../src/types.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
@@ -479,9 +480,7 @@ describe.skipIf(!endpoint)('S3 store against a real S3 server (Ceph RGW)', { tim
     const bucket = await createTestBucket('s3changed');
     const { store } = await open(bucket, '', { partSize: 5 * MiB, multipartThreshold: 5 * MiB });
     const changed = (): Promise<void> => {
-      const err = new Error('changed during transfer (the file was being written); not replaced, re-run to send it');
-      err.name = 'ChangedDuringTransferError';
-      return Promise.reject(err);
+      return Promise.reject(new ChangedDuringTransferError('changed during transfer (the file was being written); not replaced, re-run to send it'));
     };
     await expect(store.write('small.txt', bufferSource('abc'), { mtimeMs: 0, expect: { kind: 'absent' }, beforeCommit: changed })).rejects.toThrow(/changed during transfer/);
     await expect(store.write('big.bin', bufferSource(Buffer.alloc(11 * MiB, 7)), { mtimeMs: 0, expect: { kind: 'absent' }, beforeCommit: changed })).rejects.toThrow(

@@ -4,18 +4,10 @@
  * code 2; per-file failures exit 1; throttling and server errors that survived the
  * retries become `RetryableError` so the executor may try the file again later.
  */
-import { RetryableError } from '../store.js';
+import { isRetryable, retryableStatus, RetryableError, ToolError } from '../../errors.js';
 
-export class HfStoreError extends Error {
+export class HfStoreError extends ToolError {
   override name = 'HfStoreError';
-  constructor(
-    message: string,
-    readonly hint?: string,
-    readonly exitCode: number = 1,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** The bucket does not exist (or the token cannot see it). hf's `BucketNotFoundError`. */
@@ -38,7 +30,7 @@ export class HfBucketNotFoundError extends HfStoreError {
 export const TOKEN_HINT = 'Pass --token, set HF_TOKEN, or run `hf auth login`.';
 
 export function isBucketNotFound(err: unknown): err is HfBucketNotFoundError {
-  return (err as { code?: string } | undefined)?.code === 'BUCKET_NOT_FOUND';
+  return err instanceof HfBucketNotFoundError;
 }
 
 interface HubErrorLike {
@@ -72,9 +64,6 @@ const NETWORK_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
-/** Connection failures mid-run, worth another try (unlike a refused connection or an unknown host). */
-const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'UND_ERR_SOCKET']);
-
 export function networkCode(err: unknown): string | undefined {
   let e: unknown = err;
   for (let depth = 0; e && depth < 5; depth++) {
@@ -100,8 +89,8 @@ export interface ErrorContext {
 
 /** Maps any failure of a Hub call to the error the store throws. Already-mapped errors pass through. */
 export function mapHfError(err: unknown, ctx: ErrorContext): Error {
-  if (err instanceof HfStoreError || err instanceof RetryableError) return err;
-  if ((err as Error)?.name === 'StaleError' || (err as Error)?.name === 'AbortError') return err as Error;
+  // HfStoreError, RetryableError, StaleError…: already mapped.
+  if (err instanceof ToolError || (err as Error)?.name === 'AbortError') return err as Error;
   const status = statusOf(err);
   const msg = serverMessage(err);
   if (status === 401 || status === 403) {
@@ -118,11 +107,12 @@ export function mapHfError(err: unknown, ctx: ErrorContext): Error {
     // `X-Error-Code: EntryNotFound` on resolve, which @huggingface/hub turns into null).
     if (url === '' || /\/buckets\//.test(url)) return new HfBucketNotFoundError(ctx.bucketId, { cause: err });
   }
-  if (status === 408 || status === 429 || (status !== undefined && status >= 500)) {
+  if (retryableStatus(status)) {
     return new RetryableError(`HTTP ${status} while ${ctx.action}: ${msg}`);
   }
   const net = networkCode(err);
-  if (net && TRANSIENT_NETWORK_CODES.has(net)) {
+  // a connection that broke mid-run is worth another try (unlike a refused connection or an unknown host)
+  if (net && isRetryable(err)) {
     return new RetryableError(`Connection to ${ctx.endpoint} failed (${net}) while ${ctx.action}`);
   }
   if (net) {

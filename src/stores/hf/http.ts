@@ -3,6 +3,7 @@
  * errors with exponential backoff, honouring `Retry-After` (the injected fetch of every
  * @huggingface/hub call goes through it), and the few Hub calls the store makes itself.
  */
+import { isRetryable, retryableStatus } from '../../errors.js';
 import { HfStoreError } from './errors.js';
 
 export interface RetryPolicy {
@@ -16,11 +17,6 @@ export interface RetryPolicy {
 
 /** Like huggingface_hub's `http_backoff`: 5 retries, 1 s doubling to 8 s. */
 export const DEFAULT_RETRY: RetryPolicy = { retries: 5, baseDelayMs: 1000, maxDelayMs: 8000, maxRetryAfterMs: 60_000 };
-
-export const RETRY_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
-
-/** Connection failures worth retrying; a refused connection or unknown host fails at once. */
-const RETRY_NETWORK_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'EAI_AGAIN']);
 
 function networkCodeOf(err: unknown): string | undefined {
   let e: unknown = err;
@@ -86,16 +82,16 @@ export function withRetries(inner: typeof fetch, policy: RetryPolicy, onRetry?: 
       try {
         res = await inner(input, init);
       } catch (err) {
-        const code = networkCodeOf(err);
-        if (attempt >= policy.retries || init?.signal?.aborted || !code || !RETRY_NETWORK_CODES.has(code) || !replayable(input, init)) {
+        // a refused connection or an unknown host fails at once (isRetryable: not transient)
+        if (attempt >= policy.retries || init?.signal?.aborted || !isRetryable(err) || !replayable(input, init)) {
           throw err;
         }
         const delayMs = backoff(attempt);
-        onRetry?.({ url, attempt: attempt + 1, delayMs, error: code });
+        onRetry?.({ url, attempt: attempt + 1, delayMs, error: networkCodeOf(err) ?? (err as Error)?.name ?? 'error' });
         await sleep(delayMs, init?.signal);
         continue;
       }
-      if (!RETRY_STATUSES.has(res.status) || attempt >= policy.retries || !replayable(input, init)) return res;
+      if (!retryableStatus(res.status) || attempt >= policy.retries || !replayable(input, init)) return res;
       const delayMs = Math.min(parseRetryAfter(res.headers.get('retry-after')) ?? backoff(attempt), policy.maxRetryAfterMs);
       await res.body?.cancel().catch(() => undefined);
       onRetry?.({ url, attempt: attempt + 1, delayMs, status: res.status });

@@ -2,20 +2,13 @@
  * Turning AWS SDK failures into one clear line each. Setup problems (missing bucket, bad or
  * missing credentials, unreachable endpoint) carry exit code 2 and a hint; everything else is a
  * per-operation failure (exit code 1), `StaleError` for failed preconditions, or
- * `RetryableError` when retrying later could help (the SDK has already retried by then).
+ * `RetryableError` when retrying later could help (`isRetryable`, src/errors.ts; the transport
+ * has already retried by then).
  */
-import { RetryableError, StaleError } from '../store.js';
+import { isRetryable, RetryableError, StaleError, ToolError } from '../../errors.js';
 
-export class S3StoreError extends Error {
+export class S3StoreError extends ToolError {
   override name = 'S3StoreError';
-  constructor(
-    message: string,
-    readonly hint?: string,
-    readonly exitCode: number = 1,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** What the store knows about where it talks to, for messages. */
@@ -232,16 +225,6 @@ export function operationError(err: unknown, op: string, what: string, ctx: Erro
   return new S3StoreError(text, undefined, 1, { cause: err });
 }
 
-const RETRYABLE_CODES = new Set(['Throttling', 'ThrottlingException', 'RequestTimeout', 'InternalError', 'ServiceUnavailable']);
-
-/**
- * Whether trying the request again later could succeed: a transient failure ({@link isTransient})
- * or a throttling / request-timeout code that comes with a 4xx status.
- */
-export function isRetryable(err: unknown): boolean {
-  return isTransient(err) || RETRYABLE_CODES.has(errorCode(err));
-}
-
 /** The server's `Retry-After` (seconds or an HTTP date) in ms, when the response had one. */
 export function retryAfterMs(err: unknown): number | undefined {
   const headers = (err as { $response?: { headers?: Record<string, string | undefined> } } | undefined)?.$response?.headers;
@@ -251,12 +234,6 @@ export function retryAfterMs(err: unknown): number | undefined {
   if (!v) return undefined;
   const ms = /^\d+(\.\d+)?$/.test(v) ? Number(v) * 1000 : Date.parse(v) - Date.now();
   return Number.isFinite(ms) && ms > 0 ? ms : undefined;
-}
-
-/** Whether a failure is one that could go away by itself (5xx, throttling, a broken connection). */
-export function isTransient(err: unknown): boolean {
-  const status = httpStatus(err);
-  return networkCode(err) !== undefined || (status !== undefined && status >= 500) || status === 429 || errorCode(err) === 'SlowDown';
 }
 
 export function firstLine(s: string): string {

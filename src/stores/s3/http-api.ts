@@ -19,7 +19,8 @@ import type { Readable } from 'node:stream';
 import type * as Sdk from '@aws-sdk/client-s3';
 import { SdkApi, noteServerDate, type GetObjectResult, type S3Api, type SdkHandle } from './api.js';
 import { CONNECT_TIMEOUT_MS, socketTimeoutMs, type ClientOptions, type ResolvedClientConfig } from './config.js';
-import { isRetryable, retryAfterMs } from './errors.js';
+import { isRetryable } from '../../errors.js';
+import { retryAfterMs } from './errors.js';
 import { EMPTY_SHA256, Signer, canonicalQuery, encodePath, uriEncode, type Credentials } from './sigv4.js';
 import { decodeText, elements, text } from './xml.js';
 

@@ -6,9 +6,10 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import type { TransferSource } from '../store.js';
+import { StaleError, type TransferSource } from '../store.js';
 
-export class SourceChangedError extends Error {
+/** A source that no longer matches its size or identity: stale (the write is refused). */
+export class SourceChangedError extends StaleError {
   override name = 'SourceChangedError';
 }
 

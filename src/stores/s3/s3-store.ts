@@ -25,10 +25,12 @@ import PQueue from 'p-queue';
 import type { S3Location } from '../../location/location.js';
 import { formatLocation } from '../../location/location.js';
 import { skippedEntry, type FileEntry } from '../../types.js';
+import { ToolError } from '../../errors.js';
 import {
   RetryableError,
   StaleError,
   expectationHolds,
+  isRetryable,
   type Expectation,
   type ListOptions,
   type RemoveItem,
@@ -47,7 +49,6 @@ import {
   firstLine,
   httpStatus,
   isNotFound,
-  isTransient,
   missingBucket,
   operationError,
   setupError,
@@ -429,7 +430,7 @@ export class S3Store implements Store {
     const code = errorCode(err);
     const msg = firstLine((err as Error | undefined)?.message ?? String(err));
     // A server error or a broken connection is no mistake of the user's (exit 1, try again later).
-    const transient = isTransient(err);
+    const transient = isRetryable(err);
     return new S3StoreError(
       `${op} on bucket '${this.bucket}' at ${this.cfg.endpoint ?? `AWS S3 (${this.cfg.region})`} failed: ${[code, httpStatus(err)].filter(Boolean).join(' ')}${msg && msg !== code && msg !== 'UnknownError' ? ` (${msg})` : ''}`,
       transient ? 'The server failed or the connection broke; run the command again.' : undefined,
@@ -1088,9 +1089,8 @@ export class S3Store implements Store {
   }
 
   private sourceError(err: unknown, rel: string): Error {
-    if (err instanceof S3StoreError || err instanceof StaleError) return err;
-    if ((err as Error).name === 'ChangedDuringTransferError') return err as Error;
-    if ((err as Error).name === 'SourceChangedError') return new StaleError((err as Error).message);
+    // S3StoreError, StaleError (parts.ts' SourceChangedError), the executor's ChangedDuringTransferError…
+    if (err instanceof ToolError) return err;
     return new S3StoreError(`Reading the source of ${rel} failed: ${(err as Error).message ?? String(err)}`, undefined, 1, { cause: err });
   }
 
@@ -1295,7 +1295,7 @@ export class S3Store implements Store {
     } catch (err) {
       // Interrupted, or a failure that may go away: the upload and its journal stay for the next
       // attempt (this run's retry or the next run) to resume. Anything else: abort it.
-      if (journaling && (signal?.aborted || err instanceof RetryableError || (err as Error | undefined)?.name === 'AbortError')) {
+      if (journaling && (signal?.aborted || isRetryable(err) || (err as Error | undefined)?.name === 'AbortError')) {
         this.interruptedUploads++;
         this.keptUploads.add(key);
         throw err;
