@@ -68,6 +68,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { userCacheDir } from '../cache/dir.js';
 import { defaultBackend, HASH_PREFIX, isContentHash, xxh128HexSync } from './xxh128.js';
 
 export const CACHE_FORMAT = 'bucketsync-hashcache v1';
@@ -102,17 +103,8 @@ function keyDigest(key: CacheKey | string): string {
   return xxh128HexSync(k);
 }
 
-/** `$BUCKETSYNC_CACHE_DIR`, else `$XDG_CACHE_HOME/bucketsync`, else `~/.cache/bucketsync`. */
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.BUCKETSYNC_CACHE_DIR) return path.resolve(env.BUCKETSYNC_CACHE_DIR);
-  const xdg = env.XDG_CACHE_HOME;
-  // The XDG spec says relative values are invalid and must be ignored.
-  if (xdg && path.isAbsolute(xdg)) return path.join(xdg, 'bucketsync');
-  return path.join(os.homedir(), '.cache', 'bucketsync');
-}
-
 export interface HashCacheOptions {
-  /** Directory of the cache file (default {@link defaultCacheDir}). */
+  /** Directory of the cache file (default `userCacheDir()`, src/cache/dir.ts). */
   dir?: string;
   /** Entries kept by compaction (default 2 000 000). */
   maxEntries?: number;
@@ -209,7 +201,7 @@ export class HashCache {
 
   private constructor(opts: HashCacheOptions) {
     this.persistent = !opts.memoryOnly;
-    this.dir = this.persistent ? (opts.dir ?? defaultCacheDir()) : undefined;
+    this.dir = this.persistent ? (opts.dir ?? userCacheDir()) : undefined;
     this.file = this.dir !== undefined ? path.join(this.dir, CACHE_FILE) : undefined;
     this.maxEntries = Math.max(1, opts.maxEntries ?? 2_000_000);
     this.maxRunsUnseen = Math.max(1, opts.maxRunsUnseen ?? 32);

@@ -17,7 +17,7 @@ import {
   type HashFileResult,
 } from './xxh128.js';
 
-export { cacheKey, defaultCacheDir, HashCache, CACHE_FILE, CACHE_FORMAT } from './cache.js';
+export { cacheKey, HashCache, CACHE_FILE, CACHE_FORMAT } from './cache.js';
 export type { CacheKey, HashCacheOptions, HashCacheStats } from './cache.js';
 export { defaultPoolSize, HashPool, HashPoolClosedError, hashFiles } from './pool.js';
 export type { HashPoolOptions, PoolHashOptions } from './pool.js';

@@ -15,7 +15,6 @@ import {
   CACHE_FORMAT,
   ContentHasher,
   createHasher,
-  defaultCacheDir,
   FileChangedError,
   HashCache,
   hashBytes,
@@ -270,13 +269,6 @@ describe('hashFile: files that change', () => {
 });
 
 describe('HashCache', () => {
-  it('resolves its directory from BUCKETSYNC_CACHE_DIR, XDG_CACHE_HOME, then ~/.cache', () => {
-    expect(defaultCacheDir({ BUCKETSYNC_CACHE_DIR: '/x/y', XDG_CACHE_HOME: '/c' })).toBe('/x/y');
-    expect(defaultCacheDir({ XDG_CACHE_HOME: '/c' })).toBe('/c/bucketsync');
-    expect(defaultCacheDir({ XDG_CACHE_HOME: 'relative' })).toMatch(/\.cache\/bucketsync$/);
-    expect(defaultCacheDir({})).toMatch(/\.cache\/bucketsync$/);
-  });
-
   it('uses BUCKETSYNC_CACHE_DIR by default', async () => {
     const dir = freshDir('envdir');
     const saved = process.env.BUCKETSYNC_CACHE_DIR;

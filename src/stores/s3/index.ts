@@ -2,4 +2,3 @@
 export { openS3Store, S3Store, type S3StoreOptions } from './s3-store.js';
 export { S3StoreError } from './errors.js';
 export { formatMtime, parseMtime } from './mtime.js';
-export { defaultCacheRoot } from './meta-cache.js';

@@ -101,15 +101,6 @@ export interface MetaCacheOptions {
   journalReadMax?: number;
 }
 
-/** Default cache root: $BUCKETSYNC_CACHE_DIR, else $XDG_CACHE_HOME/bucketsync, else ~/.cache/bucketsync. */
-export function defaultCacheRoot(): string {
-  const explicit = process.env.BUCKETSYNC_CACHE_DIR?.trim();
-  if (explicit) return explicit;
-  const xdg = process.env.XDG_CACHE_HOME?.trim();
-  if (xdg) return path.join(xdg, 'bucketsync');
-  return path.join(os.homedir(), '.cache', 'bucketsync');
-}
-
 function isTombstone(e: JournalEntry): e is Tombstone {
   return (e as Tombstone).x === 1;
 }

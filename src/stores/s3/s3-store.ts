@@ -55,7 +55,8 @@ import {
   type ErrorContext,
 } from './errors.js';
 import { assertSafePath, basename, compareCodePoints, decodeKey, encodeCopySource, guessContentType, unsafeRelativePath } from './keys.js';
-import { MetaCache, defaultCacheRoot, type MetaRecord, type MetaScan } from './meta-cache.js';
+import { userCacheDir } from '../../cache/dir.js';
+import { MetaCache, type MetaRecord, type MetaScan } from './meta-cache.js';
 import { formatMtime, parseMtime } from './mtime.js';
 import { createHasher, defaultBackend, xxh128HexSync } from '../../hashing/xxh128.js';
 import { openPartReader, partCount, readWhole, type PartReader } from './parts.js';
@@ -1939,7 +1940,7 @@ export async function openS3Store(loc: S3Location, opts: S3StoreOptions = {}): P
   const cfg = await resolveClientConfig(opts);
   const api: S3Api = httpApiSupported(cfg) ? new HttpApi(cfg, opts) : new SdkApi(cfg, opts);
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
-  const cacheDir = opts.metaCacheDir === null ? null : (opts.metaCacheDir ?? path.join(defaultCacheRoot(), 's3-meta'));
+  const cacheDir = opts.metaCacheDir === null ? null : (opts.metaCacheDir ?? path.join(userCacheDir(), 's3-meta'));
   const cache = MetaCache.open(cacheDir, cfg.endpoint ?? 'aws', loc.bucket, warn);
   const tuned = { ...opts, onWarning: warn };
   try {
@@ -1951,7 +1952,7 @@ export async function openS3Store(loc: S3Location, opts: S3StoreOptions = {}): P
     throw err;
   }
   if (tuned.resumeDir === undefined) {
-    tuned.resumeDir = /^(0|false|no|off)$/i.test(process.env.BUCKETSYNC_S3_RESUME?.trim() ?? '') ? null : path.join(defaultCacheRoot(), 's3-uploads');
+    tuned.resumeDir = /^(0|false|no|off)$/i.test(process.env.BUCKETSYNC_S3_RESUME?.trim() ?? '') ? null : path.join(userCacheDir(), 's3-uploads');
   }
   const store = new S3Store(loc, cfg, api, cache, tuned);
   try {
