@@ -155,8 +155,8 @@ export class DedupSession {
     // Destination hashes for renames: computed for a local destination, read from the
     // x-amz-meta-xxh128 metadata on S3, Xet hashes from an hf listing (the local file is
     // then Xet-hashed to compare).
-    this.destHashes =
-      this.destLocal !== undefined || ctx.dest.kind === 's3' || ctx.dest.capabilities.contentHash === 'xxh128' || ctx.dest.capabilities.contentHash === 'xet';
+    const hashes = ctx.dest.features.hashes;
+    this.destHashes = this.destLocal !== undefined || hashes.has('xxh128') || hashes.has('xet');
     let trackRenames = (req.trackRenames ?? false) && this.upload;
     if (trackRenames && !this.destHashes) {
       ctx.onWarning?.(`--track-renames: ${ctx.dest.display} does not report content hashes; renames are not detected there`);
@@ -176,8 +176,8 @@ export class DedupSession {
    * something must be asked for.
    */
   static create(ctx: DedupContext, req: DedupRequest = {}): DedupSession | undefined {
-    const localSource = ctx.direction === 'upload' && typeof ctx.source.localPath === 'function';
-    const localDest = ctx.direction === 'download' && typeof ctx.dest.localPath === 'function';
+    const localSource = ctx.direction === 'upload' && !ctx.source.features.remote;
+    const localDest = ctx.direction === 'download' && !ctx.dest.features.remote;
     if (!localSource && !localDest) {
       if (req.checksum) ctx.onWarning?.('--checksum needs a local side; comparing by size and mtime');
       if (req.trackRenames) ctx.onWarning?.('--track-renames needs a local source; renames are not detected');

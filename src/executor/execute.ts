@@ -28,7 +28,7 @@
  */
 import PQueue from 'p-queue';
 import { ChangedDuringTransferError, InTheWayError, isRetryable, retryAfterOf } from '../errors.js';
-import { StaleError, type Expectation, type RemoveResult, type Store, type TransferSource } from '../stores/store.js';
+import { StaleError, modifyWindow, sameInstant, sameMtime, type Expectation, type RemoveResult, type Store, type TransferSource } from '../stores/store.js';
 import { isMtimeOnly, xetIdentity, type Direction, type Operation } from '../types.js';
 import { CaseTwins, caseClashMessage, type CaseClash } from './case-twins.js';
 import { OperationSpool } from './spool.js';
@@ -74,7 +74,7 @@ export interface ExecuteOptions {
   hashLocalXet?: (absPath: string, expect: { size: number; mtimeMs?: number }) => Promise<string>;
   /**
    * Hash every local upload source that has no `hash` yet, so the destination store can keep
-   * it (S3 metadata); except those smaller than `dest.capabilities.hashesWritesBelow`, which
+   * it (S3 metadata); except those smaller than `dest.features.hashesWritesBelow`, which
    * the store hashes from the bytes it sends.
    */
   hashUploads?: boolean;
@@ -155,8 +155,8 @@ export function deleteExpectation(op: Operation, direction: Direction): Expectat
 
 /**
  * After a stale refusal: is the destination already what this transfer would have made
- * (same size, same mtime to the millisecond — hf buckets keep whole milliseconds) while the
- * source is still the planned version? Then an earlier run of the plan already did it.
+ * (same size, same mtime to the coarser precision of the two stores) while the source is
+ * still the planned version? Then an earlier run of the plan already did it.
  */
 async function alreadyTransferred(op: Operation, o: ExecuteOptions): Promise<boolean> {
   try {
@@ -164,8 +164,8 @@ async function alreadyTransferred(op: Operation, o: ExecuteOptions): Promise<boo
     if (!src || !dst || src.size !== dst.size) return false;
     const planned = sourceMtime(op, o.direction);
     if (op.size !== undefined && src.size !== op.size) return false;
-    if (planned !== undefined && Math.abs(src.mtimeMs - planned) >= 0.0015) return false;
-    if (Math.abs(src.mtimeMs - dst.mtimeMs) >= 1) return false;
+    if (planned !== undefined && !sameInstant(src.mtimeMs, planned)) return false;
+    if (!sameMtime(src.mtimeMs, dst.mtimeMs, modifyWindow(o.source.features, o.dest.features))) return false;
     // Size and mtime say nothing when the plan was made by content (--checksum: same size
     // and mtime, other bytes): with a known hash, the destination's content must match too.
     if (op.hash !== undefined) {
@@ -224,7 +224,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
   };
   const deletes = new OperationSpool();
   const queue = new PQueue({ concurrency });
-  const sourceIsLocal = typeof o.source.localPath === 'function';
+  const sourceIsLocal = !o.source.features.remote;
   /** Transfers queued or running (path → settles with whether it succeeded): copies of them wait. */
   const inFlight = new Map<string, Promise<boolean>>();
   /** Transfers of this run that did not succeed: copies of them upload the content instead. */
@@ -380,7 +380,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       }
       break;
     }
-    if (!o.dest.capabilities.serverSideCopy || !o.dest.copy) return 'upload';
+    if (!o.dest.copy) return 'upload';
     if (!(await copySourceHolds(from, op))) {
       notWritten.add(from);
       return copyOrTakeOver(op, mtimeMs);
@@ -405,10 +405,10 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
     if (planned.size !== undefined && current.size !== planned.size) {
       throw new StaleError(`the source file changed since the plan was made (size ${current.size}, plan says ${planned.size})`);
     }
-    if (planned.mtimeMs !== undefined && Math.abs(current.mtimeMs - planned.mtimeMs) >= 0.0015) {
+    if (planned.mtimeMs !== undefined && !sameInstant(current.mtimeMs, planned.mtimeMs)) {
       throw new StaleError('the source file changed since the plan was made (modification time differs)');
     }
-    if (isMtimeOnly(op) && o.dest.capabilities.setMtime && o.dest.setMtime) {
+    if (isMtimeOnly(op) && o.dest.setMtime) {
       await o.dest.setMtime(op.path, current.mtimeMs, destExpectation(op, o.direction));
       return 'mtime';
     }
@@ -427,7 +427,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       source.openFrom = (prefixFile, offset) => o.source.readFrom!(op.path, etag, prefixFile, offset);
     }
     let hash = op.hash;
-    if (hash === undefined && o.hashUploads && localPath && o.hashLocal && current.size >= (o.dest.capabilities.hashesWritesBelow ?? 0)) {
+    if (hash === undefined && o.hashUploads && localPath && o.hashLocal && current.size >= (o.dest.features.hashesWritesBelow ?? 0)) {
       try {
         hash = await o.hashLocal(localPath, { size: current.size, mtimeMs: current.mtimeMs });
       } catch {
@@ -524,7 +524,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
     // The deletes below make room for the deferred type changes: a local source that cannot be
     // read now would lose the destination's old file for nothing, so it fails first (and then,
     // as any failure, stops the deletes).
-    if (deferred.length > 0 && typeof o.source.localPath === 'function' && !o.signal?.aborted) {
+    if (deferred.length > 0 && sourceIsLocal && !o.signal?.aborted) {
       const readable: Operation[] = [];
       for (const op of deferred.splice(0)) {
         try {

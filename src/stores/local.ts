@@ -50,7 +50,7 @@ import {
   type RemoveItem,
   type RemoveResult,
   type Store,
-  type StoreCapabilities,
+  type StoreFeatures,
   type TransferSource,
   type WriteOptions,
 } from './store.js';
@@ -62,12 +62,13 @@ function fsTime(ms: number): number | string {
 
 export class LocalStore implements Store {
   readonly kind = 'local';
-  readonly remote = false;
-  readonly capabilities: StoreCapabilities = {
-    serverSideCopy: true,
+  readonly features: StoreFeatures = {
+    remote: false,
+    // the plan's microseconds (file systems keep nanoseconds)
+    mtimePrecisionMs: 0.001,
+    hashes: new Set(),
+    keepsWrittenHash: false,
     conditionalWrite: false,
-    contentHash: null,
-    setMtime: true,
   };
   /** The folders this store writes in, reached without following links (src/stores/dest-dirs.ts). */
   private readonly dirs: DestDirs;

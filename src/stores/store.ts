@@ -1,21 +1,34 @@
 /**
  * The one small interface every kind of location implements (local directory, S3 bucket,
- * Hugging Face bucket). Optional features are methods that may be absent, plus flags in
- * `capabilities`, which the executor discovers — the way rclone's backends expose
- * optional features.
+ * Hugging Face bucket). As in rclone's `fs.Features`: a store's facts are fields of one
+ * `features` object (remote or local, mtime precision, the hashes it reports…), and an optional
+ * operation (`copy`, `setMtime`, `localPath`…) is a method that is present or absent — never a
+ * flag beside it. Callers ask the facts, never the kind.
  */
 import type { Readable } from 'node:stream';
 import type { FileEntry } from '../types.js';
 
-export interface StoreCapabilities {
-  /** `copy()` is implemented and runs without moving the bytes through this machine. */
-  serverSideCopy: boolean;
+/** A content hash a store can report without the client reading the bytes. */
+export type HashKind = 'xxh128' | 'md5-etag' | 'xet';
+
+/** What a store is, as facts (rclone's `Features` bools, `Precision()` and `Hashes()`). */
+export interface StoreFeatures {
+  /** A bucket reached over the network (false: a folder on this machine). */
+  remote: boolean;
+  /**
+   * How exactly the store keeps an mtime, in ms: 0.001 keeps the plan's microseconds, 1 whole
+   * milliseconds. Two sides' mtimes compare to the coarser of their precisions ({@link modifyWindow}).
+   */
+  mtimePrecisionMs: number;
+  /**
+   * The content hashes its listings report (`FileEntry.hash` for xxh128, `etag` for an MD5
+   * ETag, `xetHash` for a Xet hash), for the files that have one. Empty: none.
+   */
+  hashes: ReadonlySet<HashKind>;
+  /** A write's `TransferSource.hash` is kept with the file and listed later (S3's x-amz-meta-xxh128). */
+  keepsWrittenHash: boolean;
   /** Writes can be made conditional on the destination's current version (If-None-Match / If-Match). */
   conditionalWrite: boolean;
-  /** A content hash the store can report without the client reading the bytes. */
-  contentHash: 'xxh128' | 'md5-etag' | 'xet' | null;
-  /** `setMtime()` changes a file's mtime without rewriting its content. */
-  setMtime: boolean;
   /**
    * Writes smaller than this many bytes that come without a `hash` get one from the store
    * itself, computed from the bytes it sends (S3: below the multipart threshold), so the
@@ -102,9 +115,8 @@ export interface Store {
   readonly kind: string;
   /** The location as a user would write it (for messages). */
   readonly display: string;
-  /** True for buckets; false for local directories. Decides hf's upload/download wording. */
-  readonly remote: boolean;
-  readonly capabilities: StoreCapabilities;
+  /** The store's facts; `features.remote` decides hf's upload/download wording. */
+  readonly features: StoreFeatures;
 
   /**
    * The manifest: every file under the root, sorted by code point, in batches.
@@ -135,10 +147,10 @@ export interface Store {
   /** Deletes files, each only if it still matches its expectation. */
   remove(items: RemoveItem[]): Promise<RemoveResult[]>;
 
-  /** Server-side copy of `from` to `to` (capability `serverSideCopy`). */
+  /** Server-side copy of `from` to `to`: the bytes do not pass through this machine. Absent: none. */
   copy?(from: string, to: string, opts: WriteOptions): Promise<void>;
 
-  /** Changes only the mtime (capability `setMtime`). */
+  /** Changes only the mtime, without rewriting the content. Absent: cannot. */
   setMtime?(path: string, mtimeMs: number, expect: Expectation): Promise<void>;
 
   /**
@@ -199,7 +211,24 @@ export function expectationHolds(expect: Expectation, entry: FileEntry | undefin
   return true;
 }
 
+/** Plan mtimes carry microseconds (as floats): no two mtimes compare finer than this. */
+const INSTANT_MS = 0.0015;
+
 /** Plan mtimes carry microseconds; two instants are the same when they agree to the microsecond. */
 export function sameInstant(aMs: number, bMs: number): boolean {
-  return Math.abs(aMs - bMs) < 0.0015;
+  return sameMtime(aMs, bMs, 0);
+}
+
+/**
+ * The tolerance for comparing an mtime of one store with one of another: the coarser of their
+ * precisions (rclone's modify window). An mtime written to an hf bucket comes back in whole
+ * milliseconds, so a local file and its hf copy agree to 1 ms, two local folders to 1 µs.
+ */
+export function modifyWindow(a: StoreFeatures, b: StoreFeatures): number {
+  return Math.max(a.mtimePrecisionMs, b.mtimePrecisionMs);
+}
+
+/** Whether two mtimes are the same within `windowMs` (never finer than the plan's microseconds). */
+export function sameMtime(aMs: number, bMs: number, windowMs: number): boolean {
+  return Math.abs(aMs - bMs) < Math.max(windowMs, INSTANT_MS);
 }

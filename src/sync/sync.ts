@@ -147,8 +147,10 @@ export async function* planSidesBatches(sides: SyncSides, req: PlanRequest = {})
   let source: AsyncIterable<FileEntry[]> = sides.source.list({ ...listOpts, inWorker: true });
   // A bucket's object `a` next to objects under `a/`: for a local destination the folder wins
   // (`a` becomes a skip marker); names that are not UTF-8 cannot be bucket keys (markers too).
-  if (sides.source.remote && !sides.dest.remote) source = folderWins(source, req.onWarning);
-  if (!sides.source.remote && sides.dest.remote) source = markNonUtf8(source, sides.dest.kind === 's3' ? 'S3' : sides.dest.kind, req.onWarning);
+  const remoteSource = sides.source.features.remote;
+  const remoteDest = sides.dest.features.remote;
+  if (remoteSource && !remoteDest) source = folderWins(source, req.onWarning);
+  if (!remoteSource && remoteDest) source = markNonUtf8(source, sides.dest.kind, req.onWarning);
   let dest: AsyncIterable<FileEntry[]> = sides.dest.list({ ...listOpts, inWorker: true, ...(req.executing ? { executing: true } : {}) });
   const session = await dedupSessionFor(sides, req);
   if (session?.wantsDestListing) dest = session.tapDest(dest);
@@ -298,8 +300,9 @@ export async function executeOn(sides: SyncSides, ops: AsyncIterable<Operation>,
   if (hasher) {
     o.hashLocal = async (abs, expect) => (await hasher()).hash(abs, expect, run.signal);
     o.hashLocalXet = async (abs, expect) => (await hasher()).xet(abs, expect, run.signal);
-    // S3 keeps the xxh128 as x-amz-meta-xxh128: later runs compare and find renames without reading.
-    o.hashUploads = sides.direction === 'upload' && sides.dest.kind === 's3' && typeof sides.source.localPath === 'function';
+    // A destination that keeps the hash we write (S3: x-amz-meta-xxh128): later runs compare and
+    // find renames without reading.
+    o.hashUploads = sides.direction === 'upload' && sides.dest.features.keepsWrittenHash && !sides.source.features.remote;
   }
   // Every operation writes to the destination: credentials that cannot are one line, exit 2.
   await sides.dest.checkWritable?.(run.signal);

@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { parseLocation } from '../../src/location/location.js';
+import { defaultBackend, xxh128HexSync } from '../../src/hashing/xxh128.js';
 import { compareCodePoints } from '../../src/manifest/order.js';
 import { openStore, type StoreOptions } from '../../src/stores/open.js';
 import { StaleError, type Store, type TransferSource } from '../../src/stores/store.js';
@@ -182,26 +183,24 @@ export function storeContract(t: ContractTarget): void {
       }
     });
 
-    it('declares the content hash it lists', async () => {
+    it('lists the content hashes it declares, keeps a written hash when it says so, and its mtime precision is declared', async () => {
       const s = await open(await t.fresh());
       try {
         const data = 'hash me';
+        await defaultBackend();
+        const xxh = `xxh128:${xxh128HexSync(Buffer.from(data))}`;
         await put(s, 'h.txt', data);
-        const [e] = files(await listAll(s));
+        await s.write('w.txt', { ...source(data, T), hash: xxh }, { mtimeMs: T, expect: { kind: 'any' } });
+        const [e, w] = files(await listAll(s));
         const md5 = crypto.createHash('md5').update(data).digest('hex');
-        switch (s.capabilities.contentHash) {
-          case 'md5-etag':
-            expect(e!.etag?.replace(/"/g, '')).toBe(md5);
-            break;
-          case 'xet':
-            expect(e!.xetHash).toMatch(/^[0-9a-f]{64}$/);
-            break;
-          case 'xxh128':
-            expect(e!.hash).toMatch(/^xxh128:[0-9a-f]{32}$/);
-            break;
-          case null:
-            expect(e!.hash).toBeUndefined();
-        }
+        const hashes = s.features.hashes;
+        if (hashes.has('md5-etag')) expect(e!.etag?.replace(/"/g, '')).toBe(md5);
+        if (hashes.has('xet')) expect(e!.xetHash).toMatch(/^[0-9a-f]{64}$/);
+        else expect(e!.xetHash).toBeUndefined();
+        if (s.features.keepsWrittenHash) expect(w!.hash).toBe(xxh);
+        if (hashes.has('xxh128')) expect(e!.hash).toBe(xxh);
+        else expect(e!.hash).toBeUndefined();
+        expect(s.features.mtimePrecisionMs).toBe(t.mtimePrecisionMs);
       } finally {
         await s.close();
       }

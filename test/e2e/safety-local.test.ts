@@ -618,7 +618,7 @@ describe('class 7: times and names are kept exactly', () => {
     writeTree(src, { 'ok.txt': 'ok' });
     fs.writeFileSync(Buffer.concat([Buffer.from(`${src}/bad`), Buffer.of(0xff), Buffer.from('.txt')]), 'bad');
     const r = await cli(['sync', src, `s3://${bucket}`], { env: s3TestEnv() });
-    expect(lineWith(r.stderr, 'bad')).toMatch(/not valid UTF-8; S3 keys must be UTF-8/);
+    expect(lineWith(r.stderr, 'bad')).toMatch(/not valid UTF-8; s3 keys must be UTF-8/);
     expect(r.code).not.toBe(0);
     if (plannerKnowsMarkers) expect(r.code).toBe(3);
     const client = s3TestClient();

@@ -32,7 +32,7 @@ import {
   type RemoveItem,
   type RemoveResult,
   type Store,
-  type StoreCapabilities,
+  type StoreFeatures,
   type TransferSource,
   type WriteOptions,
 } from '../store.js';
@@ -120,12 +120,13 @@ function abortError(signal: AbortSignal): Error {
 
 export class HfStore implements Store {
   readonly kind = 'hf';
-  readonly remote = true;
-  readonly capabilities: StoreCapabilities = {
-    serverSideCopy: true,
+  readonly features: StoreFeatures = {
+    remote: true,
+    // the Hub keeps an mtime in whole milliseconds
+    mtimePrecisionMs: 1,
+    hashes: new Set(['xet']),
+    keepsWrittenHash: false,
     conditionalWrite: false,
-    contentHash: 'xet',
-    setMtime: true,
   };
   readonly display: string;
   readonly bucketId: string;

@@ -36,7 +36,7 @@ import {
   type RemoveItem,
   type RemoveResult,
   type Store,
-  type StoreCapabilities,
+  type StoreFeatures,
   type TransferSource,
   type WriteOptions,
 } from '../store.js';
@@ -251,9 +251,8 @@ function trustedHash(head: { Metadata?: Record<string, string> | undefined; ETag
 
 export class S3Store implements Store {
   readonly kind = 's3';
-  readonly remote = true;
   readonly display: string;
-  readonly capabilities: StoreCapabilities;
+  readonly features: StoreFeatures;
 
   private readonly bucket: string;
   private readonly prefix: string;
@@ -309,11 +308,14 @@ export class S3Store implements Store {
     if (this.folderOnly) this.singleFile = false;
     this.partSize = clampPart(opts.partSize ?? 16 * MiB);
     this.multipartThreshold = Math.max(1, opts.multipartThreshold ?? 16 * MiB);
-    this.capabilities = {
-      serverSideCopy: true,
+    this.features = {
+      remote: true,
+      // rclone's x-amz-meta-mtime keeps nanoseconds: the plan's microseconds survive
+      mtimePrecisionMs: 0.001,
+      // x-amz-meta-xxh128 (ours, tied to the ETag) and the MD5 ETag of a single-part object
+      hashes: new Set(['xxh128', 'md5-etag']),
+      keepsWrittenHash: true,
       conditionalWrite: true,
-      contentHash: 'md5-etag',
-      setMtime: true,
       // single-PUT bodies are in memory, multipart uploads hash their parts in order as they
       // are read: a write's xxh128 never costs an extra read of the file
       hashesWritesBelow: Number.POSITIVE_INFINITY,
