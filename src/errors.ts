@@ -43,9 +43,6 @@ export class UsageError extends ToolError {
 /** The destination (or source) changed since the plan was made; the operation was not done. */
 export class StaleError extends ToolError {
   override name = 'StaleError';
-  constructor(message: string) {
-    super(message);
-  }
 }
 
 /** A store operation failed in a way worth retrying (timeouts, resets, 429, 5xx). */
@@ -62,9 +59,6 @@ export class RetryableError extends ToolError {
  */
 export class ChangedDuringTransferError extends ToolError {
   override name = 'ChangedDuringTransferError';
-  constructor(message: string) {
-    super(message);
-  }
 }
 
 /**

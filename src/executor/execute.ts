@@ -28,8 +28,8 @@
  */
 import PQueue from 'p-queue';
 import { ChangedDuringTransferError, InTheWayError, isRetryable, retryAfterOf } from '../errors.js';
-import { StaleError, modifyWindow, sameInstant, sameMtime, type Expectation, type RemoveResult, type Store, type TransferSource } from '../stores/store.js';
-import { isMtimeOnly, xetIdentity, type Direction, type Operation } from '../types.js';
+import { StaleError, modifyWindow, sameInstant, sameMtime, type Expectation, type RemoveResult, type Store, type TransferSource, type WriteOptions } from '../stores/store.js';
+import { isMtimeOnly, xetIdentity, type Direction, type FileEntry, type Operation } from '../types.js';
 import { CaseTwins, caseClashMessage, type CaseClash } from './case-twins.js';
 import { OperationSpool } from './spool.js';
 
@@ -185,7 +185,7 @@ function message(err: unknown): string {
 }
 
 /** Backoff before retry `attempt + 1`: exponential with jitter, at least the server's Retry-After (at most 60 s). */
-function retryDelayMs(err: unknown, attempt: number): number {
+export function retryDelayMs(err: unknown, attempt: number): number {
   const backoff = Math.min(8000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
   const after = retryAfterOf(err);
   return after !== undefined ? Math.max(backoff, Math.min(60_000, after)) : backoff;
@@ -204,11 +204,67 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
+/**
+ * The retry policy of one operation: another attempt after a failure that {@link isRetryable}
+ * says may go away, at most `retries` times, never once the run is stopped, after a backoff
+ * ({@link retryDelayMs}, at least the server's Retry-After).
+ */
+export class RetryPolicy {
+  constructor(
+    readonly retries: number,
+    private readonly signal?: AbortSignal,
+    private readonly delayMs: (err: unknown, attempt: number) => number = retryDelayMs,
+  ) {}
+
+  /** Whether a failure of attempt `attempt` (0-based) gets another attempt. */
+  shouldRetry(err: unknown, attempt: number): boolean {
+    return attempt < this.retries && isRetryable(err) && !this.signal?.aborted;
+  }
+
+  /** Runs `attempt` until it succeeds or the policy gives up (then its last error is thrown). */
+  async run<T>(attempt: (n: number) => Promise<T>): Promise<T> {
+    for (let n = 0; ; n++) {
+      try {
+        return await attempt(n);
+      } catch (err) {
+        if (!this.shouldRetry(err, n)) throw err;
+        await sleep(this.delayMs(err, n), this.signal);
+        if (this.signal?.aborted) throw err;
+      }
+    }
+  }
+}
+
+/**
+ * The delete gate: why the planned deletes must not run at all, or undefined when they may.
+ * None after an interrupted run or a failed transfer (a source that could not be read must
+ * not lose its destination copy), none past `--max-delete`.
+ */
+export function deleteRefusal(state: { pending: number; interrupted: boolean; failed: number; maxDelete?: number | undefined }): string | undefined {
+  if (state.pending === 0) return undefined;
+  if (state.interrupted) return 'the run was interrupted';
+  if (state.failed > 0) return `not deleting files as ${state.failed} transfer(s) failed`;
+  if (state.maxDelete !== undefined && state.pending > state.maxDelete) {
+    return `the plan deletes ${state.pending} files, more than --max-delete ${state.maxDelete}; nothing was deleted`;
+  }
+  return undefined;
+}
+
+/** Applies a plan. See the file's header for what it guarantees. */
 export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Operation>, o: ExecuteOptions): Promise<ExecuteResult> {
-  const concurrency = Math.max(1, o.transfers ?? 8);
-  const retries = Math.max(0, o.retries ?? 3);
-  const emit = o.onEvent ?? (() => undefined);
-  const result: ExecuteResult = {
+  return new Executor(o).run(ops);
+}
+
+/**
+ * One run of the executor: the run's state in fields, each policy a stage of its own —
+ * {@link schedule} (plan order: skips, deletes held back, case twins refused, transfers
+ * queued), {@link transfer} (one operation with the {@link RetryPolicy}, its accounting and
+ * events), {@link verifySource} (the source is still as planned), {@link copyOrTakeOver}
+ * (dedup copy coordination), {@link runDeletes} (the delete gate, then the deletes), and the
+ * type changes deferred until after the deletes ({@link retryDeferred}).
+ */
+export class Executor {
+  readonly result: ExecuteResult = {
     transferred: 0,
     transferredBytes: 0,
     copies: 0,
@@ -222,66 +278,232 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
     interrupted: false,
     upToDate: 0,
   };
-  const deletes = new OperationSpool();
-  const queue = new PQueue({ concurrency });
-  const sourceIsLocal = !o.source.features.remote;
+  private readonly concurrency: number;
+  private readonly retry: RetryPolicy;
+  private readonly emit: (e: ExecEvent) => void;
+  private readonly deletes = new OperationSpool();
+  private readonly queue: PQueue;
+  private readonly sourceIsLocal: boolean;
+
+  // -- copy coordination (dedup) --
   /** Transfers queued or running (path → settles with whether it succeeded): copies of them wait. */
-  const inFlight = new Map<string, Promise<boolean>>();
+  private readonly inFlight = new Map<string, Promise<boolean>>();
   /** Transfers of this run that did not succeed: copies of them upload the content instead. */
-  const notWritten = new Set<string>();
+  private readonly notWritten = new Set<string>();
   /** A copy source that failed → the path that took over uploading its content. */
-  const takenOver = new Map<string, string>();
+  private readonly takenOver = new Map<string, string>();
   /** Paths this run wrote (bounded): as copy sources they need no check. */
-  const written = new Set<string>();
+  private readonly written = new Set<string>();
+
+  // -- case twins --
   /**
    * Case-insensitive destination: the names this run claimed (the first spelling in plan order
    * wins). Probed at the first transfer, so a run with nothing to transfer touches nothing.
    */
-  let caseTwins: CaseTwins | undefined;
-  let caseProbed = false;
-  const caseTwinsOf = async (): Promise<CaseTwins | undefined> => {
-    if (!caseProbed) {
-      caseProbed = true;
-      if (o.dest.caseInsensitive && (await o.dest.caseInsensitive())) caseTwins = new CaseTwins();
+  private caseTwins: CaseTwins | undefined;
+  private caseProbed = false;
+
+  // -- type changes --
+  /**
+   * Transfers that wait for the deletes: a planned delete is in the way (a type change), or a
+   * folder at the destination was (retried once after the deletes, which remove the folder's
+   * contents, and the folder, left empty, when the plan deletes them: --delete).
+   */
+  private readonly deferred: Operation[] = [];
+  private retryingDeferred = false;
+  /**
+   * Planned deletes whose path is a prefix of the current operation's path (plans are in path
+   * order, so everything below a path comes right after it).
+   */
+  private readonly prefixDeletes: Operation[] = [];
+
+  /** Bytes each transfer in flight did not send again (WriteOptions.onResumed), by path. */
+  private readonly resumedBy = new Map<string, number>();
+
+  constructor(private readonly o: ExecuteOptions) {
+    this.concurrency = Math.max(1, o.transfers ?? 8);
+    this.retry = new RetryPolicy(Math.max(0, o.retries ?? 3), o.signal);
+    this.emit = o.onEvent ?? (() => undefined);
+    this.queue = new PQueue({ concurrency: this.concurrency });
+    this.sourceIsLocal = !o.source.features.remote;
+  }
+
+  /** Runs the plan: transfers (in plan order, concurrently), then the gated deletes, then the deferred transfers. */
+  async run(ops: AsyncIterable<Operation> | Iterable<Operation>): Promise<ExecuteResult> {
+    const { o, result } = this;
+    try {
+      for await (const op of ops as AsyncIterable<Operation>) {
+        if (o.signal?.aborted) {
+          result.interrupted = true;
+          break;
+        }
+        await this.schedule(op);
+      }
+      await this.queue.onIdle();
+      if (o.signal?.aborted) result.interrupted = true;
+      await this.checkDeferredReadable();
+      await this.runDeletes();
+      await this.retryDeferred();
+    } finally {
+      this.queue.clear();
+      await this.queue.onIdle();
+      await this.deletes.dispose();
     }
-    return caseTwins;
-  };
+    return result;
+  }
+
+  /** Plan order: counts a skip, holds a delete back, defers or refuses a transfer, or queues it. */
+  private async schedule(op: Operation): Promise<void> {
+    const { result } = this;
+    switch (op.action) {
+      case 'skip':
+        result.skipped++;
+        this.emit({ type: 'skip', op });
+        return;
+      case 'delete':
+        this.popPrefixDeletes(op);
+        this.prefixDeletes.push(op);
+        await this.deletes.push(op);
+        return;
+      default: {
+        if (this.blockedByDelete(op)) {
+          // a type change: written after the deletes, which make room for it
+          this.deferred.push(op);
+          this.notWritten.add(op.path);
+          return;
+        }
+        if (await this.refuseCaseTwin(op)) return;
+        await this.enqueue(op);
+      }
+    }
+  }
+
+  /** Queues a transfer (waiting while the queue is full: backpressure on the plan stream). */
+  private async enqueue(op: Operation): Promise<void> {
+    if (this.queue.size >= this.concurrency) await this.queue.onSizeLessThan(this.concurrency);
+    // Registered before it runs, so that a later copy of this path waits for it.
+    let settle!: (ok: boolean) => void;
+    this.inFlight.set(op.path, new Promise<boolean>((resolve) => (settle = resolve)));
+    void this.queue
+      .add(() => this.transfer(op))
+      .then(
+        (ok) => ok === true,
+        () => false,
+      )
+      .then((ok) => {
+        this.inFlight.delete(op.path);
+        if (ok) {
+          if (this.written.size >= WRITTEN_MEMORY) this.written.clear();
+          this.written.add(op.path);
+        } else this.notWritten.add(op.path);
+        settle(ok);
+      });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // type changes
+
+  private popPrefixDeletes(op: Operation): void {
+    const p = this.prefixDeletes;
+    while (p.length > 0 && !op.path.startsWith(p[p.length - 1]!.path)) p.pop();
+  }
+
+  /** A transfer of `a/x` that a planned delete of `a` is in the way of waits until after the deletes. */
+  private blockedByDelete(op: Operation): boolean {
+    this.popPrefixDeletes(op);
+    return this.prefixDeletes.some((d) => op.path.startsWith(`${d.path}/`));
+  }
+
+  /**
+   * The deletes make room for the deferred type changes: a local source that cannot be read
+   * now would lose the destination's old file for nothing, so it fails first (and then, as any
+   * failure, stops the deletes).
+   */
+  private async checkDeferredReadable(): Promise<void> {
+    const { o, deferred } = this;
+    if (deferred.length === 0 || !this.sourceIsLocal || o.signal?.aborted) return;
+    const readable: Operation[] = [];
+    for (const op of deferred.splice(0)) {
+      try {
+        (await o.source.read(op.path, { start: 0, end: 0 })).destroy();
+        readable.push(op);
+      } catch (err) {
+        this.fail(op, message(err));
+      }
+    }
+    deferred.push(...readable);
+  }
+
+  /**
+   * The deferred transfers, after the deletes: folders that were in the way of files had their
+   * contents deleted (or were not planned for deletion: then the retry fails, naming --delete).
+   */
+  private async retryDeferred(): Promise<void> {
+    this.retryingDeferred = true;
+    for (const op of this.deferred.splice(0)) {
+      if (this.o.signal?.aborted) {
+        this.result.interrupted = true;
+        break;
+      }
+      if (this.queue.size >= this.concurrency) await this.queue.onSizeLessThan(this.concurrency);
+      void this.queue.add(() => this.transfer(op));
+    }
+    await this.queue.onIdle();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // case twins
+
+  private async caseTwinsOf(): Promise<CaseTwins | undefined> {
+    if (!this.caseProbed) {
+      this.caseProbed = true;
+      if (this.o.dest.caseInsensitive && (await this.o.dest.caseInsensitive())) this.caseTwins = new CaseTwins();
+    }
+    return this.caseTwins;
+  }
+
+  /**
+   * On a case-insensitive destination: refuses `op` when an earlier path of the plan differs
+   * from it only by case. Refused in plan order, before anything runs: which twin is refused
+   * never depends on timing.
+   */
+  private async refuseCaseTwin(op: Operation): Promise<boolean> {
+    const clash = (await this.caseTwinsOf())?.claim(op.path);
+    if (!clash) return false;
+    this.fail(op, caseClashMessage(op.action, op.path, clash, this.o.dest.display));
+    this.notWritten.add(op.path);
+    return true;
+  }
 
   /** Throws when `op` would land on a file or folder already at the destination under another spelling. */
-  const existingCaseTwin = async (op: Operation): Promise<void> => {
-    if (!caseTwins || !o.dest.caseTwin) return;
-    const other = await o.dest.caseTwin(op.path);
+  private async existingCaseTwin(op: Operation): Promise<void> {
+    const { dest } = this.o;
+    if (!this.caseTwins || !dest.caseTwin) return;
+    const other = await dest.caseTwin(op.path);
     if (other === undefined) return;
     const depth = other.split('/').length;
     const segs = op.path.split('/');
     const clash: CaseClash = depth < segs.length ? { other, folder: segs.slice(0, depth).join('/') } : { other };
-    throw new Error(caseClashMessage(op.action, op.path, clash, o.dest.display));
-  };
+    throw new Error(caseClashMessage(op.action, op.path, clash, dest.display));
+  }
 
-  /**
-   * Transfers a folder at the destination was in the way of (the source has a file where the
-   * destination has a folder holding files): retried once after the deletes, which remove the
-   * folder's contents (and the folder, left empty) when the plan deletes them (--delete).
-   */
-  const deferred: Operation[] = [];
-  let retryingDeferred = false;
+  // ---------------------------------------------------------------------------------------
+  // transfers
+
+  /** Records a failure that happened before the operation could start (events `start` and `failed`). */
+  private fail(op: Operation, error: string): void {
+    this.emit({ type: 'start', op });
+    this.result.failed.push({ path: op.path, action: op.action, error });
+    this.emit({ type: 'failed', op, error, durationMs: 0 });
+  }
 
   /** Runs one transfer; resolves with whether the destination now holds it (failures are recorded and reported). */
-  const transfer = async (op: Operation): Promise<boolean> => {
+  async transfer(op: Operation): Promise<boolean> {
+    const { result } = this;
     const started = performance.now();
-    emit({ type: 'start', op });
+    this.emit({ type: 'start', op });
     try {
-      let via: Via = 'upload';
-      for (let attempt = 0; ; attempt++) {
-        try {
-          via = await transferOne(op);
-          break;
-        } catch (err) {
-          if (attempt >= retries || !isRetryable(err) || o.signal?.aborted) throw err;
-          await sleep(retryDelayMs(err, attempt), o.signal);
-          if (o.signal?.aborted) throw err;
-        }
-      }
+      const via = await this.retry.run(() => this.transferOne(op));
       const size = op.size ?? 0;
       if (via === 'copy') {
         result.copies++;
@@ -296,37 +518,143 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       // `via` tells a copy or an mtime update, which sent none of them.
       const done: ExecEvent = { type: 'done', op, bytes: size, durationMs: performance.now() - started };
       if (via !== 'upload') done.via = via;
-      const resumed = resumedBy.get(op.path);
+      const resumed = this.resumedBy.get(op.path);
       if (resumed !== undefined) {
-        resumedBy.delete(op.path);
+        this.resumedBy.delete(op.path);
         if (resumed > 0) done.resumedBytes = resumed;
       }
-      emit(done);
+      this.emit(done);
       return true;
     } catch (err) {
       const f = { path: op.path, action: op.action, error: message(err) };
-      if (!retryingDeferred && inTheWay(err) === 'folder') {
-        deferred.push(op);
+      if (!this.retryingDeferred && inTheWay(err) === 'folder') {
+        this.deferred.push(op);
         return false;
       }
-      if (err instanceof StaleError && (await alreadyTransferred(op, o))) {
+      if (err instanceof StaleError && (await alreadyTransferred(op, this.o))) {
         result.upToDate++;
-        emit({ type: 'done', op, bytes: 0, durationMs: performance.now() - started });
+        this.emit({ type: 'done', op, bytes: 0, durationMs: performance.now() - started });
         return true;
       } else if (err instanceof StaleError) {
         result.stale.push(f);
-        emit({ type: 'stale', op, error: f.error, durationMs: performance.now() - started });
+        this.emit({ type: 'stale', op, error: f.error, durationMs: performance.now() - started });
       } else {
         result.failed.push(f);
-        emit({ type: 'failed', op, error: f.error, durationMs: performance.now() - started });
+        this.emit({ type: 'failed', op, error: f.error, durationMs: performance.now() - started });
       }
       return false;
     }
-  };
+  }
+
+  /** The source's current entry, when it is still what the plan saw (else `StaleError`). */
+  async verifySource(op: Operation): Promise<FileEntry> {
+    const current = await this.o.source.stat(op.path);
+    const size = op.size;
+    const mtimeMs = sourceMtime(op, this.o.direction);
+    if (current === undefined) throw new StaleError('the source file is gone since the plan was made');
+    if (size !== undefined && current.size !== size) {
+      throw new StaleError(`the source file changed since the plan was made (size ${current.size}, plan says ${size})`);
+    }
+    if (mtimeMs !== undefined && !sameInstant(current.mtimeMs, mtimeMs)) {
+      throw new StaleError('the source file changed since the plan was made (modification time differs)');
+    }
+    return current;
+  }
+
+  /** One attempt at one transfer: an mtime update, a server-side copy, or a write of the bytes. */
+  private async transferOne(op: Operation): Promise<Via> {
+    const { o } = this;
+    await this.existingCaseTwin(op);
+    const current = await this.verifySource(op);
+    if (isMtimeOnly(op) && o.dest.setMtime) {
+      await o.dest.setMtime(op.path, current.mtimeMs, destExpectation(op, o.direction));
+      return 'mtime';
+    }
+    if (op.copyFrom !== undefined && op.copyFrom !== op.path && (await this.copyOrTakeOver(op, current.mtimeMs)) === 'copy') return 'copy';
+    const localPath = o.source.localPath?.(op.path);
+    const source: TransferSource = {
+      size: current.size,
+      mtimeMs: current.mtimeMs,
+      open: (range) => o.source.read(op.path, range),
+    };
+    if (localPath) source.localPath = localPath;
+    const etag = current.etag;
+    if (etag && o.source.readFrom) {
+      // a big download interrupted now can continue from its temporary file (src/stores/local.ts)
+      source.version = etag;
+      source.openFrom = (prefixFile, offset) => o.source.readFrom!(op.path, etag, prefixFile, offset);
+    }
+    let hash = op.hash;
+    if (hash === undefined && o.hashUploads && localPath && o.hashLocal && current.size >= (o.dest.features.hashesWritesBelow ?? 0)) {
+      try {
+        hash = await o.hashLocal(localPath, { size: current.size, mtimeMs: current.mtimeMs });
+      } catch {
+        // sent without it; the transfer itself reports a changed source
+      }
+    }
+    if (hash !== undefined) source.hash = hash;
+    const writeOpts: WriteOptions = {
+      mtimeMs: current.mtimeMs,
+      expect: destExpectation(op, o.direction),
+    };
+    if (o.abortInFlight) writeOpts.signal = o.abortInFlight;
+    writeOpts.onResumed = (bytes) => this.resumedBy.set(op.path, bytes);
+    if (this.sourceIsLocal) {
+      writeOpts.beforeCommit = async () => {
+        const after = await o.source.stat(op.path);
+        if (!after || after.size !== current.size || after.mtimeMs !== current.mtimeMs) {
+          throw new ChangedDuringTransferError('changed during transfer (the file was being written); not replaced, re-run to send it');
+        }
+      };
+    }
+    await o.dest.write(op.path, source, writeOpts);
+    return 'upload';
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // copy coordination (dedup)
+
+  /**
+   * A server-side copy for an operation with `copyFrom`: waits for the source's upload when
+   * it is in flight. Returns 'upload' when this operation has to send the bytes itself (the
+   * source's upload failed, the source is not as expected, or the store cannot copy).
+   */
+  async copyOrTakeOver(op: Operation, mtimeMs: number): Promise<Via> {
+    const { o } = this;
+    let from = op.copyFrom!;
+    for (;;) {
+      const next = this.takenOver.get(from);
+      if (next === op.path) return 'upload'; // this operation took over (a retry)
+      if (next !== undefined) {
+        from = next;
+        continue;
+      }
+      const pending = from === op.path ? undefined : this.inFlight.get(from);
+      if (pending) {
+        await pending;
+        continue;
+      }
+      if (this.notWritten.has(from)) {
+        this.takenOver.set(from, op.path);
+        return 'upload';
+      }
+      break;
+    }
+    if (!o.dest.copy) return 'upload';
+    if (!(await this.copySourceHolds(from, op))) {
+      this.notWritten.add(from);
+      return this.copyOrTakeOver(op, mtimeMs);
+    }
+    const opts: WriteOptions = { mtimeMs, expect: destExpectation(op, o.direction) };
+    if (o.abortInFlight) opts.signal = o.abortInFlight;
+    await o.dest.copy(from, op.path, opts);
+    return 'copy';
+  }
 
   /** Whether `from` at the destination holds what `op` expects (size, and hash when it can tell). */
-  const copySourceHolds = async (from: string, op: Operation): Promise<boolean> => {
-    if (written.has(from)) return true;
+  private async copySourceHolds(from: string, op: Operation): Promise<boolean> {
+    const { o } = this;
+    if (this.written.has(from)) return true;
     const e = await o.dest.stat(from);
     if (!e) return false;
     if (op.size !== undefined && e.size !== op.size) return false;
@@ -353,285 +681,75 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
     } catch {
       return false;
     }
-  };
-
-  /**
-   * A server-side copy for an operation with `copyFrom`: waits for the source's upload when
-   * it is in flight. Returns 'upload' when this operation has to send the bytes itself (the
-   * source's upload failed, the source is not as expected, or the store cannot copy).
-   */
-  const copyOrTakeOver = async (op: Operation, mtimeMs: number): Promise<Via> => {
-    let from = op.copyFrom!;
-    for (;;) {
-      const next = takenOver.get(from);
-      if (next === op.path) return 'upload'; // this operation took over (a retry)
-      if (next !== undefined) {
-        from = next;
-        continue;
-      }
-      const pending = from === op.path ? undefined : inFlight.get(from);
-      if (pending) {
-        await pending;
-        continue;
-      }
-      if (notWritten.has(from)) {
-        takenOver.set(from, op.path);
-        return 'upload';
-      }
-      break;
-    }
-    if (!o.dest.copy) return 'upload';
-    if (!(await copySourceHolds(from, op))) {
-      notWritten.add(from);
-      return copyOrTakeOver(op, mtimeMs);
-    }
-    const opts: Parameters<Store['write']>[2] = { mtimeMs, expect: destExpectation(op, o.direction) };
-    if (o.abortInFlight) opts.signal = o.abortInFlight;
-    await o.dest.copy(from, op.path, opts);
-    return 'copy';
-  };
-
-  /** Bytes each transfer in flight did not send again (WriteOptions.onResumed), by path. */
-  const resumedBy = new Map<string, number>();
-
-  const transferOne = async (op: Operation): Promise<Via> => {
-    await existingCaseTwin(op);
-    const current = await o.source.stat(op.path);
-    const planned: Expectation = { kind: 'version' };
-    if (op.size !== undefined) planned.size = op.size;
-    const sm = sourceMtime(op, o.direction);
-    if (sm !== undefined) planned.mtimeMs = sm;
-    if (current === undefined) throw new StaleError('the source file is gone since the plan was made');
-    if (planned.size !== undefined && current.size !== planned.size) {
-      throw new StaleError(`the source file changed since the plan was made (size ${current.size}, plan says ${planned.size})`);
-    }
-    if (planned.mtimeMs !== undefined && !sameInstant(current.mtimeMs, planned.mtimeMs)) {
-      throw new StaleError('the source file changed since the plan was made (modification time differs)');
-    }
-    if (isMtimeOnly(op) && o.dest.setMtime) {
-      await o.dest.setMtime(op.path, current.mtimeMs, destExpectation(op, o.direction));
-      return 'mtime';
-    }
-    if (op.copyFrom !== undefined && op.copyFrom !== op.path && (await copyOrTakeOver(op, current.mtimeMs)) === 'copy') return 'copy';
-    const localPath = o.source.localPath?.(op.path);
-    const source: TransferSource = {
-      size: current.size,
-      mtimeMs: current.mtimeMs,
-      open: (range) => o.source.read(op.path, range),
-    };
-    if (localPath) source.localPath = localPath;
-    const etag = current.etag;
-    if (etag && o.source.readFrom) {
-      // a big download interrupted now can continue from its temporary file (src/stores/local.ts)
-      source.version = etag;
-      source.openFrom = (prefixFile, offset) => o.source.readFrom!(op.path, etag, prefixFile, offset);
-    }
-    let hash = op.hash;
-    if (hash === undefined && o.hashUploads && localPath && o.hashLocal && current.size >= (o.dest.features.hashesWritesBelow ?? 0)) {
-      try {
-        hash = await o.hashLocal(localPath, { size: current.size, mtimeMs: current.mtimeMs });
-      } catch {
-        // sent without it; the transfer itself reports a changed source
-      }
-    }
-    if (hash !== undefined) source.hash = hash;
-    const writeOpts: Parameters<Store['write']>[2] = {
-      mtimeMs: current.mtimeMs,
-      expect: destExpectation(op, o.direction),
-    };
-    if (o.abortInFlight) writeOpts.signal = o.abortInFlight;
-    writeOpts.onResumed = (bytes) => resumedBy.set(op.path, bytes);
-    if (sourceIsLocal) {
-      writeOpts.beforeCommit = async () => {
-        const after = await o.source.stat(op.path);
-        if (!after || after.size !== current.size || after.mtimeMs !== current.mtimeMs) {
-          throw new ChangedDuringTransferError('changed during transfer (the file was being written); not replaced, re-run to send it');
-        }
-      };
-    }
-    await o.dest.write(op.path, source, writeOpts);
-    return 'upload';
-  };
-
-  /**
-   * Planned deletes whose path is a prefix of the current operation's path (plans are in path
-   * order, so everything below a path comes right after it): a transfer of `a/x` that a delete
-   * of `a` is in the way of waits until after the deletes (see `deferred`).
-   */
-  const prefixDeletes: Operation[] = [];
-  const blockedByDelete = (op: Operation): boolean => {
-    while (prefixDeletes.length > 0 && !op.path.startsWith(prefixDeletes[prefixDeletes.length - 1]!.path)) prefixDeletes.pop();
-    return prefixDeletes.some((d) => op.path.startsWith(`${d.path}/`));
-  };
-
-  try {
-    for await (const op of ops as AsyncIterable<Operation>) {
-      if (o.signal?.aborted) {
-        result.interrupted = true;
-        break;
-      }
-      switch (op.action) {
-        case 'skip':
-          result.skipped++;
-          emit({ type: 'skip', op });
-          break;
-        case 'delete':
-          while (prefixDeletes.length > 0 && !op.path.startsWith(prefixDeletes[prefixDeletes.length - 1]!.path)) prefixDeletes.pop();
-          prefixDeletes.push(op);
-          await deletes.push(op);
-          break;
-        default: {
-          if (blockedByDelete(op)) {
-            // a type change: written after the deletes, which make room for it
-            deferred.push(op);
-            notWritten.add(op.path);
-            break;
-          }
-          const clash = (await caseTwinsOf())?.claim(op.path);
-          if (clash) {
-            // Refused in plan order, before anything runs: which twin is refused never depends on timing.
-            const error = caseClashMessage(op.action, op.path, clash, o.dest.display);
-            emit({ type: 'start', op });
-            result.failed.push({ path: op.path, action: op.action, error });
-            emit({ type: 'failed', op, error, durationMs: 0 });
-            notWritten.add(op.path);
-            break;
-          }
-          if (queue.size >= concurrency) await queue.onSizeLessThan(concurrency);
-          // Registered before it runs, so that a later copy of this path waits for it.
-          let settle!: (ok: boolean) => void;
-          inFlight.set(op.path, new Promise<boolean>((resolve) => (settle = resolve)));
-          void queue
-            .add(() => transfer(op))
-            .then(
-              (ok) => ok === true,
-              () => false,
-            )
-            .then((ok) => {
-              inFlight.delete(op.path);
-              if (ok) {
-                if (written.size >= WRITTEN_MEMORY) written.clear();
-                written.add(op.path);
-              } else notWritten.add(op.path);
-              settle(ok);
-            });
-        }
-      }
-    }
-    await queue.onIdle();
-    if (o.signal?.aborted) result.interrupted = true;
-
-    // The deletes below make room for the deferred type changes: a local source that cannot be
-    // read now would lose the destination's old file for nothing, so it fails first (and then,
-    // as any failure, stops the deletes).
-    if (deferred.length > 0 && sourceIsLocal && !o.signal?.aborted) {
-      const readable: Operation[] = [];
-      for (const op of deferred.splice(0)) {
-        try {
-          (await o.source.read(op.path, { start: 0, end: 0 })).destroy();
-          readable.push(op);
-        } catch (err) {
-          const f = { path: op.path, action: op.action, error: message(err) };
-          emit({ type: 'start', op });
-          result.failed.push(f);
-          emit({ type: 'failed', op, error: f.error, durationMs: 0 });
-        }
-      }
-      deferred.push(...readable);
-    }
-    const pending = deletes.count;
-    if (pending > 0) {
-      if (result.interrupted) {
-        result.deletesNotRun = pending;
-        result.deleteRefusal = 'the run was interrupted';
-      } else if (result.failed.length > 0) {
-        result.deletesNotRun = pending;
-        result.deleteRefusal = `not deleting files as ${result.failed.length} transfer(s) failed`;
-      } else if (o.maxDelete !== undefined && deletes.count > o.maxDelete) {
-        result.deletesNotRun = pending;
-        result.deleteRefusal = `the plan deletes ${deletes.count} files, more than --max-delete ${o.maxDelete}; nothing was deleted`;
-      } else {
-        await runDeletes(deletes, o, result, emit);
-      }
-    }
-    // Folders that were in the way of files: their contents are deleted now (or were not
-    // planned for deletion: then the retry fails, naming --delete).
-    retryingDeferred = true;
-    for (const op of deferred.splice(0)) {
-      if (o.signal?.aborted) {
-        result.interrupted = true;
-        break;
-      }
-      if (queue.size >= concurrency) await queue.onSizeLessThan(concurrency);
-      void queue.add(() => transfer(op));
-    }
-    await queue.onIdle();
-  } finally {
-    queue.clear();
-    await queue.onIdle();
-    await deletes.dispose();
   }
-  return result;
+
+  // ---------------------------------------------------------------------------------------
+  // deletes
+
+  /** The delete stage: the gate ({@link deleteRefusal}), then every held-back delete in batches. */
+  async runDeletes(): Promise<void> {
+    const { o, result, deletes } = this;
+    const refusal = deleteRefusal({ pending: deletes.count, interrupted: result.interrupted, failed: result.failed.length, maxDelete: o.maxDelete });
+    if (refusal !== undefined) {
+      result.deletesNotRun = deletes.count;
+      result.deleteRefusal = refusal;
+      return;
+    }
+    if (deletes.count === 0) return;
+    let batch: Operation[] = [];
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      const ops = batch;
+      batch = [];
+      await this.runDeleteBatch(ops);
+    };
+    for await (const op of deletes.drain()) {
+      if (o.signal?.aborted) {
+        result.interrupted = true;
+        result.deletesNotRun++;
+        continue;
+      }
+      batch.push(op);
+      if (batch.length >= DELETE_BATCH) await flush();
+    }
+    if (!o.signal?.aborted) await flush();
+    else result.deletesNotRun += batch.length;
+  }
+
+  /** Runs one batch of deletes and records their results. */
+  private async runDeleteBatch(ops: Operation[]): Promise<void> {
+    const { o, result, emit } = this;
+    for (const op of ops) emit({ type: 'start', op });
+    const started = performance.now();
+    let results: RemoveResult[];
+    try {
+      results = await o.dest.remove(ops.map((op) => ({ path: op.path, expect: deleteExpectation(op, o.direction) })));
+    } catch (err) {
+      results = ops.map((op) => ({ path: op.path, ok: false, error: message(err) }));
+    }
+    const byPath = new Map(ops.map((op) => [op.path, op]));
+    for (const r of results) {
+      const op = byPath.get(r.path)!;
+      const durationMs = performance.now() - started;
+      if (r.ok) {
+        result.deleted++;
+        emit({ type: 'done', op, bytes: 0, durationMs });
+      } else if (r.stale && (await o.dest.stat(r.path).catch(() => null)) === undefined) {
+        // Already gone: the state the plan wanted (an earlier run of this plan deleted it).
+        result.upToDate++;
+        emit({ type: 'done', op, bytes: 0, durationMs });
+      } else if (r.stale) {
+        result.stale.push({ path: r.path, action: 'delete', error: r.error ?? 'changed since the plan was made' });
+        emit({ type: 'stale', op, error: r.error ?? 'changed since the plan was made', durationMs });
+      } else {
+        result.failed.push({ path: r.path, action: 'delete', error: r.error ?? 'delete failed' });
+        emit({ type: 'failed', op, error: r.error ?? 'delete failed', durationMs });
+      }
+    }
+  }
 }
 
 /** What kind of thing an error of the destination store says is in the way (`InTheWayError`). */
 function inTheWay(err: unknown): 'file' | 'folder' | 'link' | undefined {
   return err instanceof InTheWayError ? err.what : undefined;
-}
-
-async function runDeletes(
-  deletes: OperationSpool,
-  o: ExecuteOptions,
-  result: ExecuteResult,
-  emit: (e: ExecEvent) => void,
-): Promise<void> {
-  let batch: Operation[] = [];
-  const flush = async (): Promise<void> => {
-    if (batch.length === 0) return;
-    const ops = batch;
-    batch = [];
-    await runDeleteBatch(ops, o, result, emit);
-  };
-  for await (const op of deletes.drain()) {
-    if (o.signal?.aborted) {
-      result.interrupted = true;
-      result.deletesNotRun++;
-      continue;
-    }
-    batch.push(op);
-    if (batch.length >= DELETE_BATCH) await flush();
-  }
-  if (!o.signal?.aborted) await flush();
-  else result.deletesNotRun += batch.length;
-}
-
-/** Runs one batch of deletes and records their results. */
-async function runDeleteBatch(ops: Operation[], o: ExecuteOptions, result: ExecuteResult, emit: (e: ExecEvent) => void): Promise<void> {
-  for (const op of ops) emit({ type: 'start', op });
-  const started = performance.now();
-  let results: RemoveResult[];
-  try {
-    results = await o.dest.remove(ops.map((op) => ({ path: op.path, expect: deleteExpectation(op, o.direction) })));
-  } catch (err) {
-    results = ops.map((op) => ({ path: op.path, ok: false, error: message(err) }));
-  }
-  const byPath = new Map(ops.map((op) => [op.path, op]));
-  for (const r of results) {
-    const op = byPath.get(r.path)!;
-    const durationMs = performance.now() - started;
-    if (r.ok) {
-      result.deleted++;
-      emit({ type: 'done', op, bytes: 0, durationMs });
-    } else if (r.stale && (await o.dest.stat(r.path).catch(() => null)) === undefined) {
-      // Already gone: the state the plan wanted (an earlier run of this plan deleted it).
-      result.upToDate++;
-      emit({ type: 'done', op, bytes: 0, durationMs });
-    } else if (r.stale) {
-      result.stale.push({ path: r.path, action: 'delete', error: r.error ?? 'changed since the plan was made' });
-      emit({ type: 'stale', op, error: r.error ?? 'changed since the plan was made', durationMs });
-    } else {
-      result.failed.push({ path: r.path, action: 'delete', error: r.error ?? 'delete failed' });
-      emit({ type: 'failed', op, error: r.error ?? 'delete failed', durationMs });
-    }
-  }
 }
