@@ -9,6 +9,7 @@ export { planSync, compareEntries, checkCompareOptions, type PlanOptions } from 
 export * from './plan/index.js';
 export { executePlan, type ExecEvent, type ExecuteOptions, type ExecuteResult } from './executor/execute.js';
 export type { Store, StoreFeatures, HashKind, Expectation, TransferSource, WriteOptions } from './stores/store.js';
+export { ToolError, StaleError, RetryableError, isRetryable } from './errors.js';
 export { LocalStore } from './stores/local.js';
 export { openStore, type StoreOptions } from './stores/open.js';
 export { openSides, planSides, planHeader, HeldPlan, executeOn, sync, directionOf, type SyncSides, type PlanRequest, type RunOptions } from './sync/sync.js';
