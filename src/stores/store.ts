@@ -200,14 +200,17 @@ export interface Store {
 // The store errors live with the one error base (src/errors.ts); re-exported for the stores.
 export { isRetryable, RetryableError, StaleError } from '../errors.js';
 
-/** True when an expectation holds for an entry (or its absence). Mtimes compare to 1.5 µs. */
-export function expectationHolds(expect: Expectation, entry: FileEntry | undefined): boolean {
+/**
+ * True when an expectation holds for an entry (or its absence). Mtimes compare to 1.5 µs, or
+ * within `mtimePrecisionMs` when the entry's mtime is known only that coarsely.
+ */
+export function expectationHolds(expect: Expectation, entry: FileEntry | undefined, mtimePrecisionMs = 0): boolean {
   if (expect.kind === 'any') return true;
   if (expect.kind === 'absent') return entry === undefined;
   if (entry === undefined) return false;
   if (expect.size !== undefined && entry.size !== expect.size) return false;
   if (expect.etag !== undefined && entry.etag !== undefined && entry.etag !== expect.etag) return false;
-  if (expect.mtimeMs !== undefined && !sameInstant(expect.mtimeMs, entry.mtimeMs)) return false;
+  if (expect.mtimeMs !== undefined && !sameMtime(expect.mtimeMs, entry.mtimeMs, mtimePrecisionMs)) return false;
   return true;
 }
 

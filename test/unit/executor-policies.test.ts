@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ToolError, UsageError, isRetryable } from '../../src/errors.js';
 import { RetryPolicy, deleteRefusal, executePlan, retryDelayMs, type ExecuteOptions } from '../../src/executor/execute.js';
-import { RetryableError, StaleError, expectationHolds } from '../../src/stores/store.js';
+import { RetryableError, StaleError, expectationHolds, modifyWindow, sameMtime } from '../../src/stores/store.js';
 import type { RemoveItem, RemoveResult, Store, StoreFeatures, TransferSource, WriteOptions } from '../../src/stores/store.js';
 import type { FileEntry, Operation } from '../../src/types.js';
 
@@ -25,8 +25,8 @@ class MemStore implements Store {
   writes: string[] = [];
   removeCalls = 0;
 
-  constructor(remote: boolean) {
-    this.features = { remote, mtimePrecisionMs: 0.001, hashes: new Set(), keepsWrittenHash: false, conditionalWrite: true };
+  constructor(remote: boolean, mtimePrecisionMs = 0.001) {
+    this.features = { remote, mtimePrecisionMs, hashes: new Set(), keepsWrittenHash: false, conditionalWrite: true };
   }
 
   put(p: string, content: string, mtimeMs = T): void {
@@ -263,5 +263,45 @@ describe('the delete gate', () => {
     const r = await run([del('x', 1)], s);
     expect(r.failed).toEqual([{ path: 'x', action: 'delete', error: 'server went away' }]);
     expect(r.deleted).toBe(0);
+  });
+});
+
+describe('mtime precision: the coarser of the two sides (modify window)', () => {
+  const f = (mtimePrecisionMs: number) => new MemStore(true, mtimePrecisionMs).features;
+
+  it('modifyWindow and sameMtime alone', () => {
+    expect(modifyWindow(f(0.001), f(1))).toBe(1);
+    expect(modifyWindow(f(1), f(0.001))).toBe(1);
+    expect(modifyWindow(f(0.001), f(0.001))).toBe(0.001);
+    expect(sameMtime(T + 0.123, T, 1)).toBe(true);
+    expect(sameMtime(T + 0.999, T, 1)).toBe(true);
+    expect(sameMtime(T + 1, T, 1)).toBe(false);
+    // never finer than the plan's microseconds
+    expect(sameMtime(T + 0.001, T, 0)).toBe(true);
+    expect(sameMtime(T + 0.002, T, 0)).toBe(false);
+    expect(expectationHolds({ kind: 'version', mtimeMs: T + 400 }, { path: 'x', size: 1, mtimeMs: T })).toBe(false);
+    expect(expectationHolds({ kind: 'version', mtimeMs: T + 400 }, { path: 'x', size: 1, mtimeMs: T }, 1000)).toBe(true);
+  });
+
+  // A re-applied plan whose upload already happened: the destination write is refused as stale
+  // (the file is not absent any more), and the executor asks whether the destination already
+  // holds what the transfer would have made, comparing mtimes within the modify window.
+  async function reapply(destPrecisionMs: number, destMtime: number) {
+    const source = new MemStore(false);
+    const dest = new MemStore(true, destPrecisionMs);
+    source.put('a', 'abc', T + 0.25);
+    dest.put('a', 'abc', destMtime);
+    return executePlan([upload('a', 3, { localMtime: T + 0.25 })], { source, dest, direction: 'upload' });
+  }
+
+  it('a destination keeping whole milliseconds holds the file within 1 ms: done, not stale', async () => {
+    expect(await reapply(1, T)).toMatchObject({ upToDate: 1, stale: [] });
+  });
+
+  it('a destination keeping microseconds does not: 0.5 ms off is another version, stale', async () => {
+    const r = await reapply(0.001, T + 0.75);
+    expect(r.upToDate).toBe(0);
+    expect(r.stale.map((x) => x.path)).toEqual(['a']);
+    expect(await reapply(0.001, T + 0.25)).toMatchObject({ upToDate: 1, stale: [] });
   });
 });

@@ -249,6 +249,9 @@ function trustedHash(head: { Metadata?: Record<string, string> | undefined; ETag
   return tie !== undefined && etag !== undefined && /^[0-9a-f]{32}$/.test(etag) && tie === etag ? h : undefined;
 }
 
+/** A HEAD gives LastModified in whole seconds (a listing in milliseconds). */
+const HEAD_LAST_MODIFIED_PRECISION_MS = 1000;
+
 export class S3Store implements Store {
   readonly kind = 's3';
   readonly display: string;
@@ -727,21 +730,11 @@ export class S3Store implements Store {
   /**
    * Whether an expectation holds for the object a HEAD describes. Without a stored mtime the
    * mtime is LastModified, which a listing gives in ms but a HEAD only in whole seconds: a
-   * planned mtime from a listing then matches when it falls in that second.
+   * planned mtime from a listing then matches within that second (the ETag still decides).
    */
   private holds(expect: Expectation, head: HeadObjectCommandOutput): boolean {
     const entry = this.entryFromHead('', head);
-    const lm = head.LastModified?.getTime();
-    if (
-      expect.kind === 'version' &&
-      expect.mtimeMs !== undefined &&
-      parseMtime(head.Metadata?.mtime) === undefined &&
-      lm !== undefined &&
-      Math.floor(expect.mtimeMs / 1000) * 1000 === lm
-    ) {
-      entry.mtimeMs = expect.mtimeMs;
-    }
-    return expectationHolds(expect, entry);
+    return expectationHolds(expect, entry, parseMtime(head.Metadata?.mtime) === undefined ? HEAD_LAST_MODIFIED_PRECISION_MS : 0);
   }
 
   private async headObject(key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {
