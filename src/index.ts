@@ -9,8 +9,8 @@ export { planSync, compareEntries, checkCompareOptions, type PlanOptions } from 
 export * from './plan/index.js';
 export { executePlan, type ExecEvent, type ExecuteOptions, type ExecuteResult } from './executor/execute.js';
 export type { Store, StoreCapabilities, Expectation, TransferSource, WriteOptions } from './stores/store.js';
-export { LocalStore } from './stores/local.js';
-export { openStore, type StoreOptions } from './stores/open.js';
+export { LocalStore } from './stores/local/store.js';
+export { openStore, type StoreOptions } from './stores/local/open.js';
 export { openSides, planSides, planHeader, HeldPlan, executeOn, sync, directionOf, type SyncSides, type PlanRequest, type RunOptions } from './sync/sync.js';
 export { applyPlanFile, type ApplyOptions, type ApplyResult } from './sync/apply.js';
 export {

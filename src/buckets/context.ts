@@ -3,9 +3,9 @@
  * and for S3 (the AWS SDK is only loaded when an s3:// location is used).
  */
 import { UsageError } from '../types.js';
-import { HubClient } from './hf-api.js';
+import { HubClient } from '../stores/hf/hub-api.js';
 import { OUTPUT_MODES, Out, type OutputMode } from './output.js';
-import type { S3Admin, S3Options } from './s3-admin.js';
+import type { S3Admin, S3Options } from '../stores/s3/admin.js';
 
 /** The global flags of hf's leaf commands (spec §5.1) plus bucketsync's connection flags. */
 export interface CommonFlags {
@@ -72,7 +72,7 @@ export class Ctx {
 
   async s3(): Promise<S3Admin> {
     if (!this.s3Admin) {
-      const { S3Admin } = await import('./s3-admin.js');
+      const { S3Admin } = await import('../stores/s3/admin.js');
       this.s3Admin = await S3Admin.open(this.s3Options);
     }
     return this.s3Admin;

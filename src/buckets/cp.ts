@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { statMtimeMs } from '../plan/time.js';
-import { LocalStore } from '../stores/local.js';
+import { LocalStore } from '../stores/local/store.js';
 import type { Store, TransferSource } from '../stores/store.js';
 import { parseHubTime, unsafePathReason, wireMtime } from '../stores/hf/paths.js';
 import { unsafeRelativePath } from '../stores/s3/keys.js';
@@ -28,7 +28,7 @@ import { parseMtime } from '../stores/s3/mtime.js';
 import { UsageError } from '../types.js';
 import type { Ctx } from './context.js';
 import { BucketBatchError, BucketError, type BatchFailure } from './output.js';
-import type { S3Object } from './s3-admin.js';
+import type { S3Object } from '../stores/s3/admin.js';
 import { underPrefix } from './listing.js';
 import { looksLikeHfUrl, parseCpSide, refUri, type CpSide, type HfRef, type S3Ref } from './target.js';
 
@@ -96,7 +96,7 @@ async function statRemote(ctx: Ctx, src: Remote): Promise<RemoteFile> {
   }
   const s3 = await ctx.s3();
   if (!(await s3.bucketExists(src.bucket))) {
-    const { s3BucketMissing } = await import('./s3-admin.js');
+    const { s3BucketMissing } = await import('../stores/s3/admin.js');
     throw s3BucketMissing(src.bucket, s3.where);
   }
   const head = await s3.headObject(src.bucket, src.prefix);
@@ -119,7 +119,7 @@ async function openRoot(ctx: Ctx, ref: Remote): Promise<Store> {
   }
   const s3 = await ctx.s3();
   if (!(await s3.bucketExists(ref.bucket))) {
-    const { s3BucketMissing } = await import('./s3-admin.js');
+    const { s3BucketMissing } = await import('../stores/s3/admin.js');
     throw s3BucketMissing(ref.bucket, s3.where);
   }
   const { openS3Store } = await import('../stores/s3/index.js');
@@ -371,7 +371,7 @@ async function sourceFiles(ctx: Ctx, src: Remote, dstKind: Remote['kind']): Prom
 async function s3Exists(ctx: Ctx, bucket: string): Promise<void> {
   const s3 = await ctx.s3();
   if (!(await s3.bucketExists(bucket))) {
-    const { s3BucketMissing } = await import('./s3-admin.js');
+    const { s3BucketMissing } = await import('../stores/s3/admin.js');
     throw s3BucketMissing(bucket, s3.where);
   }
 }

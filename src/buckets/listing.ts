@@ -15,8 +15,8 @@ import { compareCodePoints } from '../manifest/order.js';
 import { statMtimeMs } from '../plan/time.js';
 import { isTempName, scanLocal } from '../scanner/scan.js';
 import { hubDateTime, msDateTime, type ListingItem } from './format.js';
-import type { HubClient, HubTreeItem } from './hf-api.js';
-import type { S3Admin, S3Object } from './s3-admin.js';
+import type { HubClient, HubTreeItem } from '../stores/hf/hub-api.js';
+import type { S3Admin, S3Object } from '../stores/s3/admin.js';
 import { BucketError } from './output.js';
 
 /** Whether `p` is `prefix` itself or below it (hf's `_iter_under_prefix`, after #4804). */

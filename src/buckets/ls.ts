@@ -58,7 +58,7 @@ export async function listAt(ctx: Ctx, ref: Extract<ReturnType<typeof parseRef>,
     case 's3': {
       const s3 = await ctx.s3();
       if (!(await s3.bucketExists(ref.bucket))) {
-        const { s3BucketMissing } = await import('./s3-admin.js');
+        const { s3BucketMissing } = await import('../stores/s3/admin.js');
         throw s3BucketMissing(ref.bucket, s3.where);
       }
       return (await listS3(s3, ref.bucket, ref.prefix, recursive)).items;

@@ -6,7 +6,7 @@ import type { PyJsonValue } from '../plan/pyjson.js';
 import { UsageError } from '../types.js';
 import type { Ctx } from './context.js';
 import { formatSize, hubDateTime, isoformat, msDateTime, type Cell, type PyDateTime } from './format.js';
-import type { HubBucket } from './hf-api.js';
+import type { HubBucket } from '../stores/hf/hub-api.js';
 import { BucketError } from './output.js';
 import { looksLikeHfUrl, parseBucketPath, parseS3Ref, type HfRef } from './target.js';
 
@@ -138,7 +138,7 @@ export async function bucketInfoCore(ctx: Ctx, raw: string): Promise<{ dict: { [
     if (!ref.bucket) throw new UsageError(`Invalid S3 URI: ${raw}. Missing bucket name`, 'Use s3://bucket.');
     if (ref.prefix) throw new UsageError(`Cannot specify a prefix for bucket info: ${raw}. Use s3://bucket.`);
     const s3 = await ctx.s3();
-    const { s3BucketMissing } = await import('./s3-admin.js');
+    const { s3BucketMissing } = await import('../stores/s3/admin.js');
     if (!(await s3.bucketExists(ref.bucket))) throw s3BucketMissing(ref.bucket, s3.where);
     const d: { [key: string]: PyJsonValue } = { id: `s3://${ref.bucket}` };
     const listed = await s3.listBuckets().catch(() => []);
@@ -269,7 +269,7 @@ async function deleteS3Bucket(ctx: Ctx, raw: string, flags: DeleteFlags): Promis
   const s3 = await ctx.s3();
   if (!(await s3.bucketExists(ref.bucket))) {
     if (flags.missingOk) return { bucketId: `s3://${ref.bucket}`, existed: false };
-    const { s3BucketMissing } = await import('./s3-admin.js');
+    const { s3BucketMissing } = await import('../stores/s3/admin.js');
     throw s3BucketMissing(ref.bucket, s3.where);
   }
   if (!(await ctx.out.confirm(`Are you sure you want to delete bucket 's3://${ref.bucket}' and all its objects?`, flags.yes ?? false))) return undefined;

@@ -72,7 +72,7 @@ async function s3Side(ctx: Ctx, ref: Extract<Ref, { kind: 's3' }>): Promise<Side
   const s3 = await ctx.s3();
   const b = ref.bucket;
   if (!(await s3.bucketExists(b))) {
-    const { s3BucketMissing } = await import('./s3-admin.js');
+    const { s3BucketMissing } = await import('../stores/s3/admin.js');
     throw s3BucketMissing(b, s3.where);
   }
   return {

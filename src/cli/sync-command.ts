@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import { readFilterFile } from '../filters/filter.js';
 import { writePlanFile, writePlanToStream } from '../plan/writer.js';
 import { checkCompareOptions } from '../planner/plan.js';
-import type { StoreOptions } from '../stores/open.js';
+import type { StoreOptions } from '../stores/local/open.js';
 import { HeldPlan, openSides, operationsOf, planHeader, planSidesBatches, executeOn, type PlanRequest, type SyncSides } from '../sync/sync.js';
 import { parseShard, type Shard } from '../shard/shard.js';
 import { formatLocation } from '../location/location.js';

@@ -22,7 +22,7 @@ import { PlanError, readPlanEntries, readPlanHeader } from '../plan/reader.js';
 import { SummaryCounter } from '../plan/writer.js';
 import { operationProblem } from '../plan/consistency.js';
 import { inShard, type Shard } from '../shard/shard.js';
-import type { StoreOptions } from '../stores/open.js';
+import type { StoreOptions } from '../stores/local/open.js';
 import type { ExecuteResult } from '../executor/execute.js';
 import { isMtimeOnly, knownContentHash, REASONS, type Direction, type Operation, type PlanHeader, type PlanSummary } from '../types.js';
 import type { Store } from '../stores/store.js';

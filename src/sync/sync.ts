@@ -9,7 +9,7 @@ import { assertNoOverlap } from './overlap.js';
 import { folderWins, markNonUtf8 } from '../scanner/type-clash.js';
 import { PLAN_FORMAT_VERSION, SummaryCounter } from '../plan/writer.js';
 import { nowIso } from '../plan/time.js';
-import { openStore, type StoreOptions } from '../stores/open.js';
+import { openStore, type StoreOptions } from '../stores/local/open.js';
 import type { ListOptions, Store } from '../stores/store.js';
 import type { ExecEvent, ExecuteResult } from '../executor/execute.js';
 import { OperationSpool } from '../executor/spool.js';

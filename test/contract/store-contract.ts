@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { parseLocation } from '../../src/location/location.js';
 import { compareCodePoints } from '../../src/manifest/order.js';
-import { openStore, type StoreOptions } from '../../src/stores/open.js';
+import { openStore, type StoreOptions } from '../../src/stores/local/open.js';
 import { StaleError, type Store, type TransferSource } from '../../src/stores/store.js';
 import type { FileEntry } from '../../src/types.js';
 

@@ -6,10 +6,10 @@
  *
  * The bytes of uploads and downloads do not go through here: `cp` uses the HF store (Xet).
  */
-import { resolveHfEndpoint, resolveHfToken } from '../stores/hf/config.js';
-import { HfStoreError, TOKEN_HINT, isBucketNotFound, mapHfError } from '../stores/hf/errors.js';
-import { DEFAULT_RETRY, collectBatchFailures, hubHttpError, nextLink, withRetries } from '../stores/hf/http.js';
-import { BucketError } from './output.js';
+import { resolveHfEndpoint, resolveHfToken } from './config.js';
+import { HfStoreError, TOKEN_HINT, isBucketNotFound, mapHfError } from './errors.js';
+import { DEFAULT_RETRY, collectBatchFailures, hubHttpError, nextLink, withRetries } from './http.js';
+import { BucketError } from '../../buckets/output.js';
 
 export interface HubOptions {
   token?: string;

@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { displayName, encodeName, fsPath } from '../scanner/names.js';
+import { displayName, encodeName, fsPath } from '../../scanner/names.js';
 
 /**
  * Something at the destination stands where a write needs a folder (`what`: a file or a

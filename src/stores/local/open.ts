@@ -4,10 +4,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Location } from '../location/location.js';
-import { UsageError } from '../types.js';
-import { LocalStore } from './local.js';
-import type { Store } from './store.js';
+import type { Location } from '../../location/location.js';
+import { UsageError } from '../../types.js';
+import { LocalStore } from './store.js';
+import type { Store } from '../store.js';
 
 export interface StoreOptions {
   /** S3: endpoint URL (else AWS_ENDPOINT_URL). */
@@ -49,7 +49,7 @@ export async function openStore(loc: Location, role: Role, opts: StoreOptions = 
     }
     case 's3': {
       // Loaded on demand: a local sync never pays for the AWS SDK.
-      const { openS3Store } = await import('./s3/index.js');
+      const { openS3Store } = await import('../s3/index.js');
       const o: Parameters<typeof openS3Store>[1] = {};
       if (opts.endpoint !== undefined) o.endpoint = opts.endpoint;
       if (opts.region !== undefined) o.region = opts.region;
@@ -64,7 +64,7 @@ export async function openStore(loc: Location, role: Role, opts: StoreOptions = 
       return openS3Store(loc, o);
     }
     case 'hf': {
-      const { openHfStore } = await import('./hf/index.js');
+      const { openHfStore } = await import('../hf/index.js');
       const o: Parameters<typeof openHfStore>[1] = {};
       if (opts.token !== undefined) o.token = opts.token;
       if (opts.onWarning) o.onWarning = opts.onWarning;

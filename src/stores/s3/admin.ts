@@ -20,11 +20,11 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import PQueue from 'p-queue';
-import { createClient, resolveClientConfig, type ClientOptions, type CountedClient, type ResolvedClientConfig } from '../stores/s3/client.js';
-import { S3StoreError, errorCode, firstLine, httpStatus, isNotFound, operationError, setupError, type ErrorContext } from '../stores/s3/errors.js';
-import { decodeKey, encodeCopySource } from '../stores/s3/keys.js';
-import { parseMtime } from '../stores/s3/mtime.js';
-import { BucketError } from './output.js';
+import { createClient, resolveClientConfig, type ClientOptions, type CountedClient, type ResolvedClientConfig } from './client.js';
+import { S3StoreError, errorCode, firstLine, httpStatus, isNotFound, operationError, setupError, type ErrorContext } from './errors.js';
+import { decodeKey, encodeCopySource } from './keys.js';
+import { parseMtime } from './mtime.js';
+import { BucketError } from '../../buckets/output.js';
 
 export interface S3Options {
   endpoint?: string;
