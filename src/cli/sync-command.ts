@@ -8,10 +8,9 @@ import { Command, Option } from 'commander';
 import { readFilterFile } from '../filters/filter.js';
 import { writePlanFile, writePlanToStream } from '../plan/writer.js';
 import { checkCompareOptions } from '../planner/plan.js';
-import type { StoreOptions } from '../stores/local/open.js';
+import { formatLocation, storeOptionsFromFlags, type StoreOptions } from '../stores/registry.js';
 import { HeldPlan, openSides, operationsOf, planHeader, planSidesBatches, executeOn, type PlanRequest, type SyncSides } from '../sync/sync.js';
 import { parseShard, type Shard } from '../shard/shard.js';
-import { formatLocation } from '../location/location.js';
 import { lockDestination } from '../lock/lock.js';
 import { AUTO_DEDUP_MIN_SIZE, UsageError, type CompareOptions, type FilterSpec, type Operation, type PlanSummary } from '../types.js';
 import { formatBytes, makeConsole, operationLine, printPlanSummary, printRunResult, runTotals, type Console } from './output.js';
@@ -135,15 +134,11 @@ export function registerSyncCommand(program: Command): void {
 }
 
 function storeOptionsOf(flags: SyncFlags, c: Console): StoreOptions {
-  const o: StoreOptions = { onWarning: (m) => c.warn(m) };
-  if (flags.endpointUrl !== undefined) o.endpoint = flags.endpointUrl;
-  if (flags.region !== undefined) o.region = flags.region;
-  if (flags.profile !== undefined) o.profile = flags.profile;
-  if (flags.s3PathStyle !== undefined) o.pathStyle = flags.s3PathStyle;
+  // Each kind's own flags (FlagSpec), under the option names its backend reads.
+  const o: StoreOptions = { ...storeOptionsFromFlags(flags as unknown as Record<string, unknown>), onWarning: (m) => c.warn(m) };
   if (flags.createBucket) o.createBucket = true;
   // --dry-run and --plan change nothing anywhere: not even a bucket is created
   if (flags.dryRun || flags.plan !== undefined) o.preview = true;
-  if (flags.token !== undefined) o.token = flags.token;
   return o;
 }
 
@@ -428,7 +423,7 @@ async function runNormal(
       c.info(`Hint: Run \`bucketsync sync --apply ${flags.plan}\` to execute this plan.`);
       return planOnlyExit(c, skips);
     }
-    const lock = lockDestination(sides.destLocation, flags.endpointUrl !== undefined ? { s3Endpoint: flags.endpointUrl } : {});
+    const lock = lockDestination(sides.destLocation, storeOptionsOf(flags, c));
     if (lock.warning !== undefined) c.warn(lock.warning);
     try {
       return await planAndExecute(sides, req, flags, out, signal, given);

@@ -7,9 +7,9 @@
 import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { parseLocation } from '../../src/location/location.js';
+import { parseLocation } from '../../src/stores/registry.js';
 import { compareCodePoints } from '../../src/manifest/order.js';
-import { openStore, type StoreOptions } from '../../src/stores/local/open.js';
+import { openStore, type StoreOptions } from '../../src/stores/registry.js';
 import { StaleError, type Store, type TransferSource } from '../../src/stores/store.js';
 import type { FileEntry } from '../../src/types.js';
 

@@ -9,7 +9,7 @@
 import { resolveHfEndpoint, resolveHfToken } from './config.js';
 import { HfStoreError, TOKEN_HINT, isBucketNotFound, mapHfError } from './errors.js';
 import { DEFAULT_RETRY, collectBatchFailures, hubHttpError, nextLink, withRetries } from './http.js';
-import { BucketError } from '../../buckets/output.js';
+import { BucketError } from '../bucket-error.js';
 
 export interface HubOptions {
   token?: string;

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { Readable, Transform, pipeline } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { commitIterBucket, downloadFile, fileDownloadInfo } from '@huggingface/hub';
-import { formatLocation, type HfLocation } from '../../location/location.js';
+import { formatHf as formatLocation, type HfLocation } from './location.js';
 import { compareCodePoints } from '../../manifest/order.js';
 import { skippedEntry, xetIdentity, type FileEntry } from '../../types.js';
 import { xetHashers } from '../../hashing/xet.js';
