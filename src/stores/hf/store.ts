@@ -36,11 +36,12 @@ import {
   type TransferSource,
   type WriteOptions,
 } from '../store.js';
-import { resolveHfEndpoint, resolveHfToken, type TokenSource } from './config.js';
+import { resolveHfToken, type TokenSource } from './config.js';
 import { HfStoreError, TOKEN_HINT, mapHfError } from './errors.js';
-import { DEFAULT_RETRY, collectBatchFailures, hubHttpError, nextLink, withRetries, type BatchResponse, type RetryEvent, type RetryPolicy } from './http.js';
+import { hubHttpError, nextLink, type BatchResponse, type RetryEvent, type RetryPolicy } from './http.js';
 import { guessContentType, parseHubTime, relativeToPrefix, unsafePathReason, wireMtime } from './paths.js';
 import { SourceBlob } from './source-blob.js';
+import { HubClient, type HubOptions } from './hub-api.js';
 
 export interface HfStoreOptions {
   /** Access token (else HF_TOKEN, else the hf CLI's token file). */
@@ -135,6 +136,8 @@ export class HfStore implements Store {
 
   private readonly token: string | undefined;
   private readonly fetch: typeof fetch;
+  /** The one Hub client (paths-info, `/batch`), shared with the bucket commands' code. */
+  private readonly hub: HubClient;
   private readonly onWarning: ((m: string) => void) | undefined;
   private readonly maxFiles: number;
   private readonly windowMs: number;
@@ -162,11 +165,17 @@ export class HfStore implements Store {
     this.prefix = location.prefix.replace(/\/+$/, '');
     this.folderOnly = this.prefix === '' || opts.role === 'dest' || location.raw.endsWith('/');
     if (this.folderOnly) this.exactFile = false;
-    this.endpoint = resolveHfEndpoint(opts.endpoint, env);
-    const { token, source } = resolveHfToken(opts.token, env);
-    this.token = token;
-    this.tokenSource = source;
-    this.fetch = withRetries(opts.fetch ?? globalThis.fetch, { ...DEFAULT_RETRY, ...opts.retry }, opts.onRetry);
+    const hubOpts: HubOptions = { env, commandErrors: false, checkToken: false };
+    if (opts.token !== undefined) hubOpts.token = opts.token;
+    if (opts.endpoint !== undefined) hubOpts.endpoint = opts.endpoint;
+    if (opts.fetch !== undefined) hubOpts.fetch = opts.fetch;
+    if (opts.retry !== undefined) hubOpts.retry = opts.retry;
+    if (opts.onRetry !== undefined) hubOpts.onRetry = opts.onRetry;
+    this.hub = new HubClient(hubOpts);
+    this.endpoint = this.hub.endpoint;
+    this.token = this.hub.token;
+    this.tokenSource = this.hub.tokenSource;
+    this.fetch = this.hub.fetch;
     this.onWarning = opts.onWarning;
     this.maxFiles = Math.max(1, opts.batch?.maxFiles ?? 100);
     this.windowMs = Math.max(0, opts.batch?.windowMs ?? 50);
@@ -232,47 +241,14 @@ export class HfStore implements Store {
     return e;
   }
 
-  /** paths-info for bucket paths, in chunks of 1000: path → item (missing paths are absent). */
-  private async pathsInfo(remotes: string[]): Promise<Map<string, HubItem>> {
-    const out = new Map<string, HubItem>();
-    const unique = [...new Set(remotes)];
-    for (const part of chunked(unique, PATHS_INFO_CHUNK)) {
-      let res: Response;
-      try {
-        res = await this.fetch(`${this.apiBase}/paths-info`, {
-          method: 'POST',
-          headers: { ...this.authHeaders(), 'Content-Type': 'application/json', Accept: 'application/json' },
-          body: JSON.stringify({ paths: part }),
-        });
-      } catch (e) {
-        throw mapHfError(e, this.ctx(`reading file info from ${this.display}`));
-      }
-      if (!res.ok) throw mapHfError(await hubHttpError(res), this.ctx(`reading file info from ${this.display}`));
-      const items = (await res.json()) as unknown;
-      if (!Array.isArray(items)) throw new HfStoreError(`Unexpected paths-info answer from ${this.endpoint}`);
-      for (const it of items as HubItem[]) if (typeof it?.path === 'string') out.set(it.path, it);
-    }
-    return out;
+  /** paths-info for bucket paths (the one Hub client's): path → item (missing paths are absent). */
+  private pathsInfo(remotes: string[]): Promise<Map<string, HubItem>> {
+    return this.hub.pathsInfo(this.bucketId, remotes, this.display);
   }
 
-  /** Sends NDJSON lines to `/batch` ourselves; returns path → error for the failed lines. */
-  private async postBatch(lines: object[], action: string): Promise<Map<string, string>> {
-    const failed = new Map<string, string>();
-    for (const part of chunked(lines, BATCH_LINES)) {
-      let res: Response;
-      try {
-        res = await this.fetch(this.batchUrl, {
-          method: 'POST',
-          headers: { ...this.authHeaders(), 'Content-Type': 'application/x-ndjson' },
-          body: part.map((l) => `${JSON.stringify(l)}\n`).join(''),
-        });
-      } catch (e) {
-        throw mapHfError(e, this.ctx(action));
-      }
-      if (res.status !== 200 && res.status !== 422) throw mapHfError(await hubHttpError(res), this.ctx(action));
-      await collectBatchFailures(res, part, action, failed);
-    }
-    return failed;
+  /** NDJSON lines to `/batch` (the one Hub client's); returns path → error for the failed lines. */
+  private postBatch(lines: object[], action: string): Promise<Map<string, string>> {
+    return this.hub.batch(this.bucketId, lines, action);
   }
 
   private track(p: Promise<void>): void {

@@ -6,19 +6,10 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { compareCodePoints } from '../../manifest/order.js';
-import { mtimeToIso, statMtimeMs } from '../../plan/time.js';
+import { mtimeToIsoOrUndefined as iso, statMtimeMs } from '../../plan/time.js';
 import { isTempName, scanLocal } from '../../scanner/scan.js';
 import { BucketError } from '../bucket-error.js';
 import type { ListedItem } from '../registry.js';
-
-function iso(ms: number | undefined): string | undefined {
-  if (ms === undefined || !Number.isFinite(ms)) return undefined;
-  try {
-    return mtimeToIso(ms);
-  } catch {
-    return undefined;
-  }
-}
 
 export async function listLocal(root: string, raw: string, recursive: boolean, onWarning?: (m: string) => void): Promise<ListedItem[]> {
   const st = await fsp.stat(root).catch(() => undefined);

@@ -8,7 +8,7 @@
  */
 import type { HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import PQueue from 'p-queue';
-import { mtimeToIso } from '../../plan/time.js';
+import { mtimeToIsoOrUndefined as iso } from '../../plan/time.js';
 import { compareCodePoints } from '../../manifest/order.js';
 import { UsageError } from '../../types.js';
 import { BucketError } from '../bucket-error.js';
@@ -43,15 +43,6 @@ export function s3BucketMissing(bucket: string, where: string, cause?: unknown):
     2,
     { cause },
   );
-}
-
-function iso(ms: number | undefined): string | undefined {
-  if (ms === undefined || !Number.isFinite(ms)) return undefined;
-  try {
-    return mtimeToIso(ms);
-  } catch {
-    return undefined;
-  }
 }
 
 export class S3Admin implements BucketAdmin<S3Location> {

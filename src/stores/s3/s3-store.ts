@@ -16,7 +16,6 @@ import path from 'node:path';
 import { Transform, pipeline, type Readable } from 'node:stream';
 import type {
   CompletedPart,
-  CreateBucketCommandInput,
   HeadObjectCommandOutput,
   ListObjectsV2CommandOutput,
   S3Client,
