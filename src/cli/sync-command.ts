@@ -398,7 +398,7 @@ async function runNormal(
     };
     // In-plan dedup saves wire bytes, so it is on by default where there is a wire (for
     // files of AUTO_DEDUP_MIN_SIZE and more: below it a copy saves little); --dedup: every file.
-    const dedup = flags.dedup ?? sides.dest.kind !== 'local';
+    const dedup = flags.dedup ?? sides.dest.remote;
     req.dedup = { dedup, checksum: flags.checksum ?? false, trackRenames: flags.trackRenames ?? false };
     if (flags.dedup === undefined && dedup) req.dedup.dedupMinSize = AUTO_DEDUP_MIN_SIZE;
     const given = { source, dest };

@@ -235,12 +235,15 @@ export class HubClient {
    * `GET /api/buckets/{id}/tree[/{prefix}]?recursive=…`, every page, in the server's order.
    * The server's prefix match is lexical: callers apply the path boundary.
    */
-  async *listTree(bucketId: string, prefix: string, recursive: boolean): AsyncGenerator<HubTreeItem[]> {
+  async *listTree(bucketId: string, prefix: string, recursive: boolean, opts: { signal?: AbortSignal; where?: string } = {}): AsyncGenerator<HubTreeItem[]> {
     let url: string | undefined = `${this.bucketUrl(bucketId)}/tree${prefix ? `/${enc(prefix)}` : ''}?recursive=${recursive}`;
+    const action = `listing ${opts.where ?? `hf://buckets/${bucketId}${prefix ? `/${prefix}` : ''}`}`;
     while (url) {
-      const res = await this.request(url, { headers: this.headers() }, `listing hf://buckets/${bucketId}${prefix ? `/${prefix}` : ''}`, bucketId);
+      const init: RequestInit = { headers: this.headers() };
+      if (opts.signal) init.signal = opts.signal;
+      const res = await this.request(url, init, action, bucketId);
       const items = (await res.json()) as unknown;
-      if (!Array.isArray(items)) throw new HfStoreError(`Unexpected tree listing answer from ${this.endpoint}`);
+      if (!Array.isArray(items)) throw new HfStoreError(`Unexpected tree listing answer from ${this.endpoint} while ${action}`);
       const page: HubTreeItem[] = [];
       for (const it of items as HubTreeItem[]) {
         if ((it?.type === 'file' || it?.type === 'directory') && typeof it.path === 'string') page.push(it);

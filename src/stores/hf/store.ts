@@ -38,7 +38,7 @@ import {
 } from '../store.js';
 import { resolveHfToken, type TokenSource } from './config.js';
 import { HfStoreError, TOKEN_HINT, mapHfError } from './errors.js';
-import { hubHttpError, nextLink, type BatchResponse, type RetryEvent, type RetryPolicy } from './http.js';
+import { type BatchResponse, type RetryEvent, type RetryPolicy } from './http.js';
 import { guessContentType, parseHubTime, relativeToPrefix, unsafePathReason, wireMtime } from './paths.js';
 import { SourceBlob } from './source-blob.js';
 import { HubClient, type HubOptions } from './hub-api.js';
@@ -261,25 +261,13 @@ export class HfStore implements Store {
 
   async *list(opts: { onWarning?: (message: string) => void; signal?: AbortSignal } = {}): AsyncGenerator<FileEntry[]> {
     const warn = opts.onWarning ?? this.onWarning;
-    const action = `listing ${this.display}`;
-    let url: string | undefined =
-      `${this.apiBase}/tree${this.prefix ? `/${encodeURIComponent(this.prefix)}` : ''}?recursive=true`;
     const base = path.posix.basename(this.prefix);
     let last: string | undefined;
     let exactSeen = false;
     let nestedBaseSeen = false;
-    while (url) {
-      let res: Response;
-      try {
-        const init: RequestInit = { headers: { ...this.authHeaders(), Accept: 'application/json' } };
-        if (opts.signal) init.signal = opts.signal;
-        res = await this.fetch(url, init);
-      } catch (e) {
-        throw mapHfError(e, this.ctx(action));
-      }
-      if (!res.ok) throw mapHfError(await hubHttpError(res), this.ctx(action));
-      const items = (await res.json()) as unknown;
-      if (!Array.isArray(items)) throw new HfStoreError(`Unexpected tree listing answer from ${this.endpoint} while ${action}`);
+    const treeOpts: { signal?: AbortSignal; where: string } = { where: this.display };
+    if (opts.signal) treeOpts.signal = opts.signal;
+    for await (const items of this.hub.listTree(this.bucketId, this.prefix, true, treeOpts)) {
       const page: FileEntry[] = [];
       for (const item of items as HubItem[]) {
         if (item?.type !== 'file' || typeof item.path !== 'string') continue; // directories
@@ -318,7 +306,6 @@ export class HfStore implements Store {
         batch.push(e);
       }
       if (batch.length > 0) yield batch;
-      url = nextLink(res.headers.get('link'), url);
     }
     if (this.prefix !== '' && !this.folderOnly) this.exactFile = exactSeen && !nestedBaseSeen;
   }
@@ -354,16 +341,10 @@ export class HfStore implements Store {
     if (this.folderOnly || this.prefix === '') return false;
     const info = (await this.pathsInfo([this.prefix])).get(this.prefix);
     if (info?.type !== 'file') return false;
-    const url = `${this.apiBase}/tree/${encodeURIComponent(this.prefix)}?recursive=true`;
-    let res: Response;
-    try {
-      res = await this.fetch(url, { headers: { ...this.authHeaders(), Accept: 'application/json' } });
-    } catch (e) {
-      throw mapHfError(e, this.ctx(`listing ${this.display}`));
+    for await (const page of this.hub.listTree(this.bucketId, this.prefix, true, { where: this.display })) {
+      return !page.some((it) => it.path.startsWith(`${this.prefix}/`));
     }
-    if (!res.ok) throw mapHfError(await hubHttpError(res), this.ctx(`listing ${this.display}`));
-    const items = (await res.json()) as unknown;
-    return !(Array.isArray(items) && (items as HubItem[]).some((it) => typeof it?.path === 'string' && it.path.startsWith(`${this.prefix}/`)));
+    return true;
   }
 
   /**
