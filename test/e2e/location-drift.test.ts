@@ -93,6 +93,27 @@ describe('~ is the home folder for sync as for the bucket commands', () => {
   });
 });
 
+describe('the registry loads a kind only when it is used', () => {
+  it('a local sync, ls and rm load neither the S3 nor the hf store (nor the AWS SDK, nor @huggingface/hub)', async () => {
+    const hook = path.join(work, 'hook.mjs');
+    fs.writeFileSync(
+      hook,
+      `import { registerHooks } from 'node:module';
+registerHooks({ resolve(s, c, next) { const r = next(s, c); if (/aws-sdk|@huggingface\\/hub|stores\\/(s3|hf)\\/(index|store|s3-store|admin)\\.js/.test(r.url)) process.stderr.write('LOADED ' + r.url + '\\n'); return r; } });
+`,
+    );
+    const env = { NODE_OPTIONS: `--import=${hook}` };
+    for (const args of [['sync', './src', './dst'], ['ls', './dst', '-R'], ['rm', '-R', './dst', '-y']]) {
+      const r = await bs(args, { env });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toContain('LOADED');
+    }
+    // The hook does see a kind that is used.
+    const s3 = await bs(['ls', 's3://some-bucket/x', '--endpoint-url', 'http://127.0.0.1:9'], { env: { ...env, AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b', AWS_REGION: 'us-east-1' } });
+    expect(s3.stderr).toContain('LOADED');
+  });
+});
+
 const endpoint = s3TestEndpoint();
 
 describe.skipIf(!endpoint)('S3: sync and the bucket commands refuse the same prefixes', { timeout: 120_000 }, () => {
