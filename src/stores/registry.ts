@@ -50,7 +50,7 @@ export interface FlagSpec {
   /** Commander's syntax: `--endpoint-url <url>`, `--s3-path-style`, `--no-s3-path-style`. */
   flags: string;
   description: string;
-  /** The `StoreOptions` field the value goes to (commander's attribute name when absent, e.g. `endpointUrl`). */
+  /** The `StoreOptions` field the value goes to (`endpoint` for `--endpoint-url`). */
   option: string;
 }
 
@@ -197,7 +197,7 @@ export interface Backend<L extends Location = Location> {
   updateBucketSettings?(loc: L, settings: { private: boolean }, o: StoreOptions): Promise<void>;
   /** The bucket (or local folder) as commands print it: `ns/name`, `s3://bucket`. */
   label(loc: L): string;
-  /** What the location names; bucket kinds fail first (exit 2) when the bucket is missing. */
+  /** What the location names (callers check the bucket first with `BucketAdmin.checkBucket`). */
   probe(loc: L, o: StoreOptions): Promise<Probe>;
   /** rm and cp: the store's root and the path in it (`asFolder`: the location is a folder, as with `rm -R`). */
   fileScope(loc: L, asFolder: boolean): FileScope<L>;
