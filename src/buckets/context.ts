@@ -4,7 +4,7 @@
  * s3:// location is used).
  */
 import { UsageError } from '../types.js';
-import { storeOptionsFromFlags, type Backend, type BucketAdmin, type StoreOptions } from '../stores/registry.js';
+import { backendOf, storeOptionsFromFlags, type Backend, type BucketAdmin, type Location, type StoreOptions } from '../stores/registry.js';
 import { OUTPUT_MODES, Out, type OutputMode } from './output.js';
 
 /** The global flags of hf's leaf commands (spec §5.1); the kinds' connection flags (`FlagSpec`) come beside them. */
@@ -34,6 +34,7 @@ export function outputMode(flags: CommonFlags): OutputMode {
 export class Ctx {
   readonly out: Out;
   private readonly admins = new Map<string, Promise<BucketAdmin>>();
+  private readonly checked = new Set<string>();
 
   /** `opts.out`: where messages go (the library API passes a silent one); `opts.hfEndpoint`: the Hub (else HF_ENDPOINT). */
   constructor(
@@ -60,6 +61,16 @@ export class Ctx {
       this.admins.set(backend.kind, a);
     }
     return a;
+  }
+
+  /** The location's bucket must exist (its kind's one-line error, exit 2); asked once per bucket and command. */
+  async checkBucket(loc: Location): Promise<void> {
+    const backend = backendOf(loc);
+    if (!backend.admin) return;
+    const key = `${backend.kind} ${backend.label(loc)}`;
+    if (this.checked.has(key)) return;
+    await (await this.admin(backend)).checkBucket(loc);
+    this.checked.add(key);
   }
 
   close(): void {

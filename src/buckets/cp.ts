@@ -93,9 +93,9 @@ function basenameOf(p: string): string {
   return p.slice(p.lastIndexOf('/') + 1);
 }
 
-/** The bucket must be there (its kind's one-line error, exit 2). */
-async function checkBucket(ctx: Ctx, r: Remote): Promise<void> {
-  if (r.backend.admin) await (await ctx.admin(r.backend)).checkBucket(r.loc);
+/** The bucket must be there (its kind's one-line error, exit 2; asked once per bucket). */
+function checkBucket(ctx: Ctx, r: Remote): Promise<void> {
+  return ctx.checkBucket(r.loc);
 }
 
 /** The file a remote source names, or an error saying it is a directory or missing. */

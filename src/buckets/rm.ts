@@ -60,7 +60,7 @@ export async function rm(ctx: Ctx, arg: string, flags: RmFlags, onResult?: (r: R
   const matcher = new FilterMatcher({ include: flags.include, exclude: flags.exclude });
   const o = ctx.storeOptions;
   // A missing bucket is said once, before anything else (exit 2).
-  if (backend.admin) await (await ctx.admin(backend)).checkBucket(loc);
+  await ctx.checkBucket(loc);
   const side = {
     id: scope.label,
     prefix: scope.prefix,

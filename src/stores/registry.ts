@@ -109,8 +109,8 @@ export interface BucketAdmin<L extends Location = Location> {
   create(loc: L, o: { private?: boolean; region?: string; existOk?: boolean }): Promise<{ uri: string; url: string | undefined }>;
   info(loc: L): Promise<BucketDetails>;
   /**
-   * Copies files on the server between two locations of this kind (other buckets allowed), each
-   * keeping its mtime. Per pair: undefined when copied, an error line when refused, `null`
+   * Copies files on the server between two locations of this kind (other buckets allowed; the
+   * caller checked both), each keeping its mtime. Per pair: undefined when copied, an error line when refused, `null`
    * when the server cannot copy it (the caller streams the bytes instead).
    */
   copyFiles?(src: L, dst: L, pairs: readonly CopyPair[], action: string): Promise<(string | undefined | null)[]>;

@@ -187,8 +187,6 @@ export class S3Admin implements BucketAdmin<S3Location> {
 
   /** Server-side CopyObject, 8 at a time (objects over 5 GiB: `null`, streamed by the caller). Setup failures stop the copy. */
   async copyFiles(src: S3Location, dst: S3Location, pairs: readonly CopyPair[]): Promise<(string | undefined | null)[]> {
-    await this.checkBucket(src);
-    await this.checkBucket(dst);
     const out: (string | undefined | null)[] = pairs.map((p) => (p.size > MAX_COPY ? null : undefined));
     let fatal: unknown;
     let next = 0;
@@ -358,11 +356,10 @@ export async function listS3Location(loc: S3Location, recursive: boolean, o: Sto
   }
 }
 
-/** `Backend.probe` for S3: the object at the prefix, else a folder when anything lies below `prefix/`. */
+/** `Backend.probe` for S3: the object at the prefix, else a folder when anything lies below `prefix/` (the caller checked the bucket). */
 export async function probeS3(loc: S3Location, o: StoreOptions): Promise<Probe> {
   const admin = await S3Admin.open(o);
   try {
-    await admin.checkBucket(loc);
     if (loc.prefix === '') return { kind: 'directory' };
     const head = await admin.headObject(loc.bucket, loc.prefix);
     if (head) return { kind: 'file', size: head.ContentLength ?? 0, mtimeMs: parseMtime(head.Metadata?.['mtime']) ?? head.LastModified?.getTime() ?? Date.now() };
