@@ -272,6 +272,7 @@ export class S3Admin implements BucketAdmin<S3Location> {
   deleteKeys(bucket: string, keys: string[]): Promise<Map<string, string>> {
     return deleteKeys(this.api, bucket, keys, {
       queue: new PQueue({ concurrency: 16 }),
+      stopOnSetup: true,
       fail: (err, op, key) => this.fail(err, op, bucket, key === undefined ? `s3://${bucket}` : `s3://${bucket}/${key}`),
     });
   }

@@ -82,13 +82,21 @@ function deleteObjectsUnsupported(err: unknown): boolean {
 /**
  * Deletes keys: DeleteObjects per 1000, or one DeleteObject per key (through `queue`) once a
  * server refused DeleteObjects (`onUnsupported` is told once). Returns key → error for every
- * key not deleted; a batch the server failed as a whole fails each of its keys.
+ * key not deleted; a batch the server failed as a whole fails each of its keys (or, with
+ * `stopOnSetup`, a set-up failure is thrown: the bucket commands say it in one line, exit 2).
  */
 export async function deleteKeys(
   api: S3Api,
   bucket: string,
   keys: readonly string[],
-  o: { queue: PQueue; fail: Fail; onUnsupported?: (err: unknown) => void; onDeleted?: (key: string) => void },
+  o: {
+    queue: PQueue;
+    fail: Fail;
+    onUnsupported?: (err: unknown) => void;
+    onDeleted?: (key: string) => void;
+    /** A set-up failure of a whole batch (exit code 2: credentials, permissions) is thrown rather than failing each key. */
+    stopOnSetup?: boolean;
+  },
 ): Promise<Map<string, string>> {
   const failed = new Map<string, string>();
   let single = false;
@@ -106,6 +114,7 @@ export async function deleteKeys(
       } catch (err) {
         if (!deleteObjectsUnsupported(err)) {
           const e = o.fail(err, 'DeleteObjects');
+          if (o.stopOnSetup && (e as { exitCode?: unknown }).exitCode === 2) throw e;
           for (const k of batch) failed.set(k, e.message);
           continue;
         }
