@@ -119,11 +119,12 @@ export type CopyFilesOptions = BucketClientOptions;
 
 function flagsOf(o: BucketClientOptions): CommonFlags {
   const f: CommonFlags = { format: 'json' };
-  if (o.token !== undefined) f.token = o.token;
-  if (o.s3?.endpoint !== undefined) f.endpointUrl = o.s3.endpoint;
-  if (o.s3?.region !== undefined) f.region = o.s3.region;
-  if (o.s3?.profile !== undefined) f.profile = o.s3.profile;
-  if (o.s3?.pathStyle !== undefined) f.s3PathStyle = o.s3.pathStyle;
+  // The CLI flags' names (each kind's FlagSpec): what Ctx turns into store options.
+  if (o.token !== undefined) f['token'] = o.token;
+  if (o.s3?.endpoint !== undefined) f['endpointUrl'] = o.s3.endpoint;
+  if (o.s3?.region !== undefined) f['region'] = o.s3.region;
+  if (o.s3?.profile !== undefined) f['profile'] = o.s3.profile;
+  if (o.s3?.pathStyle !== undefined) f['s3PathStyle'] = o.s3.pathStyle;
   return f;
 }
 
@@ -189,30 +190,32 @@ export async function bucketInfo(bucket: string, options: BucketInfoOptions = {}
 export async function listBuckets(options: ListBucketsOptions = {}): Promise<BucketSummary[]> {
   return withCtx(options, async (ctx) => {
     const m = await manage();
-    const ns = options.namespace?.replace(/^hf:\/\/buckets\/?/, '').replace(/\/+$/, '');
-    if (options.namespace === 's3://') return m.listS3BucketsCore(ctx, options.search);
-    if (ns !== undefined && ns.includes('/')) throw new UsageError(`Invalid namespace: ${options.namespace}. Use a user or organization name (or s3://).`);
-    return m.listBucketsCore(ctx, ns === '' ? undefined : ns, options.search);
+    const { defaultBucketList, isBucketList, parseTarget } = await import('../stores/registry.js');
+    const raw = options.namespace;
+    const invalid = () => new UsageError(`Invalid namespace: ${raw}. Use a user or organization name (or s3://).`);
+    let list = defaultBucketList();
+    if (raw !== undefined && raw.includes('://')) {
+      // A kind's bucket-list form: `s3://`, `hf://buckets/ns`.
+      const t = parseTarget(raw.endsWith('://') ? raw : raw.replace(/\/+$/, ''), { lists: true });
+      if (!isBucketList(t)) throw invalid();
+      list = t;
+    } else if (raw !== undefined) {
+      const ns = raw.replace(/\/+$/, '');
+      if (ns.includes('/')) throw invalid();
+      list = { ...list, raw, scope: ns === '' ? undefined : ns };
+    }
+    const t = list;
+    return m.listBucketsCore(ctx, t, options.search);
   });
 }
 
 /** The files (and, not recursive, sub-folders) of a bucket path, S3 location or local directory. */
 export async function listFiles(location: string, options: ListFilesOptions = {}): Promise<FileItem[]> {
   return withCtx(options, async (ctx) => {
-    const { parseRef } = await import('./target.js');
-    const ref = parseRef(location);
-    const recursive = options.recursive ?? false;
-    let items: ListingItem[];
-    switch (ref.kind) {
-      case 'hf':
-      case 's3':
-      case 'local':
-        if (ref.kind === 's3' && !ref.bucket) throw new UsageError(`Invalid S3 URI: ${location}. Missing bucket name`, 'Use listBuckets({ namespace: "s3://" }) for the buckets.');
-        items = await (await import('./ls.js')).listAt(ctx, ref, recursive);
-        break;
-      default:
-        throw new UsageError(`Not a bucket path: ${location}`, 'Use ns/bucket[/path], hf://buckets/…, s3://bucket[/prefix] or a local path; listBuckets() lists buckets.');
-    }
+    const { isBucketList, parseTarget } = await import('../stores/registry.js');
+    const t = parseTarget(location, { bare: true });
+    if (isBucketList(t) || t.kind === 'stdio') throw new UsageError(`Not a bucket path: ${location}`, 'Use ns/bucket[/path], hf://buckets/…, s3://bucket[/prefix] or a local path; listBuckets() lists buckets.');
+    const items: ListingItem[] = await (await import('./ls.js')).listAt(ctx, t, options.recursive ?? false);
     return items.map((i) => {
       const f: FileItem = { type: i.type, path: i.path };
       if (i.size !== undefined) f.size = i.size;

@@ -1,24 +1,20 @@
 /**
- * What every bucket command shares: the output mode, and lazily opened clients for the Hub
- * and for S3 (the AWS SDK is only loaded when an s3:// location is used).
+ * What every bucket command shares: the output mode, the store options (each kind's flags), and
+ * each kind's bucket administration, opened when first used (the AWS SDK is only loaded when an
+ * s3:// location is used).
  */
 import { UsageError } from '../types.js';
-import { HubClient } from './hf-api.js';
+import { backendOf, storeOptionsFromFlags, type Backend, type BucketAdmin, type Location, type StoreOptions } from '../stores/registry.js';
 import { OUTPUT_MODES, Out, type OutputMode } from './output.js';
-import type { S3Admin, S3Options } from './s3-admin.js';
 
-/** The global flags of hf's leaf commands (spec §5.1) plus bucketsync's connection flags. */
+/** The global flags of hf's leaf commands (spec §5.1); the kinds' connection flags (`FlagSpec`) come beside them. */
 export interface CommonFlags {
   format?: string;
   json?: boolean;
   quiet?: boolean;
   /** `--no-truncate` sets this to false. */
   truncate?: boolean;
-  token?: string;
-  endpointUrl?: string;
-  profile?: string;
-  region?: string;
-  s3PathStyle?: boolean;
+  [flag: string]: unknown;
 }
 
 export function outputMode(flags: CommonFlags): OutputMode {
@@ -37,8 +33,8 @@ export function outputMode(flags: CommonFlags): OutputMode {
 
 export class Ctx {
   readonly out: Out;
-  private hubClient: HubClient | undefined;
-  private s3Admin: S3Admin | undefined;
+  private readonly admins = new Map<string, Promise<BucketAdmin>>();
+  private readonly checked = new Set<string>();
 
   /** `opts.out`: where messages go (the library API passes a silent one); `opts.hfEndpoint`: the Hub (else HF_ENDPOINT). */
   constructor(
@@ -48,37 +44,36 @@ export class Ctx {
     this.out = opts.out ?? new Out(outputMode(flags), { noTruncate: flags.truncate === false });
   }
 
-  /** Token and endpoint for the Hub client and the hf store. */
-  get hfOptions(): { token?: string; endpoint?: string } {
-    const o: { token?: string; endpoint?: string } = {};
-    if (this.flags.token !== undefined) o.token = this.flags.token;
-    if (this.opts.hfEndpoint !== undefined) o.endpoint = this.opts.hfEndpoint;
+  /** The options every kind reads its own from: its CLI flags (declared by the kind), the Hub endpoint, warnings. */
+  get storeOptions(): StoreOptions {
+    const o = storeOptionsFromFlags(this.flags as Record<string, unknown>);
+    if (this.opts.hfEndpoint !== undefined) o.hfEndpoint = this.opts.hfEndpoint;
+    o.onWarning = (m) => this.out.warn(m);
     return o;
   }
 
-  hub(): HubClient {
-    this.hubClient ??= new HubClient(this.hfOptions);
-    return this.hubClient;
-  }
-
-  get s3Options(): S3Options {
-    const o: S3Options = {};
-    if (this.flags.endpointUrl !== undefined) o.endpoint = this.flags.endpointUrl;
-    if (this.flags.profile !== undefined) o.profile = this.flags.profile;
-    if (this.flags.region !== undefined) o.region = this.flags.region;
-    if (this.flags.s3PathStyle !== undefined) o.pathStyle = this.flags.s3PathStyle;
-    return o;
-  }
-
-  async s3(): Promise<S3Admin> {
-    if (!this.s3Admin) {
-      const { S3Admin } = await import('./s3-admin.js');
-      this.s3Admin = await S3Admin.open(this.s3Options);
+  /** The bucket administration of a kind, opened once per command. */
+  admin(backend: Backend): Promise<BucketAdmin> {
+    if (!backend.admin) throw new UsageError(`${backend.kind} locations have no buckets to manage`);
+    let a = this.admins.get(backend.kind);
+    if (!a) {
+      a = backend.admin(this.storeOptions);
+      this.admins.set(backend.kind, a);
     }
-    return this.s3Admin;
+    return a;
+  }
+
+  /** The location's bucket must exist (its kind's one-line error, exit 2); asked once per bucket and command. */
+  async checkBucket(loc: Location): Promise<void> {
+    const backend = backendOf(loc);
+    if (!backend.admin) return;
+    const key = `${backend.kind} ${backend.label(loc)}`;
+    if (this.checked.has(key)) return;
+    await (await this.admin(backend)).checkBucket(loc);
+    this.checked.add(key);
   }
 
   close(): void {
-    this.s3Admin?.close();
+    for (const a of this.admins.values()) void a.then((x) => x.close(), () => undefined);
   }
 }

@@ -20,27 +20,54 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { statMtimeMs } from '../plan/time.js';
-import { LocalStore } from '../stores/local.js';
+import { backendOf, openStore, parseLocation, parseTarget, type Backend, type CopyPair, type Location, type Stdio } from '../stores/registry.js';
 import type { Store, TransferSource } from '../stores/store.js';
-import { parseHubTime, unsafePathReason, wireMtime } from '../stores/hf/paths.js';
-import { unsafeRelativePath } from '../stores/s3/keys.js';
-import { parseMtime } from '../stores/s3/mtime.js';
+import { looksLikeHfUrl } from '../stores/hf/location.js';
 import { UsageError } from '../types.js';
 import type { Ctx } from './context.js';
 import { BucketBatchError, BucketError, type BatchFailure } from './output.js';
-import type { S3Object } from './s3-admin.js';
 import { underPrefix } from './listing.js';
-import { looksLikeHfUrl, parseCpSide, refUri, type CpSide, type HfRef, type S3Ref } from './target.js';
 
-type Remote = HfRef | S3Ref;
-
-interface RemoteFile {
-  size: number;
-  mtimeMs: number;
-  xetHash?: string;
+/** A bucket side of `cp`: its location, kind and scope (the bucket's root and the path in it). */
+interface Remote {
+  loc: Location;
+  backend: Backend;
+  raw: string;
+  /** The path in the bucket ('' for the whole bucket). */
+  prefix: string;
+  trailingSlash: boolean;
+  /** `ns/name`, `s3://bucket`. */
+  label: string;
+  root: Location;
+  uri(p?: string): string;
 }
 
-const isRemote = (s: CpSide | undefined): s is Remote => s?.kind === 'hf' || s?.kind === 's3';
+type Side = Remote | { local: Location & { path?: string } } | Stdio;
+
+function remoteOf(loc: Location): Remote {
+  const backend = backendOf(loc);
+  const scope = backend.fileScope(loc, false);
+  return {
+    loc,
+    backend,
+    raw: loc.raw,
+    prefix: scope.prefix,
+    trailingSlash: loc.trailingSlash ?? false,
+    label: scope.label,
+    root: scope.root,
+    uri: (p) => backend.format(loc, p),
+  };
+}
+
+function sideOf(raw: string): Side {
+  const t = parseTarget(raw, { stdio: true });
+  if (t.kind === 'stdio') return t as Stdio;
+  const loc = t as Location;
+  return backendOf(loc).remote ? remoteOf(loc) : { local: loc };
+}
+
+const isRemote = (s: Side | undefined): s is Remote => s !== undefined && 'backend' in s;
+const isLocal = (s: Side | undefined): s is { local: Location & { path?: string } } => s !== undefined && 'local' in s;
 
 function dirRefused(src: string): UsageError {
   return new UsageError(
@@ -52,78 +79,39 @@ function dirRefused(src: string): UsageError {
 /**
  * Refuses (exit 2, before anything is sent or written) a key the stores would refuse half-way:
  * a backslash, a reserved temporary name, invalid Unicode (the location parser already
- * refused '.', '..' and empty segments).
+ * refused '.', '..' and empty segments) — each kind's own rule (`Backend.pathProblem`).
  */
 function checkKey(ref: Remote, key: string): void {
   if (key === '') return;
-  // Exactly what each store enforces on its reads and writes: S3 every rule of its listings;
-  // hf the path rules (its listings also skip temp-like names, but its writes accept them).
-  const why = ref.kind === 'hf' ? hfWriteProblem(key) : unsafeRelativePath(key);
+  const why = ref.backend.pathProblem?.(key);
   if (why !== undefined) {
     throw new UsageError(`Refusing unsafe path '${key}' in ${ref.raw}: ${why}`, 'bucketsync reads and writes only keys that are safe file paths.');
   }
-}
-
-function hfWriteProblem(key: string): string | undefined {
-  const why = unsafePathReason(key);
-  return why?.includes('bucketsync temporary file') ? undefined : why;
 }
 
 function basenameOf(p: string): string {
   return p.slice(p.lastIndexOf('/') + 1);
 }
 
-/** The file a remote source names, or an error saying it is a directory or missing. */
-async function statRemote(ctx: Ctx, src: Remote): Promise<RemoteFile> {
-  if (src.prefix === '' || src.trailingSlash) throw dirRefused(src.raw);
-  if (src.kind === 'hf') {
-    const hub = ctx.hub();
-    const info = (await hub.pathsInfo(src.bucketId, [src.prefix])).get(src.prefix);
-    if (info?.type === 'file') {
-      const f: RemoteFile = { size: Number(info.size ?? 0), mtimeMs: parseHubTime(info.mtime) };
-      if (info.xetHash) f.xetHash = info.xetHash;
-      return f;
-    }
-    let dir = info?.type === 'directory';
-    if (!dir) {
-      for await (const page of hub.listTree(src.bucketId, src.prefix, false)) {
-        dir = page.some((it) => it.path.startsWith(`${src.prefix}/`));
-        break;
-      }
-    }
-    if (dir) throw dirRefused(src.raw);
-    throw new BucketError(`'${src.prefix}' not found in bucket '${src.bucketId}'`, `List what is there with \`bucketsync ls ${refUri(src, path.posix.dirname(src.prefix).replace(/^\.$/, ''))}\`.`, 1);
-  }
-  const s3 = await ctx.s3();
-  if (!(await s3.bucketExists(src.bucket))) {
-    const { s3BucketMissing } = await import('./s3-admin.js');
-    throw s3BucketMissing(src.bucket, s3.where);
-  }
-  const head = await s3.headObject(src.bucket, src.prefix);
-  if (head) return { size: head.ContentLength ?? 0, mtimeMs: parseMtime(head.Metadata?.['mtime']) ?? head.LastModified?.getTime() ?? Date.now() };
-  for await (const page of s3.listObjects(src.bucket, `${src.prefix}/`)) {
-    if (page.objects.length > 0) throw dirRefused(src.raw);
-    break;
-  }
-  throw new BucketError(`'${src.prefix}' not found in bucket 's3://${src.bucket}'`, undefined, 1);
+/** The bucket must be there (its kind's one-line error, exit 2; asked once per bucket). */
+function checkBucket(ctx: Ctx, r: Remote): Promise<void> {
+  return ctx.checkBucket(r.loc);
 }
 
-/** A store at the root of the bucket a remote side names. */
-async function openRoot(ctx: Ctx, ref: Remote): Promise<Store> {
-  if (ref.kind === 'hf') {
-    const { openHfStore } = await import('../stores/hf/index.js');
-    return openHfStore(
-      { kind: 'hf', raw: ref.raw, namespace: ref.namespace, name: ref.name, bucketId: ref.bucketId, prefix: '' },
-      ctx.hfOptions,
-    );
-  }
-  const s3 = await ctx.s3();
-  if (!(await s3.bucketExists(ref.bucket))) {
-    const { s3BucketMissing } = await import('./s3-admin.js');
-    throw s3BucketMissing(ref.bucket, s3.where);
-  }
-  const { openS3Store } = await import('../stores/s3/index.js');
-  return openS3Store({ kind: 's3', raw: ref.raw, bucket: ref.bucket, prefix: '' }, { ...ctx.s3Options, onWarning: (m) => ctx.out.warn(m) });
+/** The file a remote source names, or an error saying it is a directory or missing. */
+async function statRemote(ctx: Ctx, src: Remote): Promise<{ size: number; mtimeMs: number }> {
+  if (src.prefix === '' || src.trailingSlash) throw dirRefused(src.raw);
+  await checkBucket(ctx, src);
+  const what = await src.backend.probe(src.loc, ctx.storeOptions);
+  if (what?.kind === 'file') return what;
+  if (what?.kind === 'directory') throw dirRefused(src.raw);
+  throw new BucketError(`'${src.prefix}' not found in bucket '${src.label}'`, `List what is there with \`bucketsync ls ${src.uri(path.posix.dirname(src.prefix).replace(/^\.$/, ''))}\`.`, 1);
+}
+
+/** A store at the root of the bucket a remote side names (the bucket checked first). */
+async function openRoot(ctx: Ctx, ref: Remote, role: 'source' | 'dest'): Promise<Store> {
+  await checkBucket(ctx, ref);
+  return openStore(ref.root, role, ctx.storeOptions);
 }
 
 /** Where an upload lands: hf's rule (bucket root or trailing `/` → keep the source's name). */
@@ -186,8 +174,8 @@ function refuseRepo(raw: string | undefined): void {
 export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined, onCopied?: (files: CopiedFile[]) => void): Promise<number> {
   refuseRepo(srcRaw);
   refuseRepo(dstRaw);
-  const src = parseCpSide(srcRaw);
-  const dst = dstRaw === undefined ? undefined : parseCpSide(dstRaw);
+  const src = sideOf(srcRaw);
+  const dst = dstRaw === undefined ? undefined : sideOf(dstRaw);
   const out = ctx.out;
   if (isRemote(src)) checkKey(src, src.prefix);
   if (isRemote(dst)) checkKey(dst, dst.prefix);
@@ -209,12 +197,12 @@ export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined, o
   if (isRemote(src)) {
     const file = await statRemote(ctx, src);
     const name = basenameOf(src.prefix);
-    const store = await openRoot(ctx, src);
+    const store = await openRoot(ctx, src, 'source');
     try {
-      if (dst?.kind === 'stdio') {
+      if (dst !== undefined && !isLocal(dst)) {
         const body: Readable = file.size === 0 ? (await import('node:stream')).Readable.from([]) : await store.read(src.prefix);
         await pipeline(body, process.stdout, { end: false });
-        onCopied?.([{ from: refUri(src), to: '-' }]);
+        onCopied?.([{ from: src.uri(), to: '-' }]);
         return 0;
       }
       let local: string;
@@ -223,13 +211,14 @@ export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined, o
         local = path.resolve(name);
         shown = name;
       } else {
-        const d = dst as Extract<CpSide, { kind: 'local' }>;
-        const isDir = fs.statSync(d.path, { throwIfNoEntry: false })?.isDirectory() ?? false;
+        const d = dst.local;
+        const dPath = d.path ?? path.resolve(d.raw);
+        const isDir = fs.statSync(dPath, { throwIfNoEntry: false })?.isDirectory() ?? false;
         if (isDir || d.trailingSlash) {
-          local = path.join(d.path, name);
+          local = path.join(dPath, name);
           shown = path.join(d.raw, name);
         } else {
-          local = d.path;
+          local = dPath;
           shown = d.raw;
         }
       }
@@ -240,10 +229,14 @@ export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined, o
         const what = existing.isDirectory() ? 'a folder' : 'a special file (device, fifo or socket)';
         throw new UsageError(`Refusing to download to ${shown}: it is ${what}, not a regular file`, 'name a regular file or a folder to download into; use `-` for stdout');
       }
-      const target = new LocalStore(path.dirname(local));
-      const source: TransferSource = { size: file.size, mtimeMs: file.mtimeMs, open: (range) => store.read(src.prefix, range) };
-      await target.write(path.basename(local), source, { mtimeMs: file.mtimeMs, expect: { kind: 'any' } });
-      onCopied?.([{ from: refUri(src), to: local }]);
+      const target = await openStore(parseLocation(path.dirname(local)), 'dest', ctx.storeOptions);
+      try {
+        const source: TransferSource = { size: file.size, mtimeMs: file.mtimeMs, open: (range) => store.read(src.prefix, range) };
+        await target.write(path.basename(local), source, { mtimeMs: file.mtimeMs, expect: { kind: 'any' } });
+      } finally {
+        await target.close();
+      }
+      onCopied?.([{ from: src.uri(), to: local }]);
       out.result('Downloaded', { src: srcRaw, dst: shown });
       return 0;
     } finally {
@@ -256,34 +249,34 @@ export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined, o
   let file: string;
   let spooled: string | undefined;
   let name: string;
-  if (src.kind === 'stdio') {
+  if (!isLocal(src)) {
     if (to.prefix === '' || to.trailingSlash) throw new UsageError('Stdin upload requires a full destination path including filename.');
     spooled = await spoolStdin();
     file = spooled;
     name = basenameOf(to.prefix);
   } else {
-    const s = src as Extract<CpSide, { kind: 'local' }>;
-    const st = fs.statSync(s.path, { throwIfNoEntry: false });
+    const sPath = src.local.path ?? path.resolve(src.local.raw);
+    const st = fs.statSync(sPath, { throwIfNoEntry: false });
     if (st?.isDirectory()) {
       throw new UsageError('Source must be a file, not a directory.', `Use \`bucketsync sync ${srcRaw} ${dstRaw}\` for directories.`);
     }
     if (!st?.isFile()) throw new UsageError(`Source file not found: ${srcRaw}`);
-    file = s.path;
-    name = path.basename(s.path);
+    file = sPath;
+    name = path.basename(sPath);
   }
   try {
     const remotePath = remoteDestPath(to, name);
     checkKey(to, remotePath);
     const source = localSource(file);
     if (spooled) source.mtimeMs = Date.now();
-    const store = await openRoot(ctx, to);
+    const store = await openRoot(ctx, to, 'dest');
     try {
       await store.write(remotePath, source, { mtimeMs: source.mtimeMs, expect: { kind: 'any' } });
     } finally {
       await store.close();
     }
-    onCopied?.([{ from: spooled ? '-' : file, to: refUri(to, remotePath) }]);
-    out.result('Uploaded', { src: spooled ? 'stdin' : srcRaw, dst: refUri(to, remotePath) });
+    onCopied?.([{ from: spooled ? '-' : file, to: to.uri(remotePath) }]);
+    out.result('Uploaded', { src: spooled ? 'stdin' : srcRaw, dst: to.uri(remotePath) });
     return 0;
   } finally {
     if (spooled) await fsp.rm(path.dirname(spooled), { recursive: true, force: true });
@@ -317,161 +310,99 @@ export function resolveCopyTarget(
   return destPath === '' ? rel : `${destPath.replace(/\/+$/, '')}/${rel}`;
 }
 
-interface SourceFile extends RemoteFile {
-  path: string;
-}
-
 /** The files a remote source names: the file itself, or every file at and below the folder (path boundary). */
-async function sourceFiles(ctx: Ctx, src: Remote, dstKind: Remote['kind']): Promise<{ single: boolean; files: SourceFile[] }> {
+async function sourceFiles(ctx: Ctx, src: Remote, serverCopy: boolean): Promise<{ single: boolean; files: CopyPair[] }> {
+  await checkBucket(ctx, src);
   // A file is a file even written with a trailing `/` (hf strips it before its paths-info probe).
   if (src.prefix !== '') {
-    if (src.kind === 'hf') {
-      const info = (await ctx.hub().pathsInfo(src.bucketId, [src.prefix])).get(src.prefix);
-      if (info?.type === 'file') {
-        const f: SourceFile = { path: src.prefix, size: Number(info.size ?? 0), mtimeMs: parseHubTime(info.mtime) };
-        if (info.xetHash) f.xetHash = info.xetHash;
-        return { single: true, files: [f] };
-      }
-    } else {
-      const s3 = await ctx.s3();
-      await s3Exists(ctx, src.bucket);
-      const head = await s3.headObject(src.bucket, src.prefix);
-      if (head) {
-        return {
-          single: true,
-          files: [{ path: src.prefix, size: head.ContentLength ?? 0, mtimeMs: parseMtime(head.Metadata?.['mtime']) ?? head.LastModified?.getTime() ?? Date.now() }],
-        };
-      }
+    const what = await src.backend.probe(src.loc, ctx.storeOptions);
+    if (what?.kind === 'file') {
+      const f: CopyPair = { from: src.prefix, to: '', size: what.size, mtimeMs: what.mtimeMs };
+      if (what.xetHash) f.xetHash = what.xetHash;
+      return { single: true, files: [f] };
     }
   }
-  const files: SourceFile[] = [];
-  if (src.kind === 'hf') {
-    for await (const page of ctx.hub().listTree(src.bucketId, src.prefix, true)) {
-      for (const it of page) {
-        if (it.type !== 'file' || !underPrefix(it.path, src.prefix)) continue;
-        const f: SourceFile = { path: it.path, size: Number(it.size ?? 0), mtimeMs: parseHubTime(it.mtime) };
-        if (it.xetHash) f.xetHash = it.xetHash;
-        files.push(f);
-      }
-    }
-  } else {
-    const s3 = await ctx.s3();
-    await s3Exists(ctx, src.bucket);
-    const objects: S3Object[] = [];
-    for await (const page of s3.listObjects(src.bucket, src.prefix ? `${src.prefix}/` : '')) {
-      for (const o of page.objects) if (!(o.key.endsWith('/') && o.size === 0)) objects.push(o); // not folder markers
-    }
-    // The mtimes bucketsync keeps in x-amz-meta-mtime (HEADs) matter only when the bytes go to another store.
-    const mtimes = dstKind === 's3' ? new Map<string, number>() : await s3.mtimes(src.bucket, objects);
-    for (const o of objects) files.push({ path: o.key, size: o.size, mtimeMs: mtimes.get(o.key) ?? o.lastModifiedMs ?? 0 });
+  if (!src.backend.listing) throw new UsageError(`Cannot list ${src.raw}`);
+  // The mtimes S3 keeps in x-amz-meta-mtime (a HEAD each) matter only when the bytes go to another store.
+  const items = await src.backend.listing(src.loc, true, ctx.storeOptions, { mtimes: !serverCopy });
+  const files: CopyPair[] = [];
+  for (const it of items) {
+    if (it.type !== 'file' || !underPrefix(it.path, src.prefix)) continue;
+    const f: CopyPair = { from: it.path, to: '', size: it.size ?? 0, mtimeMs: it.mtimeMs ?? 0 };
+    if (it.xetHash) f.xetHash = it.xetHash;
+    files.push(f);
   }
   return { single: false, files };
 }
 
-async function s3Exists(ctx: Ctx, bucket: string): Promise<void> {
-  const s3 = await ctx.s3();
-  if (!(await s3.bucketExists(bucket))) {
-    const { s3BucketMissing } = await import('./s3-admin.js');
-    throw s3BucketMissing(bucket, s3.where);
-  }
-}
-
 /** hf's destination probe: a file at DST, a folder at DST (anything below `DST/`), or nothing. */
 async function probeDest(ctx: Ctx, dst: Remote): Promise<{ isDir: boolean; existsAsDir: boolean }> {
+  await checkBucket(ctx, dst);
   if (dst.prefix === '') return { isDir: true, existsAsDir: true };
-  let file = false;
-  let dir = false;
-  if (dst.kind === 'hf') {
-    const hub = ctx.hub();
-    file = (await hub.pathsInfo(dst.bucketId, [dst.prefix])).get(dst.prefix)?.type === 'file';
-    if (!file) {
-      for await (const page of hub.listTree(dst.bucketId, dst.prefix, false)) {
-        dir = page.some((it) => it.path.startsWith(`${dst.prefix}/`));
-        break;
-      }
-    }
-  } else {
-    const s3 = await ctx.s3();
-    await s3Exists(ctx, dst.bucket);
-    file = (await s3.headObject(dst.bucket, dst.prefix)) !== undefined;
-    if (!file) {
-      for await (const page of s3.listObjects(dst.bucket, `${dst.prefix}/`)) {
-        dir = page.objects.length > 0 || page.prefixes.length > 0;
-        break;
-      }
-    }
-  }
+  const what = await dst.backend.probe(dst.loc, ctx.storeOptions);
+  const file = what?.kind === 'file';
+  const dir = what?.kind === 'directory';
   return { isDir: !file && (dir || dst.trailingSlash), existsAsDir: dir };
 }
 
-/** A file, a folder or a bucket to another bucket: server-side where the stores can, else streamed. */
+/** A file, a folder or a bucket to another bucket: server-side where the kind can, else streamed. */
 async function copyRemote(ctx: Ctx, src: Remote, dst: Remote): Promise<CopiedFile[]> {
-  const { single, files } = await sourceFiles(ctx, src, dst.kind);
-  const srcId = src.kind === 'hf' ? src.bucketId : `s3://${src.bucket}`;
+  const sameKind = src.backend === dst.backend;
+  const admin = sameKind && src.backend.admin ? await ctx.admin(src.backend) : undefined;
+  const serverCopy = admin?.copyFiles !== undefined;
+  const { single, files } = await sourceFiles(ctx, src, serverCopy);
   if (files.length === 0) {
-    throw new BucketError(`No files found at '${src.raw}' in bucket '${srcId}'`, `List what is there with \`bucketsync ls ${refUri(src)}\`.`, 1);
+    throw new BucketError(`No files found at '${src.raw}' in bucket '${src.label}'`, `List what is there with \`bucketsync ls ${src.uri()}\`.`, 1);
   }
   const dest = await probeDest(ctx, dst);
   const root = src.prefix === '' ? undefined : src.prefix;
-  const pairs = files.map((f) => ({ file: f, to: resolveCopyTarget(f.path, root, single, dst.prefix, dest.isDir, dest.existsAsDir, src.trailingSlash) }));
+  const pairs = files.map((f) => ({ ...f, to: resolveCopyTarget(f.from, root, single, dst.prefix, dest.isDir, dest.existsAsDir, src.trailingSlash) }));
   for (const p of pairs) checkKey(dst, p.to);
-  const dstId = dst.kind === 'hf' ? dst.bucketId : `s3://${dst.bucket}`;
   const failures: BatchFailure[] = [];
 
-  if (src.kind === 'hf' && dst.kind === 'hf') {
-    const lines: object[] = [];
-    for (const { file, to } of pairs) {
-      if (!file.xetHash) failures.push({ path: to, error: `the Hub gave no xet hash for ${refUri(src, file.path)}` });
-      else lines.push({ type: 'copyFile', path: to, xetHash: file.xetHash, sourceRepoType: 'bucket', sourceRepoId: src.bucketId, mtime: wireMtime(file.mtimeMs) });
-    }
-    if (lines.length > 0) {
-      const failed = await ctx.hub().batch(dst.bucketId, lines, `copying ${src.raw} to ${dst.raw}`);
-      for (const [path, error] of failed) failures.push({ path, error });
-    }
-  } else {
-    // Per file, 8 at a time: S3 CopyObject (≤ 5 GiB), or the bytes streamed through this machine
-    // (concurrent writes to an hf bucket share one Xet upload and one /batch per window).
-    const s3 = src.kind === 's3' && dst.kind === 's3' ? await ctx.s3() : undefined;
-    if (s3 && dst.kind === 's3') await s3Exists(ctx, dst.bucket);
-    const needStores = pairs.some((p) => !s3 || p.file.size > 5 * 1024 ** 3);
-    const from = needStores ? await openRoot(ctx, src) : undefined;
+  // Server-side first (hf: copyFile by xet hash; S3: CopyObject); what the server cannot copy is streamed.
+  const results: (string | undefined | null)[] = serverCopy ? await admin!.copyFiles!(src.loc, dst.loc, pairs, `copying ${src.raw} to ${dst.raw}`) : pairs.map(() => null);
+  const streamed: number[] = [];
+  results.forEach((r, i) => {
+    if (r === null) streamed.push(i);
+    else if (r !== undefined) failures.push({ path: pairs[i]!.to, error: r });
+  });
+  if (streamed.length > 0) {
+    // Per file, 8 at a time, the bytes through this machine (concurrent writes to an hf bucket
+    // share one Xet upload and one /batch per window).
+    const from = await openRoot(ctx, src, 'source');
     let into: Store | undefined;
     try {
-      into = needStores ? await openRoot(ctx, dst) : undefined;
-      const errors: (BatchFailure | undefined)[] = new Array(pairs.length);
+      into = await openRoot(ctx, dst, 'dest');
+      const errors: (BatchFailure | undefined)[] = new Array(streamed.length);
       let fatal: unknown;
       let next = 0;
       const worker = async (): Promise<void> => {
-        while (fatal === undefined && next < pairs.length) {
-          const i = next++;
-          const { file, to } = pairs[i]!;
+        while (fatal === undefined && next < streamed.length) {
+          const k = next++;
+          const file = pairs[streamed[k]!]!;
           try {
-            if (s3 && src.kind === 's3' && dst.kind === 's3' && file.size <= 5 * 1024 ** 3) {
-              await s3.copyObject(src.bucket, file.path, dst.bucket, to);
-            } else {
-              const reader = from!;
-              const source: TransferSource = { size: file.size, mtimeMs: file.mtimeMs, open: (range) => reader.read(file.path, range) };
-              await into!.write(to, source, { mtimeMs: file.mtimeMs, expect: { kind: 'any' } });
-            }
+            const source: TransferSource = { size: file.size, mtimeMs: file.mtimeMs, open: (range) => from.read(file.from, range) };
+            await into!.write(file.to, source, { mtimeMs: file.mtimeMs, expect: { kind: 'any' } });
           } catch (e) {
             // Setup problems (a bad token, a missing bucket) stop the copy; a file's own failure is listed.
             if (e instanceof UsageError || (e as { exitCode?: unknown }).exitCode === 2) fatal ??= e;
-            else errors[i] = { path: to, error: (e as Error).message.split('\n')[0] ?? String(e) };
+            else errors[k] = { path: file.to, error: (e as Error).message.split('\n')[0] ?? String(e) };
           }
         }
       };
-      await Promise.all(Array.from({ length: Math.min(8, pairs.length) }, worker));
+      await Promise.all(Array.from({ length: Math.min(8, streamed.length) }, worker));
       if (fatal !== undefined) throw fatal;
       for (const e of errors) if (e) failures.push(e);
     } finally {
-      await from?.close();
+      await from.close();
       await into?.close();
     }
   }
 
   if (failures.length > 0) {
-    throw new BucketBatchError(`Failed to apply ${failures.length} out of ${pairs.length} operation(s) on bucket '${dstId}'`, dstId, failures, pairs.length);
+    throw new BucketBatchError(`Failed to apply ${failures.length} out of ${pairs.length} operation(s) on bucket '${dst.label}'`, dst.label, failures, pairs.length);
   }
   const failedPaths = new Set(failures.map((f) => f.path));
-  return pairs.filter((p) => !failedPaths.has(p.to)).map((p) => ({ from: refUri(src, p.file.path), to: refUri(dst, p.to) }));
+  return pairs.filter((p) => !failedPaths.has(p.to)).map((p) => ({ from: src.uri(p.from), to: dst.uri(p.to) }));
 }

@@ -4,11 +4,11 @@
  * json and quiet formats, spec §5.3).
  */
 import { UsageError } from '../types.js';
+import { backendOf, defaultBucketList, isBucketList, parseTarget, type Location } from '../stores/registry.js';
 import type { Ctx } from './context.js';
 import { flatLines, itemJson, pyJsonIndent, quietLines, treeLines, type ListingItem } from './format.js';
-import { listHf, listLocal, listS3 } from './listing.js';
-import { listBuckets, listS3Buckets } from './manage.js';
-import { parseRef } from './target.js';
+import { listLocation } from './listing.js';
+import { listBuckets } from './manage.js';
 
 export interface LsFlags {
   humanReadable?: boolean;
@@ -18,18 +18,16 @@ export interface LsFlags {
 }
 
 export async function ls(ctx: Ctx, arg: string | undefined, flags: LsFlags): Promise<void> {
-  const ref = arg === undefined ? ({ kind: 'namespace', raw: '', namespace: undefined } as const) : parseRef(arg, { namespaces: true });
-  const bucketList = ref.kind === 'namespace' || (ref.kind === 's3' && ref.bucket === '');
-  if (bucketList) {
+  const target = arg === undefined ? defaultBucketList() : parseTarget(arg, { lists: true, bare: true });
+  if (isBucketList(target)) {
     if (flags.tree) throw new UsageError('Cannot use --tree when listing buckets.');
     if (flags.recursive) throw new UsageError('Cannot use --recursive when listing buckets.');
-    if (ref.kind === 'namespace') return listBuckets(ctx, ref.namespace, flags.search, flags.humanReadable ?? false);
-    return listS3Buckets(ctx, flags.search);
+    return listBuckets(ctx, target, flags.search, flags.humanReadable ?? false);
   }
   if (flags.search !== undefined) throw new UsageError('Cannot use --search when listing files.');
   if (flags.tree && ctx.out.mode === 'json') throw new UsageError('Cannot use --tree with --format json.');
   const recursive = flags.recursive ?? false;
-  const items = await listAt(ctx, ref, recursive);
+  const items = await listAt(ctx, target as Location, recursive);
   printListing(ctx, items, { humanReadable: flags.humanReadable ?? false, tree: flags.tree ?? false, recursive });
 }
 
@@ -50,20 +48,8 @@ export function printListing(ctx: Ctx, items: ListingItem[], opts: { humanReadab
   if (!opts.recursive && items.some((i) => i.type === 'directory')) out.hint('Use -R to list files recursively.');
 }
 
-/** The files (and, not recursive, sub-folders) at a bucket path, S3 location or local folder: `ls` and the library's `listFiles`. */
-export async function listAt(ctx: Ctx, ref: Extract<ReturnType<typeof parseRef>, { kind: 'hf' | 's3' | 'local' }>, recursive: boolean): Promise<ListingItem[]> {
-  switch (ref.kind) {
-    case 'hf':
-      return listHf(ctx.hub(), ref.bucketId, ref.prefix, recursive);
-    case 's3': {
-      const s3 = await ctx.s3();
-      if (!(await s3.bucketExists(ref.bucket))) {
-        const { s3BucketMissing } = await import('./s3-admin.js');
-        throw s3BucketMissing(ref.bucket, s3.where);
-      }
-      return (await listS3(s3, ref.bucket, ref.prefix, recursive)).items;
-    }
-    case 'local':
-      return listLocal(ref.path, ref.raw, recursive, (m) => ctx.out.warn(m));
-  }
+/** The files (and, not recursive, sub-folders) at a bucket path, bucket location or local folder: `ls` and the library's `listFiles`. */
+export async function listAt(ctx: Ctx, loc: Location, recursive: boolean): Promise<ListingItem[]> {
+  if (!backendOf(loc).listing) throw new UsageError(`Cannot list ${loc.raw}`);
+  return listLocation(ctx, loc, recursive);
 }

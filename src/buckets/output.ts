@@ -28,13 +28,8 @@ import {
 export type OutputMode = 'human' | 'agent' | 'json' | 'quiet';
 export const OUTPUT_MODES: readonly OutputMode[] = ['human', 'agent', 'json', 'quiet'];
 
-/** An error of a bucket command: one line, an optional hint, an exit code (2: input or setup, 1: an operation failed). */
-export class BucketError extends ToolError {
-  override name = 'BucketError';
-  constructor(message: string, hint?: string, exitCode = 2, options?: { cause?: unknown }) {
-    super(message, hint, exitCode, options);
-  }
-}
+export { BucketError } from '../stores/bucket-error.js';
+import { BucketError } from '../stores/bucket-error.js';
 
 /** One operation of a batch that the server (or S3) refused. */
 export interface BatchFailure {

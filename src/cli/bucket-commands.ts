@@ -9,6 +9,7 @@
  */
 import { Command, Option } from 'commander';
 import { safeText } from './text.js';
+import { backendFlags } from '../stores/registry.js';
 // The commands' code is loaded when one of them runs, not on every start (a sync needs none of it).
 import type { Ctx, CommonFlags } from '../buckets/context.js';
 import type { LsFlags } from '../buckets/ls.js';
@@ -19,19 +20,15 @@ const manage = () => import('../buckets/manage.js');
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-/** hf's global formatting flags (stripped from every leaf command) and the connection flags. */
+/** hf's global formatting flags (stripped from every leaf command) and each kind's connection flags (its backend declares them). */
 function common(cmd: Command): Command {
-  return cmd
+  cmd
     .addOption(new Option('--format <format>', 'output format: human, agent, json or quiet (auto = human)'))
     .option('--json', 'same as --format json')
     .option('-q, --quiet', 'same as --format quiet: only ids or paths')
-    .option('--no-truncate', 'do not shorten table cells to the terminal width')
-    .option('--token <token>', 'Hugging Face token (else HF_TOKEN or the hf CLI token file)')
-    .option('--endpoint-url <url>', 'S3 endpoint URL (else AWS_ENDPOINT_URL)')
-    .option('--profile <name>', 'AWS profile')
-    .option('--region <region>', 'S3: the AWS region; hf create: the storage region (us or eu)')
-    .option('--s3-path-style', 'S3: path-style addressing (default with a custom endpoint)')
-    .option('--no-s3-path-style', 'S3: virtual-hosted-style addressing');
+    .option('--no-truncate', 'do not shorten table cells to the terminal width');
+  for (const f of backendFlags()) cmd.option(f.flags, f.description);
+  return cmd;
 }
 
 type Flags = CommonFlags & Record<string, unknown>;

@@ -4,7 +4,7 @@
  * validated exactly as --apply validates it; a bad plan is the same one-line PlanError, exit 2.
  */
 import { Command } from 'commander';
-import { parseLocation } from '../location/location.js';
+import { parseLocation } from '../stores/registry.js';
 import { filtersToJson, optionsToJson, SummaryCounter } from '../plan/writer.js';
 import { directionOf } from '../sync/sync.js';
 import { ACTIONS, type Action, type Direction, type FilterSpec, type PlanHeader, type PlanSummary } from '../types.js';

@@ -8,10 +8,9 @@ import { Command, Option } from 'commander';
 import { readFilterFile } from '../filters/filter.js';
 import { writePlanFile, writePlanToStream } from '../plan/writer.js';
 import { checkCompareOptions } from '../planner/plan.js';
-import type { StoreOptions } from '../stores/open.js';
+import { backendFlags, formatLocation, storeOptionsFromFlags, type StoreOptions } from '../stores/registry.js';
 import { HeldPlan, openSides, operationsOf, planHeader, planSidesBatches, executeOn, type PlanRequest, type SyncSides } from '../sync/sync.js';
 import { parseShard, type Shard } from '../shard/shard.js';
-import { formatLocation } from '../location/location.js';
 import { lockDestination } from '../lock/lock.js';
 import { AUTO_DEDUP_MIN_SIZE, UsageError, type CompareOptions, type FilterSpec, type Operation, type PlanSummary } from '../types.js';
 import { formatBytes, makeConsole, operationLine, printPlanSummary, printRunResult, runTotals, type Console } from './output.js';
@@ -43,15 +42,10 @@ interface SyncFlags {
   quiet?: boolean;
   json?: boolean;
   progress?: boolean;
-  token?: string;
   transfers: number;
   retries: number;
   maxDelete?: number;
   allowEmptySource?: boolean;
-  endpointUrl?: string;
-  profile?: string;
-  region?: string;
-  s3PathStyle?: boolean;
   createBucket?: boolean;
 }
 
@@ -88,8 +82,8 @@ Comparison (as hf): a file is sent when its size differs or the source is more t
 Exit codes: 0 done, 1 some operation failed or was stale, 2 bad input, 3 entries were skipped (could not be read; nothing they could hide was deleted), 130 interrupted.`;
 
 export function registerSyncCommand(program: Command): void {
-  program
-    .command('sync')
+  const sync = program.command('sync');
+  sync
     .description('Sync SOURCE to DEST (local paths, file://, s3://bucket/prefix, hf://buckets/ns/name/prefix).')
     .argument('[source]', 'where files come from')
     .argument('[dest]', 'where files go')
@@ -121,13 +115,10 @@ export function registerSyncCommand(program: Command): void {
     .option('--retries <n>', 'retries for a failed transfer (network errors, 429, 5xx)', positiveInt('--retries', 0), 3)
     .option('--max-delete <n>', 'refuse to delete anything when the plan deletes more than N files', positiveInt('--max-delete', 0))
     .option('--allow-empty-source', 'with --delete, allow an empty source to empty the destination')
-    .option('--token <token>', 'Hugging Face token (else HF_TOKEN or the hf CLI token file)')
-    .option('--endpoint-url <url>', 'S3 endpoint URL (else AWS_ENDPOINT_URL); for MinIO, R2, Ceph, the HF gateway')
-    .option('--profile <name>', 'AWS profile from ~/.aws/config and ~/.aws/credentials')
-    .option('--region <region>', 'S3 region (else AWS_REGION or the profile)')
-    .option('--s3-path-style', 'use path-style S3 addressing (default with a custom endpoint)')
-    .option('--no-s3-path-style', 'use virtual-hosted-style S3 addressing')
-    .option('--create-bucket', 'create the destination S3 bucket when it does not exist')
+    .option('--create-bucket', 'create the destination S3 bucket when it does not exist');
+  // Each kind's connection flags (--token, --endpoint-url, --region…), as its backend declares them.
+  for (const f of backendFlags()) sync.option(f.flags, f.description);
+  sync
     .addHelpText('after', EXAMPLES)
     .action(async (source: string | undefined, dest: string | undefined, flags: SyncFlags, cmd: Command) => {
       process.exitCode = await runSyncCommand(source, dest, flags, cmd);
@@ -135,15 +126,11 @@ export function registerSyncCommand(program: Command): void {
 }
 
 function storeOptionsOf(flags: SyncFlags, c: Console): StoreOptions {
-  const o: StoreOptions = { onWarning: (m) => c.warn(m) };
-  if (flags.endpointUrl !== undefined) o.endpoint = flags.endpointUrl;
-  if (flags.region !== undefined) o.region = flags.region;
-  if (flags.profile !== undefined) o.profile = flags.profile;
-  if (flags.s3PathStyle !== undefined) o.pathStyle = flags.s3PathStyle;
+  // Each kind's own flags (FlagSpec), under the option names its backend reads.
+  const o: StoreOptions = { ...storeOptionsFromFlags(flags as unknown as Record<string, unknown>), onWarning: (m) => c.warn(m) };
   if (flags.createBucket) o.createBucket = true;
   // --dry-run and --plan change nothing anywhere: not even a bucket is created
   if (flags.dryRun || flags.plan !== undefined) o.preview = true;
-  if (flags.token !== undefined) o.token = flags.token;
   return o;
 }
 
@@ -428,7 +415,7 @@ async function runNormal(
       c.info(`Hint: Run \`bucketsync sync --apply ${flags.plan}\` to execute this plan.`);
       return planOnlyExit(c, skips);
     }
-    const lock = lockDestination(sides.destLocation, flags.endpointUrl !== undefined ? { s3Endpoint: flags.endpointUrl } : {});
+    const lock = lockDestination(sides.destLocation, storeOptionsOf(flags, c));
     if (lock.warning !== undefined) c.warn(lock.warning);
     try {
       return await planAndExecute(sides, req, flags, out, signal, given);

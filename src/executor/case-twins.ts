@@ -13,7 +13,7 @@
  * Holds one entry per transferred path and folder of the run, only for destinations that are
  * case-insensitive.
  */
-import { foldCase } from '../stores/case-fold.js';
+import { foldCase } from '../stores/local/case-fold.js';
 
 export interface CaseClash {
   /** The claimed spelling this path (or its folder `folder`) collides with. */

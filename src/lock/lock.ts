@@ -25,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { userCacheDir } from '../cache/dir.js';
 import { ToolError } from '../errors.js';
-import { formatLocation, type Location } from '../location/location.js';
+import { backendOf, formatLocation, type Location, type StoreOptions } from '../stores/registry.js';
 
 export class LockedError extends ToolError {
   override name = 'LockedError';
@@ -52,14 +52,8 @@ export interface DestinationLock {
 /** The machine-wide lock folder (POSIX); on Windows, one below the temp folder. */
 export const SHARED_LOCK_DIR = process.platform === 'win32' ? path.join(os.tmpdir(), 'bucketsync-locks-v1') : '/tmp/bucketsync-locks-v1';
 
-/** Where a location's endpoint is, for the lock key (credentials dropped). */
-export interface LockEndpoints {
-  /** --endpoint-url, if given. */
-  s3Endpoint?: string;
-  /** --token users can also give an hf endpoint option; else HF_ENDPOINT. */
-  hfEndpoint?: string;
-  env?: NodeJS.ProcessEnv;
-}
+/** Where a location's endpoint is, for the lock key (credentials dropped): the store options the run opens its stores with. */
+export type LockEndpoints = StoreOptions;
 
 function endpointKey(raw: string): string {
   try {
@@ -88,20 +82,12 @@ export function identityPath(p: string): string {
   return abs;
 }
 
-/** The destination's identity: what the lock is keyed by. */
+/** The destination's identity: what the lock is keyed by (the kind's `where`: a local folder's real path, or endpoint, bucket and prefix). */
 export function lockKey(dest: Location, o: LockEndpoints = {}): string {
-  const env = o.env ?? process.env;
-  switch (dest.kind) {
-    case 'local':
-      return `local ${identityPath(dest.path)}`;
-    case 's3': {
-      const ignore = /^true$/i.test(env['AWS_IGNORE_CONFIGURED_ENDPOINT_URLS']?.trim() ?? '');
-      const ep = o.s3Endpoint || (ignore ? undefined : env['AWS_ENDPOINT_URL_S3']?.trim() || env['AWS_ENDPOINT_URL']?.trim());
-      return `s3 ${ep ? endpointKey(ep) : 'aws'} ${dest.bucket}/${dest.prefix}`;
-    }
-    case 'hf':
-      return `hf ${endpointKey(o.hfEndpoint || env['HF_ENDPOINT'] || 'https://huggingface.co')} ${dest.bucketId}/${dest.prefix}`;
-  }
+  const backend = backendOf(dest);
+  const w = backend.where(dest, o);
+  if ('path' in w) return `${backend.kind} ${identityPath(w.path)}`;
+  return `${backend.kind} ${w.endpoint === 'aws' ? 'aws' : endpointKey(w.endpoint)} ${w.bucket}/${w.prefix}`;
 }
 
 function alive(pid: number): boolean {

@@ -82,6 +82,16 @@ export function formatIsoUtc(secs: number, micros: number): string {
   );
 }
 
+/** {@link mtimeToIso}, or undefined for no time or one Python could not show (listings leave the date out). */
+export function mtimeToIsoOrUndefined(ms: number | undefined): string | undefined {
+  if (ms === undefined || !Number.isFinite(ms)) return undefined;
+  try {
+    return mtimeToIso(ms);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Python's `datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()`.
  *

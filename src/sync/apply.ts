@@ -14,7 +14,7 @@
  * ({@link provenHashes}).
  */
 import path from 'node:path';
-import { formatLocation, parseLocation, type Location } from '../location/location.js';
+import { formatLocation, parseLocation, type Location, type StoreOptions } from '../stores/registry.js';
 import { lockDestination } from '../lock/lock.js';
 import { stat } from 'node:fs/promises';
 import { lstatSync, readlinkSync } from 'node:fs';
@@ -22,7 +22,6 @@ import { PlanError, readPlanEntries, readPlanHeader } from '../plan/reader.js';
 import { SummaryCounter } from '../plan/writer.js';
 import { operationProblem } from '../plan/consistency.js';
 import { inShard, type Shard } from '../shard/shard.js';
-import type { StoreOptions } from '../stores/open.js';
 import type { ExecuteResult } from '../executor/execute.js';
 import { isMtimeOnly, knownContentHash, REASONS, type Direction, type Operation, type PlanHeader, type PlanSummary } from '../types.js';
 import type { Store } from '../stores/store.js';
@@ -277,7 +276,7 @@ export async function applyPlanFile(file: string, o: ApplyOptions = {}): Promise
     o.lock === false
       ? undefined
       : lockDestination(destLocation, {
-          ...(o.storeOptions?.endpoint !== undefined ? { s3Endpoint: o.storeOptions.endpoint } : {}),
+          ...o.storeOptions,
           ...(o.shard ? { suffix: ` shard ${o.shard.index}/${o.shard.count}` } : {}),
         });
   if (lock?.warning !== undefined) o.storeOptions?.onWarning?.(lock.warning);

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { formatLocation, type Location } from '../location/location.js';
+import { backendOf, formatLocation, type Location } from '../stores/registry.js';
 import { UsageError, type FilterSpec } from '../types.js';
 
 /** Where one side lies inside the other: `rel` is its path relative to the outer side ('' when they are the same). */
@@ -21,13 +21,14 @@ export interface Overlap {
  * path to what it really names (see {@link realLocalPath}).
  */
 export function overlapOf(source: Location, dest: Location, real: (p: string) => string = realLocalPath): Overlap | undefined {
-  if (source.kind === 'local' && dest.kind === 'local') {
-    const byPath = nested(real(source.path).split(path.sep).filter(Boolean), real(dest.path).split(path.sep).filter(Boolean));
+  const a = backendOf(source).where(source, {});
+  const b = backendOf(dest).where(dest, {});
+  if ('path' in a && 'path' in b) {
+    const byPath = nested(real(a.path).split(path.sep).filter(Boolean), real(b.path).split(path.sep).filter(Boolean));
     // One folder can have two real paths (bind mounts): compare device and inode too.
-    return byPath ?? byIdentity(real(source.path), real(dest.path));
+    return byPath ?? byIdentity(real(a.path), real(b.path));
   }
-  if (source.kind === 's3' && dest.kind === 's3' && source.bucket === dest.bucket) return nested(segments(source.prefix), segments(dest.prefix));
-  if (source.kind === 'hf' && dest.kind === 'hf' && source.bucketId === dest.bucketId) return nested(segments(source.prefix), segments(dest.prefix));
+  if ('bucket' in a && 'bucket' in b && source.kind === dest.kind && a.bucket === b.bucket) return nested(segments(a.prefix), segments(b.prefix));
   return undefined;
 }
 

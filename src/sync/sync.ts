@@ -3,13 +3,12 @@
  * runs, with every message left to the caller (events and return values, no printing).
  */
 import { FilterMatcher } from '../filters/filter.js';
-import { formatLocation, isRemote, parseLocation, type Location } from '../location/location.js';
+import { formatLocation, isRemote, openStore, parseLocation, type Location, type StoreOptions } from '../stores/registry.js';
 import { planSyncBatches } from '../planner/plan.js';
 import { assertNoOverlap } from './overlap.js';
 import { folderWins, markNonUtf8 } from '../scanner/type-clash.js';
 import { PLAN_FORMAT_VERSION, SummaryCounter } from '../plan/writer.js';
 import { nowIso } from '../plan/time.js';
-import { openStore, type StoreOptions } from '../stores/open.js';
 import type { ListOptions, Store } from '../stores/store.js';
 import type { ExecEvent, ExecuteResult } from '../executor/execute.js';
 import { OperationSpool } from '../executor/spool.js';

@@ -7,10 +7,10 @@
 import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { parseLocation } from '../../src/location/location.js';
+import { parseLocation } from '../../src/stores/registry.js';
 import { defaultBackend, xxh128HexSync } from '../../src/hashing/xxh128.js';
 import { compareCodePoints } from '../../src/manifest/order.js';
-import { openStore, type StoreOptions } from '../../src/stores/open.js';
+import { openStore, type StoreOptions } from '../../src/stores/registry.js';
 import { StaleError, type Store, type TransferSource } from '../../src/stores/store.js';
 import type { FileEntry } from '../../src/types.js';
 

@@ -471,7 +471,7 @@ describe('guard rails', () => {
     const env = { BUCKETSYNC_CACHE_DIR: cacheDir };
     writeTree(src, { 'a.txt': 'a' }, T0);
     const { lockDestination } = await import('../../src/lock/lock.js');
-    const { parseLocation } = await import('../../src/location/location.js');
+    const { parseLocation } = await import('../../src/stores/registry.js');
     const held = lockDestination(parseLocation(dst));
     try {
       const r = await cli(['sync', src, dst], { env });

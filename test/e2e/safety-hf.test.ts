@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseHfUri } from '../../src/location/location.js';
+import { parseHfUri } from '../../src/stores/hf/location.js';
 import { openHfStore } from '../../src/stores/hf/index.js';
 import type { FileEntry } from '../../src/types.js';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';

@@ -10,7 +10,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { parseHfUri } from '../../src/location/location.js';
+import { parseHfUri } from '../../src/stores/hf/location.js';
 import { StaleError, type TransferSource } from '../../src/stores/store.js';
 import type { FileEntry } from '../../src/types.js';
 import { HfBucketNotFoundError, HfStoreError, openHfStore, resolveHfToken, type HfStore, type HfStoreOptions } from '../../src/stores/hf/index.js';

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CaseTwins, caseClashMessage } from '../../src/executor/case-twins.js';
-import { foldCase, isCaseInsensitiveDir, probeCaseInsensitive } from '../../src/stores/case-fold.js';
-import { LocalStore } from '../../src/stores/local.js';
+import { foldCase, isCaseInsensitiveDir, probeCaseInsensitive } from '../../src/stores/local/case-fold.js';
+import { LocalStore } from '../../src/stores/local/store.js';
 import { tempDir, writeTree } from '../support/cli.js';
 
 const dirs: string[] = [];

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executePlan, type ExecEvent } from '../../src/executor/execute.js';
 import { hashFile } from '../../src/hashing/index.js';
-import { LocalStore } from '../../src/stores/local.js';
+import { LocalStore } from '../../src/stores/local/store.js';
 import type { TransferSource, WriteOptions } from '../../src/stores/store.js';
 import type { Operation } from '../../src/types.js';
 

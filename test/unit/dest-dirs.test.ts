@@ -1,12 +1,12 @@
 /**
- * src/stores/dest-dirs.ts: folders of a local destination reached through directory
+ * src/stores/local/dest-dirs.ts: folders of a local destination reached through directory
  * descriptors (Linux), bounded in number, never through a link, verified at each write.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DestDirs, InTheWayError, PROC_FD } from '../../src/stores/dest-dirs.js';
+import { DestDirs, InTheWayError, PROC_FD } from '../../src/stores/local/dest-dirs.js';
 
 const dirs: string[] = [];
 function scratch(): string {

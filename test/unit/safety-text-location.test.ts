@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { escapeControl, redactUrl, safeText } from '../../src/cli/text.js';
-import { parseLocation } from '../../src/location/location.js';
-import { parseBucketPath, parseRef } from '../../src/buckets/target.js';
+import { parseLocation, parseTarget } from '../../src/stores/registry.js';
+import { parseBucketPath } from '../../src/stores/hf/location.js';
 import { identityPath, lockKey } from '../../src/lock/lock.js';
 import { resolvedProblem } from '../../src/sync/apply.js';
 
@@ -46,15 +46,43 @@ describe('one location parser', () => {
   it("refuses '.', '..' and empty segments in s3:// and hf:// for sync and bucket commands alike", () => {
     for (const raw of ['s3://bkt/a/../c', 's3://bkt/./c', 's3://bkt//', 's3://bkt/a//', 's3://bkt//x', 'hf://buckets/ns/b/../x', 'hf://buckets/ns/b//', 'hf://buckets/ns/b/x//', 'hf://buckets/ns/../b', 'hf://buckets/ns/b/x/../../y.txt']) {
       expect(() => parseLocation(raw), raw).toThrow(/segments/);
-      expect(() => parseRef(raw), raw).toThrow(/segments/);
+      expect(() => parseTarget(raw, { bare: true }), raw).toThrow(/segments/);
     }
     expect(() => parseBucketPath('ns/b/x/../y')).toThrow(/segments/);
     expect(() => parseBucketPath('https://huggingface.co/buckets/ns/b/resolve/%2e%2e/x')).toThrow(/segments/);
     expect(parseLocation('s3://bkt/a/').toString()).toBeDefined();
     expect(parseLocation('s3://bkt/a/')).toMatchObject({ bucket: 'bkt', prefix: 'a' });
     expect(parseLocation('hf://buckets/ns/b/')).toMatchObject({ bucketId: 'ns/b', prefix: '' });
-    expect(parseRef('s3://bkt/a/')).toMatchObject({ bucket: 'bkt', prefix: 'a', trailingSlash: true });
-    expect(parseRef('hf://buckets/ns/b/p/')).toMatchObject({ bucketId: 'ns/b', prefix: 'p', trailingSlash: true });
+    expect(parseTarget('s3://bkt/a/')).toMatchObject({ bucket: 'bkt', prefix: 'a', trailingSlash: true });
+    expect(parseTarget('hf://buckets/ns/b/p/')).toMatchObject({ bucketId: 'ns/b', prefix: 'p', trailingSlash: true });
+  });
+});
+
+describe('one parser per kind, one registry for sync and the bucket commands', () => {
+  it('an unknown scheme, an empty argument and a bad file:// URL get the same line everywhere', () => {
+    for (const raw of ['gs://b/x', 'az2://c/p', 'S3://bkt/x', 'HF://buckets/ns/b']) {
+      const scheme = raw.slice(0, raw.indexOf('://'));
+      const line = `Unsupported location scheme '${scheme}://' in ${raw}`;
+      expect(() => parseLocation(raw), raw).toThrow(line);
+      expect(() => parseTarget(raw, { bare: true, lists: true }), raw).toThrow(line);
+      expect(() => parseTarget(raw, { stdio: true }), raw).toThrow(line);
+    }
+    expect(() => parseLocation('')).toThrow('Empty location');
+    expect(() => parseTarget('', { bare: true })).toThrow('Empty location');
+    expect(() => parseLocation('file:///%')).toThrow('Invalid file URL: file:///%.');
+    expect(() => parseTarget('file:///%', { stdio: true })).toThrow('Invalid file URL: file:///%.');
+  });
+
+  it('the same location parses to the same fields for sync and the bucket commands', () => {
+    for (const raw of ['s3://bkt/a/b', 's3://bkt', 'hf://buckets/ns/b/p/q', 'hf://buckets/ns/b', '/tmp/x', './rel', '~/x']) {
+      const a = parseLocation(raw);
+      const b = parseTarget(raw, { bare: true });
+      expect(b, raw).toMatchObject({ ...a, trailingSlash: a.trailingSlash ?? false });
+    }
+    // `~` is the home folder for both (sync used to create a folder named '~').
+    expect(parseLocation('~/x')).toMatchObject({ kind: 'local', path: path.join(os.homedir(), 'x') });
+    // hf's plain form gets the hf:// checks: no revision marker in the bucket id.
+    expect(() => parseTarget('ns/b@main/x', { bare: true })).toThrow(/revision marker/);
   });
 });
 
@@ -71,7 +99,7 @@ describe('lock key: the destination, not its spelling', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
     const env = { AWS_ENDPOINT_URL: 'http://HOST:9000/' };
-    expect(lockKey(parseLocation('s3://bkt/p/'), { env })).toBe(lockKey(parseLocation('s3://bkt/p'), { s3Endpoint: 'http://host:9000', env: {} }));
+    expect(lockKey(parseLocation('s3://bkt/p/'), { env })).toBe(lockKey(parseLocation('s3://bkt/p'), { endpoint: 'http://host:9000', env: {} }));
     expect(lockKey(parseLocation('s3://bkt/p'), { env: {} })).not.toBe(lockKey(parseLocation('s3://bkt/p'), { env }));
     expect(lockKey(parseLocation('hf://buckets/ns/b/x/'), { env: {} })).toBe('hf https://huggingface.co ns/b/x');
   });

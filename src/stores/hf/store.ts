@@ -19,7 +19,7 @@ import path from 'node:path';
 import { Readable, Transform, pipeline } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { commitIterBucket, downloadFile, fileDownloadInfo } from '@huggingface/hub';
-import { formatLocation, type HfLocation } from '../../location/location.js';
+import { formatHf as formatLocation, type HfLocation } from './location.js';
 import { compareCodePoints } from '../../manifest/order.js';
 import { skippedEntry, xetIdentity, type FileEntry } from '../../types.js';
 import { xetHashers } from '../../hashing/xet.js';
@@ -36,11 +36,12 @@ import {
   type TransferSource,
   type WriteOptions,
 } from '../store.js';
-import { resolveHfEndpoint, resolveHfToken, type TokenSource } from './config.js';
+import { resolveHfToken, type TokenSource } from './config.js';
 import { HfStoreError, TOKEN_HINT, mapHfError } from './errors.js';
-import { DEFAULT_RETRY, collectBatchFailures, hubHttpError, nextLink, withRetries, type BatchResponse, type RetryEvent, type RetryPolicy } from './http.js';
+import { type BatchResponse, type RetryEvent, type RetryPolicy } from './http.js';
 import { guessContentType, parseHubTime, relativeToPrefix, unsafePathReason, wireMtime } from './paths.js';
 import { SourceBlob } from './source-blob.js';
+import { HubClient, type HubOptions } from './hub-api.js';
 
 export interface HfStoreOptions {
   /** Access token (else HF_TOKEN, else the hf CLI's token file). */
@@ -136,6 +137,8 @@ export class HfStore implements Store {
 
   private readonly token: string | undefined;
   private readonly fetch: typeof fetch;
+  /** The one Hub client (paths-info, `/batch`), shared with the bucket commands' code. */
+  private readonly hub: HubClient;
   private readonly onWarning: ((m: string) => void) | undefined;
   private readonly maxFiles: number;
   private readonly windowMs: number;
@@ -163,11 +166,17 @@ export class HfStore implements Store {
     this.prefix = location.prefix.replace(/\/+$/, '');
     this.folderOnly = this.prefix === '' || opts.role === 'dest' || location.raw.endsWith('/');
     if (this.folderOnly) this.exactFile = false;
-    this.endpoint = resolveHfEndpoint(opts.endpoint, env);
-    const { token, source } = resolveHfToken(opts.token, env);
-    this.token = token;
-    this.tokenSource = source;
-    this.fetch = withRetries(opts.fetch ?? globalThis.fetch, { ...DEFAULT_RETRY, ...opts.retry }, opts.onRetry);
+    const hubOpts: HubOptions = { env, commandErrors: false, checkToken: false };
+    if (opts.token !== undefined) hubOpts.token = opts.token;
+    if (opts.endpoint !== undefined) hubOpts.endpoint = opts.endpoint;
+    if (opts.fetch !== undefined) hubOpts.fetch = opts.fetch;
+    if (opts.retry !== undefined) hubOpts.retry = opts.retry;
+    if (opts.onRetry !== undefined) hubOpts.onRetry = opts.onRetry;
+    this.hub = new HubClient(hubOpts);
+    this.endpoint = this.hub.endpoint;
+    this.token = this.hub.token;
+    this.tokenSource = this.hub.tokenSource;
+    this.fetch = this.hub.fetch;
     this.onWarning = opts.onWarning;
     this.maxFiles = Math.max(1, opts.batch?.maxFiles ?? 100);
     this.windowMs = Math.max(0, opts.batch?.windowMs ?? 50);
@@ -233,47 +242,14 @@ export class HfStore implements Store {
     return e;
   }
 
-  /** paths-info for bucket paths, in chunks of 1000: path → item (missing paths are absent). */
-  private async pathsInfo(remotes: string[]): Promise<Map<string, HubItem>> {
-    const out = new Map<string, HubItem>();
-    const unique = [...new Set(remotes)];
-    for (const part of chunked(unique, PATHS_INFO_CHUNK)) {
-      let res: Response;
-      try {
-        res = await this.fetch(`${this.apiBase}/paths-info`, {
-          method: 'POST',
-          headers: { ...this.authHeaders(), 'Content-Type': 'application/json', Accept: 'application/json' },
-          body: JSON.stringify({ paths: part }),
-        });
-      } catch (e) {
-        throw mapHfError(e, this.ctx(`reading file info from ${this.display}`));
-      }
-      if (!res.ok) throw mapHfError(await hubHttpError(res), this.ctx(`reading file info from ${this.display}`));
-      const items = (await res.json()) as unknown;
-      if (!Array.isArray(items)) throw new HfStoreError(`Unexpected paths-info answer from ${this.endpoint}`);
-      for (const it of items as HubItem[]) if (typeof it?.path === 'string') out.set(it.path, it);
-    }
-    return out;
+  /** paths-info for bucket paths (the one Hub client's): path → item (missing paths are absent). */
+  private pathsInfo(remotes: string[]): Promise<Map<string, HubItem>> {
+    return this.hub.pathsInfo(this.bucketId, remotes, this.display);
   }
 
-  /** Sends NDJSON lines to `/batch` ourselves; returns path → error for the failed lines. */
-  private async postBatch(lines: object[], action: string): Promise<Map<string, string>> {
-    const failed = new Map<string, string>();
-    for (const part of chunked(lines, BATCH_LINES)) {
-      let res: Response;
-      try {
-        res = await this.fetch(this.batchUrl, {
-          method: 'POST',
-          headers: { ...this.authHeaders(), 'Content-Type': 'application/x-ndjson' },
-          body: part.map((l) => `${JSON.stringify(l)}\n`).join(''),
-        });
-      } catch (e) {
-        throw mapHfError(e, this.ctx(action));
-      }
-      if (res.status !== 200 && res.status !== 422) throw mapHfError(await hubHttpError(res), this.ctx(action));
-      await collectBatchFailures(res, part, action, failed);
-    }
-    return failed;
+  /** NDJSON lines to `/batch` (the one Hub client's); returns path → error for the failed lines. */
+  private postBatch(lines: object[], action: string): Promise<Map<string, string>> {
+    return this.hub.batch(this.bucketId, lines, action);
   }
 
   private track(p: Promise<void>): void {
@@ -286,25 +262,13 @@ export class HfStore implements Store {
 
   async *list(opts: { onWarning?: (message: string) => void; signal?: AbortSignal } = {}): AsyncGenerator<FileEntry[]> {
     const warn = opts.onWarning ?? this.onWarning;
-    const action = `listing ${this.display}`;
-    let url: string | undefined =
-      `${this.apiBase}/tree${this.prefix ? `/${encodeURIComponent(this.prefix)}` : ''}?recursive=true`;
     const base = path.posix.basename(this.prefix);
     let last: string | undefined;
     let exactSeen = false;
     let nestedBaseSeen = false;
-    while (url) {
-      let res: Response;
-      try {
-        const init: RequestInit = { headers: { ...this.authHeaders(), Accept: 'application/json' } };
-        if (opts.signal) init.signal = opts.signal;
-        res = await this.fetch(url, init);
-      } catch (e) {
-        throw mapHfError(e, this.ctx(action));
-      }
-      if (!res.ok) throw mapHfError(await hubHttpError(res), this.ctx(action));
-      const items = (await res.json()) as unknown;
-      if (!Array.isArray(items)) throw new HfStoreError(`Unexpected tree listing answer from ${this.endpoint} while ${action}`);
+    const treeOpts: { signal?: AbortSignal; where: string } = { where: this.display };
+    if (opts.signal) treeOpts.signal = opts.signal;
+    for await (const items of this.hub.listTree(this.bucketId, this.prefix, true, treeOpts)) {
       const page: FileEntry[] = [];
       for (const item of items as HubItem[]) {
         if (item?.type !== 'file' || typeof item.path !== 'string') continue; // directories
@@ -343,7 +307,6 @@ export class HfStore implements Store {
         batch.push(e);
       }
       if (batch.length > 0) yield batch;
-      url = nextLink(res.headers.get('link'), url);
     }
     if (this.prefix !== '' && !this.folderOnly) this.exactFile = exactSeen && !nestedBaseSeen;
   }
@@ -379,16 +342,10 @@ export class HfStore implements Store {
     if (this.folderOnly || this.prefix === '') return false;
     const info = (await this.pathsInfo([this.prefix])).get(this.prefix);
     if (info?.type !== 'file') return false;
-    const url = `${this.apiBase}/tree/${encodeURIComponent(this.prefix)}?recursive=true`;
-    let res: Response;
-    try {
-      res = await this.fetch(url, { headers: { ...this.authHeaders(), Accept: 'application/json' } });
-    } catch (e) {
-      throw mapHfError(e, this.ctx(`listing ${this.display}`));
+    for await (const page of this.hub.listTree(this.bucketId, this.prefix, true, { where: this.display })) {
+      return !page.some((it) => it.path.startsWith(`${this.prefix}/`));
     }
-    if (!res.ok) throw mapHfError(await hubHttpError(res), this.ctx(`listing ${this.display}`));
-    const items = (await res.json()) as unknown;
-    return !(Array.isArray(items) && (items as HubItem[]).some((it) => typeof it?.path === 'string' && it.path.startsWith(`${this.prefix}/`)));
+    return true;
   }
 
   /**

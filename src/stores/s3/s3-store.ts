@@ -16,14 +16,12 @@ import path from 'node:path';
 import { Transform, pipeline, type Readable } from 'node:stream';
 import type {
   CompletedPart,
-  CreateBucketCommandInput,
   HeadObjectCommandOutput,
   ListObjectsV2CommandOutput,
   S3Client,
 } from '@aws-sdk/client-s3';
 import PQueue from 'p-queue';
-import type { S3Location } from '../../location/location.js';
-import { formatLocation } from '../../location/location.js';
+import { formatS3 as formatLocation, type S3Location } from './location.js';
 import { skippedEntry, type FileEntry } from '../../types.js';
 import { ToolError } from '../../errors.js';
 import {
@@ -54,6 +52,7 @@ import {
   setupError,
   type ErrorContext,
 } from './errors.js';
+import { bucketExists, createBucket, deleteKeys } from './bucket-ops.js';
 import { assertSafePath, basename, compareCodePoints, decodeKey, encodeCopySource, guessContentType, unsafeRelativePath } from './keys.js';
 import { userCacheDir } from '../../cache/dir.js';
 import { MetaCache, type MetaRecord, type MetaScan } from './meta-cache.js';
@@ -379,57 +378,11 @@ export class S3Store implements Store {
 
   /** Checks the bucket (HeadBucket), creating it when asked to (`'preview'`: only noting that it is missing). */
   async checkBucket(create: boolean | 'preview'): Promise<void> {
-    try {
-      await this.api.headBucket(this.bucket);
-      return;
-    } catch (err) {
-      if (isNotFound(err) || errorCode(err) === 'NoSuchBucket') {
-        if (!create) throw missingBucket(this.ctx, err);
-        if (create === 'preview') this.missingInPreview = true;
-        else await this.createBucket();
-        return;
-      }
-      // HEAD responses have no body: a 403/400 doesn't say whether the key, the secret or the
-      // permissions are wrong. Ask again with a request whose error has a code.
-      const status = httpStatus(err);
-      if (status === 403 || status === 400 || status === 301) {
-        try {
-          await this.api.listObjectsV2({ Bucket: this.bucket, MaxKeys: 1 });
-        } catch (err2) {
-          if (errorCode(err2) === 'NoSuchBucket') {
-            if (!create) throw missingBucket(this.ctx, err2);
-            if (create === 'preview') this.missingInPreview = true;
-            else await this.createBucket();
-            return;
-          }
-          throw setupError(err2, this.ctx) ?? this.unexpected('HeadBucket', err2);
-        }
-        return; // listing works: HEAD on buckets is just not allowed here
-      }
-      throw setupError(err, this.ctx) ?? this.unexpected('HeadBucket', err);
-    }
-  }
-
-  private async createBucket(): Promise<void> {
-    const input: CreateBucketCommandInput = { Bucket: this.bucket };
-    if (!this.cfg.endpoint && this.cfg.region !== 'us-east-1') {
-      input.CreateBucketConfiguration = { LocationConstraint: this.cfg.region as never };
-    }
-    try {
-      const { client, m } = await this.api.sdk();
-      await client.send(new m.CreateBucketCommand(input));
-    } catch (err) {
-      if (errorCode(err) === 'BucketAlreadyOwnedByYou') return;
-      if (errorCode(err) === 'BucketAlreadyExists') {
-        throw new S3StoreError(
-          `Bucket name '${this.bucket}' is already taken by another account`,
-          'Bucket names are global; choose another name.',
-          2,
-          { cause: err },
-        );
-      }
-      throw setupError(err, this.ctx) ?? this.unexpected('CreateBucket', err);
-    }
+    const fail = (err: unknown, op: string): Error => setupError(err, this.ctx) ?? this.unexpected(op, err);
+    if (await bucketExists(this.api, this.bucket, fail)) return;
+    if (!create) throw missingBucket(this.ctx);
+    if (create === 'preview') this.missingInPreview = true;
+    else await createBucket(this.api, this.cfg, this.bucket, fail);
   }
 
   private unexpected(op: string, err: unknown): S3StoreError {
@@ -1735,58 +1688,25 @@ export class S3Store implements Store {
     toDelete.sort((a, b) => a.index - b.index);
 
     // 2. DeleteObjects in batches of 1000, falling back to DeleteObject when it's rejected.
-    let batchRejected = false;
-    for (let i = 0; i < toDelete.length; i += 1000) {
-      const batch = toDelete.slice(i, i + 1000);
-      if (!batchRejected) {
-        try {
-          const { client, m } = await this.api.sdk();
-          const res = await client.send(
-            new m.DeleteObjectsCommand({
-              Bucket: this.bucket,
-              Delete: { Objects: batch.map((b) => ({ Key: b.key })), Quiet: true },
-            }),
-          );
-          const errors = new Map<string, string>();
-          for (const e of res.Errors ?? []) {
-            if (e.Key !== undefined) errors.set(e.Key, `${e.Code ?? 'Error'}${e.Message ? `: ${e.Message}` : ''}`);
-          }
-          for (const b of batch) {
-            const r = results[b.index]!;
-            const err = errors.get(b.key);
-            if (err === undefined) {
-              r.ok = true;
-              this.cache.forget(b.key);
-            } else r.error = `DeleteObjects ${this.what(b.key)} failed: ${err}`;
-          }
-          continue;
-        } catch (err) {
-          if (!deleteObjectsUnsupported(err)) {
-            const e = operationError(err, 'DeleteObjects', `${batch.length} object(s) in ${this.display}`, this.ctx);
-            for (const b of batch) results[b.index]!.error = e.message;
-            continue;
-          }
-          batchRejected = true;
+    const failed = await deleteKeys(
+      this.api,
+      this.bucket,
+      toDelete.map((d) => d.key),
+      {
+        queue: this.heads,
+        fail: (err, op, key) => operationError(err, op, key === undefined ? `object(s) in ${this.display}` : this.what(key), this.ctx),
+        onUnsupported: (err) =>
           this.warn(
             `DeleteObjects is not supported by ${this.cfg.endpoint ?? 'this endpoint'} (${[errorCode(err), httpStatus(err)].filter(Boolean).join(' ')}); deleting one object at a time`,
-          );
-        }
-      }
-      await Promise.all(
-        batch.map((b) =>
-          this.heads.add(async () => {
-            const r = results[b.index]!;
-            try {
-              const { client, m } = await this.api.sdk();
-              await client.send(new m.DeleteObjectCommand({ Bucket: this.bucket, Key: b.key }));
-              r.ok = true;
-              this.cache.forget(b.key);
-            } catch (err) {
-              r.error = operationError(err, 'DeleteObject', this.what(b.key), this.ctx).message;
-            }
-          }),
-        ),
-      );
+          ),
+        onDeleted: (key) => this.cache.forget(key),
+      },
+    );
+    for (const d of toDelete) {
+      const r = results[d.index]!;
+      const err = failed.get(d.key);
+      if (err === undefined) r.ok = true;
+      else r.error = err;
     }
     return results;
   }
@@ -1861,28 +1781,6 @@ export function writeWindow(
   const from = firstDate - Math.ceil(Math.max(0, firstElapsedMs)) - 1000;
   const to = lastDate + 1000 + Math.ceil(Math.max(0, lastElapsedMs));
   return to - from <= MAX_WRITE_WINDOW_MS ? [from, to] : undefined;
-}
-
-/** Whether DeleteObjects itself was refused (so single DeleteObject calls may still work). */
-function deleteObjectsUnsupported(err: unknown): boolean {
-  const code = errorCode(err);
-  const status = httpStatus(err);
-  return (
-    code === 'NotImplemented' ||
-    code === 'MethodNotAllowed' ||
-    code === 'InvalidRequest' ||
-    code === 'InvalidArgument' ||
-    code === 'MissingContentMD5' ||
-    code === 'MalformedXML' ||
-    code === 'InvalidDigest' ||
-    code === 'BadDigest' ||
-    code === 'XAmzContentSHA256Mismatch' ||
-    status === 501 ||
-    status === 405 ||
-    // any other refusal of the request as a whole (RGW answers a body it can't parse with a bare
-    // 400); single DeleteObject calls report their own errors if the problem is elsewhere
-    status === 400
-  );
 }
 
 /**

@@ -8,7 +8,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { tempNameFor } from '../scanner/names.js';
+import { tempNameFor } from '../../scanner/names.js';
 
 /**
  * The name a case-insensitive file system would see: `toLowerCase()` of the NFC form. Close

@@ -21,10 +21,10 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { displayName, encodeName, fsPath } from '../scanner/names.js';
+import { displayName, encodeName, fsPath } from '../../scanner/names.js';
 
-export { InTheWayError } from '../errors.js';
-import { InTheWayError } from '../errors.js';
+export { InTheWayError } from '../../errors.js';
+import { InTheWayError } from '../../errors.js';
 
 const C = fs.constants;
 /** A folder, never through a link at its own name. */

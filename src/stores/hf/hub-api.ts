@@ -6,16 +6,26 @@
  *
  * The bytes of uploads and downloads do not go through here: `cp` uses the HF store (Xet).
  */
-import { resolveHfEndpoint, resolveHfToken } from '../stores/hf/config.js';
-import { HfStoreError, TOKEN_HINT, isBucketNotFound, mapHfError } from '../stores/hf/errors.js';
-import { DEFAULT_RETRY, collectBatchFailures, hubHttpError, nextLink, withRetries } from '../stores/hf/http.js';
-import { BucketError } from './output.js';
+import { resolveHfEndpoint, resolveHfToken, type TokenSource } from './config.js';
+import { HfStoreError, TOKEN_HINT, isBucketNotFound, mapHfError } from './errors.js';
+import { DEFAULT_RETRY, collectBatchFailures, hubHttpError, nextLink, withRetries, type RetryEvent, type RetryPolicy } from './http.js';
+import { BucketError } from '../bucket-error.js';
 
 export interface HubOptions {
   token?: string;
   endpoint?: string;
   env?: NodeJS.ProcessEnv;
+  /** The fetch every request goes through (tests, proxies); wrapped with retries. */
   fetch?: typeof fetch;
+  retry?: Partial<RetryPolicy>;
+  onRetry?: (e: RetryEvent) => void;
+  /**
+   * A missing bucket as the bucket commands say it (`bucketsync buckets create …`, default), or
+   * as the store's own `HfBucketNotFoundError` (false: the store, whose callers expect its errors).
+   */
+  commandErrors?: boolean;
+  /** Refuse a token that does not start with `hf_` now (default true; the store checks when opened). */
+  checkToken?: boolean;
 }
 
 /** A bucket as `GET /api/buckets/{id}` and the bucket list describe it. */
@@ -49,21 +59,36 @@ export function bucketNotFound(bucketId: string, cause?: unknown): BucketError {
 
 const enc = encodeURIComponent;
 
+/**
+ * The one Hub client: bucket CRUD for the bucket commands, and the tree, paths-info and
+ * `/batch` calls the store (`HfStore`) and the commands share. Every request goes through one
+ * retrying fetch (408/429/5xx, Retry-After).
+ */
 export class HubClient {
   readonly endpoint: string;
-  private readonly token: string | undefined;
-  private readonly fetch: typeof fetch;
+  readonly token: string | undefined;
+  readonly tokenSource: TokenSource;
+  /** The retrying fetch (the store sends the Xet library's requests through it too). */
+  readonly fetch: typeof fetch;
+  private readonly commandErrors: boolean;
 
   constructor(opts: HubOptions = {}) {
     const env = opts.env ?? process.env;
     this.endpoint = resolveHfEndpoint(opts.endpoint, env);
     const { token, source } = resolveHfToken(opts.token, env);
-    if (token !== undefined && !token.startsWith('hf_')) {
+    this.tokenSource = source;
+    this.commandErrors = opts.commandErrors ?? true;
+    if (opts.checkToken !== false && token !== undefined && !token.startsWith('hf_')) {
       const where = source === 'option' ? '--token' : source === 'HF_TOKEN' ? 'HF_TOKEN' : 'the hf token file';
       throw new HfStoreError(`The Hugging Face token from ${where} is not a valid token (tokens start with 'hf_')`, TOKEN_HINT, 2);
     }
     this.token = token;
-    this.fetch = withRetries(opts.fetch ?? globalThis.fetch, DEFAULT_RETRY);
+    this.fetch = withRetries(opts.fetch ?? globalThis.fetch, { ...DEFAULT_RETRY, ...opts.retry }, opts.onRetry);
+  }
+
+  /** A missing bucket in the caller's words (see `HubOptions.commandErrors`). */
+  private notFound(err: Error, bucketId: string): Error {
+    return this.commandErrors && isBucketNotFound(err) ? bucketNotFound(bucketId, err) : err;
   }
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -85,9 +110,7 @@ export class HubClient {
       throw mapHfError(e, ctx);
     }
     if (res.ok) return res;
-    const err = mapHfError(await hubHttpError(res), ctx);
-    if (isBucketNotFound(err)) throw bucketNotFound(bucketId, err);
-    throw err;
+    throw this.notFound(mapHfError(await hubHttpError(res), ctx), bucketId);
   }
 
   /**
@@ -212,12 +235,15 @@ export class HubClient {
    * `GET /api/buckets/{id}/tree[/{prefix}]?recursive=…`, every page, in the server's order.
    * The server's prefix match is lexical: callers apply the path boundary.
    */
-  async *listTree(bucketId: string, prefix: string, recursive: boolean): AsyncGenerator<HubTreeItem[]> {
+  async *listTree(bucketId: string, prefix: string, recursive: boolean, opts: { signal?: AbortSignal; where?: string } = {}): AsyncGenerator<HubTreeItem[]> {
     let url: string | undefined = `${this.bucketUrl(bucketId)}/tree${prefix ? `/${enc(prefix)}` : ''}?recursive=${recursive}`;
+    const action = `listing ${opts.where ?? `hf://buckets/${bucketId}${prefix ? `/${prefix}` : ''}`}`;
     while (url) {
-      const res = await this.request(url, { headers: this.headers() }, `listing hf://buckets/${bucketId}${prefix ? `/${prefix}` : ''}`, bucketId);
+      const init: RequestInit = { headers: this.headers() };
+      if (opts.signal) init.signal = opts.signal;
+      const res = await this.request(url, init, action, bucketId);
       const items = (await res.json()) as unknown;
-      if (!Array.isArray(items)) throw new HfStoreError(`Unexpected tree listing answer from ${this.endpoint}`);
+      if (!Array.isArray(items)) throw new HfStoreError(`Unexpected tree listing answer from ${this.endpoint} while ${action}`);
       const page: HubTreeItem[] = [];
       for (const it of items as HubTreeItem[]) {
         if ((it?.type === 'file' || it?.type === 'directory') && typeof it.path === 'string') page.push(it);
@@ -227,15 +253,16 @@ export class HubClient {
     }
   }
 
-  /** `POST /api/buckets/{id}/paths-info` in chunks of 1000: path → item (missing paths absent). */
-  async pathsInfo(bucketId: string, paths: string[]): Promise<Map<string, HubTreeItem>> {
+  /** `POST /api/buckets/{id}/paths-info` in chunks of 1000: path → item (missing paths absent). `where`: the location named in errors. */
+  async pathsInfo(bucketId: string, paths: readonly string[], where = `hf://buckets/${bucketId}`): Promise<Map<string, HubTreeItem>> {
     const out = new Map<string, HubTreeItem>();
-    for (let i = 0; i < paths.length; i += 1000) {
-      const part = paths.slice(i, i + 1000);
+    const unique = [...new Set(paths)];
+    for (let i = 0; i < unique.length; i += 1000) {
+      const part = unique.slice(i, i + 1000);
       const res = await this.request(
         `${this.bucketUrl(bucketId)}/paths-info`,
         { method: 'POST', headers: this.headers({ 'Content-Type': 'application/json' }), body: JSON.stringify({ paths: part }) },
-        `reading file info from hf://buckets/${bucketId}`,
+        `reading file info from ${where}`,
         bucketId,
       );
       const items = (await res.json()) as unknown;
@@ -249,7 +276,7 @@ export class HubClient {
    * NDJSON lines to `/batch`, 1000 per request; returns path → error for every line the Hub
    * refused (read from `failed[]`, never assumed from the status alone).
    */
-  async batch(bucketId: string, lines: object[], action: string, onProgress?: (done: number) => void): Promise<Map<string, string>> {
+  async batch(bucketId: string, lines: readonly object[], action: string, onProgress?: (done: number) => void): Promise<Map<string, string>> {
     const failed = new Map<string, string>();
     for (let i = 0; i < lines.length; i += 1000) {
       const part = lines.slice(i, i + 1000);
@@ -265,11 +292,7 @@ export class HubClient {
       } catch (e) {
         throw mapHfError(e, ctx);
       }
-      if (res.status !== 200 && res.status !== 422) {
-        const err = mapHfError(await hubHttpError(res), ctx);
-        if (isBucketNotFound(err)) throw bucketNotFound(bucketId, err);
-        throw err;
-      }
+      if (res.status !== 200 && res.status !== 422) throw this.notFound(mapHfError(await hubHttpError(res), ctx), bucketId);
       await collectBatchFailures(res, part, action, failed);
       onProgress?.(Math.min(lines.length, i + part.length));
     }

@@ -11,7 +11,7 @@
  * - the listing reports links as themselves (their own size and mtime), never what they point to;
  * - every operation acts through the folder it belongs in, opened one level at a time without
  *   following links and kept open (Linux: a directory descriptor, used as `/proc/self/fd/N/name`;
- *   see src/stores/dest-dirs.ts), so a folder swapped for a link during the run can never
+ *   see src/stores/local/dest-dirs.ts), so a folder swapped for a link during the run can never
  *   redirect a write or a delete; missing folders are created one level at a time; a link or a
  *   file there is "in the way" ({@link InTheWayError}): the write fails naming it, and
  *   `--delete` replaces it (the executor deletes what is in the way first);
@@ -33,9 +33,9 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { mtimeMsFromNs, scanLocal, type LocalFileEntry } from '../scanner/scan.js';
-import { displayName, fsPath, hostId, isTempName, parseTempName, tempNameFor } from '../scanner/names.js';
-import { scanLocalInWorker } from '../scanner/worker-scan.js';
+import { mtimeMsFromNs, scanLocal, type LocalFileEntry } from '../../scanner/scan.js';
+import { displayName, fsPath, hostId, isTempName, parseTempName, tempNameFor } from '../../scanner/names.js';
+import { scanLocalInWorker } from '../../scanner/worker-scan.js';
 import { foldCase, isCaseInsensitiveDir, probeCaseInsensitive } from './case-fold.js';
 import { DestDirs, InTheWayError, emptyTree, inFolder, lstatOrUndefined, type Dir } from './dest-dirs.js';
 
@@ -53,7 +53,7 @@ import {
   type StoreFeatures,
   type TransferSource,
   type WriteOptions,
-} from './store.js';
+} from '../store.js';
 
 /** `fs.utimes` takes a negative number for "now": a numeric string keeps the exact value. */
 function fsTime(ms: number): number | string {
@@ -70,7 +70,7 @@ export class LocalStore implements Store {
     keepsWrittenHash: false,
     conditionalWrite: false,
   };
-  /** The folders this store writes in, reached without following links (src/stores/dest-dirs.ts). */
+  /** The folders this store writes in, reached without following links (src/stores/local/dest-dirs.ts). */
   private readonly dirs: DestDirs;
   /** Names in a folder (exact, and folded → first spelling), read once per folder by `caseTwin()`. */
   private readonly dirNames = new Map<string, Promise<DirNames | undefined>>();
@@ -349,7 +349,7 @@ export class LocalStore implements Store {
     return results;
   }
 
-  /** Probed once per root (src/stores/case-fold.ts). */
+  /** Probed once per root (src/stores/local/case-fold.ts). */
   caseInsensitive(): Promise<boolean> {
     if (this.follow) return isCaseInsensitiveDir(this.root);
     // A destination is probed inside itself, never in a folder above it: it is created first
