@@ -9,7 +9,6 @@
  * Retry-After); a 10 s connect timeout and a socket inactivity timeout (120 s).
  */
 import http from 'node:http';
-import https from 'node:https';
 import { createHmac } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { decodeText, elements, text } from '../s3/xml.js';
@@ -55,6 +54,11 @@ export function encodeBlobPath(name: string): string {
     .split('/')
     .map((s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`))
     .join('/');
+}
+
+/** node:https, loaded at its first use: its TLS set-up costs ~90 ms of start-up on a busy machine, for nothing on an http emulator. */
+function httpsModule(): typeof import('node:https') {
+  return process.getBuiltinModule('node:https');
 }
 
 function abortError(signal: AbortSignal): Error {
@@ -120,7 +124,7 @@ export class AzureClient {
     opts: { maxSockets?: number; maxAttempts?: number } = {},
   ) {
     const maxSockets = opts.maxSockets ?? 64;
-    this.agent = cfg.endpoint.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets }) : new http.Agent({ keepAlive: true, maxSockets });
+    this.agent = cfg.endpoint.protocol === 'https:' ? new (httpsModule().Agent)({ keepAlive: true, maxSockets }) : new http.Agent({ keepAlive: true, maxSockets });
     this.basePath = cfg.endpoint.pathname.replace(/\/+$/, '');
     const attempts = opts.maxAttempts ?? Number(process.env.AZURE_STORAGE_MAX_ATTEMPTS ?? 3);
     this.maxAttempts = Number.isInteger(attempts) && attempts >= 1 ? attempts : 3;
@@ -171,7 +175,7 @@ export class AzureClient {
     const signal = req.signal;
     if (signal?.aborted) return Promise.reject(abortError(signal));
     const base = this.cfg.endpoint;
-    const transport = base.protocol === 'https:' ? https : http;
+    const transport = base.protocol === 'https:' ? httpsModule() : http;
     return new Promise<AzResponse>((resolve, reject) => {
       let settled = false;
       let connectTimer: NodeJS.Timeout | undefined;
