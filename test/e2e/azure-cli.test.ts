@@ -83,6 +83,31 @@ describe.skipIf(!endpoint)('bucketsync CLI against Azure Blob Storage (Azurite)'
     expect(readTree(dst)).toEqual(readTree(src));
     expect(fs.statSync(path.join(dst, 'dir/b.txt')).mtimeMs).toBe(T0 * 1000);
     expect((await az(['sync', uri(), dst])).stderr).toContain('Nothing to sync.');
+
+    // a touched file (same bytes, new mtime) gets its mtime updated, not its bytes sent again
+    fs.utimesSync(path.join(src, 'dir/b.txt'), T0 + 3600, T0 + 3600);
+    const touched = await az(['sync', src, uri()]);
+    expect(touched.code, touched.stderr).toBe(0);
+    expect(touched.stderr).toMatch(/Metadata updates:\s+1 file\b/);
+    expect(touched.stderr).toMatch(/Transferred:\s+0 files/);
+    expect((await remote())['data/dir/b.txt']!.mtime).toBe((T0 + 3600) * 1000);
+
+    // another tool rewrote a blob keeping our metadata (hash and its Content-MD5 tie): the stale
+    // hash is not trusted, so a touch re-sends the file instead of only re-stamping it
+    const head = await client.request({ op: 'GetBlobProperties', method: 'HEAD', container, blob: 'data/a.txt' });
+    await client.request({
+      op: 'PutBlob',
+      method: 'PUT',
+      container,
+      blob: 'data/a.txt',
+      headers: { 'x-ms-blob-type': 'BlockBlob', 'x-ms-meta-mtime': String(head.headers['x-ms-meta-mtime']), 'x-ms-meta-xxh128': String(head.headers['x-ms-meta-xxh128']), 'x-ms-meta-xxh128md5': String(head.headers['x-ms-meta-xxh128md5']) },
+      body: Buffer.from('ALPHA'),
+    });
+    fs.utimesSync(path.join(src, 'a.txt'), T0 + 7200, T0 + 7200);
+    const resent = await az(['sync', src, uri()]);
+    expect(resent.code, resent.stderr).toBe(0);
+    expect(resent.stderr).toMatch(/Transferred:\s+1 file\b/);
+    expect(await getText('data/a.txt')).toBe('alpha');
   });
 
   it('--delete removes only inside the prefix: siblings sharing a name prefix stay', async () => {

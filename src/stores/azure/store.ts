@@ -11,7 +11,10 @@
  *   an interrupted one staged (Get Block List, uncommitted) and sends only the missing ones;
  * - conditions: `If-None-Match: *` (expect absent), `If-Match: <ETag>` (expect a version) on
  *   Put Blob, Put Block List, Copy Blob, Set Blob Metadata and Delete Blob → `StaleError`;
- * - mtimes in `x-ms-meta-mtime`, rclone's azureblob format (./mtime.ts);
+ * - mtimes in `x-ms-meta-mtime`, rclone's azureblob format (./mtime.ts); the content's xxh128 in
+ *   `x-ms-meta-xxh128`, tied to the Content-MD5 it was computed with (`x-ms-meta-xxh128md5`): listed
+ *   as the entry's `hash` only while the blob's Content-MD5 is still that one, so a touched file
+ *   whose bytes did not change gets an mtime update instead of an upload;
  * - copy(): Copy Blob within the account; setMtime(): Set Blob Metadata (other keys kept);
  * - read(): Get Blob, a whole read verified against the blob's Content-MD5 when it has one.
  */
@@ -32,6 +35,7 @@ import {
   type TransferSource,
   type WriteOptions,
 } from '../store.js';
+import { createHasher, defaultBackend, xxh128HexSync } from '../../hashing/xxh128.js';
 import { assertSafePath, guessContentType, unsafeRelativePath } from '../s3/keys.js';
 import { decodeText, elements, text } from '../s3/xml.js';
 import { AzureClient, header, type AzResponse } from './client.js';
@@ -156,6 +160,19 @@ function entryMtime(metadata: Record<string, string>, lastModifiedMs: number | u
   return parseAzureMtime(metadata[MTIME_META]) ?? lastModifiedMs ?? 0;
 }
 
+/** Metadata keys (Azure: C# identifiers) for the content hash and the Content-MD5 it belongs to. */
+export const XXH_META = 'xxh128';
+export const XXH_TIE_META = 'xxh128md5';
+
+/** `xxh128:<hex>` when the blob's metadata holds one tied to its current Content-MD5, else undefined. */
+export function trustedHash(metadata: Record<string, string>, contentMd5: string | undefined): string | undefined {
+  const h = metadata[XXH_META]?.trim().toLowerCase();
+  const tie = metadata[XXH_TIE_META]?.trim().toLowerCase();
+  if (!h || !/^[0-9a-f]{32}$/.test(h) || !tie || contentMd5 === undefined) return undefined;
+  const md5 = Buffer.from(contentMd5, 'base64');
+  return md5.length === 16 && md5.toString('hex') === tie ? `xxh128:${h}` : undefined;
+}
+
 /** The content of a source, read whole (small files), checked against its announced size. */
 async function readSource(src: TransferSource, what: string, range?: { start: number; end: number }): Promise<Buffer> {
   const stream = await src.open(range);
@@ -175,7 +192,7 @@ export class AzureStore implements Store {
   readonly kind = 'azure';
   readonly remote = true;
   readonly display: string;
-  readonly capabilities: StoreCapabilities = { serverSideCopy: true, conditionalWrite: true, contentHash: null, setMtime: true };
+  readonly capabilities: StoreCapabilities;
   private readonly container: string;
   private readonly prefix: string;
   private readonly warn: (m: string) => void;
@@ -198,6 +215,8 @@ export class AzureStore implements Store {
     this.display = formatAzure(loc);
     this.warn = opts.onWarning ?? ((m) => process.stderr.write(`Warning: ${m}\n`));
     this.blockThreshold = opts.blockThreshold ?? 16 * MiB;
+    // Every write stores the xxh128 of the bytes it sends (computed here, in the same pass).
+    this.capabilities = { serverSideCopy: true, conditionalWrite: true, contentHash: 'xxh128', setMtime: true, hashesWritesBelow: Number.MAX_SAFE_INTEGER };
     this.blockSize = Math.max(1, Math.min(opts.blockSize ?? 8 * MiB, MAX_BLOCK));
     this.blockConcurrency = Math.max(1, opts.blockConcurrency ?? 4);
     this.listPageSize = Math.max(1, Math.min(opts.listPageSize ?? 5000, 5000));
@@ -298,7 +317,10 @@ export class AzureStore implements Store {
             pending.push(skippedEntry(rel, `unsafe blob name: ${why}`));
             continue;
           }
-          pending.push({ path: rel, size: b.size, mtimeMs: entryMtime(b.metadata, b.lastModifiedMs), etag: b.etag });
+          const e: FileEntry = { path: rel, size: b.size, mtimeMs: entryMtime(b.metadata, b.lastModifiedMs), etag: b.etag };
+          const h = trustedHash(b.metadata, b.contentMd5);
+          if (h !== undefined) e.hash = h;
+          pending.push(e);
         }
         const last = page.blobs.at(-1);
         if (last === undefined) continue;
@@ -342,7 +364,10 @@ export class AzureStore implements Store {
       mtimeMs: entryMtime(metadata, Number.isFinite(lm) ? lm : undefined),
       etag: quoteEtag(header(res.headers, 'etag') ?? ''),
     };
-    return { entry, metadata, contentMd5: header(res.headers, 'content-md5') };
+    const contentMd5 = header(res.headers, 'content-md5');
+    const h = trustedHash(metadata, contentMd5);
+    if (h !== undefined) entry.hash = h;
+    return { entry, metadata, contentMd5 };
   }
 
   async stat(rel: string): Promise<FileEntry | undefined> {
@@ -384,10 +409,28 @@ export class AzureStore implements Store {
     const meta = { 'x-ms-meta-mtime': formatAzureMtime(opts.mtimeMs), 'x-ms-blob-content-type': guessContentType(rel) };
     if (src.size < this.blockThreshold) {
       const data = await readSource(src, this.what(rel));
-      const md5 = createHash('md5').update(data).digest('base64');
+      const md5 = createHash('md5').update(data).digest();
+      await defaultBackend();
+      const xxh = xxh128HexSync(data);
       await opts.beforeCommit?.();
       await this.send(
-        { op: 'PutBlob', method: 'PUT', container: this.container, blob: this.name(rel), headers: { ...cond, ...meta, 'x-ms-blob-type': 'BlockBlob', 'content-md5': md5 }, body: data, signal: opts.signal },
+        {
+          op: 'PutBlob',
+          method: 'PUT',
+          container: this.container,
+          blob: this.name(rel),
+          headers: {
+            ...cond,
+            ...meta,
+            'x-ms-blob-type': 'BlockBlob',
+            'content-md5': md5.toString('base64'),
+            'x-ms-blob-content-md5': md5.toString('base64'),
+            [`x-ms-meta-${XXH_META}`]: xxh,
+            [`x-ms-meta-${XXH_TIE_META}`]: md5.toString('hex'),
+          },
+          body: data,
+          signal: opts.signal,
+        },
         rel,
       );
       return;
@@ -416,47 +459,63 @@ export class AzureStore implements Store {
       if (!isNotFound(err)) throw operationError(err, `GetBlockList ${this.what(rel)}`, this.ctx);
     }
     const whole = createHash('md5');
+    const xxh = await createHasher();
     const ids: string[] = [];
     const queue = new PQueue({ concurrency: this.blockConcurrency });
     let failure: unknown;
     let resumed = 0;
-    for (let i = 0; i < n && failure === undefined; i++) {
-      // Bounded memory: at most `blockConcurrency` blocks wait or travel while the next is read.
-      await queue.onSizeLessThan(this.blockConcurrency);
-      if (failure !== undefined) break;
-      const start = i * bs;
-      const end = Math.min(src.size, start + bs) - 1;
-      const data = await readSource(src, this.what(rel), { start, end });
-      whole.update(data);
-      const md5 = createHash('md5').update(data);
-      const hex = md5.copy().digest('hex');
-      const id = Buffer.from(`bsync-${String(i).padStart(6, '0')}-${hex}`).toString('base64');
-      ids.push(id);
-      if (staged.get(id) === data.length) {
-        resumed += data.length;
-        continue;
+    try {
+      for (let i = 0; i < n && failure === undefined; i++) {
+        // Bounded memory: at most `blockConcurrency` blocks wait or travel while the next is read.
+        await queue.onSizeLessThan(this.blockConcurrency);
+        if (failure !== undefined) break;
+        const start = i * bs;
+        const end = Math.min(src.size, start + bs) - 1;
+        const data = await readSource(src, this.what(rel), { start, end });
+        whole.update(data);
+        xxh.update(data);
+        const md5 = createHash('md5').update(data);
+        const hex = md5.copy().digest('hex');
+        const id = Buffer.from(`bsync-${String(i).padStart(6, '0')}-${hex}`).toString('base64');
+        ids.push(id);
+        if (staged.get(id) === data.length) {
+          resumed += data.length;
+          continue;
+        }
+        const body = data;
+        void queue
+          .add(() =>
+            this.client.request({
+              op: 'PutBlock',
+              method: 'PUT',
+              container: this.container,
+              blob: name,
+              query: { comp: 'block', blockid: id },
+              headers: { 'content-md5': md5.digest('base64') },
+              body,
+              signal: opts.signal,
+            }),
+          )
+          .catch((err: unknown) => {
+            failure ??= err;
+            queue.clear();
+          });
       }
-      const body = data;
-      void queue
-        .add(() =>
-          this.client.request({
-            op: 'PutBlock',
-            method: 'PUT',
-            container: this.container,
-            blob: name,
-            query: { comp: 'block', blockid: id },
-            headers: { 'content-md5': md5.digest('base64') },
-            body,
-            signal: opts.signal,
-          }),
-        )
-        .catch((err: unknown) => {
-          failure ??= err;
-          queue.clear();
-        });
+    } catch (err) {
+      // The source failed: the blocks already read still go out (a later attempt resumes from them).
+      failure ??= err;
     }
     await queue.onIdle();
-    if (failure !== undefined) throw operationError(failure, `PutBlock ${this.what(rel)}`, this.ctx);
+    if (failure !== undefined) {
+      xxh.dispose();
+      throw operationError(failure, `PutBlock ${this.what(rel)}`, this.ctx);
+    }
+    if (ids.length < n) {
+      xxh.dispose();
+      throw new AzureStoreError(`PutBlock ${this.what(rel)}: interrupted`);
+    }
+    const wholeMd5 = whole.digest();
+    const xxhHex = xxh.digestHex();
     await opts.beforeCommit?.();
     const xml = `<?xml version="1.0" encoding="utf-8"?><BlockList>${ids.map((id) => `<Latest>${id}</Latest>`).join('')}</BlockList>`;
     await this.send(
@@ -466,7 +525,13 @@ export class AzureStore implements Store {
         container: this.container,
         blob: name,
         query: { comp: 'blocklist' },
-        headers: { ...headers, 'x-ms-blob-content-md5': whole.digest('base64'), 'content-type': 'application/xml' },
+        headers: {
+          ...headers,
+          'x-ms-blob-content-md5': wholeMd5.toString('base64'),
+          [`x-ms-meta-${XXH_META}`]: xxhHex,
+          [`x-ms-meta-${XXH_TIE_META}`]: wholeMd5.toString('hex'),
+          'content-type': 'application/xml',
+        },
         body: Buffer.from(xml),
         signal: opts.signal,
       },
@@ -501,6 +566,10 @@ export class AzureStore implements Store {
     assertSafePath(from);
     assertSafePath(to);
     const cond = await this.conditions(to, opts.expect);
+    // Copy Blob replaces the metadata when it is given: the source's (its xxh128 and tie) go along, with the new mtime.
+    const from_ = await this.head(from);
+    if (from_ === undefined) throw new AzureStoreError(`CopyBlob ${this.what(from)}: the source blob does not exist`);
+    const meta = metaHeaders({ ...from_.metadata, [MTIME_META]: formatAzureMtime(opts.mtimeMs) });
     let source = this.client.blobUrl(this.container, this.name(from));
     if (this.client.cfg.auth.kind === 'sas') source += `?${this.client.cfg.auth.token}`;
     await opts.beforeCommit?.();
@@ -510,7 +579,7 @@ export class AzureStore implements Store {
         method: 'PUT',
         container: this.container,
         blob: this.name(to),
-        headers: { ...cond, 'x-ms-copy-source': source, 'x-ms-meta-mtime': formatAzureMtime(opts.mtimeMs) },
+        headers: { ...cond, ...meta, 'x-ms-copy-source': source, 'x-ms-source-if-match': from_.entry.etag! },
         signal: opts.signal,
       },
       to,
