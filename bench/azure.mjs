@@ -120,8 +120,18 @@ async function admin(endpoint) {
   const client = new AzureClient(resolveAzureConfig({ AZURE_STORAGE_CONNECTION_STRING: connString(endpoint) }));
   const a = new AzureAdmin(client);
   return {
-    create: (c) => a.create(c, true),
-    remove: (c) => a.delete(c, true),
+    create: (c) => a.createContainer(c, true),
+    remove: (c) => a.deleteContainer(c, true),
+    /** Seconds for one bare listing of `c` (every page, metadata included): the server's share of a no-op. */
+    async listSecs(c) {
+      const t = performance.now();
+      let marker;
+      do {
+        const res = await client.request({ op: 'ListBlobs', method: 'GET', container: c, query: { restype: 'container', comp: 'list', include: 'metadata', maxresults: '5000', marker } });
+        marker = parseBlobList(res.body).next || undefined;
+      } while (marker);
+      return (performance.now() - t) / 1000;
+    },
     async count(c) {
       let n = 0;
       let marker;
@@ -195,7 +205,10 @@ export async function run({ runs = 3, transfers = 16 } = {}) {
         else steady[tool.key] = c;
       }
     }
+    const floor = [];
     for (let r = 0; r < runs; r++) {
+      floor.push(await adm.listSecs(steady.bucketsync));
+      log(`bare listing ${r + 1}/${runs}: ${fmt(floor.at(-1))} s`);
       for (const tool of rotate(r)) {
         const m = timed(tool, steady[tool.key]);
         results[tool.key].noop.push(m);
@@ -221,7 +234,7 @@ export async function run({ runs = 3, transfers = 16 } = {}) {
     for (const tool of tools) results[tool.key].requests.noop = await counted(tool, steady[tool.key]);
     touch.touch();
     for (const tool of tools) results[tool.key].requests.touch = await counted(tool, steady[tool.key]);
-    return report({ tools, results, shape, runs, touched: touch.n });
+    return report({ tools, results, shape, runs, touched: touch.n, floor: median(floor) });
   } finally {
     adm.close();
     await counter.close();
@@ -267,7 +280,7 @@ const fmtCounts = (c) =>
     : 'n/a';
 const total = (c) => Object.values(c ?? {}).reduce((a, b) => a + b, 0);
 
-function report({ tools, results, shape, runs, touched }) {
+function report({ tools, results, shape, runs, touched, floor }) {
   const med = (ms, k = 'secs') => median(ms.map((m) => m[k]));
   const summary = {};
   for (const t of tools) {
@@ -279,7 +292,7 @@ function report({ tools, results, shape, runs, touched }) {
       ),
     };
   }
-  const result = { bench: 'azure (local → Azurite)', files: shape.files.length, bytes: shape.bytes, runs, touched, machine: machine(), versions: versions(), tools: summary };
+  const result = { bench: 'azure (local → Azurite)', files: shape.files.length, bytes: shape.bytes, runs, touched, listingFloorSecs: floor, machine: machine(), versions: versions(), tools: summary };
   const cell = (s) => `${fmt(s.medianSecs)} s · ${fmt(s.medianCpuSecs)} s CPU · ${fmt(s.peakRssMb, 0)} MB`;
   console.log(`\n## local → Azure Blob (Azurite on loopback), ${shape.files.length} files / ${fmt(shape.bytes / 2 ** 20, 1)} MiB, medians of ${runs} interleaved runs  [${result.machine}; ${result.versions}]`);
   console.log(`| tool | initial upload | no-op re-run | touch 1 % (${touched} files, mtime only) |`);
@@ -292,6 +305,7 @@ function report({ tools, results, shape, runs, touched }) {
     const s = summary[t.key];
     console.log(`| ${s.label} | ${total(s.init.requests)}: ${fmtCounts(s.init.requests)} | ${total(s.noop.requests)}: ${fmtCounts(s.noop.requests)} | ${total(s.touch.requests)}: ${fmtCounts(s.touch.requests)} |`);
   }
+  console.log(`\nAzurite's own share of a no-op: one bare listing of the ${shape.files.length} blobs (every page, metadata included, from a warm process) takes ${fmt(floor)} s (median); above it, bucketsync's no-op spends ${fmt(summary.bucketsync.noop.medianSecs - floor)} s, rclone's ${fmt(summary.rclone.noop.medianSecs - floor)} s.`);
   const b = summary.bucketsync;
   const ratio = (other, scen, k = 'medianSecs') => summary[other][scen][k] / b[scen][k];
   const line = (text, x, target) => console.log(`${text} = ${fmt(x)}x${target ? ` (target ≥ ${target}x) ${x >= target ? 'MET' : 'NOT MET'}` : ''}`);
@@ -302,6 +316,7 @@ function report({ tools, results, shape, runs, touched }) {
   line('ratio initial upload  rclone --transfers 16 / bucketsync', ratio('rclone16', 'init'), 1);
   line('ratio no-op re-run    rclone --transfers 16 / bucketsync', ratio('rclone16', 'noop'));
   line('ratio touch 1 %       rclone --transfers 16 / bucketsync', ratio('rclone16', 'touch'), 1);
+  line('ratio no-op above the bare listing  rclone defaults / bucketsync', (summary.rclone.noop.medianSecs - floor) / (b.noop.medianSecs - floor));
   line('CPU-time ratio no-op  rclone defaults / bucketsync', ratio('rclone', 'noop', 'medianCpuSecs'));
   line('CPU-time ratio upload rclone defaults / bucketsync', ratio('rclone', 'init', 'medianCpuSecs'));
   result.ratios = { noopVsRclone: ratio('rclone', 'noop'), initVsRclone: ratio('rclone', 'init'), touchVsRclone: ratio('rclone', 'touch'), initVsRclone16: ratio('rclone16', 'init') };

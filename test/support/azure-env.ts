@@ -44,7 +44,7 @@ export async function createTestContainer(prefix: string): Promise<string> {
   const name = `${clean}-${process.pid.toString(36)}-${(counter++).toString(36)}-${randomBytes(4).toString('hex')}`.slice(0, 63).replace(/-+$/, '');
   const client = azureTestClient();
   try {
-    await new AzureAdmin(client).create(name);
+    await new AzureAdmin(client).createContainer(name);
   } finally {
     client.destroy();
   }

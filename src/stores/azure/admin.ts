@@ -68,7 +68,7 @@ export class AzureAdmin {
   }
 
   /** Creates a container; `existOk`: one that exists already is fine, else exit 2. */
-  async create(name: string, existOk = false): Promise<'created' | 'exists'> {
+  async createContainer(name: string, existOk = false): Promise<'created' | 'exists'> {
     this.checkName(name);
     try {
       await this.client.request({ op: 'CreateContainer', method: 'PUT', container: name, query: { restype: 'container' } });
@@ -83,7 +83,7 @@ export class AzureAdmin {
   }
 
   /** Deletes a container and everything in it; `missingOk`: a missing one is fine, else exit 2. */
-  async delete(name: string, missingOk = false): Promise<'deleted' | 'missing'> {
+  async deleteContainer(name: string, missingOk = false): Promise<'deleted' | 'missing'> {
     this.checkName(name);
     try {
       await this.client.request({ op: 'DeleteContainer', method: 'DELETE', container: name, query: { restype: 'container' } });
@@ -97,8 +97,11 @@ export class AzureAdmin {
     }
   }
 
-  /** One level under `prefix` (which ends with `/` or is ''): blobs and sub-folders, every page. */
-  async listLevel(container: string, prefix: string, signal?: AbortSignal): Promise<LevelListing> {
+  /**
+   * One level under `prefix` (which ends with `/` or is ''): blobs and sub-folders, every page;
+   * `delimited: false`: every blob whose name starts with `prefix`; `limit`: one page of at most that many.
+   */
+  async listLevel(container: string, prefix: string, signal?: AbortSignal, delimited = true, limit?: number): Promise<LevelListing> {
     const blobs: ListedBlob[] = [];
     const prefixes: string[] = [];
     let marker: string | undefined;
@@ -109,7 +112,7 @@ export class AzureAdmin {
           op: 'ListBlobs',
           method: 'GET',
           container,
-          query: { restype: 'container', comp: 'list', prefix: prefix || undefined, delimiter: '/', include: 'metadata', maxresults: '5000', marker },
+          query: { restype: 'container', comp: 'list', prefix: prefix || undefined, delimiter: delimited ? '/' : undefined, include: 'metadata', maxresults: String(limit ?? 5000), marker },
           signal,
         });
         page = parseBlobList(res.body);
@@ -118,8 +121,31 @@ export class AzureAdmin {
       }
       blobs.push(...page.blobs);
       prefixes.push(...page.prefixes);
-      marker = page.next || undefined;
+      marker = limit === undefined ? page.next || undefined : undefined;
     } while (marker !== undefined);
     return { blobs, prefixes };
+  }
+
+  /** Deletes blobs unconditionally (rm), 16 at a time; path → error for each one that failed (a missing one is no error). */
+  async deleteBlobs(container: string, names: readonly string[]): Promise<Map<string, string>> {
+    const failed = new Map<string, string>();
+    let next = 0;
+    let fatal: Error | undefined;
+    const worker = async (): Promise<void> => {
+      while (next < names.length && fatal === undefined) {
+        const name = names[next++]!;
+        try {
+          await this.client.request({ op: 'DeleteBlob', method: 'DELETE', container, blob: name });
+        } catch (err) {
+          if (statusOf(err) === 404) continue;
+          const setup = setupError(err, this.ctx(container));
+          if (setup) fatal ??= setup;
+          else failed.set(name, operationError(err, `DeleteBlob az://${container}/${name}`, this.ctx(container)).message);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, names.length) }, worker));
+    if (fatal) throw fatal;
+    return failed;
   }
 }
