@@ -1,5 +1,6 @@
 // Issue 16 benchmark: local → Azure Blob Storage against Azurite (Microsoft's emulator, the
-// `azurite` devDependency, started here in memory on a free loopback port and always stopped).
+// `azurite` devDependency, started here on a free loopback port, its data in the scratch folder,
+// and always stopped).
 //
 // The seeded tree of bench/s3.mjs (3,000 distinct files of 1–16 KiB in 120 directories + four
 // 12 MiB files, which bucketsync sends as staged blocks), three scenarios, all in the same run:
@@ -48,7 +49,9 @@ function freePort() {
 
 async function startAzurite(dir) {
   const port = await freePort();
-  const child = spawn(process.execPath, [AZURITE, '--inMemoryPersistence', '--extentMemoryLimit', '2048', '--blobHost', '127.0.0.1', '--blobPort', String(port), '--disableTelemetry', '--skipApiVersionCheck', '--silent'], {
+  // On disk in the scratch folder: in memory, Azurite 3.37 stopped answering after ~900 MiB of
+  // uploads and deletes (its extents are freed only by a periodic GC).
+  const child = spawn(process.execPath, [AZURITE, '--location', dir, '--blobHost', '127.0.0.1', '--blobPort', String(port), '--disableTelemetry', '--skipApiVersionCheck', '--silent'], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -121,6 +121,21 @@ describe.skipIf(!endpoint)('bucketsync CLI against Azure Blob Storage (Azurite)'
     expect(Object.keys(await remote()).sort()).toEqual(['data', 'data-x', 'data/keep.txt', 'data2/sibling.txt']);
   });
 
+  it('a source naming one blob syncs that file, and --delete then deletes nothing', async () => {
+    await put('data/one.txt', 'just me', T0);
+    await put('data/one.txt.bak', 'a sibling', T0);
+    fs.mkdirSync(dst);
+    fs.writeFileSync(path.join(dst, 'keep.txt'), 'local');
+    const r = await az(['sync', uri('data/one.txt'), dst, '--delete']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readTree(dst)).toEqual({ 'keep.txt': 'local', 'one.txt': 'just me' });
+    expect(fs.statSync(path.join(dst, 'one.txt')).mtimeMs).toBe(T0 * 1000);
+    // with a trailing '/' it is a folder (empty here): nothing to download
+    const folder = await az(['sync', `${uri('data/one.txt')}/`, dst]);
+    expect(folder.code, folder.stderr).toBe(0);
+    expect(readTree(dst)).toEqual({ 'keep.txt': 'local', 'one.txt': 'just me' });
+  });
+
   it('--plan changes nothing; --apply executes it; a plan gone stale leaves those blobs untouched, exit 1', async () => {
     writeTree(src, { 'a.txt': 'a', 'b.txt': 'b' }, T0);
     await put('data/old.txt', 'o', T0 - 100);

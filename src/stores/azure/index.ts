@@ -22,6 +22,7 @@ export async function openAzureStore(loc: AzureLocation, opts: AzureStoreOptions
   const store = new AzureStore(new AzureClient(cfg), loc, opts);
   try {
     await store.checkContainer(opts.createContainer, opts.role);
+    if (opts.role !== 'dest' && !loc.trailingSlash) await store.probeSingleFile();
   } catch (err) {
     await store.close();
     throw err;

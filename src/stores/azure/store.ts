@@ -204,6 +204,8 @@ export class AzureStore implements Store {
   private readonly ctx: ErrorContext;
   /** The container is missing and this is a preview: list as empty. */
   missingPreview = false;
+  /** The location names one blob (a source `az://c/dir/file.txt` with nothing below `dir/file.txt/`). */
+  private singleFile = false;
 
   constructor(
     readonly client: AzureClient,
@@ -224,9 +226,29 @@ export class AzureStore implements Store {
     this.ctx = { endpoint: client.cfg.endpoint.href.replace(/\/$/, ''), container: this.container, source: client.cfg.source };
   }
 
-  /** The blob name of a relative path. */
+  /** The blob name of a relative path (a single-blob location maps its basename to the prefix). */
   private name(rel: string): string {
+    if (this.singleFile && rel === basename(this.prefix)) return this.prefix;
     return this.prefix ? `${this.prefix}/${rel}` : rel;
+  }
+
+  /**
+   * For a source whose prefix may name one blob (no trailing `/`): when the blob `prefix` exists
+   * and nothing lies below `prefix/`, the location is that one file (listed under its basename;
+   * a sync with --delete then deletes nothing).
+   */
+  async probeSingleFile(): Promise<void> {
+    if (this.prefix === '' || this.missingPreview) return;
+    const head = await this.head(basename(this.prefix), this.prefix);
+    if (head === undefined) return;
+    for await (const page of this.pages(`${this.prefix}/`, { pageSize: 1 })) {
+      this.singleFile = page.blobs.length === 0;
+      return;
+    }
+  }
+
+  async namesOneFile(): Promise<boolean> {
+    return this.singleFile;
   }
 
   private what(rel: string): string {
@@ -301,6 +323,11 @@ export class AzureStore implements Store {
 
   async *list(opts: ListOptions = {}): AsyncIterable<FileEntry[]> {
     if (this.missingPreview) return;
+    if (this.singleFile) {
+      const one = await this.head(basename(this.prefix));
+      if (one) yield [one.entry];
+      return;
+    }
     const listPrefix = this.prefix ? `${this.prefix}/` : '';
     const warn = opts.onWarning ?? this.warn;
     let pending: FileEntry[] = [];
@@ -347,10 +374,10 @@ export class AzureStore implements Store {
   // ---------------------------------------------------------------------------------------------
   // single blobs
 
-  private async head(rel: string): Promise<{ entry: FileEntry; metadata: Record<string, string>; contentMd5: string | undefined } | undefined> {
+  private async head(rel: string, blobName = this.name(rel)): Promise<{ entry: FileEntry; metadata: Record<string, string>; contentMd5: string | undefined } | undefined> {
     let res: AzResponse;
     try {
-      res = await this.client.request({ op: 'GetBlobProperties', method: 'HEAD', container: this.container, blob: this.name(rel) });
+      res = await this.client.request({ op: 'GetBlobProperties', method: 'HEAD', container: this.container, blob: blobName });
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw operationError(err, `GetBlobProperties ${this.what(rel)}`, this.ctx);
@@ -397,6 +424,8 @@ export class AzureStore implements Store {
   private async conditions(rel: string, expect: Expectation): Promise<Record<string, string>> {
     if (expect.kind === 'any') return {};
     if (expect.kind === 'absent') return { 'if-none-match': '*' };
+    // The plan's ETag names the version it saw (size and mtime included): no HEAD needed.
+    if (expect.etag) return { 'if-match': quoteEtag(expect.etag) };
     const cur = (await this.head(rel))?.entry;
     if (!expectationHolds(expect, cur)) throw new StaleError(`${this.what(rel)}: changed since the plan (${cur ? 'another version' : 'gone'})`);
     return { 'if-match': cur!.etag! };
@@ -609,6 +638,10 @@ export class AzureStore implements Store {
   async close(): Promise<void> {
     this.client.destroy();
   }
+}
+
+function basename(p: string): string {
+  return p.slice(p.lastIndexOf('/') + 1);
 }
 
 function emptyStream(): Readable {
