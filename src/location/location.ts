@@ -6,7 +6,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../types.js';
-import { formatAzure, isAzureUri, parseAzureUri, type AzureLocation } from '../stores/azure/location.js';
 
 export interface LocalLocation {
   kind: 'local';
@@ -35,7 +34,7 @@ export interface HfLocation {
   prefix: string;
 }
 
-export type Location = LocalLocation | S3Location | HfLocation | AzureLocation;
+export type Location = LocalLocation | S3Location | HfLocation;
 
 /** True when the location is a bucket (hf's "remote" side). */
 export function isRemote(loc: Location): boolean {
@@ -51,15 +50,12 @@ export function formatLocation(loc: Location): string {
       return `s3://${loc.bucket}${loc.prefix ? `/${loc.prefix}` : ''}`;
     case 'hf':
       return `hf://buckets/${loc.bucketId}${loc.prefix ? `/${loc.prefix}` : ''}`;
-    case 'azure':
-      return formatAzure(loc);
   }
 }
 
 export function parseLocation(raw: string, cwd: string = process.cwd()): Location {
   if (raw.startsWith('hf://')) return parseHfUri(raw);
   if (raw.startsWith('s3://')) return parseS3Uri(raw);
-  if (isAzureUri(raw)) return parseAzureUri(raw);
   if (raw.startsWith('file://')) {
     let p: string;
     try {

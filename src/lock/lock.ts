@@ -25,7 +25,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { userCacheDir } from '../cache/dir.js';
 import { formatLocation, type Location } from '../location/location.js';
-import { resolveAzureConfig } from '../stores/azure/credentials.js';
 
 export class LockedError extends Error {
   override name = 'LockedError';
@@ -63,16 +62,6 @@ export interface LockEndpoints {
   /** --token users can also give an hf endpoint option; else HF_ENDPOINT. */
   hfEndpoint?: string;
   env?: NodeJS.ProcessEnv;
-}
-
-/** The Azure account's blob endpoint (never the credentials: they are not part of a key). */
-function azureEndpointKey(env: NodeJS.ProcessEnv, endpoint: string | undefined): string {
-  try {
-    const c = resolveAzureConfig(env, endpoint !== undefined ? { endpoint } : {});
-    return `${endpointKey(c.endpoint.href)} ${c.account}`;
-  } catch {
-    return 'azure';
-  }
 }
 
 function endpointKey(raw: string): string {
@@ -113,8 +102,6 @@ export function lockKey(dest: Location, o: LockEndpoints = {}): string {
       const ep = o.s3Endpoint || (ignore ? undefined : env['AWS_ENDPOINT_URL_S3']?.trim() || env['AWS_ENDPOINT_URL']?.trim());
       return `s3 ${ep ? endpointKey(ep) : 'aws'} ${dest.bucket}/${dest.prefix}`;
     }
-    case 'azure':
-      return `azure ${azureEndpointKey(env, o.s3Endpoint)} ${dest.container}/${dest.prefix}`;
     case 'hf':
       return `hf ${endpointKey(o.hfEndpoint || env['HF_ENDPOINT'] || 'https://huggingface.co')} ${dest.bucketId}/${dest.prefix}`;
   }

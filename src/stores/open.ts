@@ -71,14 +71,6 @@ export async function openStore(loc: Location, role: Role, opts: StoreOptions = 
       o.role = role;
       return openHfStore(loc, o);
     }
-    case 'azure': {
-      const { openAzureStore } = await import('./azure/index.js');
-      const o: Parameters<typeof openAzureStore>[1] = { role };
-      if (opts.endpoint !== undefined) o.endpoint = opts.endpoint;
-      if (opts.onWarning) o.onWarning = opts.onWarning;
-      if (opts.createBucket && role === 'dest') o.createContainer = opts.preview ? 'preview' : true;
-      return openAzureStore(loc, o);
-    }
   }
 }
 

@@ -27,7 +27,6 @@ export function overlapOf(source: Location, dest: Location, real: (p: string) =>
     return byPath ?? byIdentity(real(source.path), real(dest.path));
   }
   if (source.kind === 's3' && dest.kind === 's3' && source.bucket === dest.bucket) return nested(segments(source.prefix), segments(dest.prefix));
-  if (source.kind === 'azure' && dest.kind === 'azure' && source.container === dest.container) return nested(segments(source.prefix), segments(dest.prefix));
   if (source.kind === 'hf' && dest.kind === 'hf' && source.bucketId === dest.bucketId) return nested(segments(source.prefix), segments(dest.prefix));
   return undefined;
 }
