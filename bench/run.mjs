@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench [-- SUITE…] [--files N] [--runs N] [--node BIN]`: runs the benchmarks on
 // Node 24, each measuring bucketsync and its peers in the same run, and prints ratios. Suites:
-// local (default), scale, s3, dedup, big (--size MiB[,MiB]). `--node BIN` (local): also bucketsync run in that Node.
+// local (default), scale, s3, azure, dedup, big (--size MiB[,MiB]). `--node BIN` (local): also bucketsync run in that Node.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -27,6 +27,7 @@ const available = {
   local: () => import('./local-noop.mjs').then((m) => m.run({ files: opt('files', 100_000), dirs: opt('dirs', 1_000), runs: opt('runs', 5), nodes })),
   scale: () => import('./scale.mjs').then((m) => m.run({ files: opt('files', undefined), dirs: opt('dirs', 1_000), runs: opt('runs', 3) })),
   s3: () => import('./s3.mjs').then((m) => m.run({ files: opt('files', 3_000), dirs: opt('dirs', 120), runs: opt('runs', 3), transfers: opt('transfers', undefined) })),
+  azure: () => import('./azure.mjs').then((m) => m.run({ runs: opt('runs', 3), transfers: opt('transfers', 16) })),
   dedup: () => import('./dedup.mjs').then((m) => m.run()),
   // --size 256 or --size 1024,4096 (MiB; default 1 GiB and 4 GiB)
   big: () => {

@@ -1,0 +1,116 @@
+/**
+ * Azure failures as one clear line each. Set-up problems (credentials refused, container
+ * missing, endpoint unreachable) carry exit code 2 and a hint; a failed precondition is a
+ * `StaleError`; 5xx, 429, timeouts and resets are `RetryableError` (after the client's own
+ * retries); anything else fails its one operation (exit 1).
+ */
+import { RetryableError, StaleError } from '../store.js';
+
+export class AzureStoreError extends Error {
+  override name = 'AzureStoreError';
+  constructor(
+    message: string,
+    readonly hint?: string,
+    readonly exitCode: number = 1,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** An error answer of the Blob service: HTTP status, `x-ms-error-code`, message. */
+export class AzureHttpError extends Error {
+  override name = 'AzureHttpError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message || `${status} ${code}`);
+  }
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'TimeoutError', 'UND_ERR_SOCKET']);
+
+export function networkCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 5; depth++) {
+    const x = e as { code?: string; name?: string; cause?: unknown };
+    if (x.code && NETWORK_CODES.has(x.code)) return x.code;
+    if (x.name && NETWORK_CODES.has(x.name)) return x.name;
+    e = x.cause;
+  }
+  return undefined;
+}
+
+export function statusOf(err: unknown): number | undefined {
+  return err instanceof AzureHttpError ? err.status : undefined;
+}
+
+export function isNotFound(err: unknown): boolean {
+  return statusOf(err) === 404;
+}
+
+/** 412 (a condition failed) or 409 with a code that means "someone else got there first". */
+export function isPreconditionFailed(err: unknown): boolean {
+  if (!(err instanceof AzureHttpError)) return false;
+  if (err.status === 412) return true;
+  return err.status === 409 && /^(BlobAlreadyExists|LeaseIdMissing|LeaseAlreadyPresent|PendingCopyOperation)$/.test(err.code);
+}
+
+/** Worth another attempt: 408, 429, 500, 502, 503, 504, a network failure. */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof AzureHttpError) return err.status === 408 || err.status === 429 || (err.status >= 500 && err.status !== 501 && err.status !== 505);
+  return networkCode(err) !== undefined;
+}
+
+export function firstLine(s: string): string {
+  return (s.split('\n')[0] ?? '').trim();
+}
+
+export interface ErrorContext {
+  endpoint: string;
+  container: string;
+  /** Where the credentials came from. */
+  source: string;
+}
+
+/** A set-up error (exit code 2) when `err` is one, else undefined. */
+export function setupError(err: unknown, ctx: ErrorContext): AzureStoreError | undefined {
+  if (err instanceof AzureStoreError) return err.exitCode === 2 ? err : undefined;
+  if (err instanceof AzureHttpError) {
+    if (err.status === 403 && /^(AuthenticationFailed|AuthorizationFailure|AuthorizationPermissionMismatch|AuthorizationResourceTypeMismatch|AuthorizationServiceMismatch|InvalidAuthenticationInfo|NoAuthenticationInformation)$/.test(err.code)) {
+      return new AzureStoreError(
+        `Azure Storage at ${ctx.endpoint} refused the credentials from ${ctx.source} (${err.code})`,
+        'Check the account name and key (or the SAS token, its permissions and expiry).',
+        2,
+        { cause: err },
+      );
+    }
+    if (err.status === 404 && err.code === 'ContainerNotFound') {
+      return new AzureStoreError(`Container '${ctx.container}' does not exist at ${ctx.endpoint}`, 'Create it (bucketsync buckets create az://NAME) or check the name.', 2, { cause: err });
+    }
+    if (err.status === 404 && err.code === 'ResourceNotFound') {
+      return new AzureStoreError(`Azure Storage at ${ctx.endpoint} knows no such account or resource (${err.code})`, 'Check the endpoint and the account name.', 2, { cause: err });
+    }
+    return undefined;
+  }
+  const net = networkCode(err);
+  if (net === 'ECONNREFUSED' || net === 'ENOTFOUND' || net === 'EAI_AGAIN' || net === 'EHOSTUNREACH' || net === 'ENETUNREACH') {
+    return new AzureStoreError(`Cannot reach Azure Storage at ${ctx.endpoint} (${net})`, 'Check the endpoint (AZURE_STORAGE_CONNECTION_STRING BlobEndpoint, AZURE_STORAGE_SERVICE_ENDPOINT or --endpoint) and the network.', 2, { cause: err });
+  }
+  return undefined;
+}
+
+/** Any failure of one operation on `what`: StaleError, RetryableError, or an AzureStoreError (exit 1). */
+export function operationError(err: unknown, what: string, ctx: ErrorContext): Error {
+  if (err instanceof StaleError || err instanceof RetryableError) return err;
+  if (isPreconditionFailed(err)) return new StaleError(`${what}: changed since the plan (${(err as AzureHttpError).code})`);
+  const setup = setupError(err, ctx);
+  if (setup) return setup;
+  const msg = firstLine((err as Error)?.message ?? String(err));
+  if (isRetryable(err)) return new RetryableError(`${what}: ${msg}`, err instanceof AzureHttpError ? err.retryAfterMs : undefined);
+  if ((err as Error)?.name === 'AbortError') return err as Error;
+  return new AzureStoreError(`${what}: ${msg}`, undefined, 1, { cause: err });
+}
