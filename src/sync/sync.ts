@@ -149,7 +149,11 @@ export async function* planSidesBatches(sides: SyncSides, req: PlanRequest = {})
   // (`a` becomes a skip marker); names that are not UTF-8 cannot be bucket keys (markers too).
   if (sides.source.remote && !sides.dest.remote) source = folderWins(source, req.onWarning);
   if (!sides.source.remote && sides.dest.remote) source = markNonUtf8(source, sides.dest.kind === 's3' ? 'S3' : sides.dest.kind, req.onWarning);
-  let dest: AsyncIterable<FileEntry[]> = sides.dest.list({ ...listOpts, inWorker: true, ...(req.executing ? { executing: true } : {}) });
+  // Two local sides: the source is scanned in a worker thread and the destination in this
+  // thread, which the merge keeps waiting on the source anyway (one V8 heap and one copy of
+  // every destination entry between threads less). A remote source keeps this thread free.
+  const destInWorker = sides.source.remote;
+  let dest: AsyncIterable<FileEntry[]> = sides.dest.list({ ...listOpts, inWorker: destInWorker, ...(req.executing ? { executing: true } : {}) });
   const session = await dedupSessionFor(sides, req);
   if (session?.wantsDestListing) dest = session.tapDest(dest);
   const onListed = req.onListed;
