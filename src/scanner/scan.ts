@@ -55,6 +55,14 @@ export interface ScanFs {
 /** Temporary names (./names.ts): only names of exactly bucketsync's shape are left out of manifests. */
 export { TEMP_PREFIX, isTempName, parseTempName, tempNameFor } from './names.js';
 
+/**
+ * Entries per yielded batch. Small on purpose: what a batch holds is alive when V8's young
+ * generation is collected, and the more survives, the more V8 grows it (measured on the
+ * 100,000-file no-op: 2048 grew the main thread's young generation to 32 MB and the peak RSS
+ * to 137 MB; 512 keeps it at 16 MB and 109 MB, at the same CPU time).
+ */
+export const DEFAULT_BATCH_ENTRIES = 512;
+
 /** Entries of one directory held in memory before they spill to sorted runs on disk. */
 export const DEFAULT_SPILL_ENTRIES = 100_000;
 /** Directories at least this big (st_size) are read incrementally rather than whole. */
@@ -288,7 +296,7 @@ function isBig(ctx: WalkContext, abs: string): boolean {
  */
 export function* scanLocal(root: string, opts: ScanOptions = {}): Generator<LocalFileEntry[]> {
   const fs = opts.fs ?? (nodeFs as unknown as ScanFs);
-  const batchSize = opts.batchSize ?? 2048;
+  const batchSize = opts.batchSize ?? DEFAULT_BATCH_ENTRIES;
   const withIdentity = opts.withIdentity ?? false;
   const spillEntries = spillEntriesOf(opts);
   let spillDir: SpillDir | undefined;

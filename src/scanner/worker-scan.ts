@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { scanLocal, type LocalFileEntry, type ScanOptions } from './scan.js';
+import { DEFAULT_BATCH_ENTRIES, scanLocal, type LocalFileEntry, type ScanOptions } from './scan.js';
 import { removeQuietly, spillDirName, track, untrack } from './spill.js';
 
 export interface WorkerBatch {
@@ -51,7 +51,7 @@ export async function* scanLocalInWorker(root: string, opts: ScanOptions = {}): 
     yield* scanLocal(root, opts);
     return;
   }
-  const batchSize = opts.batchSize ?? 2048;
+  const batchSize = opts.batchSize ?? DEFAULT_BATCH_ENTRIES;
   // The worker spills huge directories here; this thread removes it, since a terminated
   // worker runs no cleanup of its own.
   const spillDir = opts.spillDir ?? spillDirName();
