@@ -7,6 +7,7 @@ import { formatLocation, isRemote, parseLocation, type Location } from '../locat
 import { planSyncBatches } from '../planner/plan.js';
 import { assertNoOverlap } from './overlap.js';
 import { folderWins, markNonUtf8 } from '../scanner/type-clash.js';
+import { scanWorkerHelps } from '../scanner/worker-scan.js';
 import { PLAN_FORMAT_VERSION, SummaryCounter } from '../plan/writer.js';
 import { nowIso } from '../plan/time.js';
 import { openStore, type StoreOptions } from '../stores/open.js';
@@ -144,14 +145,15 @@ export async function* planSidesBatches(sides: SyncSides, req: PlanRequest = {})
   const listOpts: ListOptions = {};
   if (req.onWarning) listOpts.onWarning = req.onWarning;
   if (req.signal) listOpts.signal = req.signal;
-  let source: AsyncIterable<FileEntry[]> = sides.source.list({ ...listOpts, inWorker: true });
+  let source: AsyncIterable<FileEntry[]> = sides.source.list({ ...listOpts, inWorker: scanWorkerHelps() });
   // A bucket's object `a` next to objects under `a/`: for a local destination the folder wins
   // (`a` becomes a skip marker); names that are not UTF-8 cannot be bucket keys (markers too).
   if (sides.source.remote && !sides.dest.remote) source = folderWins(source, req.onWarning);
   if (!sides.source.remote && sides.dest.remote) source = markNonUtf8(source, sides.dest.kind === 's3' ? 'S3' : sides.dest.kind, req.onWarning);
-  // Two local sides: the source is scanned in a worker thread and the destination in this
-  // thread, which the merge keeps waiting on the source anyway (one V8 heap and one copy of
-  // every destination entry between threads less). A remote source keeps this thread free.
+  // Two local sides: the source is scanned in a worker thread when a core is free for it
+  // (scanWorkerHelps), the destination in this thread, which the merge keeps waiting on the
+  // source anyway (one V8 heap and one copy of every destination entry between threads less).
+  // A remote source keeps this thread free.
   const destInWorker = sides.source.remote;
   let dest: AsyncIterable<FileEntry[]> = sides.dest.list({ ...listOpts, inWorker: destInWorker, ...(req.executing ? { executing: true } : {}) });
   const session = await dedupSessionFor(sides, req);
