@@ -150,8 +150,8 @@ export async function* planSidesBatches(sides: SyncSides, req: PlanRequest = {})
   // (`a` becomes a skip marker); names that are not UTF-8 cannot be bucket keys (markers too).
   if (sides.source.remote && !sides.dest.remote) source = folderWins(source, req.onWarning);
   if (!sides.source.remote && sides.dest.remote) source = markNonUtf8(source, sides.dest.kind === 's3' ? 'S3' : sides.dest.kind, req.onWarning);
-  // Two local sides: the source is scanned in a worker thread when a core is free for it
-  // (scanWorkerHelps), the destination in this thread, which the merge keeps waiting on the
+  // Two local sides: the source is scanned in a worker thread (scanWorkerHelps: with two
+  // cores or more), the destination in this thread, which the merge keeps waiting on the
   // source anyway (one V8 heap and one copy of every destination entry between threads less).
   // A remote source keeps this thread free.
   const destInWorker = sides.source.remote;
