@@ -5,8 +5,12 @@
 // CPU (user + sys, all threads and children) and peak RSS, and the ratios against the targets.
 // `--node BIN` (repeatable) also measures bucketsync's CLI run directly in that Node (e.g.
 // /usr/bin/node for Node 20, which bin/bucketsync itself would hand over to Node 24).
+// `--scan-modes` also measures bucketsync with its source scan forced into a worker thread
+// and forced into the main thread (BUCKETSYNC_SCAN_WORKER=1 / 0; by default it takes a
+// worker only when a core is free). The load average is printed before and after.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BIN, ROOT, fmt, generateTree, have, machine, median, scratch } from './lib.mjs';
@@ -14,9 +18,9 @@ import { BIN, ROOT, fmt, generateTree, have, machine, median, scratch } from './
 const GNU_TIME = ['/usr/bin/time', '/bin/time'].find((p) => fs.existsSync(p));
 
 /** One run: wall seconds, CPU seconds (user + sys of the command and its children), peak RSS (MB). */
-function measure(cmd, args) {
+function measure(cmd, args, env) {
   if (!GNU_TIME) throw new Error('GNU time is needed for peak RSS: apt-get install time');
-  const r = spawnSync(GNU_TIME, ['-f', '%e %U %S %M', cmd, ...args], { encoding: 'utf8' });
+  const r = spawnSync(GNU_TIME, ['-f', '%e %U %S %M', cmd, ...args], { encoding: 'utf8', ...(env ? { env: { ...process.env, ...env } } : {}) });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   const [secs, user, sys, kb] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
   return { secs, cpu: user + sys, rssMb: kb / 1024 };
@@ -32,14 +36,19 @@ function direct(node, args, dir) {
   return [node, [entry, ...args]];
 }
 
-export async function run({ files = 100_000, dirs = 1_000, runs = 5, nodes = [] } = {}) {
+export async function run({ files = 100_000, dirs = 1_000, runs = 5, nodes = [], scanModes = false } = {}) {
   if (!have('rsync')) throw new Error('rsync is not installed (apt-get install rsync)');
   const base = scratch(`local-${files}`);
   const tree = path.join(base, 'tree');
   console.error(`generating ${files} files in ${dirs} directories (seeded) in ${tree}…`);
   generateTree(tree, { files, dirs });
   const dst = (name) => path.join(base, `dst-${name}`);
-  const tools = [[`bucketsync (Node ${process.versions.node})`, process.execPath, [BIN, 'sync', tree, dst('bucketsync'), '--delete', '-q']]];
+  const ours = [BIN, 'sync', tree, dst('bucketsync'), '--delete', '-q'];
+  const tools = [[`bucketsync (Node ${process.versions.node})`, process.execPath, ours]];
+  if (scanModes) {
+    tools.push(['bucketsync, source scan in a worker', process.execPath, ours, { BUCKETSYNC_SCAN_WORKER: '1' }]);
+    tools.push(['bucketsync, source scan in the main thread', process.execPath, ours, { BUCKETSYNC_SCAN_WORKER: '0' }]);
+  }
   for (const n of nodes) {
     const [cmd, args] = direct(n, ['sync', tree, dst('bucketsync'), '--delete', '-q'], base);
     tools.push([`bucketsync (Node ${nodeVersion(n)})`, cmd, args]);
@@ -50,9 +59,11 @@ export async function run({ files = 100_000, dirs = 1_000, runs = 5, nodes = [] 
   const floor = `find "$1" -printf '%s %T@ %p\\n' >/dev/null & find "$2" -printf '%s %T@ %p\\n' >/dev/null & wait`;
   tools.push(['floor: 2 × find -printf in parallel', 'sh', ['-c', floor, 'floor', tree, dst('rsync')]]);
   // First copies (not timed as no-ops): every destination starts identical to the source.
-  for (const [, cmd, args] of tools.slice(0, -1)) measure(cmd, args);
+  for (const [, cmd, args, env] of tools.slice(0, -1)) measure(cmd, args, env);
+  const loadBefore = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   const results = tools.map(() => []);
-  for (let i = 0; i < runs; i++) tools.forEach(([, cmd, args], t) => results[t].push(measure(cmd, args)));
+  for (let i = 0; i < runs; i++) tools.forEach(([, cmd, args, env], t) => results[t].push(measure(cmd, args, env)));
+  const loadAfter = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   const rows = tools.map(([name], t) => ({
     name,
     medianSecs: median(results[t].map((x) => x.secs)),
@@ -60,11 +71,12 @@ export async function run({ files = 100_000, dirs = 1_000, runs = 5, nodes = [] 
     peakRssMb: Math.max(...results[t].map((x) => x.rssMb)),
     all: results[t],
   }));
-  const ours = rows[0];
+  const ourRow = rows[0];
   const rsync = rows.find((r) => r.name.startsWith('rsync'));
   const floorRow = rows.at(-1);
-  const result = { bench: 'local no-op', files, dirs, runs, machine: machine(), rows, timeRatioRsync: ours.medianSecs / rsync.medianSecs, timeRatioFloor: ours.medianSecs / floorRow.medianSecs };
+  const result = { bench: 'local no-op', files, dirs, runs, machine: machine(), loadBefore, loadAfter, rows, timeRatioRsync: ourRow.medianSecs / rsync.medianSecs, timeRatioFloor: ourRow.medianSecs / floorRow.medianSecs };
   console.log(`\n## no-op local→local, ${files} files in ${dirs} dirs (${runs} interleaved runs each, medians)  [${result.machine}]`);
+  console.log(`load average (1, 5, 15 min) before the timed runs: ${loadBefore}; after: ${loadAfter}`);
   console.log('| tool | wall | CPU (user+sys) | peak RSS |');
   console.log('| --- | --- | --- | --- |');
   for (const r of rows) console.log(`| ${r.name} | ${fmt(r.medianSecs)} s | ${fmt(r.medianCpu)} s | ${r.name.startsWith('floor') ? '–' : `${fmt(r.peakRssMb, 0)} MB`} |`);
@@ -73,8 +85,10 @@ export async function run({ files = 100_000, dirs = 1_000, runs = 5, nodes = [] 
   const verdict = (ok) => (ok ? 'MET' : 'NOT MET');
   console.log(`bucketsync ÷ rsync wall = ${fmt(result.timeRatioRsync)}× (target ≤ ${rsyncTarget}×) ${verdict(result.timeRatioRsync <= rsyncTarget)}`);
   if (!big) console.log(`bucketsync ÷ floor wall = ${fmt(result.timeRatioFloor)}× (target ≤ 2.5×) ${verdict(result.timeRatioFloor <= 2.5)}`);
-  console.log(`bucketsync ÷ rsync CPU = ${fmt(ours.medianCpu / rsync.medianCpu)}×`);
-  console.log(`peak RSS bucketsync = ${fmt(ours.peakRssMb, 0)} MB (target ≤ ${rssTarget} MB) ${verdict(ours.peakRssMb <= rssTarget)}`);
-  for (const r of rows.slice(1, 1 + nodes.length)) console.log(`${ours.name} ÷ ${r.name}: wall ${fmt(ours.medianSecs / r.medianSecs)}×, CPU ${fmt(ours.medianCpu / r.medianCpu)}×`);
+  console.log(`bucketsync ÷ rsync CPU = ${fmt(ourRow.medianCpu / rsync.medianCpu)}×; ÷ floor CPU = ${fmt(ourRow.medianCpu / floorRow.medianCpu)}×`);
+  console.log(`peak RSS bucketsync = ${fmt(ourRow.peakRssMb, 0)} MB (target ≤ ${rssTarget} MB) ${verdict(ourRow.peakRssMb <= rssTarget)}`);
+  for (const r of rows.slice(1, -1).filter((x) => x.name.startsWith('bucketsync'))) {
+    console.log(`${r.name}: ÷ rsync wall ${fmt(r.medianSecs / rsync.medianSecs)}×, CPU ${fmt(r.medianCpu / rsync.medianCpu)}×; ${ourRow.name} ÷ it: wall ${fmt(ourRow.medianSecs / r.medianSecs)}×, CPU ${fmt(ourRow.medianCpu / r.medianCpu)}×`);
+  }
   return result;
 }

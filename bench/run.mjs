@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run bench [-- SUITE…] [--files N] [--runs N] [--node BIN]`: runs the benchmarks on
 // Node 24, each measuring bucketsync and its peers in the same run, and prints ratios. Suites:
-// local (default), scale, s3, azure, dedup, big (--size MiB[,MiB]). `--node BIN` (local): also bucketsync run in that Node.
+// local (default), scale, s3, azure, dedup, big (--size MiB[,MiB]). `--node BIN` (local): also bucketsync run in that Node;
+// `--scan-modes` (local): also with the source scan forced into a worker and into the main thread.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,7 +25,7 @@ const opt = (name, dflt) => {
 const suites = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
 const wanted = suites.length ? suites : ['local'];
 const available = {
-  local: () => import('./local-noop.mjs').then((m) => m.run({ files: opt('files', 100_000), dirs: opt('dirs', 1_000), runs: opt('runs', 5), nodes })),
+  local: () => import('./local-noop.mjs').then((m) => m.run({ files: opt('files', 100_000), dirs: opt('dirs', 1_000), runs: opt('runs', 5), nodes, scanModes: args.includes('--scan-modes') })),
   scale: () => import('./scale.mjs').then((m) => m.run({ files: opt('files', undefined), dirs: opt('dirs', 1_000), runs: opt('runs', 3) })),
   s3: () => import('./s3.mjs').then((m) => m.run({ files: opt('files', 3_000), dirs: opt('dirs', 120), runs: opt('runs', 3), transfers: opt('transfers', undefined) })),
   azure: () => import('./azure.mjs').then((m) => m.run({ runs: opt('runs', 3), transfers: opt('transfers', 16) })),

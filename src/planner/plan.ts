@@ -179,8 +179,8 @@ export async function* planSync(source: Manifest, dest: Manifest, o: PlanOptions
   for await (const batch of planSyncBatches(source, dest, o)) yield* batch;
 }
 
-/** Operations per batch of {@link planSyncBatches}. */
-const OP_BATCH = 1024;
+/** Operations per batch of {@link planSyncBatches} (small: see DEFAULT_BATCH_ENTRIES in src/scanner/scan.ts). */
+const OP_BATCH = 256;
 
 /**
  * The same plan as {@link planSync}, in batches: no `await` per operation, which matters when

@@ -13,7 +13,6 @@
  * names of exactly that shape are ours ({@link parseTempName}); any other name, even one
  * starting with `.bucketsync-tmp-`, is the user's data and is synced like any other file.
  */
-import { createHash } from 'node:crypto';
 import os from 'node:os';
 
 /** A lone low surrogate in the escape range (not the second half of a pair). */
@@ -100,7 +99,8 @@ export const TEMP_PREFIX = '.bucketsync-tmp-';
 let hostTag: string | undefined;
 /** 8 hex digits naming this host in temporary names (a hash: the host name is not written out). */
 export function hostId(): string {
-  return (hostTag ??= createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8));
+  // node:crypto is loaded here, when first needed: a scan worker never needs it.
+  return (hostTag ??= process.getBuiltinModule('node:crypto').createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8));
 }
 
 const TEMP_RE = /^\.bucketsync-tmp-([0-9a-f]{8})-([1-9][0-9]{0,9})-([0-9a-f]{8})-/;

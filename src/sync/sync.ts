@@ -7,6 +7,7 @@ import { formatLocation, isRemote, openStore, parseLocation, type Location, type
 import { planSyncBatches } from '../planner/plan.js';
 import { assertNoOverlap } from './overlap.js';
 import { folderWins, markNonUtf8 } from '../scanner/type-clash.js';
+import { scanWorkerHelps } from '../scanner/worker-scan.js';
 import { PLAN_FORMAT_VERSION, SummaryCounter } from '../plan/writer.js';
 import { nowIso } from '../plan/time.js';
 import type { ListOptions, Store } from '../stores/store.js';
@@ -143,14 +144,18 @@ export async function* planSidesBatches(sides: SyncSides, req: PlanRequest = {})
   const listOpts: ListOptions = {};
   if (req.onWarning) listOpts.onWarning = req.onWarning;
   if (req.signal) listOpts.signal = req.signal;
-  let source: AsyncIterable<FileEntry[]> = sides.source.list({ ...listOpts, inWorker: true });
+  let source: AsyncIterable<FileEntry[]> = sides.source.list({ ...listOpts, inWorker: scanWorkerHelps() });
   // A bucket's object `a` next to objects under `a/`: for a local destination the folder wins
   // (`a` becomes a skip marker); names that are not UTF-8 cannot be bucket keys (markers too).
   const remoteSource = sides.source.features.remote;
   const remoteDest = sides.dest.features.remote;
   if (remoteSource && !remoteDest) source = folderWins(source, req.onWarning);
   if (!remoteSource && remoteDest) source = markNonUtf8(source, sides.dest.kind, req.onWarning);
-  let dest: AsyncIterable<FileEntry[]> = sides.dest.list({ ...listOpts, inWorker: true, ...(req.executing ? { executing: true } : {}) });
+  // Two local sides: the source is scanned in a worker thread (scanWorkerHelps: with two
+  // cores or more), the destination in this thread, which the merge keeps waiting on the
+  // source anyway (one V8 heap and one copy of every destination entry between threads less).
+  // A remote source keeps this thread free.
+  let dest: AsyncIterable<FileEntry[]> = sides.dest.list({ ...listOpts, inWorker: remoteSource, ...(req.executing ? { executing: true } : {}) });
   const session = await dedupSessionFor(sides, req);
   if (session?.wantsDestListing) dest = session.tapDest(dest);
   const onListed = req.onListed;
