@@ -444,6 +444,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
       // a big download interrupted now can continue from its temporary file (src/stores/local.ts)
       source.version = etag;
       source.openFrom = (prefixFile, offset) => o.source.readFrom!(op.path, etag, prefixFile, offset);
+      if (o.source.fetchInto) source.fetchInto = (file, progress, fo) => o.source.fetchInto!(op.path, etag, file, progress, fo);
     }
     let hash = op.hash;
     if (hash === undefined && o.hashUploads && localPath && o.hashLocal && current.size >= (o.dest.capabilities.hashesWritesBelow ?? 0)) {

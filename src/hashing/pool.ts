@@ -19,6 +19,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { SerializedError, WorkerRequest, WorkerResponse } from './hash-worker.js';
+import { md5FileRange } from './md5-range.js';
 import {
   defaultBackend,
   FileChangedError,
@@ -67,9 +68,13 @@ export class HashPoolClosedError extends Error {
 interface Job {
   id: number;
   path: string;
+  /** The path as bytes (a name that is not UTF-8), for md5Range. */
+  rawPath?: Buffer;
   sizeHint: number | undefined;
   expect: FileIdentity | undefined;
   algorithm: HashAlgorithm | undefined;
+  /** Set for an MD5 of a byte range (`md5Range`) instead of a whole-file hash. */
+  range?: { start: number; end: number };
   resolve: (r: HashFileResult) => void;
   reject: (e: unknown) => void;
   signal: AbortSignal | undefined;
@@ -154,6 +159,49 @@ export class HashPool {
     });
   }
 
+  /**
+   * MD5 (hex) of bytes `[start, end)` of a file, in a worker (ranged downloads check their parts
+   * with it, off the main thread). Same queue, limits and inline fallback as `hash`.
+   */
+  md5Range(absPath: string | Buffer, start: number, end: number, signal?: AbortSignal): Promise<string> {
+    if (this.closed) return Promise.reject(new HashPoolClosedError());
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    if (this.mode === 'inline' || this.workerFailures >= this.size) return this.inlineRange(absPath, start, end, signal);
+    return new Promise<HashFileResult>((resolve, reject) => {
+      const job: Job = { id: this.nextId++, path: typeof absPath === 'string' ? absPath : '', ...(typeof absPath === 'string' ? {} : { rawPath: absPath }), sizeHint: undefined, expect: undefined, algorithm: undefined, range: { start, end }, resolve, reject, signal, onAbort: undefined, slot: undefined };
+      if (signal) {
+        job.onAbort = () => this.cancel(job, abortReason(signal));
+        signal.addEventListener('abort', job.onAbort, { once: true });
+      }
+      this.queue.push(job);
+      this.pump();
+    }).then((r) => r.hash);
+  }
+
+  private async inlineRange(absPath: string | Buffer, start: number, end: number, signal: AbortSignal | undefined): Promise<string> {
+    const limit = this.size * this.perWorker;
+    while (this.inlineActive >= limit) {
+      await new Promise<void>((r) => this.inlineWaiters.push(r));
+      if (this.closed) throw new HashPoolClosedError();
+    }
+    this.inlineActive++;
+    try {
+      return await md5FileRange(absPath, start, end, signal);
+    } finally {
+      this.inlineActive--;
+      this.inlineWaiters.shift()?.();
+    }
+  }
+
+  /** Runs a job on the calling thread (no worker can run it). */
+  private runInline(job: Job): Promise<HashFileResult> {
+    if (job.range) {
+      const size = job.range.end - job.range.start;
+      return this.inlineRange(job.rawPath ?? job.path, job.range.start, job.range.end, job.signal).then((hash) => ({ hash, size, mtimeNs: 0n, dev: 0n, ino: 0n }));
+    }
+    return this.hashInline(job.path, job.signal, job.sizeHint, job.expect, job.algorithm);
+  }
+
   /** Rejects queued and running jobs with {@link HashPoolClosedError} and stops the workers. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -225,7 +273,7 @@ export class HashPool {
       for (const job of [...slot.jobs.values()]) {
         slot.jobs.delete(job.id);
         job.slot = undefined;
-        this.hashInline(job.path, job.signal, job.sizeHint, job.expect, job.algorithm).then(
+        this.runInline(job).then(
           (r) => this.settle(job, undefined, false, r),
           (e: unknown) => this.settle(job, e ?? err, false),
         );
@@ -246,7 +294,7 @@ export class HashPool {
       if (this.workerFailures >= this.size) {
         // No worker can run: drain the queue inline.
         for (const job of this.queue.splice(0)) {
-          this.hashInline(job.path, job.signal, job.sizeHint, job.expect, job.algorithm).then(
+          this.runInline(job).then(
             (r) => this.settle(job, undefined, false, r),
             (e: unknown) => this.settle(job, e, false),
           );
@@ -265,8 +313,12 @@ export class HashPool {
       job.slot = slot;
       slot.jobs.set(job.id, job);
       this.updateRef(slot);
-      const req: WorkerRequest = { type: 'hash', id: job.id, path: job.path, sizeHint: job.sizeHint, expect: job.expect };
-      if (job.algorithm) req.algorithm = job.algorithm;
+      let req: WorkerRequest;
+      if (job.range) req = { type: 'md5range', id: job.id, path: job.rawPath ?? job.path, start: job.range.start, end: job.range.end };
+      else {
+        req = { type: 'hash', id: job.id, path: job.path, sizeHint: job.sizeHint, expect: job.expect };
+        if (job.algorithm) req.algorithm = job.algorithm;
+      }
       slot.worker.postMessage(req);
     }
   }

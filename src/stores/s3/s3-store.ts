@@ -30,7 +30,9 @@ import {
   StaleError,
   expectationHolds,
   type Expectation,
+  type FetchIntoOptions,
   type ListOptions,
+  type RangedProgress,
   type RemoveItem,
   type RemoveResult,
   type Store,
@@ -57,6 +59,7 @@ import { assertSafePath, basename, compareCodePoints, decodeKey, encodeCopySourc
 import { MetaCache, defaultCacheRoot, type MetaRecord, type MetaScan } from './meta-cache.js';
 import { formatMtime, parseMtime } from './mtime.js';
 import { createHasher, defaultBackend, xxh128HexSync } from '../../hashing/xxh128.js';
+import { downloadRanged, planRanged } from './download.js';
 import { openPartReader, partCount, readWhole, type PartReader } from './parts.js';
 import { UploadJournals, identityOf, ownerMayBeAlive, sameIdentity, sameMeta, type SourceIdentity, type UploadJournal } from './resume.js';
 
@@ -103,6 +106,8 @@ export interface S3StoreOptions {
   multipartThreshold?: number;
   /** Parts uploaded at once per file (default 4); also the number of part buffers in memory. */
   partConcurrency?: number;
+  /** Ranged GETs in flight per big download (default 4, or BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY): a few parts per transfer in memory. */
+  downloadConcurrency?: number;
   /** ListObjectsV2 MaxKeys (default 1000). */
   listPageSize?: number;
   /** Metadata cache directory (default <cache root>/s3-meta); null disables the cache. */
@@ -258,6 +263,8 @@ export class S3Store implements Store {
   private readonly partSize: number;
   private readonly multipartThreshold: number;
   private readonly partConcurrency: number;
+  /** Ranged GETs in flight per big download (download.ts). */
+  private readonly downloadConcurrency: number;
   private readonly pageSize: number;
   private readonly copyThreshold: number;
   private readonly copyPartSize: number;
@@ -317,6 +324,7 @@ export class S3Store implements Store {
       hashesWritesBelow: Number.POSITIVE_INFINITY,
     };
     this.partConcurrency = Math.max(1, Math.floor(opts.partConcurrency ?? 4));
+    this.downloadConcurrency = Math.max(1, Math.floor(opts.downloadConcurrency ?? 4));
     this.pageSize = Math.min(1000, Math.max(1, Math.floor(opts.listPageSize ?? 1000)));
     this.copyThreshold = Math.min(MAX_PART, opts.copyMultipartThreshold ?? MAX_PART);
     this.copyPartSize = clampPart(opts.copyPartSize ?? 512 * MiB);
@@ -826,6 +834,42 @@ export class S3Store implements Store {
     const total = offset + (res.ContentLength ?? 0);
     const check = etagCheck({ ...res, ContentLength: total }, this.recordedFailed.has(key));
     return check ? this.verifyingEtag(res.Body, check, key, { file: prefixFile, bytes: offset }) : res.Body;
+  }
+
+  /**
+   * Store.fetchInto: a multipart object we wrote (its part size recorded) as concurrent ranged
+   * GETs, one part each, with If-Match on `etag` (download.ts); others decline.
+   */
+  async fetchInto(rel: string, etag: string, file: string | Buffer, progress: RangedProgress | undefined, opts: FetchIntoOptions): Promise<{ resumed: number } | undefined> {
+    const key = await this.keyFor(rel);
+    const head = await this.headObject(key, opts.signal);
+    if (!head) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
+    if (quoteEtag(head.ETag) !== quoteEtag(etag)) throw new StaleError(`${this.what(key)} changed since the plan was made (ETag ${head.ETag}, was ${etag})`);
+    const plan = this.recordedFailed.has(key) ? undefined : planRanged(head);
+    if (!plan) return undefined;
+    const cond = { IfMatch: quoteEtag(etag)! };
+    try {
+      return await downloadRanged({
+        plan,
+        file,
+        progress,
+        onPart: opts.onPart,
+        ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        concurrency: this.downloadConcurrency,
+        what: this.what(key),
+        get: (range, signal) =>
+          this.conditional(key, cond, (c) =>
+            this.send('GetObject', key, () => this.api.getObject({ Bucket: this.bucket, Key: key, Range: range, IfMatch: c.IfMatch }, signal)),
+          ).catch((err: unknown) => {
+            if (isNotFound(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
+            throw err;
+          }),
+      });
+    } catch (err) {
+      if ((err as { corrupt?: boolean }).corrupt) this.recordedFailed.add(key); // the next attempt streams it, trying every part size
+      throw err;
+    }
   }
 
   private verifyingEtag(body: Readable, check: EtagCheck, key: string, prefix?: { file: string; bytes: number }): Readable {
@@ -1946,6 +1990,7 @@ export async function openS3Store(loc: S3Location, opts: S3StoreOptions = {}): P
     tuned.partSize ??= envSize('BUCKETSYNC_S3_PART_SIZE');
     tuned.multipartThreshold ??= envSize('BUCKETSYNC_S3_MULTIPART_THRESHOLD');
     tuned.partConcurrency ??= envSize('BUCKETSYNC_S3_PART_CONCURRENCY', false);
+    tuned.downloadConcurrency ??= envSize('BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY', false);
   } catch (err) {
     api.destroy();
     throw err;
