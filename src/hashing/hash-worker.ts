@@ -2,6 +2,7 @@
  * Worker-thread side of {@link HashPool}: hashes the files it is sent with `hashFile` and
  * posts back one result or error per job. Loaded from the compiled `dist/hashing/hash-worker.js`.
  */
+import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { md5FileRange } from './md5-range.js';
 import { defaultBackend, hashFile, hashFileSync, loadXet, SYNC_HASH_MAX, type FileIdentity, type HashAlgorithm, type HashFileResult } from './xxh128.js';
@@ -10,6 +11,8 @@ export type WorkerRequest =
   | { type: 'hash'; id: number; path: string; sizeHint: number | undefined; expect: FileIdentity | undefined; algorithm?: HashAlgorithm }
   /** MD5 (hex) of bytes `[start, end)` of a file (a ranged download's part). */
   | { type: 'md5range'; id: number; path: string | Uint8Array; start: number; end: number }
+  /** MD5 (hex) of bytes in shared memory (an upload's part, read once by the main thread). */
+  | { type: 'md5buf'; id: number; buf: SharedArrayBuffer; offset: number; length: number }
   | { type: 'cancel'; id: number };
 
 export type WorkerResponse =
@@ -44,6 +47,17 @@ if (port) {
   port.on('message', (msg: WorkerRequest) => {
     if (msg.type === 'cancel') {
       running.get(msg.id)?.abort();
+      return;
+    }
+    if (msg.type === 'md5buf') {
+      let res: WorkerResponse;
+      try {
+        const hash = createHash('md5').update(new Uint8Array(msg.buf, msg.offset, msg.length)).digest('hex');
+        res = { id: msg.id, ok: true, hash, size: msg.length, mtimeNs: 0n, dev: 0n, ino: 0n };
+      } catch (err) {
+        res = { id: msg.id, ok: false, error: serializeError(err) };
+      }
+      port.postMessage(res);
       return;
     }
     const ac = new AbortController();

@@ -14,6 +14,7 @@
  * Workers are `unref()`ed while idle and `ref()`ed while they have jobs: an idle pool never
  * keeps the process alive, and a pending hash never lets it exit early.
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +76,8 @@ interface Job {
   algorithm: HashAlgorithm | undefined;
   /** Set for an MD5 of a byte range (`md5Range`) instead of a whole-file hash. */
   range?: { start: number; end: number };
+  /** Set for an MD5 of bytes in shared memory (`md5Buffer`). */
+  shared?: { buf: SharedArrayBuffer; offset: number; length: number };
   resolve: (r: HashFileResult) => void;
   reject: (e: unknown) => void;
   signal: AbortSignal | undefined;
@@ -178,6 +181,23 @@ export class HashPool {
     }).then((r) => r.hash);
   }
 
+  /**
+   * MD5 (hex) of `data`: in a worker when its memory is a SharedArrayBuffer (nothing copied;
+   * the caller must not change the bytes until this settles), else on the calling thread.
+   */
+  md5Buffer(data: Buffer): Promise<string> {
+    if (this.closed) return Promise.reject(new HashPoolClosedError());
+    if (!(data.buffer instanceof SharedArrayBuffer) || this.mode === 'inline' || this.workerFailures >= this.size) {
+      return Promise.resolve(createHash('md5').update(data).digest('hex'));
+    }
+    const shared = { buf: data.buffer, offset: data.byteOffset, length: data.byteLength };
+    return new Promise<HashFileResult>((resolve, reject) => {
+      const job: Job = { id: this.nextId++, path: '', sizeHint: undefined, expect: undefined, algorithm: undefined, shared, resolve, reject, signal: undefined, onAbort: undefined, slot: undefined };
+      this.queue.push(job);
+      this.pump();
+    }).then((r) => r.hash);
+  }
+
   private async inlineRange(absPath: string | Buffer, start: number, end: number, signal: AbortSignal | undefined): Promise<string> {
     const limit = this.size * this.perWorker;
     while (this.inlineActive >= limit) {
@@ -195,6 +215,10 @@ export class HashPool {
 
   /** Runs a job on the calling thread (no worker can run it). */
   private runInline(job: Job): Promise<HashFileResult> {
+    if (job.shared) {
+      const { buf, offset, length } = job.shared;
+      return Promise.resolve({ hash: createHash('md5').update(new Uint8Array(buf, offset, length)).digest('hex'), size: length, mtimeNs: 0n, dev: 0n, ino: 0n });
+    }
     if (job.range) {
       const size = job.range.end - job.range.start;
       return this.inlineRange(job.rawPath ?? job.path, job.range.start, job.range.end, job.signal).then((hash) => ({ hash, size, mtimeNs: 0n, dev: 0n, ino: 0n }));
@@ -314,7 +338,8 @@ export class HashPool {
       slot.jobs.set(job.id, job);
       this.updateRef(slot);
       let req: WorkerRequest;
-      if (job.range) req = { type: 'md5range', id: job.id, path: job.rawPath ?? job.path, start: job.range.start, end: job.range.end };
+      if (job.shared) req = { type: 'md5buf', id: job.id, ...job.shared };
+      else if (job.range) req = { type: 'md5range', id: job.id, path: job.rawPath ?? job.path, start: job.range.start, end: job.range.end };
       else {
         req = { type: 'hash', id: job.id, path: job.path, sizeHint: job.sizeHint, expect: job.expect };
         if (job.algorithm) req.algorithm = job.algorithm;
@@ -373,4 +398,14 @@ export async function hashFiles(
   } finally {
     if (!opts.pool) await pool.close();
   }
+}
+
+let transferPool: HashPool | undefined;
+/**
+ * The process's pool for the MD5s of big transfers (S3 upload parts, ranged download parts):
+ * two threads, whose workers are unref'd while idle, so it never keeps the process alive.
+ */
+export function transferHashPool(): HashPool {
+  transferPool ??= new HashPool({ size: 2, perWorker: 2 });
+  return transferPool;
 }

@@ -26,7 +26,7 @@
 import fs from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { HashPool } from '../../hashing/pool.js';
+import { transferHashPool } from '../../hashing/pool.js';
 import { RetryableError, type RangedProgress } from '../store.js';
 import type { GetObjectResult } from './api.js';
 
@@ -67,12 +67,7 @@ export function planRanged(head: {
 /** Bytes gathered from a response before one positional write. */
 const WRITE_BATCH = 1024 * 1024;
 
-let pool: HashPool | undefined;
-/** The process's pool for part MD5s (workers are unref'd while idle: it never keeps the process alive). */
-function hashPool(): HashPool {
-  pool ??= new HashPool({ size: 2, perWorker: 2 });
-  return pool;
-}
+const hashPool = transferHashPool;
 
 export interface RangedDownload {
   plan: RangedPlan;

@@ -60,6 +60,7 @@ import { MetaCache, defaultCacheRoot, type MetaRecord, type MetaScan } from './m
 import { formatMtime, parseMtime } from './mtime.js';
 import { createHasher, defaultBackend, xxh128HexSync } from '../../hashing/xxh128.js';
 import { downloadRanged, planRanged } from './download.js';
+import { transferHashPool } from '../../hashing/pool.js';
 import { openPartReader, partCount, readWhole, type PartReader } from './parts.js';
 import { UploadJournals, identityOf, ownerMayBeAlive, sameIdentity, sameMeta, type SourceIdentity, type UploadJournal } from './resume.js';
 
@@ -68,6 +69,10 @@ const GiB = 1024 * MiB;
 const MIN_PART = 5 * MiB;
 const MAX_PART = 5 * GiB;
 const MAX_PARTS = 10_000;
+/** Parts a file is split into at most before the automatic part size doubles. */
+const AUTO_PARTS = 1024;
+/** Part buffers in memory per upload, when the concurrency is not configured. */
+const PART_MEMORY = 128 * MiB;
 /** A journal written on another machine sharing the cache folder counts as abandoned after this long. */
 const RESUME_MAX_AGE_MS = 7 * 24 * 3600_000;
 
@@ -100,11 +105,11 @@ export interface S3StoreOptions {
   /** Create the bucket when it does not exist. */
   /** Create a missing bucket; `'preview'` (--dry-run, --plan): create nothing, list a missing bucket as empty. */
   createBucket?: boolean | 'preview';
-  /** Multipart part size (default 16 MiB, at least 5 MiB; grown to stay within 10,000 parts). */
+  /** Multipart part size (default: from the file's size, 16 MiB up to 16 GiB; at least 5 MiB; grown to stay within 10,000 parts). */
   partSize?: number;
   /** Files of at least this size are uploaded in parts (default 16 MiB). */
   multipartThreshold?: number;
-  /** Parts uploaded at once per file (default 4); also the number of part buffers in memory. */
+  /** Parts uploaded at once per file (default: 128 MiB of parts, 2 to 8); also the number of part buffers in memory. */
   partConcurrency?: number;
   /** Ranged GETs in flight per big download (default 4, or BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY): a few parts per transfer in memory. */
   downloadConcurrency?: number;
@@ -263,6 +268,9 @@ export class S3Store implements Store {
   private readonly partSize: number;
   private readonly multipartThreshold: number;
   private readonly partConcurrency: number;
+  /** Whether the part size / concurrency were configured (else chosen from each file's size). */
+  private readonly partSizeSet: boolean;
+  private readonly partConcurrencySet: boolean;
   /** Ranged GETs in flight per big download (download.ts). */
   private readonly downloadConcurrency: number;
   private readonly pageSize: number;
@@ -313,6 +321,8 @@ export class S3Store implements Store {
     this.folderOnly = this.prefix === '' || opts.role === 'dest' || /^s3:\/\/[^/]+\/.*\/$/.test(loc.raw);
     if (this.folderOnly) this.singleFile = false;
     this.partSize = clampPart(opts.partSize ?? 16 * MiB);
+    this.partSizeSet = opts.partSize !== undefined;
+    this.partConcurrencySet = opts.partConcurrency !== undefined;
     this.multipartThreshold = Math.max(1, opts.multipartThreshold ?? 16 * MiB);
     this.capabilities = {
       serverSideCopy: true,
@@ -1265,16 +1275,21 @@ export class S3Store implements Store {
           throw this.sourceError(err, rel);
         }
         if (!part) return;
-        const md5 = createHash('md5').update(part.data).digest();
-        const md5hex = md5.toString('hex');
-        md5s[part.number - 1] = md5;
+        // the part's MD5 in a hash worker (its memory is shared, nothing copied) while this
+        // thread feeds the whole file's xxh128
+        const md5Job = transferHashPool().md5Buffer(part.data);
+        md5Job.catch(() => undefined);
         hashInOrder(part.number, part.data);
+        const md5hex = await md5Job;
+        const md5 = Buffer.from(md5hex, 'hex');
+        md5s[part.number - 1] = md5;
         // A part the server holds with exactly these bytes (its ETag is their MD5) is kept.
         const stored = resume?.stored.get(part.number);
         const storedMd5 = stored ? (stored.md5 ?? resume?.journal.parts.get(part.number)?.md5) : undefined;
         if (stored && stored.size === part.data.length && storedMd5 === md5hex) {
           parts[part.number - 1] = { PartNumber: part.number, ETag: stored.etag };
           skippedBytes += part.data.length;
+          if (part.number < nextToHash) reader.release(part);
           continue;
         }
         const res = await this.send('UploadPart', key, () =>
@@ -1299,11 +1314,12 @@ export class S3Store implements Store {
         const num = part.number;
         const len = part.data.length;
         journal(() => journals!.partStored(key, num, md5hex, len));
+        if (part.number < nextToHash) reader.release(part); // its xxh128 turn is over too
       }
     };
 
     try {
-      const workers = Array.from({ length: Math.min(this.partConcurrency, n) }, () =>
+      const workers = Array.from({ length: Math.min(this.partConcurrencyFor(partSize), n) }, () =>
         worker().catch((err: unknown) => {
           failure ??= err;
           abort.abort(err);
@@ -1378,11 +1394,25 @@ export class S3Store implements Store {
     return { etag: expected, hash, resumed: resume ? skippedBytes : 0, w: resume ? undefined : writeWindow(createDate, createElapsed, completeDate, completeElapsed) };
   }
 
-  /** The part size for a file of `size` bytes: the configured one, grown to stay within 10,000 parts. */
+  /**
+   * The part size for a file of `size` bytes: the configured one (BUCKETSYNC_S3_PART_SIZE,
+   * `partSize`), else 16 MiB doubled while the file would have more than 1,024 parts (16 MiB up
+   * to 16 GiB, 32 MiB up to 32 GiB, 64 MiB up to 64 GiB…); grown to stay within 10,000 parts.
+   */
   private partSizeFor(size: number): number {
     let partSize = this.partSize;
+    if (!this.partSizeSet) while (partSize < 512 * MiB && size / partSize > AUTO_PARTS) partSize *= 2;
     if (partCount(size, partSize) > MAX_PARTS) partSize = Math.ceil(size / MAX_PARTS / MiB) * MiB;
     return partSize;
+  }
+
+  /**
+   * Parts in flight per upload: the configured number (BUCKETSYNC_S3_PART_CONCURRENCY,
+   * `partConcurrency`), else as many as fit in 128 MiB of part buffers, 2 to 8 (8 at 16 MiB).
+   */
+  private partConcurrencyFor(partSize: number): number {
+    if (this.partConcurrencySet) return this.partConcurrency;
+    return Math.min(8, Math.max(2, Math.floor(PART_MEMORY / partSize)));
   }
 
   /**
