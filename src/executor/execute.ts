@@ -32,7 +32,8 @@ import { isMtimeOnly, xetIdentity, type Direction, type Operation } from '../typ
 import { CaseTwins, caseClashMessage, type CaseClash } from './case-twins.js';
 import { OperationSpool } from './spool.js';
 
-export type ExecEventType = 'start' | 'done' | 'failed' | 'stale' | 'skip' | 'delete-refused';
+/** `bytes`: progress of a big transfer (`bytes` moved, or `resumedBytes` taken from an interrupted one), for progress displays; no JSON event. */
+export type ExecEventType = 'start' | 'done' | 'failed' | 'stale' | 'skip' | 'delete-refused' | 'bytes';
 
 export interface ExecEvent {
   type: ExecEventType;
@@ -461,6 +462,7 @@ export async function executePlan(ops: AsyncIterable<Operation> | Iterable<Opera
     };
     if (o.abortInFlight) writeOpts.signal = o.abortInFlight;
     writeOpts.onResumed = (bytes) => resumedBy.set(op.path, bytes);
+    writeOpts.onBytes = (n, skipped) => emit(skipped ? { type: 'bytes', op, bytes: 0, resumedBytes: n } : { type: 'bytes', op, bytes: n });
     if (sourceIsLocal) {
       writeOpts.beforeCommit = async () => {
         const after = await o.source.stat(op.path);

@@ -298,6 +298,7 @@ export class LocalStore implements Store {
           await fsp.writeFile(fsPath(`${tmp}${PARTIAL_SUFFIX}`), `${JSON.stringify({ ...base, parts: p })}\n`, { mode: 0o600 });
         },
         ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
       });
       if (r === undefined) {
         await removePartial(tmp);

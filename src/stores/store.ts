@@ -66,8 +66,8 @@ export interface RangedProgress {
 export interface FetchIntoOptions {
   /** Called (one at a time) after each part is written, with every part written so far: record it to resume. */
   onPart: (p: RangedProgress) => Promise<void>;
-  /** Bytes written so far (progress). */
-  onBytes?: (n: number) => void;
+  /** Bytes written as they arrive (progress); `skipped`: the parts an earlier attempt wrote, reported once at the start. */
+  onBytes?: (n: number, skipped?: boolean) => void;
   signal?: AbortSignal;
 }
 
@@ -90,6 +90,12 @@ export interface WriteOptions {
    * send or fetch again.
    */
   onResumed?: (bytes: number) => void;
+  /**
+   * Progress of a big write, where the store can tell: called with each batch of content bytes
+   * sent or fetched (`skipped`: taken from an interrupted transfer instead, e.g. an S3 upload's
+   * stored parts or a ranged download's parts on disk).
+   */
+  onBytes?: (n: number, skipped?: boolean) => void;
 }
 
 export interface RemoveItem {

@@ -77,8 +77,8 @@ export interface RangedDownload {
   progress: RangedProgress | undefined;
   /** Called (serially) after each part is written, with every part written so far. */
   onPart: (p: RangedProgress) => Promise<void>;
-  /** Called with each batch of bytes written (progress). */
-  onBytes?: (n: number) => void;
+  /** Called with each batch of bytes written (progress), and once with the parts kept (`skipped`). */
+  onBytes?: (n: number, skipped?: boolean) => void;
   concurrency: number;
   /** One ranged GET (`bytes=a-b`), sent with If-Match on the plan's ETag by the caller. */
   get: (range: string, signal: AbortSignal) => Promise<GetObjectResult>;
@@ -112,6 +112,7 @@ export async function downloadRanged(d: RangedDownload): Promise<{ resumed: numb
       digests[i] = hashPool().md5Range(file, i * plan.partSize, i * plan.partSize + partLen(i), ac.signal);
       resumed += partLen(i);
     }
+    if (resumed > 0) d.onBytes?.(resumed, true);
     const todo: number[] = [];
     for (let i = 0; i < plan.parts; i++) if (!done.has(i)) todo.push(i);
     const fetchPart = async (i: number): Promise<void> => {

@@ -1134,7 +1134,7 @@ export class S3Store implements Store {
       this.cache.put({ ...record, e: quoteEtag(res.ETag) ?? `"${md5.toString('hex')}"`, ...(w ? { w } : {}) });
       return;
     }
-    const { etag, hash: computed, resumed, w } = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal, opts.beforeCommit);
+    const { etag, hash: computed, resumed, w } = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal, opts.beforeCommit, opts.onBytes);
     if (resumed > 0) opts.onResumed?.(resumed);
     // the hash of exactly the bytes sent, tied to the ETag verified after the upload
     record.h = computed;
@@ -1164,6 +1164,7 @@ export class S3Store implements Store {
     cond: Conditions,
     signal: AbortSignal | undefined,
     beforeCommit?: () => Promise<void>,
+    onBytes?: (n: number, skipped?: boolean) => void,
   ): Promise<{ etag: string; hash: string; resumed: number; w: [number, number] | undefined }> {
     const size = source.size;
     let partSize = this.partSizeFor(size);
@@ -1289,6 +1290,7 @@ export class S3Store implements Store {
         if (stored && stored.size === part.data.length && storedMd5 === md5hex) {
           parts[part.number - 1] = { PartNumber: part.number, ETag: stored.etag };
           skippedBytes += part.data.length;
+          onBytes?.(part.data.length, true);
           if (part.number < nextToHash) reader.release(part);
           continue;
         }
@@ -1314,6 +1316,7 @@ export class S3Store implements Store {
         const num = part.number;
         const len = part.data.length;
         journal(() => journals!.partStored(key, num, md5hex, len));
+        onBytes?.(len);
         if (part.number < nextToHash) reader.release(part); // its xxh128 turn is over too
       }
     };
