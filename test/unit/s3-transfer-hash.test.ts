@@ -101,7 +101,7 @@ describe('the progress line of a big file', () => {
   it('bytes, rate and ETA; a resumed transfer says what it skipped', () => {
     const f = { path: 'ckpt.bin', size: 1024 * MiB, moved: 100 * MiB, skipped: 512 * MiB, startedAt: 0 };
     expect(formatFileLine(f, 2000)).toBe(
-      '  ckpt.bin [=================-------------]  59% | 612.0 MiB/1.0 GiB | 50.0 MiB/s | ETA 9 s | 512.0 MiB skipped (resumed)',
+      '  ckpt.bin [==================------------]  59% | 612.0 MiB/1.0 GiB | 50.0 MiB/s | ETA 9 s | 512.0 MiB skipped (resumed)',
     );
     expect(formatFileLine({ ...f, moved: 0, skipped: 0 }, 0)).toBe('  ckpt.bin [------------------------------]   0% | 0 B/1.0 GiB | 0 B/s | ETA --');
   });
