@@ -295,7 +295,16 @@ export class LocalStore implements Store {
       r = await source.fetchInto!(fsPath(tmp), progress, {
         onPart: async (p) => {
           progress = p;
-          await fsp.writeFile(fsPath(`${tmp}${PARTIAL_SUFFIX}`), `${JSON.stringify({ ...base, parts: p })}\n`, { mode: 0o600 });
+          // Rewritten in place with one write (the list only grows): a kill at any point leaves
+          // the old record or the new one, never an empty or torn one.
+          const text = Buffer.from(`${JSON.stringify({ ...base, parts: p })}\n`);
+          const fh = await fsp.open(fsPath(`${tmp}${PARTIAL_SUFFIX}`), 'r+');
+          try {
+            await fh.write(text, 0, text.length, 0);
+            await fh.truncate(text.length);
+          } finally {
+            await fh.close();
+          }
         },
         ...(opts.signal ? { signal: opts.signal } : {}),
         ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
