@@ -276,9 +276,12 @@ export class Progress {
       entry = { f, bar };
       this.files.set(path, entry);
     }
-    entry.f.moved += moved;
-    entry.f.skipped += skipped;
-    s.inFlight += moved + skipped;
+    // a retried write reports its bytes again: the file never counts for more than its size
+    const room = Math.max(0, entry.f.size - entry.f.moved - entry.f.skipped);
+    const add = Math.min(room, moved + skipped);
+    entry.f.moved += Math.min(moved, add);
+    entry.f.skipped += add - Math.min(moved, add);
+    s.inFlight += add;
   }
 
   private dropFile(path: string): void {
