@@ -9,7 +9,8 @@
 //
 // RGW: BUCKETSYNC_BENCH_S3_ENDPOINT (e.g. the shared test RGW), else one started here with
 // RGW_OBJECTSTORE=bluestore (scripts/rgw.sh) on free ports, stopped at the end. The RGW must
-// hold 2 copies of the file at a time. Needs rclone, aws-cli v2 at /usr/bin/aws, GNU time.
+// hold about (4 + 4 tools × runs) copies of the file: it frees a deleted object's data only
+// through its garbage collector, after rgw_gc_obj_min_wait (2 h by default). Needs rclone, aws-cli v2 at /usr/bin/aws, GNU time.
 // Each run also reports the server's CPU seconds meanwhile (radosgw, ceph-osd and ceph-mon,
 // from /proc; BUCKETSYNC_BENCH_RGW_CONF names an external RGW's ceph.conf to pick its processes):
 // on a machine where client and server share the cores, what the server itself takes.
