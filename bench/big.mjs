@@ -9,7 +9,11 @@
 //
 // RGW: BUCKETSYNC_BENCH_S3_ENDPOINT (e.g. the shared test RGW), else one started here with
 // RGW_OBJECTSTORE=bluestore (scripts/rgw.sh) on free ports, stopped at the end. The RGW must
-// hold 2 copies of the file at a time. Needs rclone, aws-cli v2 at /usr/bin/aws, GNU time.
+// hold about (4 + 4 tools × runs) copies of the file: it frees a deleted object's data only
+// through its garbage collector, after rgw_gc_obj_min_wait (2 h by default). Needs rclone, aws-cli v2 at /usr/bin/aws, GNU time.
+// Each run also reports the server's CPU seconds meanwhile (radosgw, ceph-osd and ceph-mon,
+// from /proc; BUCKETSYNC_BENCH_RGW_CONF names an external RGW's ceph.conf to pick its processes):
+// on a machine where client and server share the cores, what the server itself takes.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -50,8 +54,40 @@ function md5File(file) {
   return h.digest('hex');
 }
 
-/** One timed run: wall s, CPU s (user + sys), peak RSS MB. */
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/**
+ * The server's processes (radosgw, ceph-osd, ceph-mon) of the RGW whose config is `conf`
+ * (any RGW's when `conf` is undefined): their CPU seconds (user + sys) so far, from /proc.
+ */
+function serverCpu(conf) {
+  let ticks = 0;
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (!/^(radosgw|ceph-osd|ceph-mon)$/.test(path.basename(cmd[0]))) continue;
+      if (conf && !cmd.includes(conf)) continue;
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks / CLK_TCK;
+}
+
+let serverConf;
+
+/** One timed run: wall s, CPU s (user + sys), peak RSS MB, and the server's CPU s meanwhile. */
 function timed(cmd, args, env) {
+  const s0 = serverCpu(serverConf);
+  const r0 = timedClient(cmd, args, env);
+  return { ...r0, server: serverCpu(serverConf) - s0 };
+}
+
+function timedClient(cmd, args, env) {
   const r = spawnSync(GNU_TIME, ['-f', '%e %M %U %S', cmd, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 * MiB });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   const [secs, kb, user, sys] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
@@ -139,10 +175,12 @@ export async function run({ sizes = [1024, 4096], runs = 3 } = {}) {
   if (!GNU_TIME) throw new Error('bench big needs GNU time (apt-get install time)');
   const work = scratch('big');
   let endpoint = process.env.BUCKETSYNC_BENCH_S3_ENDPOINT;
+  serverConf = process.env.BUCKETSYNC_BENCH_RGW_CONF; // the external RGW's ceph.conf, for its CPU seconds
   let stop = () => undefined;
   if (!endpoint) {
     process.env.RGW_OBJECTSTORE ??= 'bluestore';
     const rgw = await startRgw(path.join(work, 'rgw'));
+    serverConf = path.join(work, 'rgw', 'ceph.conf');
     endpoint = rgw.endpoint;
     stop = rgw.stop;
   }
@@ -153,7 +191,9 @@ export async function run({ sizes = [1024, 4096], runs = 3 } = {}) {
     const { awsEnv, rcloneEnv } = peerEnvs(work, endpoint);
     const cache = path.join(work, 'cache');
     const bsEnv = { ...awsEnv, BUCKETSYNC_CACHE_DIR: cache };
-    console.log(`bench big: ${results.machine}; RGW ${endpoint}; medians of ${runs}`);
+    const version = (cmd, args) => spawnSync(cmd, args, { encoding: 'utf8' }).stdout.split('\n')[0].trim();
+    results.peers = { aws: version(AWS, ['--version']), rclone: version('rclone', ['version']) };
+    console.log(`bench big: ${results.machine}; RGW ${endpoint}; medians of ${runs}; ${results.peers.aws}; ${results.peers.rclone}`);
     for (const mib of sizes) {
       const bytes = mib * MiB;
       const src = path.join(work, `src-${mib}`);
@@ -199,18 +239,22 @@ export async function run({ sizes = [1024, 4096], runs = 3 } = {}) {
       const entry = { mib, up: {}, down: {} };
       for (const dir of ['up', 'down']) {
         console.log(`\n${mib} MiB ${dir === 'up' ? 'local → RGW' : 'RGW → local'}:`);
-        console.log('  tool            wall s   CPU s/GiB  peak RSS MB   wall ratio  CPU ratio');
+        console.log('  tool            wall s   CPU s/GiB  peak RSS MB   wall ratio  CPU ratio   server CPU s/GiB');
         const rows = Object.entries(m[dir]).map(([name, xs]) => ({
           name,
           wall: median(xs.map((x) => x.secs)),
           cpu: median(xs.map((x) => x.cpu)) / gib,
           rss: median(xs.map((x) => x.rssMb)),
+          server: median(xs.map((x) => x.server)) / gib,
+          runs: xs,
         }));
         const peers = rows.filter((r) => r.name !== 'bucketsync');
         const fastest = Math.min(...peers.map((r) => r.wall));
         const leanest = Math.min(...peers.map((r) => r.cpu));
         for (const r of rows) {
-          console.log(`  ${r.name.padEnd(14)} ${fmt(r.wall).padStart(7)}  ${fmt(r.cpu).padStart(9)}  ${fmt(r.rss, 0).padStart(11)}   ${fmt(r.wall / fastest).padStart(9)}  ${fmt(r.cpu / leanest).padStart(9)}`);
+          console.log(
+            `  ${r.name.padEnd(14)} ${fmt(r.wall).padStart(7)}  ${fmt(r.cpu).padStart(9)}  ${fmt(r.rss, 0).padStart(11)}   ${fmt(r.wall / fastest).padStart(9)}  ${fmt(r.cpu / leanest).padStart(9)}   ${fmt(r.server).padStart(9)}`,
+          );
           entry[dir][r.name] = r;
         }
       }

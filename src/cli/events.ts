@@ -18,6 +18,7 @@ const EVENT_NAMES: Record<ExecEvent['type'], string> = {
   stale: 'stale',
   skip: 'skip',
   'delete-refused': 'delete_refused',
+  bytes: 'bytes',
 };
 
 export interface OperationEvent {
@@ -177,7 +178,7 @@ export class EventWriter {
   }
 
   exec(e: ExecEvent): void {
-    if (this.enabled) this.write(operationEvent(e));
+    if (this.enabled && e.type !== 'bytes') this.write(operationEvent(e));
   }
 
   skip(op: Operation): void {

@@ -6,6 +6,12 @@
  *   Transferring [=========---------------------] 30% | 90/300 files | 1.2 MiB/4.0 MiB | 3.1 MiB/s | ETA 1 s
  *   Deleting [==============================] 100% | 20/20 files
  *
+ * A big file (BIG_FILE, 64 MiB, and up) whose store reports its bytes as they move (S3
+ * multipart uploads, ranged downloads) gets a line of its own under the transfer line while it
+ * runs, with its bytes, rate and ETA, and how much a resumed transfer skipped:
+ *
+ *     ckpt.bin [=========---------------------] 30% | 307.2 MiB/1.0 GiB | 95.1 MiB/s | ETA 8 s | 512.0 MiB skipped (resumed)
+ *
  * Each phase is its own cli-progress MultiBar: when the phase ends its last frame is left on
  * the screen ("Scanned: …", "Transferred …", "Deleted …") and plain messages continue below
  * it. While a bar is live, every other stderr line goes through `MultiBar.log`, so messages
@@ -37,7 +43,23 @@ export interface BarState {
   bytesTotal: number;
   failed: number;
   stale: number;
+  /** Bytes of files still in flight (big files that report them): counted in the transfer line. */
+  inFlight: number;
 }
+
+/** A big file in flight. */
+export interface FileState {
+  path: string;
+  size: number;
+  /** Bytes sent or fetched so far. */
+  moved: number;
+  /** Bytes an interrupted transfer had already stored (not sent or fetched again). */
+  skipped: number;
+  startedAt: number;
+}
+
+/** Files from this size on get their own progress line. */
+export const BIG_FILE = 64 * 1024 * 1024;
 
 export interface ProgressOptions {
   /** Where to draw (default process.stderr). */
@@ -65,6 +87,7 @@ function freshState(phase: Phase): BarState {
     bytesTotal: 0,
     failed: 0,
     stale: 0,
+    inFlight: 0,
   };
 }
 
@@ -82,6 +105,16 @@ function etaText(seconds: number): string {
   return `ETA ${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
+/** One frame of a big file's line (pure): bytes, rate, ETA, and what a resumed transfer skipped. */
+export function formatFileLine(f: FileState, now: number = performance.now()): string {
+  const secs = (now - f.startedAt) / 1000;
+  const rate = secs > 0 ? f.moved / secs : 0;
+  const done = f.moved + f.skipped;
+  const fraction = f.size > 0 ? done / f.size : 1;
+  const skipped = f.skipped > 0 ? ` | ${formatBytes(f.skipped)} skipped (resumed)` : '';
+  return `  ${f.path} ${bar(fraction)} | ${formatBytes(done)}/${formatBytes(f.size)} | ${formatBytes(rate)}/s | ${etaText(rate > 0 ? (f.size - done) / rate : Infinity)}${skipped}`;
+}
+
 /** One frame of a phase's line (pure, for tests and for cli-progress' format callback). */
 export function formatProgressLine(s: BarState, now: number = performance.now()): string {
   const elapsedMs = now - s.startedAt;
@@ -95,16 +128,17 @@ export function formatProgressLine(s: BarState, now: number = performance.now())
       return `Scanning: ${listed} files listed ${sides} | ${s.compared} compared | ${formatDuration(elapsedMs)}`;
     }
     case 'transfer': {
-      const fraction = s.bytesTotal > 0 ? s.bytesDone / s.bytesTotal : s.filesTotal > 0 ? s.filesDone / s.filesTotal : 1;
-      const rate = elapsedMs > 0 ? s.bytesDone / (elapsedMs / 1000) : 0;
+      const bytesDone = s.bytesDone + s.inFlight;
+      const fraction = s.bytesTotal > 0 ? bytesDone / s.bytesTotal : s.filesTotal > 0 ? s.filesDone / s.filesTotal : 1;
+      const rate = elapsedMs > 0 ? bytesDone / (elapsedMs / 1000) : 0;
       const tail = s.finished
         ? formatDuration(elapsedMs)
         : s.bytesTotal > 0
-          ? etaText(rate > 0 ? (s.bytesTotal - s.bytesDone) / rate : Infinity)
+          ? etaText(rate > 0 ? (s.bytesTotal - bytesDone) / rate : Infinity)
           : etaText(s.filesDone > 0 ? ((s.filesTotal - s.filesDone) * elapsedMs) / s.filesDone / 1000 : Infinity);
       return (
         `${s.finished ? 'Transferred' : 'Transferring'} ${bar(fraction)} | ${s.filesDone}/${s.filesTotal} files` +
-        ` | ${formatBytes(s.bytesDone)}/${formatBytes(s.bytesTotal)} | ${formatBytes(rate)}/s | ${tail}${problems}`
+        ` | ${formatBytes(bytesDone)}/${formatBytes(s.bytesTotal)} | ${formatBytes(rate)}/s | ${tail}${problems}`
       );
     }
     case 'delete': {
@@ -123,6 +157,8 @@ export class Progress {
   private readonly tty: boolean;
   private sourceListed = false;
   private destListed = false;
+  /** Big files in flight, with their bar on a terminal. */
+  private readonly files = new Map<string, { f: FileState; bar: cliProgress.SingleBar | undefined }>();
 
   constructor(private readonly opts: ProgressOptions = {}) {
     this.stream = opts.stream ?? process.stderr;
@@ -142,7 +178,11 @@ export class Progress {
     if (!this.tty) {
       // --progress without a terminal (a CI log, a file): a plain line now and then, no redraws.
       const every = this.opts.notTtyIntervalMs ?? 2000;
-      this.timer = setInterval(() => this.stream.write(`${formatProgressLine(state)}\n`), every);
+      this.timer = setInterval(() => {
+        let text = `${formatProgressLine(state)}\n`;
+        for (const { f } of this.files.values()) if (f.size >= BIG_FILE) text += `${formatFileLine(f)}\n`;
+        this.stream.write(text);
+      }, every);
       this.timer.unref();
       return;
     }
@@ -168,6 +208,7 @@ export class Progress {
   end(): void {
     const state = this.state;
     if (!state) return;
+    for (const path of [...this.files.keys()]) this.dropFile(path);
     state.finished = true;
     if (this.multi) {
       this.multi.update(); // flush the lines logged since the last frame
@@ -213,16 +254,48 @@ export class Progress {
     this.begin('transfer', { filesTotal: files, bytesTotal: bytes });
   }
 
-  transferDone(bytes: number): void {
+  transferDone(bytes: number, path?: string): void {
     const s = this.state;
     if (s?.phase !== 'transfer') return;
+    if (path !== undefined) this.dropFile(path);
     s.filesDone++;
     s.bytesDone += bytes;
   }
 
-  notDone(kind: 'failed' | 'stale'): void {
+  /**
+   * Bytes of a file in flight (`moved` sent or fetched now, `skipped` kept from an interrupted
+   * transfer): counted in the transfer line; a big file gets its own line until it is done.
+   */
+  fileBytes(path: string, size: number, moved: number, skipped = 0): void {
+    const s = this.state;
+    if (s?.phase !== 'transfer') return;
+    let entry = this.files.get(path);
+    if (!entry) {
+      const f: FileState = { path, size, moved: 0, skipped: 0, startedAt: performance.now() };
+      const bar = this.multi && size >= BIG_FILE ? this.multi.create(1, 0, {}, { format: () => formatFileLine(f) }) : undefined;
+      entry = { f, bar };
+      this.files.set(path, entry);
+    }
+    // a retried write reports its bytes again: the file never counts for more than its size
+    const room = Math.max(0, entry.f.size - entry.f.moved - entry.f.skipped);
+    const add = Math.min(room, moved + skipped);
+    entry.f.moved += Math.min(moved, add);
+    entry.f.skipped += add - Math.min(moved, add);
+    s.inFlight += add;
+  }
+
+  private dropFile(path: string): void {
+    const entry = this.files.get(path);
+    if (!entry) return;
+    this.files.delete(path);
+    if (this.state) this.state.inFlight -= entry.f.moved + entry.f.skipped;
+    if (entry.bar && this.multi) this.multi.remove(entry.bar);
+  }
+
+  notDone(kind: 'failed' | 'stale', path?: string): void {
     const s = this.state;
     if (s?.phase !== 'transfer' && s?.phase !== 'delete') return;
+    if (path !== undefined) this.dropFile(path);
     s.filesDone++;
     if (kind === 'failed') s.failed++;
     else s.stale++;

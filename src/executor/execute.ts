@@ -33,7 +33,8 @@ import { isMtimeOnly, xetIdentity, type Direction, type FileEntry, type Operatio
 import { CaseTwins, caseClashMessage, type CaseClash } from './case-twins.js';
 import { OperationSpool } from './spool.js';
 
-export type ExecEventType = 'start' | 'done' | 'failed' | 'stale' | 'skip' | 'delete-refused';
+/** `bytes`: progress of a big transfer (`bytes` moved, or `resumedBytes` taken from an interrupted one), for progress displays; no JSON event. */
+export type ExecEventType = 'start' | 'done' | 'failed' | 'stale' | 'skip' | 'delete-refused' | 'bytes';
 
 export interface ExecEvent {
   type: ExecEventType;
@@ -583,6 +584,7 @@ export class Executor {
       // a big download interrupted now can continue from its temporary file (src/stores/local.ts)
       source.version = etag;
       source.openFrom = (prefixFile, offset) => o.source.readFrom!(op.path, etag, prefixFile, offset);
+      if (o.source.fetchInto) source.fetchInto = (file, progress, fo) => o.source.fetchInto!(op.path, etag, file, progress, fo);
     }
     let hash = op.hash;
     if (hash === undefined && o.hashUploads && localPath && o.hashLocal && current.size >= (o.dest.features.hashesWritesBelow ?? 0)) {
@@ -599,6 +601,7 @@ export class Executor {
     };
     if (o.abortInFlight) writeOpts.signal = o.abortInFlight;
     writeOpts.onResumed = (bytes) => this.resumedBy.set(op.path, bytes);
+    writeOpts.onBytes = (n, skipped) => this.emit(skipped ? { type: 'bytes', op, bytes: 0, resumedBytes: n } : { type: 'bytes', op, bytes: n });
     if (this.sourceIsLocal) {
       writeOpts.beforeCommit = async () => {
         const after = await o.source.stat(op.path);

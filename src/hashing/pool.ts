@@ -14,11 +14,13 @@
  * Workers are `unref()`ed while idle and `ref()`ed while they have jobs: an idle pool never
  * keeps the process alive, and a pending hash never lets it exit early.
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { SerializedError, WorkerRequest, WorkerResponse } from './hash-worker.js';
+import { md5FileRange } from './md5-range.js';
 import {
   defaultBackend,
   FileChangedError,
@@ -67,9 +69,15 @@ export class HashPoolClosedError extends Error {
 interface Job {
   id: number;
   path: string;
+  /** The path as bytes (a name that is not UTF-8), for md5Range. */
+  rawPath?: Buffer;
   sizeHint: number | undefined;
   expect: FileIdentity | undefined;
   algorithm: HashAlgorithm | undefined;
+  /** Set for an MD5 of a byte range (`md5Range`) instead of a whole-file hash. */
+  range?: { start: number; end: number };
+  /** Set for an MD5 of bytes in shared memory (`md5Buffer`). */
+  shared?: { buf: SharedArrayBuffer; offset: number; length: number };
   resolve: (r: HashFileResult) => void;
   reject: (e: unknown) => void;
   signal: AbortSignal | undefined;
@@ -154,6 +162,70 @@ export class HashPool {
     });
   }
 
+  /**
+   * MD5 (hex) of bytes `[start, end)` of a file, in a worker (ranged downloads check their parts
+   * with it, off the main thread). Same queue, limits and inline fallback as `hash`.
+   */
+  md5Range(absPath: string | Buffer, start: number, end: number, signal?: AbortSignal): Promise<string> {
+    if (this.closed) return Promise.reject(new HashPoolClosedError());
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    if (this.mode === 'inline' || this.workerFailures >= this.size) return this.inlineRange(absPath, start, end, signal);
+    return new Promise<HashFileResult>((resolve, reject) => {
+      const job: Job = { id: this.nextId++, path: typeof absPath === 'string' ? absPath : '', ...(typeof absPath === 'string' ? {} : { rawPath: absPath }), sizeHint: undefined, expect: undefined, algorithm: undefined, range: { start, end }, resolve, reject, signal, onAbort: undefined, slot: undefined };
+      if (signal) {
+        job.onAbort = () => this.cancel(job, abortReason(signal));
+        signal.addEventListener('abort', job.onAbort, { once: true });
+      }
+      this.queue.push(job);
+      this.pump();
+    }).then((r) => r.hash);
+  }
+
+  /**
+   * MD5 (hex) of `data`: in a worker when its memory is a SharedArrayBuffer (nothing copied;
+   * the caller must not change the bytes until this settles), else on the calling thread.
+   */
+  md5Buffer(data: Buffer): Promise<string> {
+    if (this.closed) return Promise.reject(new HashPoolClosedError());
+    if (!(data.buffer instanceof SharedArrayBuffer) || this.mode === 'inline' || this.workerFailures >= this.size) {
+      return Promise.resolve(createHash('md5').update(data).digest('hex'));
+    }
+    const shared = { buf: data.buffer, offset: data.byteOffset, length: data.byteLength };
+    return new Promise<HashFileResult>((resolve, reject) => {
+      const job: Job = { id: this.nextId++, path: '', sizeHint: undefined, expect: undefined, algorithm: undefined, shared, resolve, reject, signal: undefined, onAbort: undefined, slot: undefined };
+      this.queue.push(job);
+      this.pump();
+    }).then((r) => r.hash);
+  }
+
+  private async inlineRange(absPath: string | Buffer, start: number, end: number, signal: AbortSignal | undefined): Promise<string> {
+    const limit = this.size * this.perWorker;
+    while (this.inlineActive >= limit) {
+      await new Promise<void>((r) => this.inlineWaiters.push(r));
+      if (this.closed) throw new HashPoolClosedError();
+    }
+    this.inlineActive++;
+    try {
+      return await md5FileRange(absPath, start, end, signal);
+    } finally {
+      this.inlineActive--;
+      this.inlineWaiters.shift()?.();
+    }
+  }
+
+  /** Runs a job on the calling thread (no worker can run it). */
+  private runInline(job: Job): Promise<HashFileResult> {
+    if (job.shared) {
+      const { buf, offset, length } = job.shared;
+      return Promise.resolve({ hash: createHash('md5').update(new Uint8Array(buf, offset, length)).digest('hex'), size: length, mtimeNs: 0n, dev: 0n, ino: 0n });
+    }
+    if (job.range) {
+      const size = job.range.end - job.range.start;
+      return this.inlineRange(job.rawPath ?? job.path, job.range.start, job.range.end, job.signal).then((hash) => ({ hash, size, mtimeNs: 0n, dev: 0n, ino: 0n }));
+    }
+    return this.hashInline(job.path, job.signal, job.sizeHint, job.expect, job.algorithm);
+  }
+
   /** Rejects queued and running jobs with {@link HashPoolClosedError} and stops the workers. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -225,7 +297,7 @@ export class HashPool {
       for (const job of [...slot.jobs.values()]) {
         slot.jobs.delete(job.id);
         job.slot = undefined;
-        this.hashInline(job.path, job.signal, job.sizeHint, job.expect, job.algorithm).then(
+        this.runInline(job).then(
           (r) => this.settle(job, undefined, false, r),
           (e: unknown) => this.settle(job, e ?? err, false),
         );
@@ -246,7 +318,7 @@ export class HashPool {
       if (this.workerFailures >= this.size) {
         // No worker can run: drain the queue inline.
         for (const job of this.queue.splice(0)) {
-          this.hashInline(job.path, job.signal, job.sizeHint, job.expect, job.algorithm).then(
+          this.runInline(job).then(
             (r) => this.settle(job, undefined, false, r),
             (e: unknown) => this.settle(job, e, false),
           );
@@ -265,8 +337,13 @@ export class HashPool {
       job.slot = slot;
       slot.jobs.set(job.id, job);
       this.updateRef(slot);
-      const req: WorkerRequest = { type: 'hash', id: job.id, path: job.path, sizeHint: job.sizeHint, expect: job.expect };
-      if (job.algorithm) req.algorithm = job.algorithm;
+      let req: WorkerRequest;
+      if (job.shared) req = { type: 'md5buf', id: job.id, ...job.shared };
+      else if (job.range) req = { type: 'md5range', id: job.id, path: job.rawPath ?? job.path, start: job.range.start, end: job.range.end };
+      else {
+        req = { type: 'hash', id: job.id, path: job.path, sizeHint: job.sizeHint, expect: job.expect };
+        if (job.algorithm) req.algorithm = job.algorithm;
+      }
       slot.worker.postMessage(req);
     }
   }
@@ -321,4 +398,14 @@ export async function hashFiles(
   } finally {
     if (!opts.pool) await pool.close();
   }
+}
+
+let transferPool: HashPool | undefined;
+/**
+ * The process's pool for the MD5s of big transfers (S3 upload parts, ranged download parts):
+ * two threads, whose workers are unref'd while idle, so it never keeps the process alive.
+ */
+export function transferHashPool(): HashPool {
+  transferPool ??= new HashPool({ size: 2, perWorker: 2 });
+  return transferPool;
 }

@@ -62,6 +62,26 @@ export interface TransferSource {
   openFrom?(prefixFile: string, offset: number): Promise<Readable>;
   /** The source version `openFrom` continues (an S3 ETag): recorded beside a partial download. */
   version?: string;
+  /**
+   * Fetches the whole content into `file` (an existing temporary file) with concurrent ranged
+   * reads, each part verified (see `Store.fetchInto`); undefined when the source declines
+   * (then `open`/`openFrom` stream it). Absent when the source cannot.
+   */
+  fetchInto?(file: string | Buffer, progress: RangedProgress | undefined, opts: FetchIntoOptions): Promise<{ resumed: number } | undefined>;
+}
+
+/** What a destination knows of an interrupted ranged download: its part size and the parts written. */
+export interface RangedProgress {
+  partSize: number;
+  done: number[];
+}
+
+export interface FetchIntoOptions {
+  /** Called (one at a time) after each part is written, with every part written so far: record it to resume. */
+  onPart: (p: RangedProgress) => Promise<void>;
+  /** Bytes written as they arrive (progress); `skipped`: the parts an earlier attempt wrote, reported once at the start. */
+  onBytes?: (n: number, skipped?: boolean) => void;
+  signal?: AbortSignal;
 }
 
 export interface WriteOptions {
@@ -83,6 +103,12 @@ export interface WriteOptions {
    * send or fetch again.
    */
   onResumed?: (bytes: number) => void;
+  /**
+   * Progress of a big write, where the store can tell: called with each batch of content bytes
+   * sent or fetched (`skipped`: taken from an interrupted transfer instead, e.g. an S3 upload's
+   * stored parts or a ranged download's parts on disk).
+   */
+  onBytes?: (n: number, skipped?: boolean) => void;
 }
 
 export interface RemoveItem {
@@ -185,6 +211,16 @@ export interface Store {
    * read from `prefixFile`, and the rest together match the object's ETag.
    */
   readFrom?(path: string, etag: string, prefixFile: string, offset: number): Promise<Readable>;
+
+  /**
+   * A big download as concurrent ranged reads into `file` (a temporary file the destination
+   * created), if the object's ETag is still `etag` (else `StaleError`): each part written by
+   * position and checked, the whole verified against the ETag at the end (a mismatch is a
+   * `RetryableError` with `corrupt` set). `progress` lists the parts an interrupted attempt
+   * wrote to `file`: only the others are fetched. Resolves with the bytes not fetched again,
+   * or undefined without touching `file` when the object cannot be fetched that way.
+   */
+  fetchInto?(path: string, etag: string, file: string | Buffer, progress: RangedProgress | undefined, opts: FetchIntoOptions): Promise<{ resumed: number } | undefined>;
 
   /**
    * Paths read in full so far whose content could not be verified against the store's own

@@ -46,6 +46,7 @@ import {
   StaleError,
   expectationHolds,
   type Expectation,
+  type RangedProgress,
   type ListOptions,
   type RemoveItem,
   type RemoveResult,
@@ -211,8 +212,11 @@ export class LocalStore implements Store {
     const tmpName = tempNameFor(name, randomBytes(4).toString('hex'));
     const tmp = path.join(dir.self, tmpName);
     const shownTmp = path.join(dir.plain, tmpName);
-    const partial = await adoptPartial(dir.self, name, version, source.size, tmp);
-    let offset = partial ?? 0;
+    const adopted = await adoptPartial(dir.self, name, version, source.size, tmp);
+    if (source.fetchInto && (adopted === undefined || adopted.rec.parts)) {
+      if (await this.rangedWrite(dir, name, final, rel, source, opts, tmp, shownTmp, adopted?.rec)) return;
+    } else if (adopted?.rec.parts) await removePartial(tmp); // a ranged partial this source cannot continue
+    let offset = adopted && !adopted.rec.parts ? adopted.bytes : 0;
     let input: Readable | undefined;
     if (offset > 0) {
       try {
@@ -260,6 +264,72 @@ export class LocalStore implements Store {
       const keep =
         (opts.signal?.aborted || (isRetryable(err) && !(err as { corrupt?: boolean }).corrupt)) &&
         (await fsp.lstat(fsPath(tmp)).then((st) => st.size > 0 && st.size < source.size, () => false));
+      if (!keep) await removePartial(tmp);
+      throw withoutTempName(this.dirs.humanize(err, dir), shownTmp, final);
+    }
+  }
+
+  /**
+   * A big download as concurrent ranged reads (`source.fetchInto`, e.g. S3 download.ts) into a
+   * temporary file of the final size; the `.resume` record lists the parts written so far, so a
+   * later attempt fetches only the others. False (nothing left behind) when the source declines.
+   */
+  private async rangedWrite(
+    dir: Dir,
+    name: string,
+    final: string,
+    rel: string,
+    source: TransferSource,
+    opts: WriteOptions,
+    tmp: string,
+    shownTmp: string,
+    rec: PartialRecord | undefined,
+  ): Promise<boolean> {
+    const base: PartialRecord = { v: 1, final: name, version: source.version!, size: source.size, t: Date.now() };
+    let progress = rec?.parts;
+    if (!rec) {
+      const fh = await fsp.open(fsPath(tmp), 'wx');
+      await fh.close();
+      await fsp.writeFile(fsPath(`${tmp}${PARTIAL_SUFFIX}`), `${JSON.stringify({ ...base, parts: { partSize: 0, done: [] } })}\n`, { mode: 0o600 });
+    }
+    let r: { resumed: number } | undefined;
+    try {
+      r = await source.fetchInto!(fsPath(tmp), progress, {
+        onPart: async (p) => {
+          progress = p;
+          // Rewritten in place with one write (the list only grows): a kill at any point leaves
+          // the old record or the new one, never an empty or torn one.
+          const text = Buffer.from(`${JSON.stringify({ ...base, parts: p })}\n`);
+          const fh = await fsp.open(fsPath(`${tmp}${PARTIAL_SUFFIX}`), 'r+');
+          try {
+            await fh.write(text, 0, text.length, 0);
+            await fh.truncate(text.length);
+          } finally {
+            await fh.close();
+          }
+        },
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
+      });
+      if (r === undefined) {
+        await removePartial(tmp);
+        return false;
+      }
+      if (r.resumed > 0) this.resumed.push({ path: rel, bytes: r.resumed });
+      const written = await fsp.lstat(fsPath(tmp));
+      if (written.size !== source.size) throw new RetryableError(`wrote ${written.size} bytes but expected ${source.size}: the source changed or the read was cut short`);
+      await setTimes(fsPath(tmp), opts.mtimeMs, !this.follow);
+      await this.commit(dir, fsPath(tmp), name, rel, opts);
+      await fsp.rm(fsPath(`${tmp}${PARTIAL_SUFFIX}`), { force: true });
+      if (r.resumed > 0) opts.onResumed?.(r.resumed);
+      return true;
+    } catch (err) {
+      // Interrupted, or a connection that failed: keep the parts that arrived for the next
+      // attempt. Corrupted, a changed source, anything else: start over.
+      const keep =
+        r === undefined &&
+        (opts.signal?.aborted || (isRetryable(err) && !(err as { corrupt?: boolean }).corrupt)) &&
+        (progress?.done.length ?? 0) > 0;
       if (!keep) await removePartial(tmp);
       throw withoutTempName(this.dirs.humanize(err, dir), shownTmp, final);
     }
@@ -543,6 +613,8 @@ interface PartialRecord {
   version: string;
   size: number;
   t: number;
+  /** A ranged download (`TransferSource.fetchInto`): its part size and the parts written so far. */
+  parts?: RangedProgress;
 }
 
 /** Downloads at least this big (BUCKETSYNC_RESUME_MIN_SIZE bytes, default 8 MiB) can be resumed. */
@@ -555,6 +627,7 @@ function readPartialRecord(file: string): PartialRecord | undefined {
   try {
     const v = JSON.parse(fs.readFileSync(fsPath(file), 'utf8')) as Partial<PartialRecord>;
     if (v.v !== 1 || typeof v.final !== 'string' || typeof v.version !== 'string' || !Number.isSafeInteger(v.size) || !Number.isFinite(v.t)) return undefined;
+    if (v.parts !== undefined && (!Number.isSafeInteger(v.parts.partSize) || !Array.isArray(v.parts.done) || !v.parts.done.every((i) => Number.isSafeInteger(i) && i >= 0))) return undefined;
     return v as PartialRecord;
   } catch {
     return undefined;
@@ -577,14 +650,14 @@ function keptForResume(tmp: string): boolean {
  * process, an earlier attempt): one of `version` and `size` is renamed to `tmp` (with its
  * record) and its size returned; partial downloads of other versions are removed.
  */
-async function adoptPartial(dir: string, final: string, version: string, size: number, tmp: string): Promise<number | undefined> {
+async function adoptPartial(dir: string, final: string, version: string, size: number, tmp: string): Promise<{ bytes: number; rec: PartialRecord } | undefined> {
   let names: string[];
   try {
     names = await fsp.readdir(fsPath(dir));
   } catch {
     return undefined;
   }
-  let adopted: number | undefined;
+  let adopted: { bytes: number; rec: PartialRecord } | undefined;
   for (const name of names) {
     if (!name.endsWith(PARTIAL_SUFFIX)) continue;
     const tmpName = name.slice(0, -PARTIAL_SUFFIX.length);
@@ -595,7 +668,9 @@ async function adoptPartial(dir: string, final: string, version: string, size: n
     if (!rec || rec.final !== final || !tmpName.endsWith(`-${final}`)) continue;
     const other = path.join(dir, tmpName);
     const st = await lstatOrUndefined(fsPath(other));
-    const fits = adopted === undefined && st?.isFile() && rec.version === version && rec.size === size && st.size > 0 && st.size < size && Date.now() - rec.t < PARTIAL_MAX_AGE_MS;
+    // a ranged download's file has its final size from the start; its record lists the parts written
+    const holds = rec.parts ? st !== undefined && st.size <= size && rec.parts.done.length > 0 : st !== undefined && st.size > 0 && st.size < size;
+    const fits = adopted === undefined && st?.isFile() && holds && rec.version === version && rec.size === size && Date.now() - rec.t < PARTIAL_MAX_AGE_MS;
     if (!fits) {
       await removePartial(other);
       continue;
@@ -603,7 +678,7 @@ async function adoptPartial(dir: string, final: string, version: string, size: n
     await fsp.rename(fsPath(other), fsPath(tmp));
     await fsp.writeFile(fsPath(`${tmp}${PARTIAL_SUFFIX}`), `${JSON.stringify({ ...rec, t: Date.now() })}\n`, { mode: 0o600 });
     await fsp.rm(fsPath(path.join(dir, name)), { force: true });
-    adopted = st!.size;
+    adopted = { bytes: st!.size, rec };
   }
   return adopted;
 }

@@ -88,7 +88,25 @@ export interface Part {
 export interface PartReader {
   readonly count: number;
   next(): Promise<Part | undefined>;
+  /** The part's memory may be reused for a later part (its upload is over). */
+  release(part: Part): void;
   close(): Promise<void>;
+}
+
+/**
+ * Part buffers in shared memory (a SharedArrayBuffer: a hash worker reads them without a copy,
+ * see HashPool.md5Buffer), recycled once released: about `partConcurrency` of them per upload.
+ */
+class PartBuffers {
+  private readonly free: SharedArrayBuffer[] = [];
+  constructor(private readonly partSize: number) {}
+  take(len: number): Buffer {
+    const sab = this.free.pop() ?? new SharedArrayBuffer(this.partSize);
+    return Buffer.from(sab, 0, len);
+  }
+  give(data: Buffer): void {
+    if (data.buffer instanceof SharedArrayBuffer && data.buffer.byteLength === this.partSize && this.free.length < 16) this.free.push(data.buffer);
+  }
 }
 
 export function partCount(size: number, partSize: number): number {
@@ -105,6 +123,7 @@ export async function openPartReader(source: TransferSource, partSize: number, w
 class FilePartReader implements PartReader {
   private nextIndex = 0;
   readonly count: number;
+  private readonly buffers: PartBuffers;
 
   private constructor(
     private readonly fh: fs.FileHandle,
@@ -113,6 +132,11 @@ class FilePartReader implements PartReader {
     private readonly what: string,
   ) {
     this.count = partCount(size, partSize);
+    this.buffers = new PartBuffers(partSize);
+  }
+
+  release(part: Part): void {
+    this.buffers.give(part.data);
   }
 
   static async open(file: string, size: number, partSize: number, what: string): Promise<FilePartReader> {
@@ -132,7 +156,7 @@ class FilePartReader implements PartReader {
     const index = this.nextIndex++;
     const start = index * this.partSize;
     const len = Math.min(this.partSize, this.size - start);
-    const data = Buffer.allocUnsafe(len);
+    const data = this.buffers.take(len);
     let off = 0;
     while (off < len) {
       const { bytesRead } = await this.fh.read(data, off, len - off, start + off);
@@ -159,6 +183,7 @@ class StreamPartReader implements PartReader {
   private produced = 0;
   private total = 0;
   private lock: Promise<unknown> = Promise.resolve();
+  private readonly buffers: PartBuffers;
 
   constructor(
     private readonly stream: Readable,
@@ -167,6 +192,7 @@ class StreamPartReader implements PartReader {
     private readonly what: string,
   ) {
     this.count = partCount(size, partSize);
+    this.buffers = new PartBuffers(partSize);
     this.it = (stream as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
   }
 
@@ -180,7 +206,7 @@ class StreamPartReader implements PartReader {
     if (this.produced >= this.count) return undefined;
     const index = this.produced;
     const len = Math.min(this.partSize, this.size - index * this.partSize);
-    const data = Buffer.allocUnsafe(len);
+    const data = this.buffers.take(len);
     let off = 0;
     while (off < len) {
       let chunk = this.leftover;
@@ -206,6 +232,10 @@ class StreamPartReader implements PartReader {
       }
     }
     return { number: index + 1, data };
+  }
+
+  release(part: Part): void {
+    this.buffers.give(part.data);
   }
 
   async close(): Promise<void> {

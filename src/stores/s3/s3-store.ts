@@ -30,7 +30,9 @@ import {
   expectationHolds,
   isRetryable,
   type Expectation,
+  type FetchIntoOptions,
   type ListOptions,
+  type RangedProgress,
   type RemoveItem,
   type RemoveResult,
   type Store,
@@ -58,6 +60,8 @@ import { userCacheDir } from '../../cache/dir.js';
 import { MetaCache, type MetaRecord, type MetaScan } from './meta-cache.js';
 import { formatMtime, parseMtime } from './mtime.js';
 import { createHasher, defaultBackend, xxh128HexSync } from '../../hashing/xxh128.js';
+import { downloadRanged, planRanged } from './download.js';
+import { transferHashPool } from '../../hashing/pool.js';
 import { openPartReader, partCount, readWhole, type PartReader } from './parts.js';
 import { UploadJournals, identityOf, ownerMayBeAlive, sameIdentity, sameMeta, type SourceIdentity, type UploadJournal } from './resume.js';
 
@@ -66,6 +70,10 @@ const GiB = 1024 * MiB;
 const MIN_PART = 5 * MiB;
 const MAX_PART = 5 * GiB;
 const MAX_PARTS = 10_000;
+/** Parts a file is split into at most before the automatic part size doubles. */
+const AUTO_PARTS = 1024;
+/** Part buffers in memory per upload, when the concurrency is not configured. */
+const PART_MEMORY = 128 * MiB;
 /** A journal written on another machine sharing the cache folder counts as abandoned after this long. */
 const RESUME_MAX_AGE_MS = 7 * 24 * 3600_000;
 
@@ -98,12 +106,14 @@ export interface S3StoreOptions {
   /** Create the bucket when it does not exist. */
   /** Create a missing bucket; `'preview'` (--dry-run, --plan): create nothing, list a missing bucket as empty. */
   createBucket?: boolean | 'preview';
-  /** Multipart part size (default 16 MiB, at least 5 MiB; grown to stay within 10,000 parts). */
+  /** Multipart part size (default: from the file's size, 16 MiB up to 16 GiB; at least 5 MiB; grown to stay within 10,000 parts). */
   partSize?: number;
   /** Files of at least this size are uploaded in parts (default 16 MiB). */
   multipartThreshold?: number;
-  /** Parts uploaded at once per file (default 4); also the number of part buffers in memory. */
+  /** Parts uploaded at once per file (default: 128 MiB of parts, 2 to 8); also the number of part buffers in memory. */
   partConcurrency?: number;
+  /** Ranged GETs in flight per big download (default 4, or BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY): a few parts per transfer in memory. */
+  downloadConcurrency?: number;
   /** ListObjectsV2 MaxKeys (default 1000). */
   listPageSize?: number;
   /** Metadata cache directory (default <cache root>/s3-meta); null disables the cache. */
@@ -261,6 +271,11 @@ export class S3Store implements Store {
   private readonly partSize: number;
   private readonly multipartThreshold: number;
   private readonly partConcurrency: number;
+  /** Whether the part size / concurrency were configured (else chosen from each file's size). */
+  private readonly partSizeSet: boolean;
+  private readonly partConcurrencySet: boolean;
+  /** Ranged GETs in flight per big download (download.ts). */
+  private readonly downloadConcurrency: number;
   private readonly pageSize: number;
   private readonly copyThreshold: number;
   private readonly copyPartSize: number;
@@ -309,6 +324,8 @@ export class S3Store implements Store {
     this.folderOnly = this.prefix === '' || opts.role === 'dest' || /^s3:\/\/[^/]+\/.*\/$/.test(loc.raw);
     if (this.folderOnly) this.singleFile = false;
     this.partSize = clampPart(opts.partSize ?? 16 * MiB);
+    this.partSizeSet = opts.partSize !== undefined;
+    this.partConcurrencySet = opts.partConcurrency !== undefined;
     this.multipartThreshold = Math.max(1, opts.multipartThreshold ?? 16 * MiB);
     this.features = {
       remote: true,
@@ -323,6 +340,7 @@ export class S3Store implements Store {
       hashesWritesBelow: Number.POSITIVE_INFINITY,
     };
     this.partConcurrency = Math.max(1, Math.floor(opts.partConcurrency ?? 4));
+    this.downloadConcurrency = Math.max(1, Math.floor(opts.downloadConcurrency ?? 4));
     this.pageSize = Math.min(1000, Math.max(1, Math.floor(opts.listPageSize ?? 1000)));
     this.copyThreshold = Math.min(MAX_PART, opts.copyMultipartThreshold ?? MAX_PART);
     this.copyPartSize = clampPart(opts.copyPartSize ?? 512 * MiB);
@@ -778,6 +796,42 @@ export class S3Store implements Store {
     return check ? this.verifyingEtag(res.Body, check, key, { file: prefixFile, bytes: offset }) : res.Body;
   }
 
+  /**
+   * Store.fetchInto: a multipart object we wrote (its part size recorded) as concurrent ranged
+   * GETs, one part each, with If-Match on `etag` (download.ts); others decline.
+   */
+  async fetchInto(rel: string, etag: string, file: string | Buffer, progress: RangedProgress | undefined, opts: FetchIntoOptions): Promise<{ resumed: number } | undefined> {
+    const key = await this.keyFor(rel);
+    const head = await this.headObject(key, opts.signal);
+    if (!head) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
+    if (quoteEtag(head.ETag) !== quoteEtag(etag)) throw new StaleError(`${this.what(key)} changed since the plan was made (ETag ${head.ETag}, was ${etag})`);
+    const plan = this.recordedFailed.has(key) ? undefined : planRanged(head);
+    if (!plan) return undefined;
+    const cond = { IfMatch: quoteEtag(etag)! };
+    try {
+      return await downloadRanged({
+        plan,
+        file,
+        progress,
+        onPart: opts.onPart,
+        ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        concurrency: this.downloadConcurrency,
+        what: this.what(key),
+        get: (range, signal) =>
+          this.conditional(key, cond, (c) =>
+            this.send('GetObject', key, () => this.api.getObject({ Bucket: this.bucket, Key: key, Range: range, IfMatch: c.IfMatch }, signal)),
+          ).catch((err: unknown) => {
+            if (isNotFound(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
+            throw err;
+          }),
+      });
+    } catch (err) {
+      if ((err as { corrupt?: boolean }).corrupt) this.recordedFailed.add(key); // the next attempt streams it, trying every part size
+      throw err;
+    }
+  }
+
   private verifyingEtag(body: Readable, check: EtagCheck, key: string, prefix?: { file: string; bytes: number }): Readable {
     // The whole content's MD5: the check itself for a single-part ETag, and what a second
     // download is compared with when no part size verifies a foreign multipart object. Not
@@ -1030,7 +1084,7 @@ export class S3Store implements Store {
       this.cache.put({ ...record, e: quoteEtag(res.ETag) ?? `"${md5.toString('hex')}"`, ...(w ? { w } : {}) });
       return;
     }
-    const { etag, hash: computed, resumed, w } = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal, opts.beforeCommit);
+    const { etag, hash: computed, resumed, w } = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal, opts.beforeCommit, opts.onBytes);
     if (resumed > 0) opts.onResumed?.(resumed);
     // the hash of exactly the bytes sent, tied to the ETag verified after the upload
     record.h = computed;
@@ -1059,6 +1113,7 @@ export class S3Store implements Store {
     cond: Conditions,
     signal: AbortSignal | undefined,
     beforeCommit?: () => Promise<void>,
+    onBytes?: (n: number, skipped?: boolean) => void,
   ): Promise<{ etag: string; hash: string; resumed: number; w: [number, number] | undefined }> {
     const size = source.size;
     let partSize = this.partSizeFor(size);
@@ -1170,16 +1225,22 @@ export class S3Store implements Store {
           throw this.sourceError(err, rel);
         }
         if (!part) return;
-        const md5 = createHash('md5').update(part.data).digest();
-        const md5hex = md5.toString('hex');
-        md5s[part.number - 1] = md5;
+        // the part's MD5 in a hash worker (its memory is shared, nothing copied) while this
+        // thread feeds the whole file's xxh128
+        const md5Job = transferHashPool().md5Buffer(part.data);
+        md5Job.catch(() => undefined);
         hashInOrder(part.number, part.data);
+        const md5hex = await md5Job;
+        const md5 = Buffer.from(md5hex, 'hex');
+        md5s[part.number - 1] = md5;
         // A part the server holds with exactly these bytes (its ETag is their MD5) is kept.
         const stored = resume?.stored.get(part.number);
         const storedMd5 = stored ? (stored.md5 ?? resume?.journal.parts.get(part.number)?.md5) : undefined;
         if (stored && stored.size === part.data.length && storedMd5 === md5hex) {
           parts[part.number - 1] = { PartNumber: part.number, ETag: stored.etag };
           skippedBytes += part.data.length;
+          onBytes?.(part.data.length, true);
+          if (part.number < nextToHash) reader.release(part);
           continue;
         }
         const res = await this.send('UploadPart', key, () =>
@@ -1204,11 +1265,13 @@ export class S3Store implements Store {
         const num = part.number;
         const len = part.data.length;
         journal(() => journals!.partStored(key, num, md5hex, len));
+        onBytes?.(len);
+        if (part.number < nextToHash) reader.release(part); // its xxh128 turn is over too
       }
     };
 
     try {
-      const workers = Array.from({ length: Math.min(this.partConcurrency, n) }, () =>
+      const workers = Array.from({ length: Math.min(this.partConcurrencyFor(partSize), n) }, () =>
         worker().catch((err: unknown) => {
           failure ??= err;
           abort.abort(err);
@@ -1283,11 +1346,25 @@ export class S3Store implements Store {
     return { etag: expected, hash, resumed: resume ? skippedBytes : 0, w: resume ? undefined : writeWindow(createDate, createElapsed, completeDate, completeElapsed) };
   }
 
-  /** The part size for a file of `size` bytes: the configured one, grown to stay within 10,000 parts. */
+  /**
+   * The part size for a file of `size` bytes: the configured one (BUCKETSYNC_S3_PART_SIZE,
+   * `partSize`), else 16 MiB doubled while the file would have more than 1,024 parts (16 MiB up
+   * to 16 GiB, 32 MiB up to 32 GiB, 64 MiB up to 64 GiB…); grown to stay within 10,000 parts.
+   */
   private partSizeFor(size: number): number {
     let partSize = this.partSize;
+    if (!this.partSizeSet) while (partSize < 512 * MiB && size / partSize > AUTO_PARTS) partSize *= 2;
     if (partCount(size, partSize) > MAX_PARTS) partSize = Math.ceil(size / MAX_PARTS / MiB) * MiB;
     return partSize;
+  }
+
+  /**
+   * Parts in flight per upload: the configured number (BUCKETSYNC_S3_PART_CONCURRENCY,
+   * `partConcurrency`), else as many as fit in 128 MiB of part buffers, 2 to 8 (8 at 16 MiB).
+   */
+  private partConcurrencyFor(partSize: number): number {
+    if (this.partConcurrencySet) return this.partConcurrency;
+    return Math.min(8, Math.max(2, Math.floor(PART_MEMORY / partSize)));
   }
 
   /**
@@ -1840,6 +1917,7 @@ export async function openS3Store(loc: S3Location, opts: S3StoreOptions = {}): P
     tuned.partSize ??= envSize('BUCKETSYNC_S3_PART_SIZE');
     tuned.multipartThreshold ??= envSize('BUCKETSYNC_S3_MULTIPART_THRESHOLD');
     tuned.partConcurrency ??= envSize('BUCKETSYNC_S3_PART_CONCURRENCY', false);
+    tuned.downloadConcurrency ??= envSize('BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY', false);
   } catch (err) {
     api.destroy();
     throw err;
