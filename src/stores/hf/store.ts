@@ -460,23 +460,23 @@ export class HfStore implements Store {
    */
   private verifyingXet(body: Readable, size: number, xetHash: string | undefined, rel: string): Readable {
     // Both chunkings (src/hashing/xet.ts): the file may come from @huggingface/hub or from hf_xet.
-    const hashers = xetHash && /^[0-9a-f]{64}$/i.test(xetHash) ? xetHashers() : [];
+    const hasher = xetHash && /^[0-9a-f]{64}$/i.test(xetHash) ? xetHashers() : undefined;
     let n = 0;
     const what = `${this.display}/${rel}`;
     const out = new Transform({
       transform(chunk: Buffer, _enc, done) {
         n += chunk.length;
-        for (const h of hashers) h.update(chunk);
+        hasher?.update(chunk);
         done(null, chunk);
       },
       flush(done) {
         if (n !== size) {
-          for (const h of hashers) h.dispose();
+          hasher?.dispose();
           done(new RetryableError(`${what} arrived with ${n} bytes, the Hub says it has ${size}; not kept`));
           return;
         }
-        if (hashers.length > 0) {
-          const got = hashers.map((h) => h.digestHex());
+        if (hasher) {
+          const got = hasher.digestHex();
           if (!got.includes(xetHash!.toLowerCase())) {
             done(new RetryableError(`${what} arrived corrupted: its content has Xet hash ${got.join(' / ')}, the file's is ${xetHash}; not kept`));
             return;
