@@ -83,7 +83,7 @@ export class XetHasher implements StreamDigest {
 }
 
 /** The file hash's Merkle tree, folded as chunks come (O(log n) state). */
-class MerkleState {
+export class MerkleState {
   private pending: Chunk[] = [];
   private tree: MerkleHashSubtree | undefined;
 

@@ -41,6 +41,9 @@ import { HfStoreError, TOKEN_HINT, mapHfError } from './errors.js';
 import { DEFAULT_RETRY, collectBatchFailures, hubHttpError, nextLink, withRetries, type BatchResponse, type RetryEvent, type RetryPolicy } from './http.js';
 import { guessContentType, parseHubTime, relativeToPrefix, unsafePathReason, wireMtime } from './paths.js';
 import { SourceBlob } from './source-blob.js';
+import { BIG_FILE, BIG_UPLOADS, uploadBigFile } from './xet-upload.js';
+import { XorbJournal } from './xorb-journal.js';
+import { defaultCacheDir } from '../../hashing/cache.js';
 
 export interface HfStoreOptions {
   /** Access token (else HF_TOKEN, else the hf CLI's token file). */
@@ -151,12 +154,17 @@ export class HfStore implements Store {
   private copies: PendingCopy[] = [];
   private copyTimer: NodeJS.Timeout | undefined;
   private readonly inflight = new Set<Promise<void>>();
+  private readonly env: NodeJS.ProcessEnv;
+  private journal: XorbJournal | undefined;
+  private bigActive = 0;
+  private readonly bigWaiters: (() => void)[] = [];
 
   constructor(
     readonly location: HfLocation,
     opts: HfStoreOptions = {},
   ) {
     const env = opts.env ?? process.env;
+    this.env = env;
     this.display = formatLocation(location);
     this.bucketId = location.bucketId;
     this.prefix = location.prefix.replace(/\/+$/, '');
@@ -534,6 +542,14 @@ export class HfStore implements Store {
       }
       if (live.length === 0) return;
 
+      // 2a. Big local files: our own Xet path (xet-upload.ts), each on its own.
+      const big = live.filter((w) => w.source.localPath !== undefined && w.source.size >= BIG_FILE);
+      if (big.length > 0) {
+        await Promise.all(big.map((w) => this.writeBig(w).then(() => settle(w), (e: unknown) => settle(w, e))));
+        live.splice(0, live.length, ...live.filter((w) => !big.includes(w)));
+        if (live.length === 0) return;
+      }
+
       // 2. Upload through Xet; our fetch completes the library's /batch request.
       const byRemote = new Map(live.map((w) => [w.remote, w]));
       const blobs = new Map(live.map((w) => [w.remote, new SourceBlob(w.source, w.rel)]));
@@ -630,6 +646,46 @@ export class HfStore implements Store {
     } catch (e) {
       const err = mapHfError(e, this.ctx(action));
       for (const w of items) settle(w, err);
+    }
+  }
+
+  /**
+   * One big local file through xet-upload.ts (worker-thread chunking, bounded memory, resume
+   * from the xorbs the CAS holds), then its `/batch` line. At most BIG_UPLOADS at once.
+   */
+  private async writeBig(w: PendingWrite): Promise<void> {
+    while (this.bigActive >= BIG_UPLOADS) await new Promise<void>((r) => this.bigWaiters.push(r));
+    this.bigActive++;
+    const action = `uploading ${w.rel} to ${this.display}`;
+    try {
+      this.journal ??= XorbJournal.open(defaultCacheDir(this.env));
+      let r;
+      try {
+        r = await uploadBigFile(w.source.localPath!, w.source.size, {
+          tokenUrl: `${this.endpoint}/api/buckets/${this.bucketId}/xet-write-token`,
+          authHeaders: this.authHeaders(),
+          fetch: this.fetch,
+          journal: this.journal,
+          ...(w.opts.signal ? { signal: w.opts.signal } : {}),
+        });
+      } catch (e) {
+        if (e instanceof RetryableError) throw e;
+        if ((e as NodeJS.ErrnoException)?.code === 'ESTALE') throw new StaleError((e as Error).message);
+        throw mapHfError(e, this.ctx(action));
+      }
+      if (w.opts.signal?.aborted) throw abortError(w.opts.signal);
+      if (w.opts.beforeCommit) await w.opts.beforeCommit();
+      const op: Record<string, unknown> = { type: 'addFile', path: w.remote, xetHash: r.xetHash, mtime: wireMtime(w.opts.mtimeMs) };
+      const ct = guessContentType(w.remote);
+      if (ct) op.contentType = ct;
+      const failed = await this.postBatch([op], action);
+      const err = failed.get(w.remote);
+      if (err !== undefined) throw new HfStoreError(`the Hub refused the file: ${err}`);
+      this.known.set(w.remote, r.xetHash);
+      if (r.skippedBytes > 0) w.opts.onResumed?.(r.skippedBytes);
+    } finally {
+      this.bigActive--;
+      this.bigWaiters.shift()?.();
     }
   }
 
@@ -762,6 +818,7 @@ export class HfStore implements Store {
     this.flushWrites();
     this.flushCopies();
     while (this.inflight.size > 0) await Promise.all([...this.inflight]);
+    this.journal?.close();
   }
 }
 
