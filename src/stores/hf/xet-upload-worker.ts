@@ -17,8 +17,12 @@ import { hashToHex, verificationHash, xorbHash } from '@huggingface/xetchunk-was
 import { loadChunkHasher, XetChunker, type XetChunk } from '../../hashing/xet-chunker.js';
 import { MerkleState } from '../../hashing/xet.js';
 
-/** Chunk data per xorb (the CAS's limit: 64 MiB). */
-export const XORB_DATA = 64 * 1024 * 1024;
+/**
+ * Chunk data per xorb: 16 MiB (the CAS takes up to 64 MiB). Smaller xorbs bound memory (a file
+ * holds at most window + 1 of them) and make the unit an interrupted upload may lose small: a
+ * kill loses at most the xorbs in flight.
+ */
+export const XORB_DATA = 16 * 1024 * 1024;
 export const XORB_CHUNKS = 8 * 1024;
 const HEADER = 8;
 const READ = 8 * 1024 * 1024;

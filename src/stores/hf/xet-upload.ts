@@ -7,12 +7,14 @@
  *   xorbs; this thread only uploads them: chunking and hashing are off the main thread and
  *   overlap the transfer.
  * - Memory: the worker stops reading while {@link XORB_WINDOW} xorbs are not yet stored, so a
- *   file holds at most XORB_WINDOW + 1 xorbs of 64 MiB (~192 MiB); at most
- *   {@link BIG_UPLOADS} files are in this path at once per store.
+ *   file holds at most XORB_WINDOW + 1 xorb buffers of 16 MiB (48 MiB, recycled between the
+ *   threads, never copied); at most {@link BIG_UPLOADS} files are in this path at once per
+ *   store (~100 MiB in all).
  * - Resume: every xorb stored is recorded in a journal (xorb-journal.ts) under the CAS's
  *   address. A later upload of the same bytes (the run after a kill, a lost network, a
- *   preempted machine) makes the same xorbs and skips those the journal names: only what the CAS
- *   does not hold is sent again. If the CAS lost one since (the shard is refused), the journal's
+ *   preempted machine) makes the same xorbs and skips those the journal names, and asks the CAS
+ *   about the few that were in flight (see `casHolds`): only what the CAS does not hold is sent
+ *   again. If the CAS lost one since (the shard is refused), the journal's
  *   entries for the file are dropped and the write fails as retryable: the retry sends it all.
  * - Then one shard (the file's terms and the CAS info of its xorbs) and the caller's `/batch`
  *   line, whose `xetHash` is the file hash returned here.
@@ -20,7 +22,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { Worker } from 'node:worker_threads';
-import { hexToBytes } from '@huggingface/xetchunk-wasm';
+import { hashToHex, hexToBytes } from '@huggingface/xetchunk-wasm';
 import { RetryableError } from '../store.js';
 import { DEFAULT_RETRY, hubHttpError, withRetries } from './http.js';
 import type { UploadTerm, UploadWorkerMessage, UploadWorkerRequest, XorbMessage } from './xet-upload-worker.js';
@@ -161,10 +163,33 @@ export async function uploadBigFile(path: string, size: number, ctx: XetUploadCo
   let failure: unknown;
   const post = (m: UploadWorkerRequest) => worker.postMessage(m);
 
+  let probes = 0;
+  /**
+   * Whether the CAS holds xorb `m` though the journal does not say so: right after the xorbs a
+   * resumed upload skipped come the ones that were in flight when it was interrupted, which the
+   * CAS may have stored without the acknowledgement reaching us. For those (at most
+   * XORB_WINDOW), one global-dedup query on the xorb's first chunk: a shard naming the xorb
+   * means it is there. (A CAS that indexes chunks only from shards answers 404: sent again.)
+   */
+  const casHolds = async (m: XorbMessage): Promise<boolean> => {
+    if (skippedXorbs === 0 || probes >= XORB_WINDOW) return false;
+    probes++;
+    try {
+      const t = await tokens.get();
+      const first = hashToHex(new Uint8Array(m.chunkHashes, 0, 32));
+      const res = await casFetch(`${t.casUrl}/v1/chunks/default/${first}`, { headers: { Authorization: `Bearer ${t.accessToken}` }, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+      if (!res.ok) return false;
+      const shard = Buffer.from(await res.arrayBuffer());
+      return shard.indexOf(Buffer.from(hexToBytes(m.hash))) >= 0;
+    } catch {
+      return false;
+    }
+  };
+
   const uploadXorb = async (m: XorbMessage): Promise<void> => {
     const body = new Uint8Array(m.data, 0, m.size);
     const unpacked = m.chunkLengths.reduce((n, l) => n + l, 0);
-    if (ctx.journal.has(casKey, m.hash)) {
+    if (ctx.journal.has(casKey, m.hash) || (await casHolds(m))) {
       skippedXorbs++;
       skippedBytes += unpacked;
     } else {
@@ -177,9 +202,9 @@ export async function uploadBigFile(path: string, size: number, ctx: XetUploadCo
       });
       if (!res.ok) throw await hubHttpError(res);
       await res.arrayBuffer().catch(() => undefined);
-      ctx.journal.add(casKey, m.hash);
       sentBytes += m.size;
     }
+    ctx.journal.add(casKey, m.hash);
     stored.push(m.hash);
     ctx.onProgress?.(unpacked);
   };
