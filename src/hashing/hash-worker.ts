@@ -3,7 +3,7 @@
  * posts back one result or error per job. Loaded from the compiled `dist/hashing/hash-worker.js`.
  */
 import { parentPort } from 'node:worker_threads';
-import { defaultBackend, hashFile, hashFileSync, loadXet, SYNC_HASH_MAX, type FileIdentity, type HashAlgorithm, type HashFileResult } from './xxh128.js';
+import { defaultBackend, hashFile, hashFileSync, isXetAlgorithm, loadXet, SYNC_HASH_MAX, type FileIdentity, type HashAlgorithm, type HashFileResult } from './xxh128.js';
 
 export type WorkerRequest =
   | { type: 'hash'; id: number; path: string; sizeHint: number | undefined; expect: FileIdentity | undefined; algorithm?: HashAlgorithm }
@@ -48,7 +48,7 @@ if (port) {
     const small = msg.sizeHint !== undefined && msg.sizeHint < SYNC_HASH_MAX;
     const opts = { ...(msg.expect ? { expect: msg.expect } : {}), ...(msg.algorithm ? { algorithm: msg.algorithm } : {}) };
     const work: Promise<HashFileResult> = small
-      ? (msg.algorithm === 'xet' ? loadXet() : defaultBackend()).then(() => hashFileSync(msg.path, opts))
+      ? (isXetAlgorithm(msg.algorithm) ? loadXet() : defaultBackend()).then(() => hashFileSync(msg.path, opts))
       : hashFile(msg.path, { signal: ac.signal, ...opts });
     work.then(
       (r) => {
