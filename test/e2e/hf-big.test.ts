@@ -6,7 +6,10 @@
  *   and the bucket's file is byte-identical;
  * - a source changed between the runs sends what changed and converges to the new content;
  * - a journal that names xorbs the CAS has since dropped costs a full re-send, not a failure;
- * - a corrupt journal (garbage, torn lines, wrong hashes) is ignored.
+ * - a corrupt journal (garbage, torn lines, wrong hashes) is ignored;
+ * - a download SIGKILLed at about half continues from its temporary file on the next run (the
+ *   xorb bytes the server serves the second time are about the rest), byte-identical; if the
+ *   bucket's file changed in between, it starts over and gets the new content.
  */
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
@@ -85,7 +88,7 @@ describe('big hf uploads', () => {
     expect(total / SIZE).toBeLessThanOrEqual(1.1);
     expect(r.stderr).toMatch(/Resumed: ckpt\.bin \(\d+(\.\d+)? MiB of 256(\.0)? MiB were already there/);
     expect(md5(await server.readFile(BUCKET, 'resume/ckpt.bin'))).toBe(md5(fs.readFileSync(path.join(s.src, 'ckpt.bin'))));
-  });
+  }, 300_000);
 
   it('a source changed between the runs is sent as it is now (its changed xorbs), byte-identical', async () => {
     const s = setup('changed');
@@ -100,7 +103,7 @@ describe('big hf uploads', () => {
     const r = await cli(['sync', s.src, s.dest, '--no-progress'], { env: s.env });
     expect(r.code, r.stderr).toBe(0);
     expect(md5(await server.readFile(BUCKET, 'changed/ckpt.bin'))).toBe(md5(fs.readFileSync(file)));
-  });
+  }, 300_000);
 
   it('xorbs the journal names but the CAS dropped since are sent again (the run still succeeds)', async () => {
     const s = setup('collected');
@@ -112,7 +115,7 @@ describe('big hf uploads', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(server.stats.xorbBytesReceived - before).toBeGreaterThanOrEqual(160 * MiB);
     expect(md5(await server.readFile(BUCKET, 'collected/ckpt.bin'))).toBe(md5(fs.readFileSync(path.join(s.src, 'ckpt.bin'))));
-  });
+  }, 300_000);
 
   it('a corrupt or truncated journal is ignored', async () => {
     const s = setup('corrupt');
@@ -127,5 +130,58 @@ describe('big hf uploads', () => {
     expect(md5(await server.readFile(BUCKET, 'corrupt/ckpt.bin'))).toBe(md5(fs.readFileSync(path.join(s.src, 'ckpt.bin'))));
     // And what it stored is journaled for the next time (one line per xorb).
     expect(fs.readFileSync(journal, 'utf8').trim().split('\n').filter((l) => /^\d+ [0-9a-f]{16} [0-9a-f]{64}$/.test(l)).length).toBeGreaterThanOrEqual(3);
-  });
+  }, 300_000);
+
+  /** Sum of the sizes of the files under `dir` (the temporary file of a download in progress). */
+  function bytesUnder(dir: string): number {
+    let n = 0;
+    for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) n += fs.statSync(path.join(e.parentPath, e.name)).size;
+    return n;
+  }
+
+  async function killDownloadAt(args: string[], env: Record<string, string>, dir: string, atBytes: number): Promise<boolean> {
+    const child = spawn(process.execPath, [BIN, ...args, '--no-progress'], { stdio: 'ignore', env: { ...process.env, ...env } });
+    const closed = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (c, s) => r([c, s])));
+    const poll = setInterval(() => {
+      if (fs.existsSync(dir) && bytesUnder(dir) >= atBytes) child.kill('SIGKILL');
+    }, 10);
+    const [code, signal] = await closed;
+    clearInterval(poll);
+    return signal === 'SIGKILL' && code === null;
+  }
+
+  it('a download SIGKILLed at ~50 % continues from its temporary file, byte-identical; a changed file starts over', async () => {
+    const s = setup('down');
+    const size = 128 * MiB;
+    randomFile(path.join(s.src, 'ckpt.bin'), size, 5);
+    const up = await cli(['sync', s.src, s.dest, '--no-progress'], { env: s.env });
+    expect(up.code, up.stderr).toBe(0);
+    const local = path.join(s.dir, 'local');
+    const served0 = server.stats.xorbBytesServed;
+    expect(await killDownloadAt(['sync', s.dest, local], s.env, local, size / 2)).toBe(true);
+    const first = server.stats.xorbBytesServed - served0;
+    expect(first).toBeLessThan(size);
+    expect(fs.existsSync(path.join(local, 'ckpt.bin'))).toBe(false);
+    const r = await cli(['sync', s.dest, local, '-v', '--no-progress'], { env: s.env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/Resumed: ckpt\.bin/);
+    // The second run fetched about the rest (the xorb ranges around the cut overlap a little).
+    const second = server.stats.xorbBytesServed - served0 - first;
+    expect(second).toBeLessThanOrEqual(size * 0.6);
+    expect(md5(fs.readFileSync(path.join(local, 'ckpt.bin')))).toBe(md5(fs.readFileSync(path.join(s.src, 'ckpt.bin'))));
+    expect(fs.readdirSync(local)).toEqual(['ckpt.bin']);
+
+    // Interrupted again, then the bucket's file is replaced: the partial file is not used.
+    fs.rmSync(path.join(local, 'ckpt.bin'));
+    expect(await killDownloadAt(['sync', s.dest, local], s.env, local, size / 2)).toBe(true);
+    randomFile(path.join(s.src, 'ckpt.bin'), size, 6);
+    fs.utimesSync(path.join(s.src, 'ckpt.bin'), 1_700_000_500, 1_700_000_500);
+    const up2 = await cli(['sync', s.src, s.dest, '--no-progress'], { env: s.env });
+    expect(up2.code, up2.stderr).toBe(0);
+    const r2 = await cli(['sync', s.dest, local, '-v', '--no-progress'], { env: s.env });
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(r2.stderr).not.toMatch(/Resumed: ckpt\.bin/);
+    expect(md5(fs.readFileSync(path.join(local, 'ckpt.bin')))).toBe(md5(fs.readFileSync(path.join(s.src, 'ckpt.bin'))));
+    expect(fs.readdirSync(local)).toEqual(['ckpt.bin']);
+  }, 300_000);
 });

@@ -15,6 +15,7 @@
  * - read(): resolve + Xet reconstruction (`downloadFile`, ranged through `Blob.slice`).
  * Every request goes through a fetch wrapper that retries 408/429/5xx honouring Retry-After.
  */
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, pipeline } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
@@ -461,21 +462,80 @@ export class HfStore implements Store {
   }
 
   /**
+   * Store.readFrom: an interrupted download continues (src/stores/local.ts keeps its temporary
+   * file): the file's bytes from `offset` on, if the bucket path still holds the content the
+   * download started with (`etag`: the Xet identity the plan saw; else StaleError and the
+   * download starts over), verified as a whole: the first `offset` bytes are read back from
+   * `prefixFile` into the Xet hash before the rest.
+   */
+  async readFrom(rel: string, etag: string, prefixFile: string, offset: number): Promise<Readable> {
+    const remote = await this.resolveRemote(rel);
+    const action = `downloading ${this.display}/${rel}`;
+    const common = {
+      repo: this.repo,
+      path: encodeURIComponent(remote),
+      hubUrl: this.endpoint,
+      fetch: this.fetch,
+      ...(this.token ? { accessToken: this.token } : {}),
+    };
+    try {
+      const info = await fileDownloadInfo(common);
+      if (!info) throw new StaleError(`${this.display}/${rel} no longer exists (it vanished after its download was interrupted)`);
+      const now = xetIdentity(info.xet?.hash);
+      if (now !== etag) throw new StaleError(`${this.display}/${rel} changed since its download was interrupted`);
+      if (offset >= info.size) throw new StaleError(`${this.display}/${rel}: the partial download is not shorter than the file`);
+      const blob = await downloadFile({ ...common, downloadInfo: info, parallelDownloads: { maxInFlightBytes: DOWNLOAD_BUDGET } });
+      if (!blob) throw new StaleError(`${this.display}/${rel} no longer exists`);
+      const stream = Readable.fromWeb(blob.slice(offset, info.size).stream() as unknown as NodeReadableStream<Uint8Array>);
+      return this.verifyingXet(stream, info.size, info.xet?.hash, rel, { file: prefixFile, bytes: offset });
+    } catch (e) {
+      if (e instanceof StaleError) throw e;
+      throw mapHfError(e, this.ctx(action));
+    }
+  }
+
+  /**
    * A whole file's bytes, checked as they stream: their count against the size the Hub
    * claims and their Xet hash against the file's (what the reconstruction was asked for). A
    * short, long or corrupted reconstruction fails at its end, before the reader can take it
    * for complete (the executor writes under a temporary name and retries).
    */
-  private verifyingXet(body: Readable, size: number, xetHash: string | undefined, rel: string): Readable {
+  private verifyingXet(body: Readable, size: number, xetHash: string | undefined, rel: string, prefix?: { file: string; bytes: number }): Readable {
     // Both chunkings (src/hashing/xet.ts): the file may come from @huggingface/hub or from hf_xet.
     const hasher = xetHash && /^[0-9a-f]{64}$/i.test(xetHash) ? xetHashers() : undefined;
-    let n = 0;
+    let n = prefix?.bytes ?? 0;
     const what = `${this.display}/${rel}`;
+    // A resumed download: the bytes already on disk go into the hash first (read back, not passed on).
+    let prefixDone: Promise<void> | undefined =
+      prefix && hasher
+        ? (async () => {
+            const fh = await fsp.open(prefix.file, 'r');
+            try {
+              const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
+              for (let at = 0; at < prefix.bytes; ) {
+                const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, prefix.bytes - at), at);
+                if (bytesRead === 0) throw new RetryableError(`${what}: the partial download is shorter than recorded`);
+                hasher.update(buf.subarray(0, bytesRead));
+                at += bytesRead;
+              }
+            } finally {
+              await fh.close();
+            }
+          })()
+        : undefined;
+    prefixDone?.catch(() => undefined);
     const out = new Transform({
       transform(chunk: Buffer, _enc, done) {
-        n += chunk.length;
-        hasher?.update(chunk);
-        done(null, chunk);
+        const go = () => {
+          n += chunk.length;
+          hasher?.update(chunk);
+          done(null, chunk);
+        };
+        if (!prefixDone) return go();
+        prefixDone.then(() => {
+          prefixDone = undefined;
+          go();
+        }, done);
       },
       flush(done) {
         if (n !== size) {
@@ -486,7 +546,8 @@ export class HfStore implements Store {
         if (hasher) {
           const got = hasher.digestHex();
           if (!got.includes(xetHash!.toLowerCase())) {
-            done(new RetryableError(`${what} arrived corrupted: its content has Xet hash ${got.join(' / ')}, the file's is ${xetHash}; not kept`));
+            // `corrupt`: a partial file it continued is not kept for another try.
+            done(Object.assign(new RetryableError(`${what} arrived corrupted: its content has Xet hash ${got.join(' / ')}, the file's is ${xetHash}; not kept`), { corrupt: true }));
             return;
           }
         }
