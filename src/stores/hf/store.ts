@@ -23,7 +23,7 @@ import { commitIterBucket, downloadFile, fileDownloadInfo } from '@huggingface/h
 import { formatLocation, type HfLocation } from '../../location/location.js';
 import { compareCodePoints } from '../../manifest/order.js';
 import { skippedEntry, xetIdentity, type FileEntry } from '../../types.js';
-import { xetHashers } from '../../hashing/xet.js';
+import { XetStreamVerifier } from '../../hashing/xet-verify.js';
 import { isRepresentableMtime } from '../s3/mtime.js';
 import {
   RetryableError,
@@ -42,7 +42,7 @@ import { HfStoreError, TOKEN_HINT, mapHfError } from './errors.js';
 import { DEFAULT_RETRY, collectBatchFailures, hubHttpError, nextLink, withRetries, type BatchResponse, type RetryEvent, type RetryPolicy } from './http.js';
 import { guessContentType, parseHubTime, relativeToPrefix, unsafePathReason, wireMtime } from './paths.js';
 import { SourceBlob } from './source-blob.js';
-import { BIG_FILE, BIG_UPLOADS, uploadBigFile } from './xet-upload.js';
+import { BIG_FILE, BIG_UPLOADS, bigUploadAvailable, uploadBigFile } from './xet-upload.js';
 import { XorbJournal } from './xorb-journal.js';
 import { defaultCacheDir } from '../../hashing/cache.js';
 
@@ -105,6 +105,8 @@ const PATHS_INFO_CHUNK = 1000;
 const BATCH_LINES = 1000;
 /** Bytes a download may hold fetched but not yet consumed (the library's default goes up to 256 MB per file). */
 const DOWNLOAD_BUDGET = 128 * 1024 * 1024;
+/** Downloads at least this big are checked on a worker thread. */
+const VERIFY_IN_WORKER = 16 * 1024 * 1024;
 /** How long stat() waits for company before asking the Hub. */
 const STAT_WINDOW_MS = 5;
 
@@ -502,7 +504,8 @@ export class HfStore implements Store {
    */
   private verifyingXet(body: Readable, size: number, xetHash: string | undefined, rel: string, prefix?: { file: string; bytes: number }): Readable {
     // Both chunkings (src/hashing/xet.ts): the file may come from @huggingface/hub or from hf_xet.
-    const hasher = xetHash && /^[0-9a-f]{64}$/i.test(xetHash) ? xetHashers() : undefined;
+    // Hashed on a worker thread for big files (src/hashing/xet-verify.ts), with a budget that holds the download back.
+    const hasher = xetHash && /^[0-9a-f]{64}$/i.test(xetHash) ? new XetStreamVerifier({ inline: size < VERIFY_IN_WORKER }) : undefined;
     let n = prefix?.bytes ?? 0;
     const what = `${this.display}/${rel}`;
     // A resumed download: the bytes already on disk go into the hash first (read back, not passed on).
@@ -515,7 +518,7 @@ export class HfStore implements Store {
               for (let at = 0; at < prefix.bytes; ) {
                 const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, prefix.bytes - at), at);
                 if (bytesRead === 0) throw new RetryableError(`${what}: the partial download is shorter than recorded`);
-                hasher.update(buf.subarray(0, bytesRead));
+                await hasher.update(buf.subarray(0, bytesRead));
                 at += bytesRead;
               }
             } finally {
@@ -528,8 +531,8 @@ export class HfStore implements Store {
       transform(chunk: Buffer, _enc, done) {
         const go = () => {
           n += chunk.length;
-          hasher?.update(chunk);
-          done(null, chunk);
+          if (!hasher) return done(null, chunk);
+          hasher.update(chunk).then(() => done(null, chunk), done);
         };
         if (!prefixDone) return go();
         prefixDone.then(() => {
@@ -543,17 +546,16 @@ export class HfStore implements Store {
           done(new RetryableError(`${what} arrived with ${n} bytes, the Hub says it has ${size}; not kept`));
           return;
         }
-        if (hasher) {
-          const got = hasher.digestHex();
+        if (!hasher) return done();
+        hasher.digestHex().then((got) => {
           if (!got.includes(xetHash!.toLowerCase())) {
             // `corrupt`: a partial file it continued is not kept for another try.
             done(Object.assign(new RetryableError(`${what} arrived corrupted: its content has Xet hash ${got.join(' / ')}, the file's is ${xetHash}; not kept`), { corrupt: true }));
-            return;
-          }
-        }
-        done();
+          } else done();
+        }, done);
       },
     });
+    out.on('close', () => hasher?.dispose());
     pipeline(body, out, () => undefined); // an error of either stream destroys both
     return out;
   }
@@ -604,7 +606,7 @@ export class HfStore implements Store {
       if (live.length === 0) return;
 
       // 2a. Big local files: our own Xet path (xet-upload.ts), each on its own.
-      const big = live.filter((w) => w.source.localPath !== undefined && w.source.size >= BIG_FILE);
+      const big = bigUploadAvailable() ? live.filter((w) => w.source.localPath !== undefined && w.source.size >= BIG_FILE) : [];
       if (big.length > 0) {
         await Promise.all(big.map((w) => this.writeBig(w).then(() => settle(w), (e: unknown) => settle(w, e))));
         live.splice(0, live.length, ...live.filter((w) => !big.includes(w)));

@@ -19,8 +19,10 @@
  * - Then one shard (the file's terms and the CAS info of its xorbs) and the caller's `/batch`
  *   line, whose `xetHash` is the file hash returned here.
  */
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { hashToHex, hexToBytes } from '@huggingface/xetchunk-wasm';
 import { RetryableError } from '../store.js';
@@ -34,6 +36,18 @@ export const BIG_FILE = 64 * 1024 * 1024;
 export const XORB_WINDOW = 2;
 /** Big-file uploads at once per store. */
 export const BIG_UPLOADS = 2;
+
+const WORKER_URL = new URL('./xet-upload-worker.js', import.meta.url);
+let workerScript: boolean | undefined;
+
+/**
+ * Whether this path can run: the compiled worker script is there (under vitest the sources
+ * run from src/, where it is not; big files then go through @huggingface/hub like the rest).
+ */
+export function bigUploadAvailable(): boolean {
+  workerScript ??= WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(WORKER_URL));
+  return workerScript;
+}
 
 const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
 
@@ -153,7 +167,7 @@ export async function uploadBigFile(path: string, size: number, ctx: XetUploadCo
   const casFetch = ctx.casFetch ?? withRetries(nodeFetch, DEFAULT_RETRY);
   const first = await tokens.get();
   const casKey = first.casUrl;
-  const worker = new Worker(new URL('./xet-upload-worker.js', import.meta.url));
+  const worker = new Worker(WORKER_URL);
   const xorbs: XorbInfo[] = [];
   const stored: string[] = [];
   let skippedXorbs = 0;
