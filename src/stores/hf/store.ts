@@ -44,6 +44,7 @@ import { guessContentType, parseHubTime, relativeToPrefix, unsafePathReason, wir
 import { SourceBlob } from './source-blob.js';
 import { BIG_FILE, BIG_UPLOADS, bigUploadAvailable, uploadBigFile } from './xet-upload.js';
 import { XorbJournal } from './xorb-journal.js';
+import { bigDownloadAvailable, downloadBigFile } from './xet-download.js';
 import { defaultCacheDir } from '../../hashing/cache.js';
 
 export interface HfStoreOptions {
@@ -452,9 +453,18 @@ export class HfStore implements Store {
       const start = range?.start ?? 0;
       const end = Math.min(range?.end ?? info.size - 1, info.size - 1);
       if (info.size === 0 || end < start) return Readable.from([]);
+      const whole = start === 0 && end === info.size - 1;
+      const xetHash = info.xet?.hash;
+      if (whole && info.size >= VERIFY_IN_WORKER && xetHash && /^[0-9a-f]{64}$/i.test(xetHash) && bigDownloadAvailable()) {
+        // Big files: our own Xet reader on a worker thread (xet-download.ts), verified there.
+        return downloadBigFile(
+          { tokenUrl: `${this.endpoint}/api/buckets/${this.bucketId}/xet-read-token`, authHeaders: this.authHeaders(), fetch: this.fetch, what: `${this.display}/${rel}` },
+          xetHash,
+          info.size,
+        );
+      }
       const blob = await downloadFile({ ...common, downloadInfo: info, parallelDownloads: { maxInFlightBytes: DOWNLOAD_BUDGET } });
       if (!blob) throw new HfStoreError(`${this.display}/${rel}: no such file in the bucket`);
-      const whole = start === 0 && end === info.size - 1;
       const part = whole ? blob : blob.slice(start, end + 1);
       const stream = Readable.fromWeb(part.stream() as unknown as NodeReadableStream<Uint8Array>);
       return whole ? this.verifyingXet(stream, info.size, info.xet?.hash, rel) : stream;
