@@ -86,7 +86,8 @@ class XetDownloadStream extends Readable {
     const t = (await res.json()) as { casUrl?: string; accessToken?: string };
     if (typeof t.casUrl !== 'string' || typeof t.accessToken !== 'string') throw new Error('the Hub sent no Xet read token');
     if (this.destroyed) return;
-    const w = new Worker(WORKER_URL);
+    // A larger young generation: the HTTP parser's many 64 KiB buffers otherwise cost a scavenge every few MiB.
+    const w = new Worker(WORKER_URL, { resourceLimits: { maxYoungGenerationSizeMb: 64 } });
     this.worker = w;
     w.on('message', (m: DownloadWorkerMessage) => {
       if (m.type === 'data') {
