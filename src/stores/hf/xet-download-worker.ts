@@ -17,7 +17,7 @@ import { chunkHash, loadChunkHasher } from '../../hashing/xet-chunker.js';
 import { MerkleState } from '../../hashing/xet.js';
 import { decodeChunk } from './xet-codec.js';
 
-const PREFETCH = 3;
+const PREFETCH = 2;
 
 export type DownloadWorkerRequest =
   | { type: 'start'; casUrl: string; accessToken: string; fileHash: string; size: number; window: number }
@@ -58,16 +58,26 @@ function get(url: string, headers: Record<string, string>): Promise<Buffer> {
   const mod = u.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const req = mod.get(u, { headers, agent: u.protocol === 'https:' ? agents.https : agents.http }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
+      // Copied as it arrives into a buffer of its own (transferable to the main thread whole,
+      // and the socket's pieces freed at once): sized from Content-Length when there is one.
+      const declared = Number(res.headers['content-length']);
+      let body = Buffer.allocUnsafeSlow(Number.isSafeInteger(declared) && declared >= 0 && declared <= 256 * 1024 * 1024 ? declared : 1024 * 1024);
+      let at = 0;
+      res.on('data', (d: Buffer) => {
+        if (at + d.length > body.length) {
+          const bigger = Buffer.allocUnsafeSlow(Math.max(body.length * 2, at + d.length));
+          body.copy(bigger, 0, 0, at);
+          body = bigger;
+        }
+        d.copy(body, at);
+        at += d.length;
+      });
       res.on('error', reject);
       res.on('end', () => {
-        // Always a copy into a buffer of its own (transferable to the main thread whole).
-        const body = Buffer.from(new ArrayBuffer(parts.reduce((n, p) => n + p.length, 0)));
-        let at = 0;
-        for (const p of parts) {
-          body.set(p, at);
-          at += p.length;
+        if (at < body.length) {
+          const exact = Buffer.allocUnsafeSlow(at);
+          body.copy(exact, 0, 0, at);
+          body = exact;
         }
         const status = res.statusCode ?? 500;
         if (status >= 200 && status < 300) resolve(body);

@@ -7,8 +7,8 @@
  * unless the bytes are the file's: their count is its size and their Xet hash is its hash.
  *
  * Memory: at most {@link WINDOW} fetched ranges wait for the reader, plus the worker's read-ahead
- * of 3 ranges (xorb ranges: 16 MiB for files bucketsync uploaded, up to 64 MiB for hf_xet's):
- * ~80 MiB, at worst ~320 MiB.
+ * of 2 ranges (xorb ranges: 16 MiB for files bucketsync uploaded, up to 64 MiB for hf_xet's):
+ * ~64 MiB, at worst ~256 MiB.
  */
 import { existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
