@@ -25,9 +25,10 @@
  * Both are valid on the Hub (the CAS only checks that the chunks hash to the file hash), so a
  * bucket holds files of either kind; {@link xetHashers} checks a stream against both.
  *
- * Speed: ~80–125 MB/s on the 2-vCPU build VM (JIT JavaScript), 15–25× slower than xxh128,
- * so it is computed only where an hf comparison needs it, off the main thread for big files
- * (the hash pool), and remembered in memory for the rest of the run (see LocalHasher.xet).
+ * Speed: ~270 MB/s of CPU on the 2-vCPU build VM (gearhash-jit boundaries + hash-wasm BLAKE3,
+ * src/hashing/xet-chunker.ts), several times slower than xxh128, so it is computed only where
+ * an hf comparison needs it, off the main thread for big files (the hash pool), and kept in
+ * the hash cache (see LocalHasher.xet).
  */
 import { fileHash, hashToHex, hmac, MerkleHashSubtree, type Chunk } from '@huggingface/xetchunk-wasm';
 import { DualXetChunker, loadChunkHasher, XetChunker, type XetChunking } from './xet-chunker.js';
