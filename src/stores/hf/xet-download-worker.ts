@@ -1,10 +1,10 @@
 /**
  * Worker-thread side of the big-file Xet downloader (xet-download.ts): asks the CAS for the
- * file's reconstruction, fetches the xorb ranges it names (up to {@link PREFETCH} at once),
- * decodes the chunks, hashes each chunk once (keyed BLAKE3) into the file's Merkle hash, and
- * posts the file's bytes to the main thread in order: the fetched ranges themselves
- * (transferred, not copied) with the parts of them that are raw chunks, and compressed chunks
- * decoded into buffers of their own, waiting for an `ack` while `window` of them are unconsumed. At the end it
+ * file's reconstruction, opens the xorb ranges it names ({@link PREFETCH} ahead, held back by
+ * TCP until their turn), parses each range's chunk records as they stream in, decodes them,
+ * hashes each chunk once (keyed BLAKE3) into the file's Merkle hash, and posts the file's bytes
+ * to the main thread in order in buffers of {@link OUT} bytes (transferred), waiting for an
+ * `ack` while `window` of them are unconsumed. At the end it
  * posts the Xet hash of what it delivered, which the main thread compares with the file's.
  *
  * Hashing the chunks as the uploader cut them (the xorbs say where) verifies the content
@@ -17,6 +17,7 @@ import { chunkHash, loadChunkHasher } from '../../hashing/xet-chunker.js';
 import { MerkleState } from '../../hashing/xet.js';
 import { decodeChunk } from './xet-codec.js';
 
+const OUT = 8 * 1024 * 1024;
 const PREFETCH = 2;
 
 export type DownloadWorkerRequest =
@@ -88,6 +89,40 @@ function get(url: string, headers: Record<string, string>): Promise<Buffer> {
   });
 }
 
+/**
+ * A GET whose response is handed over paused once its headers are in (2xx), so a range
+ * fetched ahead waits in the socket (TCP holds it back) instead of in memory; 3 retries on
+ * 5xx / 429 / dropped connections before the headers.
+ */
+async function openRetrying(url: string, headers: Record<string, string>): Promise<http.IncomingMessage> {
+  const u = new URL(url);
+  const mod = u.protocol === 'https:' ? https : http;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = mod.get(u, { headers, agent: u.protocol === 'https:' ? agents.https : agents.http }, (res) => {
+          const status = res.statusCode ?? 500;
+          if (status >= 200 && status < 300) {
+            res.pause();
+            resolve(res);
+            return;
+          }
+          const parts: Buffer[] = [];
+          res.on('data', (d: Buffer) => parts.push(d));
+          res.on('error', reject);
+          res.on('end', () => reject(new HttpStatusError(status, `HTTP ${status} from ${u.origin}${u.pathname}: ${Buffer.concat(parts).toString('utf8', 0, 300)}`)));
+        });
+        req.on('error', reject);
+      });
+    } catch (e) {
+      const status = e instanceof HttpStatusError ? e.status : undefined;
+      const retry = status === undefined ? true : status === 429 || status >= 500;
+      if (!retry || attempt >= 3) throw e;
+      await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+    }
+  }
+}
+
 /** GET with 3 retries on 5xx / 429 / dropped connections. */
 async function getRetrying(url: string, headers: Record<string, string>): Promise<Buffer> {
   for (let attempt = 0; ; attempt++) {
@@ -100,18 +135,6 @@ async function getRetrying(url: string, headers: Record<string, string>): Promis
       await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
     }
   }
-}
-
-/** Decoded chunks in one new buffer: [buffer, parts]. */
-function packed(chunks: Uint8Array[]): [ArrayBuffer, number[]] {
-  const n = chunks.reduce((a, c) => a + c.length, 0);
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return [out.buffer, [0, n]];
 }
 
 interface Flow {
@@ -136,82 +159,100 @@ async function download(port: NonNullable<typeof parentPort>, req: Extract<Downl
     return fi;
   };
   let fetched = 0;
-  const fetchTerm = (t: Term): Promise<Buffer> => {
+  const openTerm = (t: Term): Promise<http.IncomingMessage> => {
     const fi = infoFor(t);
-    return getRetrying(fi.url, { Range: `bytes=${fi.url_range.start}-${fi.url_range.end}` }).then((b) => {
-      fetched += b.length;
-      return b;
-    });
+    return openRetrying(fi.url, { Range: `bytes=${fi.url_range.start}-${fi.url_range.end}` });
   };
   const merkle = new MerkleState(4096);
   let total = 0;
-  /** Posts a buffer and the parts of it that are the file's next bytes; waits while `window` are unconsumed. */
-  const post = async (buf: ArrayBuffer, parts: number[]): Promise<void> => {
-    if (parts.length === 0) return;
+  // The file's bytes go out in buffers of OUT bytes (transferred); allocated with malloc and
+  // below its mmap threshold, so freed ones are reused rather than faulted in afresh.
+  let out = Buffer.allocUnsafeSlow(OUT);
+  let fill = 0;
+  const flush = async (): Promise<void> => {
+    if (fill === 0) return;
     while (flow.credits <= 0 && !flow.cancelled) await new Promise<void>((r) => (flow.wake = r));
     if (flow.cancelled) throw new Error('cancelled');
     flow.credits--;
-    port.postMessage({ type: 'data', buf, parts } satisfies DownloadWorkerMessage, [buf]);
+    const buf = out.buffer as ArrayBuffer;
+    port.postMessage({ type: 'data', buf, parts: [out.byteOffset, fill] } satisfies DownloadWorkerMessage, [buf]);
+    out = Buffer.allocUnsafeSlow(OUT);
+    fill = 0;
   };
-  const pending: Promise<Buffer>[] = [];
+  const emit = async (data: Uint8Array): Promise<void> => {
+    for (let at = 0; at < data.length; ) {
+      const n = Math.min(OUT - fill, data.length - at);
+      out.set(data.subarray(at, at + n), fill);
+      fill += n;
+      at += n;
+      if (fill === OUT) await flush();
+    }
+  };
+  const pending: Promise<http.IncomingMessage>[] = [];
   let next = 0;
   const pump = () => {
     while (pending.length < PREFETCH && next < terms.length) {
-      const p = fetchTerm(terms[next++]!);
+      const p = openTerm(terms[next++]!);
       p.catch(() => undefined);
       pending.push(p);
     }
   };
-  for (let k = 0; k < terms.length; k++) {
-    pump();
-    const t = terms[k]!;
-    const body = await pending.shift()!;
-    const fi = infoFor(t);
-    let off = 0;
-    let index = fi.range.start;
-    let termBytes = 0;
-    // Raw chunks go out as views of the fetched range (no copy); decoded ones in a buffer of their own.
-    const parts: number[] = [];
-    const decoded: Uint8Array[] = [];
-    while (index < t.range.end) {
-      if (off + 8 > body.length) throw new Error(`xorb ${t.hash}: the fetched range ends inside a chunk header`);
-      const clen = body[off + 1]! | (body[off + 2]! << 8) | (body[off + 3]! << 16);
-      const scheme = body[off + 4]!;
-      const ulen = body[off + 5]! | (body[off + 6]! << 8) | (body[off + 7]! << 16);
-      if (body[off] !== 0) throw new Error(`xorb ${t.hash}: unsupported chunk header version ${body[off]}`);
-      const end = off + 8 + clen;
-      if (end > body.length) throw new Error(`xorb ${t.hash}: the fetched range ends inside a chunk`);
-      if (index >= t.range.start) {
-        const data = decodeChunk(scheme, body.subarray(off + 8, end), ulen);
-        if (data.length !== ulen) throw new Error(`xorb ${t.hash}: a chunk decodes to ${data.length} bytes, its header says ${ulen}`);
-        merkle.push({ length: data.length, hash: chunkHash(data) });
-        termBytes += data.length;
-        if (scheme === 0) {
-          if (decoded.length > 0) {
-            // Keep the order: what was decoded so far goes first.
-            await post(...packed(decoded));
-            decoded.length = 0;
+  // The bytes of a range not yet parsed (at most one chunk record and one socket read).
+  let carry = Buffer.allocUnsafeSlow(1024 * 1024);
+  try {
+    for (let k = 0; k < terms.length; k++) {
+      pump();
+      const t = terms[k]!;
+      const res = await pending.shift()!;
+      const fi = infoFor(t);
+      let index = fi.range.start;
+      let termBytes = 0;
+      let len = 0;
+      // Chunk records are parsed as the range streams in: each decoded, hashed once, copied out.
+      const parse = async (): Promise<void> => {
+        let p = 0;
+        while (len - p >= 8 && index < fi.range.end) {
+          if (carry[p] !== 0) throw new Error(`xorb ${t.hash}: unsupported chunk header version ${carry[p]}`);
+          const clen = carry[p + 1]! | (carry[p + 2]! << 8) | (carry[p + 3]! << 16);
+          if (len - p < 8 + clen) break;
+          const scheme = carry[p + 4]!;
+          const ulen = carry[p + 5]! | (carry[p + 6]! << 8) | (carry[p + 7]! << 16);
+          if (index >= t.range.start && index < t.range.end) {
+            const data = decodeChunk(scheme, carry.subarray(p + 8, p + 8 + clen), ulen);
+            if (data.length !== ulen) throw new Error(`xorb ${t.hash}: a chunk decodes to ${data.length} bytes, its header says ${ulen}`);
+            merkle.push({ length: data.length, hash: chunkHash(data) });
+            termBytes += data.length;
+            await emit(data);
           }
-          const last = parts.length - 2;
-          if (last >= 0 && parts[last]! + parts[last + 1]! === off + 8) parts[last + 1]! += ulen;
-          else parts.push(off + 8, ulen);
-        } else {
-          if (parts.length > 0) {
-            // Raw parts before a decoded chunk: the fetched range goes first (a copy of it, as it stays in use).
-            const copy = body.buffer.slice(body.byteOffset, body.byteOffset + body.length) as ArrayBuffer;
-            await post(copy, parts.splice(0));
-          }
-          decoded.push(data);
+          p += 8 + clen;
+          index++;
         }
+        if (p > 0) {
+          carry.copyWithin(0, p, len);
+          len -= p;
+        }
+      };
+      for await (const d of res as AsyncIterable<Buffer>) {
+        fetched += d.length;
+        if (index >= t.range.end) continue; // the rest of the range is not this term's
+        if (len + d.length > carry.length) {
+          const bigger = Buffer.allocUnsafeSlow(Math.max(carry.length * 2, len + d.length));
+          carry.copy(bigger, 0, 0, len);
+          carry = bigger;
+        }
+        d.copy(carry, len);
+        len += d.length;
+        await parse();
       }
-      off = end;
-      index++;
+      if (index < t.range.end) throw new Error(`xorb ${t.hash}: the fetched range ends inside chunk ${index}`);
+      if (termBytes !== t.unpacked_length) throw new Error(`xorb ${t.hash}: a term holds ${termBytes} bytes, the reconstruction says ${t.unpacked_length}`);
+      total += termBytes;
+      if (total > req.size) throw new Error(`the reconstruction holds more than the file's ${req.size} bytes`);
     }
-    if (termBytes !== t.unpacked_length) throw new Error(`xorb ${t.hash}: a term holds ${termBytes} bytes, the reconstruction says ${t.unpacked_length}`);
-    total += termBytes;
-    if (total > req.size) throw new Error(`the reconstruction holds more than the file's ${req.size} bytes`);
-    if (decoded.length > 0) await post(...packed(decoded));
-    if (parts.length > 0) await post(body.buffer as ArrayBuffer, parts);
+    await flush();
+  } finally {
+    // Ranges opened ahead and never read: close their connections.
+    for (const p of pending) void p.then((r) => r.destroy(), () => undefined);
   }
   port.postMessage({ type: 'done', fileHash: merkle.digestHex(), bytes: total, fetched } satisfies DownloadWorkerMessage);
 }

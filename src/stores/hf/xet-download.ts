@@ -3,12 +3,12 @@
  * thread, copies each range several times, and leaves bucketsync to check the bytes by chunking
  * them again under both chunkings): a worker thread (xet-download-worker.ts) fetches the
  * reconstruction and the xorb ranges, decodes the chunks and hashes each once, and hands the
- * bytes over (the fetched ranges themselves, transferred). The stream ends with an error, never with `end`,
+ * bytes over in 8 MiB buffers (transferred). The stream ends with an error, never with `end`,
  * unless the bytes are the file's: their count is its size and their Xet hash is its hash.
  *
- * Memory: at most {@link WINDOW} fetched ranges wait for the reader, plus the worker's read-ahead
- * of 2 ranges (xorb ranges: 16 MiB for files bucketsync uploaded, up to 64 MiB for hf_xet's):
- * ~64 MiB, at worst ~256 MiB.
+ * Memory: at most {@link WINDOW} buffers (32 MiB) wait for the reader; the worker parses each
+ * xorb range as it streams in (one chunk record held), and the 2 ranges it opens ahead wait in
+ * their sockets (TCP holds them back), not in memory.
  */
 import { existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -18,8 +18,8 @@ import { RetryableError } from '../store.js';
 import { hubHttpError } from './http.js';
 import type { DownloadWorkerMessage, DownloadWorkerRequest } from './xet-download-worker.js';
 
-/** Fetched ranges (xorb ranges, up to 64 MiB each) handed to the reader before the worker waits. */
-export const WINDOW = 2;
+/** Buffers of 8 MiB handed to the reader before the worker waits. */
+export const WINDOW = 4;
 
 const WORKER_URL = new URL('./xet-download-worker.js', import.meta.url);
 let workerScript: boolean | undefined;
