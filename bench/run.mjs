@@ -36,6 +36,7 @@ const available = {
     const sizes = i === -1 ? [1024, 4096] : String(args[i + 1]).split(',').map(Number);
     return import('./big.mjs').then((m) => m.run({ sizes, runs: opt('runs', 3) }));
   },
+  'hf-big': () => import('./hf-big.mjs').then((m) => m.run({ sizes: args.includes('--size') ? String(args[args.indexOf('--size') + 1]).split(',').map(Number) : [256, 1024], runs: opt('runs', 3), kill: !args.includes('--no-kill') })),
 };
 if (!fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) {
   console.error('bucketsync is not built: run `npm ci` or `npm run build` first');

@@ -293,7 +293,7 @@ export class DedupSession {
       return { same: h === destXxh, hash: h };
     }
     if (op.destHash !== undefined && isXetHash(op.destHash)) {
-      const h = await (await this.ctx.hasher()).xet(this.sourceRoot!(op.path), expected(op), this.ctx.signal, { fresh });
+      const h = await (await this.ctx.hasher()).xet(this.sourceRoot!(op.path), expected(op), this.ctx.signal, { fresh, match: op.destHash });
       return { same: h === op.destHash, hash: h };
     }
     if (!this.checksum) return undefined;
@@ -317,7 +317,7 @@ export class DedupSession {
     const known = op.sourceHash;
     const h = await this.ctx.hasher();
     if (known !== undefined && XXH_RE.test(known)) return { same: (await h.hash(abs, local, this.ctx.signal, { fresh })) === known, hash: known };
-    if (known !== undefined && isXetHash(known)) return { same: (await h.xet(abs, local, this.ctx.signal, { fresh })) === known, hash: known };
+    if (known !== undefined && isXetHash(known)) return { same: (await h.xet(abs, local, this.ctx.signal, { fresh, match: known })) === known, hash: known };
     if (!this.checksum) return undefined;
     const md5 = op.sourceEtag !== undefined ? MD5_ETAG_RE.exec(op.sourceEtag)?.[1] : undefined;
     if (md5 === undefined) return undefined;
@@ -468,19 +468,19 @@ export class DedupSession {
   private async matchDest(op: Operation, h: string): Promise<string | undefined> {
     const list = this.candidates?.get(op.size!);
     if (!list) return undefined;
-    let xet: Promise<string | undefined> | undefined;
     for (const c of list) {
       if (c.h !== undefined) {
         if (c.h === h) return c.p;
         continue;
       }
       if (c.xh !== undefined) {
-        // hf: the source's Xet hash, computed once for all this size's candidates.
-        xet ??= this.ctx
+        // hf: the source's Xet hash under the chunking that matches the candidate's, if any
+        // (each chunking's hash is computed once for all this size's candidates).
+        const got = await this.ctx
           .hasher()
-          .then((hasher) => hasher.xet(this.sourceRoot!(op.path), expected(op), this.ctx.signal))
+          .then((hasher) => hasher.xet(this.sourceRoot!(op.path), expected(op), this.ctx.signal, { match: c.xh }))
           .catch(() => undefined);
-        if ((await xet) === c.xh) return c.p;
+        if (got === c.xh) return c.p;
         continue;
       }
       if (c.x === undefined && this.destLocal) {

@@ -141,17 +141,42 @@ export class LocalHasher {
   /**
    * The Xet file hash (`xet:<64 hex>`, what hf lists as `xetHash`) of the local file `abs`,
    * which the plan saw with `expect`. Throws StaleError when the file is gone or differs.
+   *
+   * A file's Xet hash depends on its uploader's chunking (src/hashing/xet.ts): `match` is the
+   * remote file's hash; when the local file's hash under @huggingface/hub's chunking is not it,
+   * the file is hashed under hf_xet's chunking too (only then: a second read), and that hash is
+   * returned if it matches. So a file `hf` uploaded and unchanged locally compares equal.
+   * Both are kept in the persistent hash cache (keyed by device, inode, size, mtime and path;
+   * `fresh` reads the file whatever the cache says, and refreshes it).
    */
-  async xet(abs: string, expect: Expected, signal?: AbortSignal, opts: { fresh?: boolean } = {}): Promise<string> {
+  async xet(abs: string, expect: Expected, signal?: AbortSignal, opts: { fresh?: boolean; match?: string } = {}): Promise<string> {
     if (this.closed) throw new Error('LocalHasher is closed');
     const st = await statExpected(abs, expect);
-    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
-    const known = opts.fresh ? undefined : this.xetMemo.get(key);
-    if (known) return known;
+    const hub = await this.xetOf(abs, st, 'xet', signal, opts.fresh);
+    if (opts.match === undefined || hub === opts.match) return hub;
+    const core = await this.xetOf(abs, st, 'xet-core', signal, opts.fresh);
+    return core === opts.match ? core : hub;
+  }
+
+  private xetOf(abs: string, st: fs.BigIntStats, algorithm: 'xet' | 'xet-core', signal: AbortSignal | undefined, fresh: boolean | undefined): Promise<string> {
+    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:#${algorithm}`;
+    const cacheKeyString = `${key}:${abs}`;
+    if (!fresh) {
+      const known = this.xetMemo.get(key);
+      if (known) return known;
+      const cached = this.cache.getXet(cacheKeyString);
+      if (cached !== undefined) {
+        const p = Promise.resolve(cached);
+        this.xetMemo.set(key, p);
+        return p;
+      }
+    }
     const identity = { dev: st.dev, ino: st.ino, size: Number(st.size), mtimeNs: st.mtimeNs };
-    const p = this.pool.hash(abs, { sizeHint: identity.size, expect: identity, algorithm: 'xet', ...(signal ? { signal } : {}) }).then((r) => {
+    const startMs = Date.now();
+    const p = this.pool.hash(abs, { sizeHint: identity.size, expect: identity, algorithm, ...(signal ? { signal } : {}) }).then((r) => {
       this.counters.xetFiles++;
       this.counters.xetBytes += r.size;
+      if (notRacy(startMs, st.mtimeNs)) this.cache.setXet(cacheKeyString, r.hash);
       return r.hash;
     });
     this.xetMemo.set(key, p);

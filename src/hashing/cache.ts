@@ -255,6 +255,27 @@ export class HashCache {
   }
 
   /**
+   * The Xet file hash (`xet:<64 hex>`) cached for `key` (a key string in the {@link cacheKey}
+   * shape): kept as two records, `key#x0` and `key#x1`, one per 16-byte half, so the file format
+   * and its validation stay as they are. Undefined unless both halves are there.
+   */
+  getXet(key: string): string | undefined {
+    const a = this.get(`${key}#x0`);
+    if (a === undefined) return undefined;
+    const b = this.get(`${key}#x1`);
+    if (b === undefined) return undefined;
+    return `xet:${a.slice(HASH_PREFIX.length)}${b.slice(HASH_PREFIX.length)}`;
+  }
+
+  /** Records a Xet file hash (`xet:<64 hex>`) for `key` (see {@link getXet}). */
+  setXet(key: string, hash: string): void {
+    const m = /^xet:([0-9a-f]{64})$/.exec(hash);
+    if (!m) throw new TypeError(`not a Xet hash: ${JSON.stringify(hash)}`);
+    this.set(`${key}#x0`, HASH_PREFIX + m[1]!.slice(0, 32));
+    this.set(`${key}#x1`, HASH_PREFIX + m[1]!.slice(32));
+  }
+
+  /**
    * Writes what changed since the last flush (appending, or compacting the file when it
    * holds too much garbage or too many entries). Synchronous, so it can run from an
    * `exit` handler; never throws.

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { md5FileRange } from './md5-range.js';
-import { defaultBackend, hashFile, hashFileSync, loadXet, SYNC_HASH_MAX, type FileIdentity, type HashAlgorithm, type HashFileResult } from './xxh128.js';
+import { defaultBackend, hashFile, hashFileSync, isXetAlgorithm, loadXet, SYNC_HASH_MAX, type FileIdentity, type HashAlgorithm, type HashFileResult } from './xxh128.js';
 
 export type WorkerRequest =
   | { type: 'hash'; id: number; path: string; sizeHint: number | undefined; expect: FileIdentity | undefined; algorithm?: HashAlgorithm }
@@ -80,7 +80,7 @@ if (port) {
     const small = msg.sizeHint !== undefined && msg.sizeHint < SYNC_HASH_MAX;
     const opts = { ...(msg.expect ? { expect: msg.expect } : {}), ...(msg.algorithm ? { algorithm: msg.algorithm } : {}) };
     const work: Promise<HashFileResult> = small
-      ? (msg.algorithm === 'xet' ? loadXet() : defaultBackend()).then(() => hashFileSync(msg.path, opts))
+      ? (isXetAlgorithm(msg.algorithm) ? loadXet() : defaultBackend()).then(() => hashFileSync(msg.path, opts))
       : hashFile(msg.path, { signal: ac.signal, ...opts });
     work.then(
       (r) => {

@@ -26,6 +26,7 @@ import {
   FileChangedError,
   hashFile,
   hashFileSync,
+  isXetAlgorithm,
   loadXet,
   SYNC_HASH_MAX,
   type FileIdentity,
@@ -250,7 +251,7 @@ export class HashPool {
   ): Promise<HashFileResult> {
     const opts = { ...(expect ? { expect } : {}), ...(algorithm ? { algorithm } : {}) };
     if (sizeHint !== undefined && sizeHint < SYNC_HASH_MAX) {
-      await (algorithm === 'xet' ? loadXet() : defaultBackend());
+      await (isXetAlgorithm(algorithm) ? loadXet() : defaultBackend());
       if (signal?.aborted) throw abortReason(signal);
       return hashFileSync(absPath, opts);
     }

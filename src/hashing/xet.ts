@@ -25,13 +25,13 @@
  * Both are valid on the Hub (the CAS only checks that the chunks hash to the file hash), so a
  * bucket holds files of either kind; {@link xetHashers} checks a stream against both.
  *
- * Speed: ~80–125 MB/s on the 2-vCPU build VM (JIT JavaScript), 15–25× slower than xxh128,
- * so it is computed only where an hf comparison needs it, off the main thread for big files
- * (the hash pool), and remembered in memory for the rest of the run (see LocalHasher.xet).
+ * Speed: ~270 MB/s of CPU on the 2-vCPU build VM (gearhash-jit boundaries + hash-wasm BLAKE3,
+ * src/hashing/xet-chunker.ts), several times slower than xxh128, so it is computed only where
+ * an hf comparison needs it, off the main thread for big files (the hash pool), and kept in
+ * the hash cache (see LocalHasher.xet).
  */
-import { createChunker, fileHash, finalize, hashToHex, hmac, MerkleHashSubtree, nextBlock, type Chunk } from '@huggingface/xetchunk-wasm';
-import { Hasher as Blake3 } from '@huggingface/blake3-jit';
-import { Hasher as Gear } from 'gearhash-jit';
+import { fileHash, hashToHex, hmac, MerkleHashSubtree, type Chunk } from '@huggingface/xetchunk-wasm';
+import { DualXetChunker, loadChunkHasher, XetChunker, type XetChunking } from './xet-chunker.js';
 import type { StreamDigest } from './xxh128.js';
 
 export { isXetHash, XET_PREFIX, xetIdentity } from '../types.js';
@@ -42,122 +42,60 @@ const ZERO_KEY = new Uint8Array(32);
 const FOLD_EVERY = 4096;
 
 /** Which uploader's chunk boundaries a {@link XetHasher} follows (see the module comment). */
-export type XetChunking = 'hub' | 'xet-core';
+export type { XetChunking };
 
-const TARGET_CHUNK = 64 * 1024;
-const MIN_CHUNK = TARGET_CHUNK / 8;
-const MAX_CHUNK = TARGET_CHUNK * 2;
-const WINDOW = 64;
-/** Bytes of a chunk never scanned for a boundary (xet-core: `minimum_chunk - 64 - 1`). */
-const SKIP = MIN_CHUNK - WINDOW - 1;
-/** The boundary mask: the target's low bits shifted to the top of the 64-bit hash. */
-const MASK = BigInt(TARGET_CHUNK - 1) << BigInt(64 - Math.log2(TARGET_CHUNK));
-const DATA_KEY = Uint8Array.from([
-  102, 151, 245, 119, 91, 149, 80, 222, 49, 53, 203, 172, 165, 151, 24, 28, 157, 228, 33, 16, 155, 235, 43, 88, 180,
-  208, 176, 75, 147, 173, 242, 41,
-]);
-
-/**
- * xet-core's content-defined chunker (xet-core `deduplication/src/chunking.rs`
- * `next_boundary`), streaming: the GEAR hash starts at 0 after each boundary and after the
- * skip of {@link SKIP} bytes; a boundary is where its top 16 bits are clear, but only once the
- * chunk has {@link MIN_CHUNK} bytes (an earlier match is passed over, the hash rolling on), and
- * always at {@link MAX_CHUNK}. Holds at most one chunk's bytes.
- */
-class XetCoreChunker {
-  private buf = new Uint8Array(MAX_CHUNK);
-  private len = 0;
-  /** How far into `buf` the GEAR state has rolled; -1 before the window is primed. */
-  private scanned = -1;
-  private readonly gear = new Gear(MASK);
-  private readonly blake3 = Blake3.newKeyed(DATA_KEY);
-
-  push(data: Uint8Array, out: Chunk[]): void {
-    let off = 0;
-    while (off < data.length) {
-      const take = Math.min(MAX_CHUNK - this.len, data.length - off);
-      this.buf.set(data.subarray(off, off + take), this.len);
-      this.len += take;
-      off += take;
-      this.cut(out);
-    }
-  }
-
-  finish(out: Chunk[]): void {
-    this.cut(out);
-    if (this.len > 0) this.emit(this.len, out);
-  }
-
-  private cut(out: Chunk[]): void {
-    for (;;) {
-      if (this.scanned < 0) {
-        if (this.len < SKIP) return;
-        this.gear.resetHash();
-        this.scanned = SKIP;
-      }
-      const m = this.scanned < this.len ? this.gear.nextMatch(this.buf.subarray(this.scanned, this.len)) : -1;
-      if (m !== -1 && this.scanned + m < MIN_CHUNK) {
-        // A match within the first 64 bytes scanned comes from the hash's state, not from this
-        // chunk's window: not a boundary (xet-core); the hash rolls on.
-        this.scanned += m;
-        continue;
-      }
-      if (m !== -1) this.emit(this.scanned + m, out);
-      else if (this.len === MAX_CHUNK) this.emit(MAX_CHUNK, out);
-      else {
-        this.scanned = this.len;
-        return;
-      }
-    }
-  }
-
-  private emit(n: number, out: Chunk[]): void {
-    const hash = this.blake3.reset().update(this.buf.subarray(0, n)).finalize(32);
-    out.push({ length: n, hash });
-    this.buf.copyWithin(0, n, this.len);
-    this.len -= n;
-    this.scanned = -1;
-  }
-}
+// Chunking and chunk hashes: ./xet-chunker.ts (hash-wasm BLAKE3, loaded here once per thread).
+await loadChunkHasher();
 
 /** A streaming Xet file hasher (same contract as the xxh128 hasher). */
 export class XetHasher implements StreamDigest {
-  private chunker: ReturnType<typeof createChunker> | undefined;
-  private core: XetCoreChunker | undefined;
-  private pending: Chunk[] = [];
-  private tree: MerkleHashSubtree | undefined;
+  private chunker: XetChunker | undefined;
+  private readonly merkle: MerkleState;
 
   constructor(
-    private readonly foldEvery = FOLD_EVERY,
+    foldEvery = FOLD_EVERY,
     readonly chunking: XetChunking = 'hub',
   ) {
-    if (chunking === 'xet-core') this.core = new XetCoreChunker();
-    else this.chunker = createChunker();
+    this.chunker = new XetChunker(chunking);
+    this.merkle = new MerkleState(foldEvery);
   }
 
   update(data: Uint8Array | string): this {
-    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    if (this.core) {
-      const out: Chunk[] = [];
-      this.core.push(bytes, out);
-      for (const c of out) this.push(c);
-    } else if (this.chunker) {
-      for (const c of nextBlock(this.chunker, bytes)) this.push(c);
-    } else throw new Error('XetHasher used after digestHex()');
+    if (!this.chunker) throw new Error('XetHasher used after digestHex()');
+    const out: Chunk[] = [];
+    this.chunker.push(typeof data === 'string' ? Buffer.from(data) : data, out);
+    for (const c of out) this.merkle.push(c);
     return this;
   }
 
   digestHex(): string {
-    if (this.core) {
-      const out: Chunk[] = [];
-      this.core.finish(out);
-      this.core = undefined;
-      for (const c of out) this.pending.push(c);
-    } else if (this.chunker) {
-      const last = finalize(this.chunker);
-      this.chunker = undefined;
-      if (last) this.pending.push(last);
-    } else throw new Error('XetHasher used after digestHex()');
+    if (!this.chunker) throw new Error('XetHasher used after digestHex()');
+    const out: Chunk[] = [];
+    this.chunker.finish(out);
+    this.chunker = undefined;
+    for (const c of out) this.merkle.push(c);
+    return this.merkle.digestHex();
+  }
+
+  dispose(): void {
+    this.chunker = undefined;
+    this.merkle.dispose();
+  }
+}
+
+/** The file hash's Merkle tree, folded as chunks come (O(log n) state). */
+export class MerkleState {
+  private pending: Chunk[] = [];
+  private tree: MerkleHashSubtree | undefined;
+
+  constructor(private readonly foldEvery: number) {}
+
+  push(c: Chunk): void {
+    this.pending.push(c);
+    if (this.pending.length >= this.foldEvery) this.fold(false);
+  }
+
+  digestHex(): string {
     if (!this.tree) return hashToHex(fileHash(this.pending));
     this.fold(true);
     const root = this.tree.finalHash();
@@ -166,16 +104,8 @@ export class XetHasher implements StreamDigest {
   }
 
   dispose(): void {
-    this.chunker = undefined;
-    this.core = undefined;
     this.pending = [];
     this.tree = undefined;
-  }
-
-  private push(c: Chunk): void {
-    // Copy the hash: the chunker may reuse its output buffers.
-    this.pending.push({ length: c.length, hash: c.hash.slice() });
-    if (this.pending.length >= this.foldEvery) this.fold(false);
   }
 
   private fold(atEnd: boolean): void {
@@ -187,10 +117,52 @@ export class XetHasher implements StreamDigest {
 }
 
 /**
- * Hashers for checking downloaded bytes against a listing's Xet hash: one per chunking, since
- * the file may have been uploaded by @huggingface/hub (bucketsync, huggingface.js) or by
- * xet-core (`hf`, huggingface_hub). The bytes are right when either digest matches.
+ * The file hash under both chunkings in one pass (a chunk both cut alike is hashed once):
+ * what checking a download costs when its uploader is unknown. `digestHex()`: `[hub, xet-core]`.
  */
-export function xetHashers(foldEvery = FOLD_EVERY): XetHasher[] {
-  return [new XetHasher(foldEvery, 'hub'), new XetHasher(foldEvery, 'xet-core')];
+export class DualXetHasher {
+  private chunker: DualXetChunker | undefined = new DualXetChunker();
+  private readonly hub: MerkleState;
+  private readonly core: MerkleState;
+
+  constructor(foldEvery = FOLD_EVERY) {
+    this.hub = new MerkleState(foldEvery);
+    this.core = new MerkleState(foldEvery);
+  }
+
+  update(data: Uint8Array): this {
+    if (!this.chunker) throw new Error('DualXetHasher used after digestHex()');
+    const a: Chunk[] = [];
+    const b: Chunk[] = [];
+    this.chunker.push(data, a, b);
+    for (const c of a) this.hub.push(c);
+    for (const c of b) this.core.push(c);
+    return this;
+  }
+
+  digestHex(): [string, string] {
+    if (!this.chunker) throw new Error('DualXetHasher used after digestHex()');
+    const a: Chunk[] = [];
+    const b: Chunk[] = [];
+    this.chunker.finish(a, b);
+    this.chunker = undefined;
+    for (const c of a) this.hub.push(c);
+    for (const c of b) this.core.push(c);
+    return [this.hub.digestHex(), this.core.digestHex()];
+  }
+
+  dispose(): void {
+    this.chunker = undefined;
+    this.hub.dispose();
+    this.core.dispose();
+  }
+}
+
+/**
+ * A hasher for checking downloaded bytes against a listing's Xet hash: both chunkings in one
+ * pass, since the file may have been uploaded by @huggingface/hub (bucketsync, huggingface.js)
+ * or by xet-core (`hf`, huggingface_hub). The bytes are right when either digest matches.
+ */
+export function xetHashers(foldEvery = FOLD_EVERY): DualXetHasher {
+  return new DualXetHasher(foldEvery);
 }

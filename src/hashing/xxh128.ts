@@ -53,9 +53,16 @@ export interface Hasher extends StreamDigest {
 
 /**
  * Which content identity `hashFile` computes: `xxh128` (bucketsync's own, the default) or
- * `xet` (Hugging Face's Xet file hash, for comparing with hf files; see xet.ts).
+ * `xet` (Hugging Face's Xet file hash, for comparing with hf files; see xet.ts), under the
+ * chunking @huggingface/hub uploads with; `xet-core`: the same under hf_xet's chunking (a
+ * file `hf` uploaded). Both give `xet:<64 hex>`.
  */
-export type HashAlgorithm = 'xxh128' | 'xet';
+export type HashAlgorithm = 'xxh128' | 'xet' | 'xet-core';
+
+/** Whether `algorithm` is a Xet file hash (the Xet module must be loaded: {@link loadXet}). */
+export function isXetAlgorithm(algorithm: HashAlgorithm | undefined): algorithm is 'xet' | 'xet-core' {
+  return algorithm === 'xet' || algorithm === 'xet-core';
+}
 
 export type HashBackend = 'wasm' | 'native';
 
@@ -355,7 +362,7 @@ export async function hashFile(absPath: string, opts: HashFileOptions = {}): Pro
       const why = describeMismatch(opts.expect, before);
       if (why) throw new FileChangedError(absPath, why);
     }
-    hasher = opts.algorithm === 'xet' ? await createXetHasher() : await createHasher(opts.backend ? { backend: opts.backend } : {});
+    hasher = isXetAlgorithm(opts.algorithm) ? await createXetHasher(opts.algorithm) : await createHasher(opts.backend ? { backend: opts.backend } : {});
     bufs.push(takeBuffer());
     let total = 0;
     let which = 0;
@@ -397,7 +404,7 @@ export async function hashFile(absPath: string, opts: HashFileOptions = {}): Pro
  * `await defaultBackend()` once before.
  */
 export function hashFileSync(absPath: string, opts: Omit<HashFileOptions, 'signal'> = {}): HashFileResult {
-  if (opts.algorithm === 'xet' && !xetModule) throw new Error('the Xet hasher is not loaded (await loadXet() first)');
+  if (isXetAlgorithm(opts.algorithm) && !xetModule) throw new Error('the Xet hasher is not loaded (await loadXet() first)');
   const fd = fs.openSync(absPath, 'r');
   let hasher: StreamDigest | undefined;
   let buf: Buffer | undefined;
@@ -408,7 +415,7 @@ export function hashFileSync(absPath: string, opts: Omit<HashFileOptions, 'signa
       const why = describeMismatch(opts.expect, before);
       if (why) throw new FileChangedError(absPath, why);
     }
-    hasher = opts.algorithm === 'xet' ? new xetModule!.XetHasher() : createHasherSync(opts.backend);
+    hasher = isXetAlgorithm(opts.algorithm) ? xetHasherFor(opts.algorithm) : createHasherSync(opts.backend);
     buf = takeBuffer();
     let total = 0;
     for (;;) {
@@ -440,11 +447,15 @@ export async function loadXet(): Promise<void> {
   xetModule ??= await import('./xet.js');
 }
 
-async function createXetHasher(): Promise<StreamDigest> {
+async function createXetHasher(algorithm: 'xet' | 'xet-core'): Promise<StreamDigest> {
   await loadXet();
-  return new xetModule!.XetHasher();
+  return xetHasherFor(algorithm);
+}
+
+function xetHasherFor(algorithm: 'xet' | 'xet-core'): StreamDigest {
+  return new xetModule!.XetHasher(undefined, algorithm === 'xet-core' ? 'xet-core' : 'hub');
 }
 
 function prefixOf(algorithm: HashAlgorithm | undefined): string {
-  return algorithm === 'xet' ? 'xet:' : HASH_PREFIX;
+  return isXetAlgorithm(algorithm) ? 'xet:' : HASH_PREFIX;
 }

@@ -334,6 +334,21 @@ export class HfTestServer {
     return this.xorbs.size;
   }
 
+  /** Forgets every xorb no file references (what a CAS's garbage collection does); returns how many. */
+  collectUnreferencedXorbs(): number {
+    const used = new Set<string>();
+    for (const f of this.files.values()) for (const t of f.terms) used.add(t.xorb);
+    let n = 0;
+    for (const [hash, rec] of this.xorbs) {
+      if (used.has(hash)) continue;
+      this.xorbs.delete(hash);
+      for (const c of rec.chunks) if (this.chunkIndex.get(c.hash) === hash) this.chunkIndex.delete(c.hash);
+      fs.rmSync(rec.file, { force: true });
+      n++;
+    }
+    return n;
+  }
+
   // ---- plumbing -------------------------------------------------------------------------------
 
   private async dispatch(side: 'hub' | 'cas', req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -15,6 +15,7 @@
  * - read(): resolve + Xet reconstruction (`downloadFile`, ranged through `Blob.slice`).
  * Every request goes through a fetch wrapper that retries 408/429/5xx honouring Retry-After.
  */
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, pipeline } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
@@ -22,7 +23,7 @@ import { commitIterBucket, downloadFile, fileDownloadInfo } from '@huggingface/h
 import { formatHf as formatLocation, type HfLocation } from './location.js';
 import { compareCodePoints } from '../../manifest/order.js';
 import { skippedEntry, xetIdentity, type FileEntry } from '../../types.js';
-import { xetHashers } from '../../hashing/xet.js';
+import { XetStreamVerifier } from '../../hashing/xet-verify.js';
 import { isRepresentableMtime } from '../s3/mtime.js';
 import {
   RetryableError,
@@ -42,6 +43,10 @@ import { type BatchResponse, type RetryEvent, type RetryPolicy } from './http.js
 import { guessContentType, parseHubTime, relativeToPrefix, unsafePathReason, wireMtime } from './paths.js';
 import { SourceBlob } from './source-blob.js';
 import { HubClient, type HubOptions } from './hub-api.js';
+import { BIG_FILE, BIG_UPLOADS, bigUploadAvailable, uploadBigFile } from './xet-upload.js';
+import { XorbJournal } from './xorb-journal.js';
+import { bigDownloadAvailable, downloadBigFile } from './xet-download.js';
+import { userCacheDir } from '../../cache/dir.js';
 
 export interface HfStoreOptions {
   /** Access token (else HF_TOKEN, else the hf CLI's token file). */
@@ -102,6 +107,8 @@ const PATHS_INFO_CHUNK = 1000;
 const BATCH_LINES = 1000;
 /** Bytes a download may hold fetched but not yet consumed (the library's default goes up to 256 MB per file). */
 const DOWNLOAD_BUDGET = 128 * 1024 * 1024;
+/** Downloads at least this big are checked on a worker thread. */
+const VERIFY_IN_WORKER = 16 * 1024 * 1024;
 /** How long stat() waits for company before asking the Hub. */
 const STAT_WINDOW_MS = 5;
 
@@ -155,12 +162,17 @@ export class HfStore implements Store {
   private copies: PendingCopy[] = [];
   private copyTimer: NodeJS.Timeout | undefined;
   private readonly inflight = new Set<Promise<void>>();
+  private readonly env: NodeJS.ProcessEnv;
+  private journal: XorbJournal | undefined;
+  private bigActive = 0;
+  private readonly bigWaiters: (() => void)[] = [];
 
   constructor(
     readonly location: HfLocation,
     opts: HfStoreOptions = {},
   ) {
     const env = opts.env ?? process.env;
+    this.env = env;
     this.display = formatLocation(location);
     this.bucketId = location.bucketId;
     this.prefix = location.prefix.replace(/\/+$/, '');
@@ -399,13 +411,55 @@ export class HfStore implements Store {
       const start = range?.start ?? 0;
       const end = Math.min(range?.end ?? info.size - 1, info.size - 1);
       if (info.size === 0 || end < start) return Readable.from([]);
+      const whole = start === 0 && end === info.size - 1;
+      const xetHash = info.xet?.hash;
+      if (whole && info.size >= VERIFY_IN_WORKER && xetHash && /^[0-9a-f]{64}$/i.test(xetHash) && bigDownloadAvailable()) {
+        // Big files: our own Xet reader on a worker thread (xet-download.ts), verified there.
+        return downloadBigFile(
+          { tokenUrl: `${this.endpoint}/api/buckets/${this.bucketId}/xet-read-token`, authHeaders: this.authHeaders(), fetch: this.fetch, what: `${this.display}/${rel}` },
+          xetHash,
+          info.size,
+        );
+      }
       const blob = await downloadFile({ ...common, downloadInfo: info, parallelDownloads: { maxInFlightBytes: DOWNLOAD_BUDGET } });
       if (!blob) throw new HfStoreError(`${this.display}/${rel}: no such file in the bucket`);
-      const whole = start === 0 && end === info.size - 1;
       const part = whole ? blob : blob.slice(start, end + 1);
       const stream = Readable.fromWeb(part.stream() as unknown as NodeReadableStream<Uint8Array>);
       return whole ? this.verifyingXet(stream, info.size, info.xet?.hash, rel) : stream;
     } catch (e) {
+      throw mapHfError(e, this.ctx(action));
+    }
+  }
+
+  /**
+   * Store.readFrom: an interrupted download continues (src/stores/local.ts keeps its temporary
+   * file): the file's bytes from `offset` on, if the bucket path still holds the content the
+   * download started with (`etag`: the Xet identity the plan saw; else StaleError and the
+   * download starts over), verified as a whole: the first `offset` bytes are read back from
+   * `prefixFile` into the Xet hash before the rest.
+   */
+  async readFrom(rel: string, etag: string, prefixFile: string, offset: number): Promise<Readable> {
+    const remote = await this.resolveRemote(rel);
+    const action = `downloading ${this.display}/${rel}`;
+    const common = {
+      repo: this.repo,
+      path: encodeURIComponent(remote),
+      hubUrl: this.endpoint,
+      fetch: this.fetch,
+      ...(this.token ? { accessToken: this.token } : {}),
+    };
+    try {
+      const info = await fileDownloadInfo(common);
+      if (!info) throw new StaleError(`${this.display}/${rel} no longer exists (it vanished after its download was interrupted)`);
+      const now = xetIdentity(info.xet?.hash);
+      if (now !== etag) throw new StaleError(`${this.display}/${rel} changed since its download was interrupted`);
+      if (offset >= info.size) throw new StaleError(`${this.display}/${rel}: the partial download is not shorter than the file`);
+      const blob = await downloadFile({ ...common, downloadInfo: info, parallelDownloads: { maxInFlightBytes: DOWNLOAD_BUDGET } });
+      if (!blob) throw new StaleError(`${this.display}/${rel} no longer exists`);
+      const stream = Readable.fromWeb(blob.slice(offset, info.size).stream() as unknown as NodeReadableStream<Uint8Array>);
+      return this.verifyingXet(stream, info.size, info.xet?.hash, rel, { file: prefixFile, bytes: offset });
+    } catch (e) {
+      if (e instanceof StaleError) throw e;
       throw mapHfError(e, this.ctx(action));
     }
   }
@@ -416,33 +470,60 @@ export class HfStore implements Store {
    * short, long or corrupted reconstruction fails at its end, before the reader can take it
    * for complete (the executor writes under a temporary name and retries).
    */
-  private verifyingXet(body: Readable, size: number, xetHash: string | undefined, rel: string): Readable {
+  private verifyingXet(body: Readable, size: number, xetHash: string | undefined, rel: string, prefix?: { file: string; bytes: number }): Readable {
     // Both chunkings (src/hashing/xet.ts): the file may come from @huggingface/hub or from hf_xet.
-    const hashers = xetHash && /^[0-9a-f]{64}$/i.test(xetHash) ? xetHashers() : [];
-    let n = 0;
+    // Hashed on a worker thread for big files (src/hashing/xet-verify.ts), with a budget that holds the download back.
+    const hasher = xetHash && /^[0-9a-f]{64}$/i.test(xetHash) ? new XetStreamVerifier({ inline: size < VERIFY_IN_WORKER }) : undefined;
+    let n = prefix?.bytes ?? 0;
     const what = `${this.display}/${rel}`;
+    // A resumed download: the bytes already on disk go into the hash first (read back, not passed on).
+    let prefixDone: Promise<void> | undefined =
+      prefix && hasher
+        ? (async () => {
+            const fh = await fsp.open(prefix.file, 'r');
+            try {
+              const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
+              for (let at = 0; at < prefix.bytes; ) {
+                const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, prefix.bytes - at), at);
+                if (bytesRead === 0) throw new RetryableError(`${what}: the partial download is shorter than recorded`);
+                await hasher.update(buf.subarray(0, bytesRead));
+                at += bytesRead;
+              }
+            } finally {
+              await fh.close();
+            }
+          })()
+        : undefined;
+    prefixDone?.catch(() => undefined);
     const out = new Transform({
       transform(chunk: Buffer, _enc, done) {
-        n += chunk.length;
-        for (const h of hashers) h.update(chunk);
-        done(null, chunk);
+        const go = () => {
+          n += chunk.length;
+          if (!hasher) return done(null, chunk);
+          hasher.update(chunk).then(() => done(null, chunk), done);
+        };
+        if (!prefixDone) return go();
+        prefixDone.then(() => {
+          prefixDone = undefined;
+          go();
+        }, done);
       },
       flush(done) {
         if (n !== size) {
-          for (const h of hashers) h.dispose();
+          hasher?.dispose();
           done(new RetryableError(`${what} arrived with ${n} bytes, the Hub says it has ${size}; not kept`));
           return;
         }
-        if (hashers.length > 0) {
-          const got = hashers.map((h) => h.digestHex());
+        if (!hasher) return done();
+        hasher.digestHex().then((got) => {
           if (!got.includes(xetHash!.toLowerCase())) {
-            done(new RetryableError(`${what} arrived corrupted: its content has Xet hash ${got.join(' / ')}, the file's is ${xetHash}; not kept`));
-            return;
-          }
-        }
-        done();
+            // `corrupt`: a partial file it continued is not kept for another try.
+            done(Object.assign(new RetryableError(`${what} arrived corrupted: its content has Xet hash ${got.join(' / ')}, the file's is ${xetHash}; not kept`), { corrupt: true }));
+          } else done();
+        }, done);
       },
     });
+    out.on('close', () => hasher?.dispose());
     pipeline(body, out, () => undefined); // an error of either stream destroys both
     return out;
   }
@@ -491,6 +572,14 @@ export class HfStore implements Store {
         } else live.push(w);
       }
       if (live.length === 0) return;
+
+      // 2a. Big local files: our own Xet path (xet-upload.ts), each on its own.
+      const big = bigUploadAvailable() ? live.filter((w) => w.source.localPath !== undefined && w.source.size >= BIG_FILE) : [];
+      if (big.length > 0) {
+        await Promise.all(big.map((w) => this.writeBig(w).then(() => settle(w), (e: unknown) => settle(w, e))));
+        live.splice(0, live.length, ...live.filter((w) => !big.includes(w)));
+        if (live.length === 0) return;
+      }
 
       // 2. Upload through Xet; our fetch completes the library's /batch request.
       const byRemote = new Map(live.map((w) => [w.remote, w]));
@@ -588,6 +677,46 @@ export class HfStore implements Store {
     } catch (e) {
       const err = mapHfError(e, this.ctx(action));
       for (const w of items) settle(w, err);
+    }
+  }
+
+  /**
+   * One big local file through xet-upload.ts (worker-thread chunking, bounded memory, resume
+   * from the xorbs the CAS holds), then its `/batch` line. At most BIG_UPLOADS at once.
+   */
+  private async writeBig(w: PendingWrite): Promise<void> {
+    while (this.bigActive >= BIG_UPLOADS) await new Promise<void>((r) => this.bigWaiters.push(r));
+    this.bigActive++;
+    const action = `uploading ${w.rel} to ${this.display}`;
+    try {
+      this.journal ??= XorbJournal.open(userCacheDir(this.env));
+      let r;
+      try {
+        r = await uploadBigFile(w.source.localPath!, w.source.size, {
+          tokenUrl: `${this.endpoint}/api/buckets/${this.bucketId}/xet-write-token`,
+          authHeaders: this.authHeaders(),
+          fetch: this.fetch,
+          journal: this.journal,
+          ...(w.opts.signal ? { signal: w.opts.signal } : {}),
+        });
+      } catch (e) {
+        if (e instanceof RetryableError) throw e;
+        if ((e as NodeJS.ErrnoException)?.code === 'ESTALE') throw new StaleError((e as Error).message);
+        throw mapHfError(e, this.ctx(action));
+      }
+      if (w.opts.signal?.aborted) throw abortError(w.opts.signal);
+      if (w.opts.beforeCommit) await w.opts.beforeCommit();
+      const op: Record<string, unknown> = { type: 'addFile', path: w.remote, xetHash: r.xetHash, mtime: wireMtime(w.opts.mtimeMs) };
+      const ct = guessContentType(w.remote);
+      if (ct) op.contentType = ct;
+      const failed = await this.postBatch([op], action);
+      const err = failed.get(w.remote);
+      if (err !== undefined) throw new HfStoreError(`the Hub refused the file: ${err}`);
+      this.known.set(w.remote, r.xetHash);
+      if (r.skippedBytes > 0) w.opts.onResumed?.(r.skippedBytes);
+    } finally {
+      this.bigActive--;
+      this.bigWaiters.shift()?.();
     }
   }
 
@@ -720,6 +849,7 @@ export class HfStore implements Store {
     this.flushWrites();
     this.flushCopies();
     while (this.inflight.size > 0) await Promise.all([...this.inflight]);
+    this.journal?.close();
   }
 }
 

@@ -1,0 +1,281 @@
+/**
+ * Worker-thread side of the big-file Xet downloader (xet-download.ts): asks the CAS for the
+ * file's reconstruction, opens the xorb ranges it names ({@link PREFETCH} ahead, held back by
+ * TCP until their turn), parses each range's chunk records as they stream in, decodes them,
+ * hashes each chunk once (keyed BLAKE3) into the file's Merkle hash, and posts the file's bytes
+ * to the main thread in order in buffers of {@link OUT} bytes (transferred), waiting for an
+ * `ack` while `window` of them are unconsumed. At the end it
+ * posts the Xet hash of what it delivered, which the main thread compares with the file's.
+ *
+ * Hashing the chunks as the uploader cut them (the xorbs say where) verifies the content
+ * whatever chunking the uploader used, without chunking it again.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { parentPort } from 'node:worker_threads';
+import { chunkHash, loadChunkHasher } from '../../hashing/xet-chunker.js';
+import { MerkleState } from '../../hashing/xet.js';
+import { decodeChunk } from './xet-codec.js';
+
+const OUT = 8 * 1024 * 1024;
+const PREFETCH = 2;
+
+export type DownloadWorkerRequest =
+  | { type: 'start'; casUrl: string; accessToken: string; fileHash: string; size: number; window: number }
+  | { type: 'ack' }
+  | { type: 'cancel' };
+
+export type DownloadWorkerMessage =
+  /** The file's next bytes: `parts` ([offset, length] pairs) of `buf`, in order. */
+  | { type: 'data'; buf: ArrayBuffer; parts: number[] }
+  | { type: 'done'; fileHash: string; bytes: number; fetched: number }
+  | { type: 'error'; message: string; retryable: boolean };
+
+interface Term {
+  hash: string;
+  unpacked_length: number;
+  range: { start: number; end: number };
+}
+
+interface FetchInfo {
+  range: { start: number; end: number };
+  url: string;
+  url_range: { start: number; end: number };
+}
+
+class HttpStatusError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+
+function get(url: string, headers: Record<string, string>): Promise<Buffer> {
+  const u = new URL(url);
+  const mod = u.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.get(u, { headers, agent: u.protocol === 'https:' ? agents.https : agents.http }, (res) => {
+      // Copied as it arrives into a buffer of its own (transferable to the main thread whole,
+      // and the socket's pieces freed at once): sized from Content-Length when there is one.
+      const declared = Number(res.headers['content-length']);
+      let body = Buffer.allocUnsafeSlow(Number.isSafeInteger(declared) && declared >= 0 && declared <= 256 * 1024 * 1024 ? declared : 1024 * 1024);
+      let at = 0;
+      res.on('data', (d: Buffer) => {
+        if (at + d.length > body.length) {
+          const bigger = Buffer.allocUnsafeSlow(Math.max(body.length * 2, at + d.length));
+          body.copy(bigger, 0, 0, at);
+          body = bigger;
+        }
+        d.copy(body, at);
+        at += d.length;
+      });
+      res.on('error', reject);
+      res.on('end', () => {
+        if (at < body.length) {
+          const exact = Buffer.allocUnsafeSlow(at);
+          body.copy(exact, 0, 0, at);
+          body = exact;
+        }
+        const status = res.statusCode ?? 500;
+        if (status >= 200 && status < 300) resolve(body);
+        else reject(new HttpStatusError(status, `HTTP ${status} from ${u.origin}${u.pathname}: ${body.toString('utf8', 0, 300)}`));
+      });
+    });
+    req.on('error', reject);
+  });
+}
+
+/**
+ * A GET whose response is handed over paused once its headers are in (2xx), so a range
+ * fetched ahead waits in the socket (TCP holds it back) instead of in memory; 3 retries on
+ * 5xx / 429 / dropped connections before the headers.
+ */
+async function openRetrying(url: string, headers: Record<string, string>): Promise<http.IncomingMessage> {
+  const u = new URL(url);
+  const mod = u.protocol === 'https:' ? https : http;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = mod.get(u, { headers, agent: u.protocol === 'https:' ? agents.https : agents.http }, (res) => {
+          const status = res.statusCode ?? 500;
+          if (status >= 200 && status < 300) {
+            res.pause();
+            resolve(res);
+            return;
+          }
+          const parts: Buffer[] = [];
+          res.on('data', (d: Buffer) => parts.push(d));
+          res.on('error', reject);
+          res.on('end', () => reject(new HttpStatusError(status, `HTTP ${status} from ${u.origin}${u.pathname}: ${Buffer.concat(parts).toString('utf8', 0, 300)}`)));
+        });
+        req.on('error', reject);
+      });
+    } catch (e) {
+      const status = e instanceof HttpStatusError ? e.status : undefined;
+      const retry = status === undefined ? true : status === 429 || status >= 500;
+      if (!retry || attempt >= 3) throw e;
+      await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+    }
+  }
+}
+
+/** GET with 3 retries on 5xx / 429 / dropped connections. */
+async function getRetrying(url: string, headers: Record<string, string>): Promise<Buffer> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await get(url, headers);
+    } catch (e) {
+      const status = e instanceof HttpStatusError ? e.status : undefined;
+      const retry = status === undefined ? true : status === 429 || status >= 500;
+      if (!retry || attempt >= 3) throw e;
+      await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+    }
+  }
+}
+
+interface Flow {
+  credits: number;
+  wake: (() => void) | undefined;
+  cancelled: boolean;
+}
+
+async function download(port: NonNullable<typeof parentPort>, req: Extract<DownloadWorkerRequest, { type: 'start' }>, flow: Flow): Promise<void> {
+  await loadChunkHasher();
+  const auth = { Authorization: `Bearer ${req.accessToken}` };
+  const recon = JSON.parse((await getRetrying(`${req.casUrl}/v1/reconstructions/${req.fileHash}`, auth)).toString('utf8')) as {
+    offset_into_first_range?: number;
+    terms?: Term[];
+    fetch_info?: Record<string, FetchInfo[]>;
+  };
+  const terms = recon.terms ?? [];
+  if ((recon.offset_into_first_range ?? 0) !== 0) throw new Error('the reconstruction of a whole file starts inside a chunk');
+  const infoFor = (t: Term): FetchInfo => {
+    const fi = (recon.fetch_info?.[t.hash] ?? []).find((f) => f.range.start <= t.range.start && f.range.end >= t.range.end);
+    if (!fi) throw new Error(`the reconstruction names no fetch range for xorb ${t.hash} chunks ${t.range.start}-${t.range.end}`);
+    return fi;
+  };
+  let fetched = 0;
+  const openTerm = (t: Term): Promise<http.IncomingMessage> => {
+    const fi = infoFor(t);
+    return openRetrying(fi.url, { Range: `bytes=${fi.url_range.start}-${fi.url_range.end}` });
+  };
+  const merkle = new MerkleState(4096);
+  let total = 0;
+  // The file's bytes go out in buffers of OUT bytes (transferred); allocated with malloc and
+  // below its mmap threshold, so freed ones are reused rather than faulted in afresh.
+  let out = Buffer.allocUnsafeSlow(OUT);
+  let fill = 0;
+  const flush = async (): Promise<void> => {
+    if (fill === 0) return;
+    while (flow.credits <= 0 && !flow.cancelled) await new Promise<void>((r) => (flow.wake = r));
+    if (flow.cancelled) throw new Error('cancelled');
+    flow.credits--;
+    const buf = out.buffer as ArrayBuffer;
+    port.postMessage({ type: 'data', buf, parts: [out.byteOffset, fill] } satisfies DownloadWorkerMessage, [buf]);
+    out = Buffer.allocUnsafeSlow(OUT);
+    fill = 0;
+  };
+  const emit = async (data: Uint8Array): Promise<void> => {
+    for (let at = 0; at < data.length; ) {
+      const n = Math.min(OUT - fill, data.length - at);
+      out.set(data.subarray(at, at + n), fill);
+      fill += n;
+      at += n;
+      if (fill === OUT) await flush();
+    }
+  };
+  const pending: Promise<http.IncomingMessage>[] = [];
+  let next = 0;
+  const pump = () => {
+    while (pending.length < PREFETCH && next < terms.length) {
+      const p = openTerm(terms[next++]!);
+      p.catch(() => undefined);
+      pending.push(p);
+    }
+  };
+  // The bytes of a range not yet parsed (at most one chunk record and one socket read).
+  let carry = Buffer.allocUnsafeSlow(1024 * 1024);
+  try {
+    for (let k = 0; k < terms.length; k++) {
+      pump();
+      const t = terms[k]!;
+      const res = await pending.shift()!;
+      const fi = infoFor(t);
+      let index = fi.range.start;
+      let termBytes = 0;
+      let len = 0;
+      // Chunk records are parsed as the range streams in: each decoded, hashed once, copied out.
+      const parse = async (): Promise<void> => {
+        let p = 0;
+        while (len - p >= 8 && index < fi.range.end) {
+          if (carry[p] !== 0) throw new Error(`xorb ${t.hash}: unsupported chunk header version ${carry[p]}`);
+          const clen = carry[p + 1]! | (carry[p + 2]! << 8) | (carry[p + 3]! << 16);
+          if (len - p < 8 + clen) break;
+          const scheme = carry[p + 4]!;
+          const ulen = carry[p + 5]! | (carry[p + 6]! << 8) | (carry[p + 7]! << 16);
+          if (index >= t.range.start && index < t.range.end) {
+            const data = decodeChunk(scheme, carry.subarray(p + 8, p + 8 + clen), ulen);
+            if (data.length !== ulen) throw new Error(`xorb ${t.hash}: a chunk decodes to ${data.length} bytes, its header says ${ulen}`);
+            merkle.push({ length: data.length, hash: chunkHash(data) });
+            termBytes += data.length;
+            await emit(data);
+          }
+          p += 8 + clen;
+          index++;
+        }
+        if (p > 0) {
+          carry.copyWithin(0, p, len);
+          len -= p;
+        }
+      };
+      for await (const d of res as AsyncIterable<Buffer>) {
+        fetched += d.length;
+        if (index >= t.range.end) continue; // the rest of the range is not this term's
+        if (len + d.length > carry.length) {
+          const bigger = Buffer.allocUnsafeSlow(Math.max(carry.length * 2, len + d.length));
+          carry.copy(bigger, 0, 0, len);
+          carry = bigger;
+        }
+        d.copy(carry, len);
+        len += d.length;
+        await parse();
+      }
+      if (index < t.range.end) throw new Error(`xorb ${t.hash}: the fetched range ends inside chunk ${index}`);
+      if (termBytes !== t.unpacked_length) throw new Error(`xorb ${t.hash}: a term holds ${termBytes} bytes, the reconstruction says ${t.unpacked_length}`);
+      total += termBytes;
+      if (total > req.size) throw new Error(`the reconstruction holds more than the file's ${req.size} bytes`);
+    }
+    await flush();
+  } finally {
+    // Ranges opened ahead and never read: close their connections.
+    for (const p of pending) void p.then((r) => r.destroy(), () => undefined);
+  }
+  port.postMessage({ type: 'done', fileHash: merkle.digestHex(), bytes: total, fetched } satisfies DownloadWorkerMessage);
+}
+
+const port = parentPort;
+if (port) {
+  const flow: Flow = { credits: 0, wake: undefined, cancelled: false };
+  port.on('message', (m: DownloadWorkerRequest) => {
+    if (m.type === 'ack') {
+      flow.credits++;
+      flow.wake?.();
+      flow.wake = undefined;
+    } else if (m.type === 'cancel') {
+      flow.cancelled = true;
+      flow.wake?.();
+    } else {
+      flow.credits = m.window;
+      download(port, m, flow).catch((e: unknown) => {
+        const status = e instanceof HttpStatusError ? e.status : undefined;
+        // A dropped connection, a busy server, an expired signed URL, bytes that do not decode: worth another attempt.
+        const retryable = status === undefined || status === 429 || status >= 500 || status === 403;
+        port.postMessage({ type: 'error', message: e instanceof Error ? e.message : String(e), retryable } satisfies DownloadWorkerMessage);
+      });
+    }
+  });
+}
