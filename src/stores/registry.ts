@@ -9,6 +9,7 @@
  * Adding a kind: its folder, one line in `BACKENDS`, docs.
  */
 import { UsageError } from '../types.js';
+import { azure } from './azure/backend.js';
 import { hf } from './hf/backend.js';
 import { local } from './local/backend.js';
 import type { Location, LocationForms, ParseOptions } from './location.js';
@@ -221,6 +222,7 @@ export const BACKENDS: readonly Backend[] = [
   local as unknown as Backend,
   s3 as unknown as Backend,
   hf as unknown as Backend,
+  azure as unknown as Backend,
 ];
 
 /** The backend of a parsed location. */

@@ -13,7 +13,8 @@ import { createHmac } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { decodeText, elements, text } from '../s3/xml.js';
 import type { AzureConfig } from './credentials.js';
-import { AzureHttpError, isRetryable } from './errors.js';
+import { isRetryable, retryAfterOf } from '../../errors.js';
+import { AzureHttpError } from './errors.js';
 
 /** The REST API version we speak (supported by Azure and by Azurite 3.37). */
 export const API_VERSION = '2021-12-02';
@@ -147,7 +148,7 @@ export class AzureClient {
       } catch (err) {
         if (req.signal?.aborted || attempt >= this.maxAttempts || !isRetryable(err)) throw err;
         const backoff = Math.random() * Math.min(20_000, 100 * 2 ** attempt);
-        const after = err instanceof AzureHttpError ? (err.retryAfterMs ?? 0) : 0;
+        const after = retryAfterOf(err) ?? 0;
         await sleep(Math.max(backoff, Math.min(after, 20_000)), req.signal);
       }
     }
