@@ -293,4 +293,14 @@ describe.skipIf(!endpoint)('bucketsync CLI against Azure Blob Storage (Azurite)'
     }
     expect(Object.keys(await remote())).toEqual(['b/keep.txt']);
   });
+
+  it('--azure-endpoint is the Azure endpoint; S3\'s --endpoint-url does not reach an az:// side', async () => {
+    writeTree(src, { 'a.txt': 'a' }, T0);
+    const flag = await az(['sync', src, uri(), '--azure-endpoint', 'http://127.0.0.1:9/devstoreaccount1'], { env: { AZURE_STORAGE_MAX_ATTEMPTS: '1' } });
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain('Cannot reach Azure Storage at http://127.0.0.1:9/devstoreaccount1 (ECONNREFUSED)');
+    const s3flag = await az(['sync', src, uri(), '--endpoint-url', 'http://127.0.0.1:9/']);
+    expect(s3flag.code, s3flag.stderr).toBe(0);
+    expect(Object.keys(await remote())).toEqual(['data/a.txt']);
+  });
 });
