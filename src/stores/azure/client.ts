@@ -11,7 +11,7 @@
 import http from 'node:http';
 import { createHmac } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { decodeText, elements, text } from '../s3/xml.js';
+import { decodeText, elements, text } from '../common/xml.js';
 import type { AzureConfig } from './credentials.js';
 import { isRetryable, retryAfterOf } from '../../errors.js';
 import { abortError, header, sleep, timeoutError } from '../common/http.js';

@@ -37,7 +37,7 @@ import {
 } from '../store.js';
 import { createHasher, defaultBackend, xxh128HexSync } from '../../hashing/xxh128.js';
 import { assertSafePath, guessContentType, unsafeRelativePath } from '../s3/keys.js';
-import { decodeText, elements, text } from '../s3/xml.js';
+import { decodeText, elements, text } from '../common/xml.js';
 import { AzureClient, header, type AzResponse } from './client.js';
 import { AzureStoreError, isNotFound, operationError, setupError, type ErrorContext } from './errors.js';
 import { formatAzure, type AzureLocation } from './location.js';

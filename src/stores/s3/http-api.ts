@@ -23,7 +23,7 @@ import { isRetryable } from '../../errors.js';
 import { abortError, header, sleep, timeoutError } from '../common/http.js';
 import { retryAfterMs } from './errors.js';
 import { EMPTY_SHA256, Signer, canonicalQuery, encodePath, uriEncode, type Credentials } from './sigv4.js';
-import { decodeText, elements, text } from './xml.js';
+import { decodeText, elements, text } from '../common/xml.js';
 
 /** An S3 error response, shaped like the SDK's `S3ServiceException`. */
 export class S3HttpError extends Error {
