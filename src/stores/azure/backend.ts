@@ -7,7 +7,7 @@
 import { UsageError } from '../../types.js';
 import { compareCodePoints } from '../../manifest/order.js';
 import type { Backend, BucketAdmin, BucketDetails, BucketSummary, ListedItem, Probe, StoreOptions } from '../registry.js';
-import { unsafeRelativePath } from '../s3/keys.js';
+import { unsafeRelativePath } from '../common/paths.js';
 import { resolveAzureConfig } from './credentials.js';
 import { formatAzure, parseAzureUri, type AzureLocation } from './location.js';
 import type { AzureStoreOptions } from './store.js';

@@ -36,7 +36,7 @@ import {
   type WriteOptions,
 } from '../store.js';
 import { createHasher, defaultBackend, xxh128HexSync } from '../../hashing/xxh128.js';
-import { assertSafePath, guessContentType, unsafeRelativePath } from '../s3/keys.js';
+import { assertSafePath, basename, guessContentType, unsafeRelativePath } from '../common/paths.js';
 import { decodeText, elements, text } from '../common/xml.js';
 import { AzureClient, header, type AzResponse } from './client.js';
 import { AzureStoreError, isNotFound, operationError, setupError, type ErrorContext } from './errors.js';
@@ -647,10 +647,6 @@ export class AzureStore implements Store {
   async close(): Promise<void> {
     this.client.destroy();
   }
-}
-
-function basename(p: string): string {
-  return p.slice(p.lastIndexOf('/') + 1);
 }
 
 function emptyStream(): Readable {
