@@ -263,6 +263,10 @@ describe.skipIf(!endpoint)('bucketsync CLI against Azure Blob Storage (Azurite)'
     expect((await remote())['copies/model.bin']).toEqual({ size: 7, mtime: T0 * 1000 });
     expect(await getText('copies/model.bin')).toBe('weights');
 
+    const info = await az(['buckets', 'info', `az://${name}`, '--json']);
+    expect(info.code, info.stderr).toBe(0);
+    expect(JSON.parse(info.stdout)).toMatchObject({ id: `az://${name}`, size: 11, total_files: 4 }); // keep.txt, p.txt, p2/x, m/model.bin
+
     const containers = await az(['ls', 'az://', '-q']);
     expect(containers.code, containers.stderr).toBe(0);
     expect(containers.stdout.split('\n')).toContain(`az://${name}`);
@@ -291,6 +295,11 @@ describe.skipIf(!endpoint)('bucketsync CLI against Azure Blob Storage (Azurite)'
       }
       expect(runs[0]!.stderr).toMatch(/^Error: Invalid Azure URI: az:\/\/.*(segments)/);
     }
+    expect(Object.keys(await remote())).toEqual(['b/keep.txt']);
+    // overlapping sides in one container (the registry's where(): endpoint, container, prefix) are refused too
+    const overlap = await az(['sync', uri('b'), uri('b/sub'), '--delete']);
+    expect(overlap.code, overlap.stderr).toBe(2);
+    expect(overlap.stderr.split('\n').filter((l) => l.startsWith('Error:')).length).toBe(1);
     expect(Object.keys(await remote())).toEqual(['b/keep.txt']);
   });
 
