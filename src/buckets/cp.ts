@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { statMtimeMs } from '../plan/time.js';
-import { backendOf, openStore, parseLocation, parseTarget, type Backend, type CopyPair, type Location, type Stdio } from '../stores/registry.js';
+import { backendOf, bucketExamples, openStore, parseLocation, parseTarget, type Backend, type CopyPair, type Location, type Stdio } from '../stores/registry.js';
 import type { Store, TransferSource } from '../stores/store.js';
 import { looksLikeHfUrl } from '../stores/hf/location.js';
 import { UsageError } from '../types.js';
@@ -166,7 +166,7 @@ function refuseRepo(raw: string | undefined): void {
   if (repo) {
     throw new UsageError(
       `Copying from or to model, dataset and space repositories is not supported yet: ${raw}`,
-      'bucketsync copies between hf://buckets/…, s3://… and local files; use `hf cp` for repositories.',
+      `bucketsync copies between ${bucketExamples()} and local files; use \`hf cp\` for repositories.`,
     );
   }
 }
@@ -181,8 +181,8 @@ export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined, o
   if (isRemote(dst)) checkKey(dst, dst.prefix);
 
   if (!isRemote(src) && !isRemote(dst)) {
-    if (dst === undefined) throw new UsageError('Missing destination. Provide a bucket URI (hf://buckets/… or s3://…) as DST.');
-    throw new UsageError('One of SRC or DST must be a bucket URI (hf://buckets/… or s3://…).', 'Use your shell\'s cp for local copies.');
+    if (dst === undefined) throw new UsageError(`Missing destination. Provide a bucket URI (${bucketExamples()}) as DST.`);
+    throw new UsageError(`One of SRC or DST must be a bucket URI (${bucketExamples()}).`, "Use your shell's cp for local copies.");
   }
 
   // ---- remote → remote: a file, a folder or a whole bucket

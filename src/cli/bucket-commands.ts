@@ -9,7 +9,7 @@
  */
 import { Command, Option } from 'commander';
 import { safeText } from './text.js';
-import { backendFlags } from '../stores/registry.js';
+import { backendFlags, bucketExamples, bucketListSchemes, bucketRootExamples } from '../stores/registry.js';
 // The commands' code is loaded when one of them runs, not on every start (a sync needs none of it).
 import type { Ctx, CommonFlags } from '../buckets/context.js';
 import type { LsFlags } from '../buckets/ls.js';
@@ -58,7 +58,7 @@ function lsCommand(name: string): Command {
   const cmd = new Command(name)
     .description('List buckets (no argument, a namespace, or s3://) or the files of a bucket, prefix or local directory.')
     .helpOption('--help', 'display help for command')
-    .argument('[path]', 'namespace, ns/bucket[/prefix], hf://buckets/…, a Hub URL, s3://bucket[/prefix], s3:// or a local directory')
+    .argument('[path]', `namespace, ns/bucket[/prefix], a Hub URL, ${bucketExamples()}, a scheme alone (${bucketListSchemes().join(', ')}: its buckets) or a local directory`)
     .option('-h, --human-readable', 'sizes in KB/MB/GB (powers of 1000) and short dates')
     .option('--tree', 'files as a tree (not when listing buckets)')
     .option('-R, --recursive', 'list files below sub-folders too (not when listing buckets)')
@@ -81,7 +81,7 @@ Examples:
 function rmCommand(name: string): Command {
   const cmd = new Command(name)
     .description('Remove a file, or with -R everything at and below a path (never look-alike siblings: logs ≠ logs.json).')
-    .argument('<path>', 'ns/bucket/path, hf://buckets/…, a Hub URL, s3://bucket/path or a local path')
+    .argument('<path>', `ns/bucket/path, a Hub URL, ${bucketExamples()} or a local path`)
     .option('-R, --recursive', 'remove the path and everything below it')
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--dry-run', 'print what would be removed and remove nothing')
@@ -104,7 +104,7 @@ Examples:
 function cpCommand(name: string): Command {
   const cmd = new Command(name)
     .description('Copy one file between a local path (or - for stdin/stdout) and a bucket, or files and folders between buckets.')
-    .argument('<src>', 'local file, -, hf://buckets/ns/b/path, a Hub URL or s3://bucket/key (between buckets also a folder: SRC/ copies its contents, SRC nests it)')
+    .argument('<src>', `local file, -, a Hub URL, ${bucketExamples()} (between buckets also a folder: SRC/ copies its contents, SRC nests it)`)
     .argument('[dst]', 'local path (a trailing / or a directory keeps the name), -, or a bucket path (trailing / keeps the name)');
   common(cmd).action(action(async (ctx, _flags, src: string, dst: string | undefined) => (await import('../buckets/cp.js')).cp(ctx, src, dst)));
   cmd.addHelpText(
@@ -126,12 +126,12 @@ Local folders: use \`bucketsync sync\`. Model, dataset and space repositories: n
 export function registerBucketCommands(program: Command): void {
   const buckets = program
     .command('buckets')
-    .description('Manage buckets (Hugging Face and S3) and their files: create, info, ls, rm, cp, delete, move, settings, sync.');
+    .description('Manage buckets (of every kind: ' + bucketRootExamples() + ') and their files: create, info, ls, rm, cp, delete, move, settings, sync.');
 
   common(
     buckets
       .command('create')
-      .description('Create a bucket: name (in your namespace), ns/name, hf://buckets/ns/name or s3://bucket.')
+      .description(`Create a bucket: name (in your namespace), ns/name, ${bucketRootExamples()}.`)
       .argument('<bucket>')
       .option('--private', 'create a private bucket (Hugging Face)')
       .option('--exist-ok', 'succeed when the bucket already exists'),
@@ -141,7 +141,7 @@ export function registerBucketCommands(program: Command): void {
     buckets
       .command('info')
       .description('Show a bucket as JSON: id, private, created_at, size, total_files.')
-      .argument('<bucket>', 'ns/name, hf://buckets/ns/name, a Hub URL or s3://bucket'),
+      .argument('<bucket>', `ns/name, a Hub URL, ${bucketRootExamples()}`),
   ).action(action(async (ctx, _flags, bucket: string) => (await manage()).bucketInfo(ctx, bucket)));
 
   buckets.addCommand(lsCommand('list').alias('ls').copyInheritedSettings(buckets));
@@ -150,7 +150,7 @@ export function registerBucketCommands(program: Command): void {
     buckets
       .command('delete')
       .description('Delete a bucket and everything in it (asks first).')
-      .argument('<bucket>', 'ns/name, hf://buckets/ns/name or s3://bucket')
+      .argument('<bucket>', `ns/name, ${bucketRootExamples()}`)
       .option('-y, --yes', 'do not ask for confirmation')
       .option('--missing-ok', 'succeed when the bucket does not exist'),
   ).action(action(async (ctx, flags, bucket: string) => (await manage()).deleteBucket(ctx, bucket, flags as DeleteFlags)));

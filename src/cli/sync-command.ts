@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import { readFilterFile } from '../filters/filter.js';
 import { writePlanFile, writePlanToStream } from '../plan/writer.js';
 import { checkCompareOptions } from '../planner/plan.js';
-import { backendFlags, formatLocation, storeOptionsFromFlags, type StoreOptions } from '../stores/registry.js';
+import { backendFlags, bucketExamples, formatLocation, storeOptionsFromFlags, type StoreOptions } from '../stores/registry.js';
 import { HeldPlan, openSides, operationsOf, planHeader, planSidesBatches, executeOn, type PlanRequest, type SyncSides } from '../sync/sync.js';
 import { parseShard, type Shard } from '../shard/shard.js';
 import { lockDestination } from '../lock/lock.js';
@@ -84,7 +84,7 @@ Exit codes: 0 done, 1 some operation failed or was stale, 2 bad input, 3 entries
 export function registerSyncCommand(program: Command): void {
   const sync = program.command('sync');
   sync
-    .description('Sync SOURCE to DEST (local paths, file://, s3://bucket/prefix, hf://buckets/ns/name/prefix).')
+    .description(`Sync SOURCE to DEST (local paths, file://, ${bucketExamples()}).`)
     .argument('[source]', 'where files come from')
     .argument('[dest]', 'where files go')
     .option('--delete', 'delete destination files that are not in the source (excluded files are never deleted)')

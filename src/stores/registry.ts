@@ -9,6 +9,7 @@
  * Adding a kind: its folder, one line in `BACKENDS`, docs.
  */
 import { UsageError } from '../types.js';
+import { azure } from './azure/backend.js';
 import { hf } from './hf/backend.js';
 import { local } from './local/backend.js';
 import type { Location, LocationForms, ParseOptions } from './location.js';
@@ -221,6 +222,7 @@ export const BACKENDS: readonly Backend[] = [
   local as unknown as Backend,
   s3 as unknown as Backend,
   hf as unknown as Backend,
+  azure as unknown as Backend,
 ];
 
 /** The backend of a parsed location. */
@@ -240,9 +242,38 @@ function pathsBackend(): Backend {
   return b;
 }
 
-function examples(): string {
-  const all = BACKENDS.map((b) => b.example);
+function orList(all: readonly string[]): string {
   return all.length < 2 ? all.join('') : `${all.slice(0, -1).join(', ')} or ${all[all.length - 1]}`;
+}
+
+function examples(): string {
+  return orList(BACKENDS.map((b) => b.example));
+}
+
+/** The bucket kinds' location forms, for help texts and hints (`s3://bucket/prefix, … or az://container/prefix`). */
+export function bucketExamples(): string {
+  return orList(BACKENDS.filter((b) => b.remote).map((b) => b.example));
+}
+
+/** The schemes that, alone, name a kind's bucket list (`s3://`, `az://`), for help texts. */
+export function bucketListSchemes(): string[] {
+  const o = options({}, 'command');
+  const out: string[] = [];
+  for (const b of BACKENDS) {
+    for (const s of b.schemes) {
+      try {
+        if (b.parseBucketList?.(s, o)) out.push(s);
+      } catch {
+        // not a list form of this kind
+      }
+    }
+  }
+  return out;
+}
+
+/** The whole-bucket forms (create, info, delete): each kind's example without its `/prefix`. */
+export function bucketRootExamples(): string {
+  return orList(BACKENDS.filter((b) => b.parseBucket).map((b) => b.example.replace(/\/prefix$/, '')));
 }
 
 function unsupportedScheme(raw: string, scheme: string): UsageError {

@@ -218,4 +218,98 @@ describe.skipIf(!endpoint)('bucketsync CLI against Azure Blob Storage (Azurite)'
     expect(made.code, made.stderr).toBe(0);
     expect(Object.keys(await remote(name))).toEqual(['p/a.txt']);
   });
+
+  it('bucket commands on az:// through the CLI: create (exist-ok), ls (flat, -R, json), rm -R at the path boundary, cp up/down/across, delete, the container list', async () => {
+    const name = `bk-${container}`.slice(0, 63).replace(/-+$/, '');
+    const made = await az(['buckets', 'create', `az://${name}`]);
+    expect(made.stderr).toBe('');
+    expect(made.code).toBe(0);
+    expect(made.stdout).toBe(`✓ Bucket created\n  uri: az://${name}\n  url: ${endpoint}/${name}\n`);
+    const again = await az(['buckets', 'create', `az://${name}`]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already exists/);
+    expect(again.stderr).not.toMatch(/\n\s+at /);
+    expect((await az(['buckets', 'create', `az://${name}`, '--exist-ok', '-q'])).stdout).toBe(`az://${name}\n`);
+    expect((await az(['buckets', 'create', `az://${name}/sub`])).stderr).toContain('Cannot specify a prefix for container creation');
+
+    for (const [n, t] of [['p/a.txt', 'a'], ['p/sub/b.txt', 'bb'], ['p2/x', 'x'], ['p.txt', 'pt'], ['keep.txt', 'k']] as const) await put(n, t, T0, name);
+    const flat = await az(['ls', `az://${name}/p`, '-q']);
+    expect(flat.code, flat.stderr).toBe(0);
+    expect(flat.stdout).toBe('p/a.txt\np/sub/\n');
+    const rec = await az(['ls', `az://${name}/p`, '-R', '-q']);
+    expect(rec.stdout).toBe('p/a.txt\np/sub/b.txt\n');
+    const json = JSON.parse((await az(['ls', `az://${name}/p`, '-R', '--format', 'json'])).stdout) as { type: string; path: string; size: number; mtime: string }[];
+    expect(json.map((e) => [e.type, e.path, e.size])).toEqual([
+      ['file', 'p/a.txt', 1],
+      ['file', 'p/sub/b.txt', 2],
+    ]);
+    expect(Date.parse(json[0]!.mtime)).toBe(T0 * 1000);
+
+    const rm = await az(['rm', '-R', `az://${name}/p`, '-y']);
+    expect(rm.code, rm.stderr).toBe(0);
+    expect(Object.keys(await remote(name)).sort()).toEqual(['keep.txt', 'p.txt', 'p2/x']);
+
+    writeTree(work, { 'local/model.bin': 'weights' }, T0);
+    const up = await az(['cp', path.join(work, 'local/model.bin'), `az://${name}/m/`]);
+    expect(up.code, up.stderr).toBe(0);
+    expect((await remote(name))['m/model.bin']).toEqual({ size: 7, mtime: T0 * 1000 });
+    const out = path.join(work, 'out') + '/';
+    const down = await az(['cp', `az://${name}/m/model.bin`, out]);
+    expect(down.code, down.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(out, 'model.bin'), 'utf8')).toBe('weights');
+    expect(fs.statSync(path.join(out, 'model.bin')).mtimeMs).toBe(T0 * 1000);
+    const across = await az(['cp', `az://${name}/m/model.bin`, `az://${container}/copies/`]);
+    expect(across.code, across.stderr).toBe(0);
+    expect((await remote())['copies/model.bin']).toEqual({ size: 7, mtime: T0 * 1000 });
+    expect(await getText('copies/model.bin')).toBe('weights');
+
+    const info = await az(['buckets', 'info', `az://${name}`, '--json']);
+    expect(info.code, info.stderr).toBe(0);
+    expect(JSON.parse(info.stdout)).toMatchObject({ id: `az://${name}`, size: 11, total_files: 4 }); // keep.txt, p.txt, p2/x, m/model.bin
+
+    const containers = await az(['ls', 'az://', '-q']);
+    expect(containers.code, containers.stderr).toBe(0);
+    expect(containers.stdout.split('\n')).toContain(`az://${name}`);
+    const refused = await az(['buckets', 'delete', `az://${name}`]);
+    expect(refused.code).toBe(2);
+    const del = await az(['buckets', 'delete', `az://${name}`, '-y']);
+    expect(del.code, del.stderr).toBe(0);
+    expect(del.stdout).toBe(`✓ Bucket deleted\n  bucket_id: az://${name}\n`);
+    expect((await az(['ls', 'az://', '-q'])).stdout.split('\n')).not.toContain(`az://${name}`);
+    const gone = await az(['buckets', 'delete', `az://${name}`, '-y']);
+    expect(gone.code).toBe(2);
+    expect(gone.stderr).toMatch(/does not exist/);
+    expect((await az(['buckets', 'delete', `az://${name}`, '-y', '--missing-ok'])).code).toBe(0);
+  });
+
+  it('a hostile location is refused identically by sync, ls, rm and cp: one line, exit 2, nothing sent', async () => {
+    writeTree(src, { 'a.txt': 'a' }, T0);
+    await put('b/keep.txt', 'k', T0);
+    for (const bad of [`az://${container}/a/../b`, `az://${container}/a//b`, `az://${container}/./b`]) {
+      const runs = [await az(['sync', src, bad]), await az(['ls', bad]), await az(['ls', bad, '-R']), await az(['rm', '-R', bad, '-y']), await az(['cp', path.join(src, 'a.txt'), bad])];
+      for (const r of runs) {
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stdout).toBe('');
+        expect(r.stderr.split('\n').filter((l) => l.startsWith('Error:'))).toEqual([runs[0]!.stderr.split('\n')[0]]);
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+      }
+      expect(runs[0]!.stderr).toMatch(/^Error: Invalid Azure URI: az:\/\/.*(segments)/);
+    }
+    expect(Object.keys(await remote())).toEqual(['b/keep.txt']);
+    // overlapping sides in one container (the registry's where(): endpoint, container, prefix) are refused too
+    const overlap = await az(['sync', uri('b'), uri('b/sub'), '--delete']);
+    expect(overlap.code, overlap.stderr).toBe(2);
+    expect(overlap.stderr.split('\n').filter((l) => l.startsWith('Error:')).length).toBe(1);
+    expect(Object.keys(await remote())).toEqual(['b/keep.txt']);
+  });
+
+  it('--azure-endpoint is the Azure endpoint; S3\'s --endpoint-url does not reach an az:// side', async () => {
+    writeTree(src, { 'a.txt': 'a' }, T0);
+    const flag = await az(['sync', src, uri(), '--azure-endpoint', 'http://127.0.0.1:9/devstoreaccount1'], { env: { AZURE_STORAGE_MAX_ATTEMPTS: '1' } });
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain('Cannot reach Azure Storage at http://127.0.0.1:9/devstoreaccount1 (ECONNREFUSED)');
+    const s3flag = await az(['sync', src, uri(), '--endpoint-url', 'http://127.0.0.1:9/']);
+    expect(s3flag.code, s3flag.stderr).toBe(0);
+    expect(Object.keys(await remote())).toEqual(['data/a.txt']);
+  });
 });

@@ -552,7 +552,7 @@ describe('buckets cp', { timeout: 240_000 }, () => {
       [['cp', `hf://buckets/${bucket}`, 'x/'], 2, 'Error: Source path must include a file name'],
       [['cp', 'localdir', `hf://buckets/${bucket}/`], 2, `Error: Source must be a file, not a directory.\nHint: Use \`bucketsync sync localdir hf://buckets/${bucket}/\` for directories.`],
       [['cp', 'nofile', `hf://buckets/${bucket}/`], 2, 'Error: Source file not found: nofile'],
-      [['cp', 'a', 'b'], 2, 'Error: One of SRC or DST must be a bucket URI (hf://buckets/… or s3://…).'],
+      [['cp', 'a', 'b'], 2, 'Error: One of SRC or DST must be a bucket URI (s3://bucket/prefix, hf://buckets/namespace/name/prefix or az://container/prefix).'],
       [['cp', 'a'], 2, 'Error: Missing destination.'],
       [['cp', `hf://buckets/${bucket}/dir/nope.txt`, 'x'], 1, `Error: 'dir/nope.txt' not found in bucket '${bucket}'`],
       [['cp', 'hf://models/x/y', 'x'], 2, 'Error: Copying from or to model, dataset and space repositories is not supported yet: hf://models/x/y'],

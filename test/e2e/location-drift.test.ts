@@ -34,7 +34,7 @@ afterEach(() => {
 describe('the same refusal everywhere', () => {
   it("an unknown scheme: one line naming it for sync, ls, rm, cp, info and create (exit 2, nothing written)", async () => {
     const before = entries(work);
-    for (const raw of ['gs://bkt/x', 'S3://bkt/x', 'az://container/p']) {
+    for (const raw of ['gs://bkt/x', 'S3://bkt/x', 'gcs://container/p']) {
       const scheme = raw.slice(0, raw.indexOf('://'));
       const line = `Error: Unsupported location scheme '${scheme}://' in ${raw}\n`;
       const runs = [
@@ -60,7 +60,7 @@ describe('the same refusal everywhere', () => {
     const empty = [await bs(['sync', '', './dst', '--dry-run']), await bs(['ls', '']), await bs(['rm', '', '-y']), await bs(['cp', '', './x'])];
     for (const r of empty) {
       expect(r.code, r.stderr).toBe(2);
-      expect(r.stderr).toBe('Error: Empty location\nHint: Give a local path, file://, s3://bucket/prefix or hf://buckets/namespace/name/prefix.\n');
+      expect(r.stderr).toBe('Error: Empty location\nHint: Give a local path, file://, s3://bucket/prefix, hf://buckets/namespace/name/prefix or az://container/prefix.\n');
     }
     const bad = [await bs(['sync', 'file:///%', './dst', '--dry-run']), await bs(['ls', 'file:///%']), await bs(['rm', '-R', 'file:///%', '-y'])];
     for (const r of bad) {
@@ -148,7 +148,7 @@ describe.skipIf(!endpoint)('S3: sync and the bucket commands refuse the same pre
   it("cp from a bucket to an unknown scheme is refused, not downloaded into a local folder named 'gs:'", async () => {
     const r = await s3(['cp', `s3://${bucket}/k.txt`, 'gs://other/k.txt']);
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toBe("Error: Unsupported location scheme 'gs://' in gs://other/k.txt\nHint: Use a local path, file://, s3://bucket/prefix or hf://buckets/namespace/name/prefix.\n");
+    expect(r.stderr).toBe("Error: Unsupported location scheme 'gs://' in gs://other/k.txt\nHint: Use a local path, file://, s3://bucket/prefix, hf://buckets/namespace/name/prefix or az://container/prefix.\n");
     expect(fs.existsSync(path.join(work, 'gs:'))).toBe(false);
   });
 });

@@ -12,13 +12,14 @@ const endpoint = azuriteEndpoint();
 
 describe.skipIf(!endpoint)('azure bucket administration (registry backend) against Azurite', () => {
   const o = () => ({ env: azureTestEnv(endpoint!) });
+  const po = { cwd: process.cwd(), env: process.env, forms: 'command' as const };
 
   it('lists, creates (exist-ok or exit 2), describes and deletes containers (after confirmation; missing-ok or exit 2)', async () => {
     const admin = await AzureBucketAdmin.open(o());
     try {
       const name = `adm-${Date.now().toString(36)}`;
-      const loc = azure.parseBucket(`az://${name}`, 'creation');
-      expect(() => azure.parseBucket(`az://${name}/x`, 'creation')).toThrow(/Cannot specify a prefix/);
+      const loc = azure.parseBucket!(`az://${name}`, 'creation', po);
+      expect(() => azure.parseBucket!(`az://${name}/x`, 'creation', po)).toThrow(/Cannot specify a prefix/);
       expect(await admin.create(loc, {})).toEqual({ uri: `az://${name}`, url: `${endpoint}/${name}` });
       await expect(admin.create(loc, {})).rejects.toMatchObject({ exitCode: 2, message: expect.stringMatching(/already exists/) });
       expect((await admin.create(loc, { existOk: true })).uri).toBe(`az://${name}`);
@@ -57,25 +58,25 @@ describe.skipIf(!endpoint)('azure bucket administration (registry backend) again
       await put('p/sub/', ''); // rclone's folder marker
       await put('p2/x.txt');
       await put('p');
-      const level = await listAzureLocation(azure.parse(`az://${c}/p`), false, o());
+      const level = await listAzureLocation(azure.parse(`az://${c}/p`, po), false, o());
       expect(level.map((i) => [i.type, i.path])).toEqual([
         ['file', 'p/a.txt'],
         ['directory', 'p/sub'],
       ]);
       expect(level[0]!.mtimeMs).toBe(1_600_000_000_123.456);
-      const all = await listAzureLocation(azure.parse(`az://${c}/p`), true, o());
+      const all = await listAzureLocation(azure.parse(`az://${c}/p`, po), true, o());
       expect(all.map((i) => i.path)).toEqual(['p', 'p/a.txt', 'p/sub/b.txt']);
-      expect((await listAzureLocation(azure.parse(`az://${c}/p2/x.txt`), false, o())).map((i) => i.path)).toEqual(['p2/x.txt']);
-      expect(await probeAzure(azure.parse(`az://${c}/p/a.txt`), o())).toEqual({ kind: 'file', size: 1, mtimeMs: 1_600_000_000_123.456 });
-      expect(await probeAzure(azure.parse(`az://${c}/p/sub`), o())).toEqual({ kind: 'directory' });
-      expect(await probeAzure(azure.parse(`az://${c}/p/nothing`), o())).toBeUndefined();
-      await expect(probeAzure(azure.parse(`az://no-${c}`.slice(0, 60)), o())).rejects.toMatchObject({ exitCode: 2 });
-      const failed = await removeAzureFiles(azure.fileScope(azure.parse(`az://${c}/p`)).root, ['p/a.txt', 'p/gone.txt'], o());
+      expect((await listAzureLocation(azure.parse(`az://${c}/p2/x.txt`, po), false, o())).map((i) => i.path)).toEqual(['p2/x.txt']);
+      expect(await probeAzure(azure.parse(`az://${c}/p/a.txt`, po), o())).toEqual({ kind: 'file', size: 1, mtimeMs: 1_600_000_000_123.456 });
+      expect(await probeAzure(azure.parse(`az://${c}/p/sub`, po), o())).toEqual({ kind: 'directory' });
+      expect(await probeAzure(azure.parse(`az://${c}/p/nothing`, po), o())).toBeUndefined();
+      await expect(probeAzure(azure.parse(`az://no-${c}`.slice(0, 60), po), o())).rejects.toMatchObject({ exitCode: 2 });
+      const failed = await removeAzureFiles(azure.fileScope(azure.parse(`az://${c}/p`, po), false).root, ['p/a.txt', 'p/gone.txt'], o());
       expect(failed.size).toBe(0);
-      expect((await listAzureLocation(azure.parse(`az://${c}`), true, o())).map((i) => i.path)).toEqual(['p', 'p/sub/b.txt', 'p2/x.txt']);
-      expect(azure.pathProblem('a/../b')).toMatch(/\.\./);
-      expect(azure.parseBucketList('az://')).toMatchObject({ bucketList: true });
-      expect(azure.format(azure.parse(`az://${c}/p`), 'q/r')).toBe(`az://${c}/q/r`);
+      expect((await listAzureLocation(azure.parse(`az://${c}`, po), true, o())).map((i) => i.path)).toEqual(['p', 'p/sub/b.txt', 'p2/x.txt']);
+      expect(azure.pathProblem!('a/../b')).toMatch(/\.\./);
+      expect(azure.parseBucketList!('az://', po)).toMatchObject({ bucketList: true });
+      expect(azure.format(azure.parse(`az://${c}/p`, po), 'q/r')).toBe(`az://${c}/q/r`);
     } finally {
       client.destroy();
     }

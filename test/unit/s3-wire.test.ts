@@ -7,7 +7,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { describe, expect, it } from 'vitest';
 import { Signer, amzDate, canonicalQuery, encodePath, sha256Hex, uriEncode, type Credentials } from '../../src/stores/s3/sigv4.js';
-import { decodeText, elements, text } from '../../src/stores/s3/xml.js';
+import { decodeText, elements, text } from '../../src/stores/common/xml.js';
 import { seededRandom } from '../support/random.js';
 
 /** node:crypto as the SDK signer's SHA-256 (HMAC when given a secret). */

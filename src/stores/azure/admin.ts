@@ -3,7 +3,7 @@
  * delete), through the same signed REST client as the store.
  */
 import { UsageError } from '../../types.js';
-import { elements, text } from '../s3/xml.js';
+import { elements, text } from '../common/xml.js';
 import type { AzureClient } from './client.js';
 import { AzureStoreError, operationError, setupError, statusOf, type ErrorContext } from './errors.js';
 import { validContainerName } from './location.js';

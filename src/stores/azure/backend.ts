@@ -1,52 +1,22 @@
 /**
- * The Azure kind as the registry (issue 16 item 1; `Backend` in src/stores/registry.ts on the
- * registry branch) wants it: schemes, parse/format, open, the bucket administration
- * (`BucketAdmin`: list, check, create, info, delete), `ls`'s listing, probe, rm's deletes.
- *
- * The types below mirror the registry's shapes structurally so that this file compiles before
- * the registry exists; once it does, `azure` is `Backend<AzureLocation>` and one line in
- * `BACKENDS` adds the kind. Everything heavy is loaded on use.
+ * The Azure kind: `az://container[/prefix]` (and adlfs's `abfs://`), declared to the registry
+ * (src/stores/registry.ts): schemes, parse/format, open, the bucket administration
+ * (`BucketAdmin`: list, check, create, info, delete), `ls`'s listing, probe, rm's deletes, and
+ * its one CLI flag (`--azure-endpoint`). Everything heavy is loaded on use.
  */
 import { UsageError } from '../../types.js';
 import { compareCodePoints } from '../../manifest/order.js';
-import { unsafeRelativePath } from '../s3/keys.js';
+import type { Backend, BucketAdmin, BucketDetails, BucketSummary, ListedItem, Probe, StoreOptions } from '../registry.js';
+import { unsafeRelativePath } from '../common/paths.js';
 import { resolveAzureConfig } from './credentials.js';
 import { formatAzure, parseAzureUri, type AzureLocation } from './location.js';
 import type { AzureStoreOptions } from './store.js';
 
-/** The registry's option bag (the fields this kind reads). */
-export interface AzureBackendOptions {
-  endpoint?: string;
-  createBucket?: boolean;
-  preview?: boolean;
-  env?: NodeJS.ProcessEnv;
-  onWarning?: (message: string) => void;
-  [option: string]: unknown;
+/** The blob endpoint the options give (`--azure-endpoint`), else undefined (the variables decide). */
+function endpointOption(o: StoreOptions): { endpoint?: string } {
+  const e = o['azureEndpoint'];
+  return typeof e === 'string' && e.trim() !== '' ? { endpoint: e } : {};
 }
-
-export interface BucketSummaryLike {
-  id: string;
-  createdAt?: string;
-  size?: number;
-  totalFiles?: number;
-}
-
-export interface BucketDetailsLike extends BucketSummaryLike {
-  extra?: Record<string, string>;
-  complete: boolean;
-  incompleteHint?: string;
-}
-
-export interface ListedItemLike {
-  type: 'file' | 'directory';
-  path: string;
-  size?: number;
-  etag?: string;
-  mtime?: string;
-  mtimeMs?: number;
-}
-
-export type ProbeLike = { kind: 'file'; size: number; mtimeMs: number } | { kind: 'directory' } | undefined;
 
 /** `info` stops counting beyond this many blobs (as S3's does). */
 const INFO_LIMIT = 100_000;
@@ -55,10 +25,10 @@ function iso(ms: number | undefined): string | undefined {
   return ms === undefined || !Number.isFinite(ms) ? undefined : new Date(ms).toISOString();
 }
 
-async function withAdmin<T>(o: AzureBackendOptions, fn: (a: import('./admin.js').AzureAdmin) => Promise<T>): Promise<T> {
+async function withAdmin<T>(o: StoreOptions, fn: (a: import('./admin.js').AzureAdmin) => Promise<T>): Promise<T> {
   const { AzureAdmin } = await import('./admin.js');
   const { openAzureClient } = await import('./index.js');
-  const client = openAzureClient({ ...(o.endpoint !== undefined ? { endpoint: o.endpoint } : {}), ...(o.env ? { env: o.env } : {}) });
+  const client = openAzureClient({ ...endpointOption(o), ...(o.env ? { env: o.env } : {}) });
   try {
     return await fn(new AzureAdmin(client));
   } finally {
@@ -73,23 +43,23 @@ async function missing(a: import('./admin.js').AzureAdmin, name: string): Promis
 }
 
 /** The registry's `BucketAdmin` for Azure containers. */
-export class AzureBucketAdmin {
+export class AzureBucketAdmin implements BucketAdmin<AzureLocation> {
   private constructor(
     private readonly admin: import('./admin.js').AzureAdmin,
     private readonly release: () => void,
   ) {}
 
-  static async open(o: AzureBackendOptions): Promise<AzureBucketAdmin> {
+  static async open(o: StoreOptions): Promise<AzureBucketAdmin> {
     const { AzureAdmin } = await import('./admin.js');
     const { openAzureClient } = await import('./index.js');
-    const client = openAzureClient({ ...(o.endpoint !== undefined ? { endpoint: o.endpoint } : {}), ...(o.env ? { env: o.env } : {}) });
+    const client = openAzureClient({ ...endpointOption(o), ...(o.env ? { env: o.env } : {}) });
     return new AzureBucketAdmin(new AzureAdmin(client), () => client.destroy());
   }
 
-  async *listBuckets(_scope: string | undefined, search: string | undefined): AsyncGenerator<BucketSummaryLike> {
+  async *listBuckets(_scope: string | undefined, search: string | undefined): AsyncGenerator<BucketSummary> {
     for (const c of await this.admin.listContainers()) {
       if (search !== undefined && !c.name.includes(search)) continue;
-      const s: BucketSummaryLike = { id: `az://${c.name}` };
+      const s: BucketSummary = { id: `az://${c.name}` };
       const created = iso(c.lastModifiedMs);
       if (created) s.createdAt = created;
       yield s;
@@ -107,9 +77,9 @@ export class AzureBucketAdmin {
     return { uri: `az://${loc.container}`, url: `${this.admin.client.cfg.endpoint.href.replace(/\/$/, '')}/${loc.container}` };
   }
 
-  async info(loc: AzureLocation): Promise<BucketDetailsLike> {
+  async info(loc: AzureLocation): Promise<BucketDetails> {
     await this.checkBucket(loc);
-    const d: BucketDetailsLike = { id: `az://${loc.container}`, complete: true };
+    const d: BucketDetails = { id: `az://${loc.container}`, complete: true };
     let size = 0;
     let files = 0;
     let marker: string | undefined;
@@ -154,14 +124,14 @@ export class AzureBucketAdmin {
 }
 
 /** `ls`: recursively every blob under the prefix, else one level with sub-folders; sorted by code point. */
-export async function listAzureLocation(loc: AzureLocation, recursive: boolean, o: AzureBackendOptions): Promise<ListedItemLike[]> {
+export async function listAzureLocation(loc: AzureLocation, recursive: boolean, o: StoreOptions): Promise<ListedItem[]> {
   return withAdmin(o, async (a) => {
     if (!(await a.exists(loc.container))) throw await missing(a, loc.container);
     const { parseAzureMtime } = await import('./mtime.js');
     const pre = loc.prefix;
-    const items: ListedItemLike[] = [];
-    const file = (b: { name: string; size: number; etag: string; lastModifiedMs: number | undefined; metadata: Record<string, string> }): ListedItemLike => {
-      const it: ListedItemLike = { type: 'file', path: b.name, size: b.size, etag: b.etag.replace(/^"|"$/g, '') };
+    const items: ListedItem[] = [];
+    const file = (b: { name: string; size: number; etag: string; lastModifiedMs: number | undefined; metadata: Record<string, string> }): ListedItem => {
+      const it: ListedItem = { type: 'file', path: b.name, size: b.size, etag: b.etag.replace(/^"|"$/g, '') };
       const ms = parseAzureMtime(b.metadata.mtime) ?? b.lastModifiedMs;
       const m = iso(ms);
       if (m) {
@@ -189,7 +159,7 @@ export async function listAzureLocation(loc: AzureLocation, recursive: boolean, 
 }
 
 /** What a location names: the blob at the prefix, else a folder when anything lies below `prefix/`. */
-export async function probeAzure(loc: AzureLocation, o: AzureBackendOptions): Promise<ProbeLike> {
+export async function probeAzure(loc: AzureLocation, o: StoreOptions): Promise<Probe> {
   return withAdmin(o, async (a) => {
     if (!(await a.exists(loc.container))) throw await missing(a, loc.container);
     if (loc.prefix === '') return { kind: 'directory' };
@@ -203,30 +173,30 @@ export async function probeAzure(loc: AzureLocation, o: AzureBackendOptions): Pr
 }
 
 /** rm: deletes blobs (no expectations: what is there goes); path → error for each one refused. */
-export async function removeAzureFiles(root: AzureLocation, paths: readonly string[], o: AzureBackendOptions): Promise<Map<string, string>> {
+export async function removeAzureFiles(root: AzureLocation, paths: readonly string[], o: StoreOptions): Promise<Map<string, string>> {
   return withAdmin(o, async (a) => {
     if (!(await a.exists(root.container))) throw await missing(a, root.container);
     return a.deleteBlobs(root.container, paths);
   });
 }
 
-/** The registry entry (the registry's `Backend<AzureLocation>` shape). */
-export const azure = {
+/** The registry entry: one line in `BACKENDS` adds the kind. */
+export const azure: Backend<AzureLocation> = {
   kind: 'azure',
   title: 'Azure Blob Storage',
   schemes: ['az://', 'abfs://'],
   example: 'az://container/prefix',
   remote: true,
-  parse: (raw: string) => parseAzureUri(raw),
-  parseBucketList: (raw: string) => (raw === 'az://' || raw === 'abfs://' ? { kind: 'azure', raw, bucketList: true as const, scope: undefined } : undefined),
-  parseBucket: (raw: string, what: string) => {
+  parse: (raw) => parseAzureUri(raw),
+  parseBucketList: (raw) => (raw === 'az://' || raw === 'abfs://' ? { kind: 'azure', raw, bucketList: true, scope: undefined } : undefined),
+  parseBucket: (raw, use) => {
     const loc = parseAzureUri(raw);
-    if (loc.prefix) throw new UsageError(`Cannot specify a prefix for container ${what}: ${raw}. Use az://container.`);
+    if (loc.prefix) throw new UsageError(`Cannot specify a prefix for container ${use}: ${raw}. Use az://container.`);
     return loc;
   },
-  format: (loc: AzureLocation, sub?: string) => formatAzure(sub === undefined ? loc : { container: loc.container, prefix: sub }),
-  label: (loc: AzureLocation) => `az://${loc.container}`,
-  where: (loc: AzureLocation, o: AzureBackendOptions) => {
+  format: (loc, sub) => formatAzure(sub === undefined ? loc : { container: loc.container, prefix: sub }),
+  label: (loc) => `az://${loc.container}`,
+  where: (loc, o) => {
     let endpoint = 'azure';
     try {
       // the account's blob endpoint, never the credentials
@@ -236,27 +206,31 @@ export const azure = {
     }
     return { endpoint, bucket: loc.container, prefix: loc.prefix };
   },
-  async open(loc: AzureLocation, role: 'source' | 'dest', opts: AzureBackendOptions) {
+  async open(loc, role, opts) {
     const { openAzureStore } = await import('./index.js');
-    const o: AzureStoreOptions = { role };
-    if (opts.endpoint !== undefined) o.endpoint = opts.endpoint;
+    const o: AzureStoreOptions = { role, ...endpointOption(opts) };
     if (opts.env) o.env = opts.env;
     if (opts.onWarning) o.onWarning = opts.onWarning;
     if (opts.createBucket && role === 'dest') o.createContainer = opts.preview ? 'preview' : true;
     return openAzureStore(loc, o);
   },
-  admin: (o: AzureBackendOptions) => AzureBucketAdmin.open(o),
-  listing: (loc: AzureLocation, recursive: boolean, o: AzureBackendOptions) => listAzureLocation(loc, recursive, o),
-  probe: (loc: AzureLocation, o: AzureBackendOptions) => probeAzure(loc, o),
-  fileScope: (loc: AzureLocation) => ({ root: { ...loc, prefix: '', trailingSlash: false }, prefix: loc.prefix, label: `az://${loc.container}`, uri: (p: string) => formatAzure({ container: loc.container, prefix: p }) }),
-  removeFiles: (root: AzureLocation, paths: readonly string[], o: AzureBackendOptions) => removeAzureFiles(root, paths, o),
-  pathProblem: (p: string) => unsafeRelativePath(p),
-  // --endpoint-url is shared with S3 (one flag: the endpoint of the location's kind)
-  flags: [] as const,
+  admin: (o) => AzureBucketAdmin.open(o),
+  listing: (loc, recursive, o) => listAzureLocation(loc, recursive, o),
+  probe: (loc, o) => probeAzure(loc, o),
+  fileScope: (loc) => ({ root: { ...loc, prefix: '', trailingSlash: false }, prefix: loc.prefix, label: `az://${loc.container}`, uri: (p) => formatAzure({ container: loc.container, prefix: p }) }),
+  removeFiles: (root, paths, o) => removeAzureFiles(root, paths, o),
+  pathProblem: (p) => unsafeRelativePath(p),
+  flags: [
+    {
+      flags: '--azure-endpoint <url>',
+      description: "Azure blob endpoint (else AZURE_STORAGE_SERVICE_ENDPOINT or the connection string's BlobEndpoint); for Azurite: http://127.0.0.1:10000/devstoreaccount1",
+      option: 'azureEndpoint',
+    },
+  ],
 };
 
 /** The blob endpoint and account the options resolve to (the lock's and overlap check's identity). */
-export function azureEndpointOf(o: AzureBackendOptions): string {
-  const c = resolveAzureConfig(o.env ?? process.env, o.endpoint !== undefined ? { endpoint: o.endpoint } : {});
+export function azureEndpointOf(o: StoreOptions): string {
+  const c = resolveAzureConfig(o.env ?? process.env, endpointOption(o));
   return `${c.endpoint.origin}${c.endpoint.pathname.replace(/\/+$/, '')} ${c.account}`;
 }

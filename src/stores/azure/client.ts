@@ -11,9 +11,14 @@
 import http from 'node:http';
 import { createHmac } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { decodeText, elements, text } from '../s3/xml.js';
+import { decodeText, elements, text } from '../common/xml.js';
 import type { AzureConfig } from './credentials.js';
-import { AzureHttpError, isRetryable } from './errors.js';
+import { isRetryable, retryAfterOf } from '../../errors.js';
+import { abortError, header, sleep, timeoutError } from '../common/http.js';
+import { AzureHttpError } from './errors.js';
+
+/** A header's value as one string (store.ts and the tests read responses with it). */
+export { header };
 
 /** The REST API version we speak (supported by Azure and by Azurite 3.37). */
 export const API_VERSION = '2021-12-02';
@@ -42,12 +47,6 @@ export interface AzResponse {
   stream?: http.IncomingMessage;
 }
 
-/** A header's value as one string. */
-export function header(h: http.IncomingHttpHeaders, name: string): string | undefined {
-  const v = h[name];
-  return Array.isArray(v) ? v.join(', ') : v;
-}
-
 /** A blob name as a URL path: each segment percent-encoded, `/` kept. */
 export function encodeBlobPath(name: string): string {
   return name
@@ -59,20 +58,6 @@ export function encodeBlobPath(name: string): string {
 /** node:https, loaded at its first use: its TLS set-up costs ~90 ms of start-up on a busy machine, for nothing on an http emulator. */
 function httpsModule(): typeof import('node:https') {
   return process.getBuiltinModule('node:https');
-}
-
-function abortError(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  if (reason instanceof Error && reason.name === 'AbortError') return reason;
-  const err = new Error('The operation was aborted', { cause: reason });
-  err.name = 'AbortError';
-  return err;
-}
-
-function timeoutError(message: string): Error {
-  const err = new Error(message);
-  err.name = 'TimeoutError';
-  return err;
 }
 
 /**
@@ -147,7 +132,7 @@ export class AzureClient {
       } catch (err) {
         if (req.signal?.aborted || attempt >= this.maxAttempts || !isRetryable(err)) throw err;
         const backoff = Math.random() * Math.min(20_000, 100 * 2 ** attempt);
-        const after = err instanceof AzureHttpError ? (err.retryAfterMs ?? 0) : 0;
+        const after = retryAfterOf(err) ?? 0;
         await sleep(Math.max(backoff, Math.min(after, 20_000)), req.signal);
       }
     }
@@ -254,24 +239,6 @@ function responseError(req: AzRequest, status: number, headers: http.IncomingHtt
   const message = error !== undefined ? decodeText(text(error, 'Message') ?? '') : '';
   const ra = Number(header(headers, 'retry-after'));
   return new AzureHttpError(status, code, `${req.op} failed: ${status} ${code}${message ? ` ${message.split('\n')[0]}` : ''}`, Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined);
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(abortError(signal));
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(abortError(signal!));
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Reads a whole response stream (small bodies). */

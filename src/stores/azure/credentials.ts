@@ -8,7 +8,7 @@
  *   AZURE_STORAGE_KEY (or AZURE_STORAGE_ACCOUNT_KEY, adlfs)        its key: SharedKey signing
  *   AZURE_STORAGE_SAS_TOKEN                                        a SAS token instead of a key
  *   AZURE_STORAGE_SERVICE_ENDPOINT (the Azure CLI's --blob-endpoint), or the store option
- *   `endpoint` (--endpoint): the blob endpoint, e.g. an emulator's http://127.0.0.1:10000/devstoreaccount1
+ *   `endpoint` (--azure-endpoint): the blob endpoint, e.g. an emulator's http://127.0.0.1:10000/devstoreaccount1
  *
  * A connection string wins over the separate variables (as in the Azure CLI). Pure: the
  * environment is a parameter.
@@ -82,7 +82,7 @@ function accountFromEndpoint(u: URL): string | undefined {
 
 export function resolveAzureConfig(env: NodeJS.ProcessEnv, opts: { endpoint?: string } = {}): AzureConfig {
   const override = opts.endpoint?.trim() || env.AZURE_STORAGE_SERVICE_ENDPOINT?.trim() || undefined;
-  const overrideFrom = opts.endpoint?.trim() ? '--endpoint' : 'AZURE_STORAGE_SERVICE_ENDPOINT';
+  const overrideFrom = opts.endpoint?.trim() ? '--azure-endpoint' : 'AZURE_STORAGE_SERVICE_ENDPOINT';
   const conn = env.AZURE_STORAGE_CONNECTION_STRING?.trim();
   if (conn) {
     const cs = parseConnectionString(conn);

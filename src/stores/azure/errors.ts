@@ -4,30 +4,29 @@
  * `StaleError`; 5xx, 429, timeouts and resets are `RetryableError` (after the client's own
  * retries); anything else fails its one operation (exit 1).
  */
-import { RetryableError, StaleError } from '../store.js';
+import { isRetryable, retryableStatus, RetryableError, StaleError, ToolError } from '../../errors.js';
 
-export class AzureStoreError extends Error {
+/** An Azure failure as the CLI shows it: one line, a hint, exit 2 (set-up) or 1 (an operation). */
+export class AzureStoreError extends ToolError {
   override name = 'AzureStoreError';
-  constructor(
-    message: string,
-    readonly hint?: string,
-    readonly exitCode: number = 1,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  constructor(message: string, hint?: string, exitCode = 1, options?: { cause?: unknown }) {
+    super(message, hint, exitCode, options);
   }
 }
 
-/** An error answer of the Blob service: HTTP status, `x-ms-error-code`, message. */
-export class AzureHttpError extends Error {
+/**
+ * An error answer of the Blob service: HTTP status, `x-ms-error-code`, message. Retryable
+ * (for the one `isRetryable` of src/errors.ts) when the status is 408, 429, 500, 502, 503 or 504.
+ */
+export class AzureHttpError extends ToolError {
   override name = 'AzureHttpError';
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
-    readonly retryAfterMs?: number,
+    retryAfterMs?: number,
   ) {
-    super(message || `${status} ${code}`);
+    super(message || `${status} ${code}`, undefined, 1, { retryable: retryableStatus(status), retryAfterMs });
   }
 }
 
@@ -57,12 +56,6 @@ export function isPreconditionFailed(err: unknown): boolean {
   if (!(err instanceof AzureHttpError)) return false;
   if (err.status === 412) return true;
   return err.status === 409 && /^(BlobAlreadyExists|LeaseIdMissing|LeaseAlreadyPresent|PendingCopyOperation)$/.test(err.code);
-}
-
-/** Worth another attempt: 408, 429, 500, 502, 503, 504, a network failure. */
-export function isRetryable(err: unknown): boolean {
-  if (err instanceof AzureHttpError) return err.status === 408 || err.status === 429 || (err.status >= 500 && err.status !== 501 && err.status !== 505);
-  return networkCode(err) !== undefined;
 }
 
 export function firstLine(s: string): string {
@@ -98,13 +91,14 @@ export function setupError(err: unknown, ctx: ErrorContext): AzureStoreError | u
   }
   const net = networkCode(err);
   if (net === 'ECONNREFUSED' || net === 'ENOTFOUND' || net === 'EAI_AGAIN' || net === 'EHOSTUNREACH' || net === 'ENETUNREACH') {
-    return new AzureStoreError(`Cannot reach Azure Storage at ${ctx.endpoint} (${net})`, 'Check the endpoint (AZURE_STORAGE_CONNECTION_STRING BlobEndpoint, AZURE_STORAGE_SERVICE_ENDPOINT or --endpoint) and the network.', 2, { cause: err });
+    return new AzureStoreError(`Cannot reach Azure Storage at ${ctx.endpoint} (${net})`, 'Check the endpoint (AZURE_STORAGE_CONNECTION_STRING BlobEndpoint, AZURE_STORAGE_SERVICE_ENDPOINT or --azure-endpoint) and the network.', 2, { cause: err });
   }
   return undefined;
 }
 
 /** Any failure of one operation on `what`: StaleError, RetryableError, or an AzureStoreError (exit 1). */
 export function operationError(err: unknown, what: string, ctx: ErrorContext): Error {
+  // `isRetryable` is THE retry predicate (src/errors.ts): statuses via AzureHttpError.retryable, broken connections by code.
   if (err instanceof StaleError || err instanceof RetryableError) return err;
   if (isPreconditionFailed(err)) return new StaleError(`${what}: changed since the plan (${(err as AzureHttpError).code})`);
   const setup = setupError(err, ctx);

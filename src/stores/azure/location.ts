@@ -3,12 +3,11 @@
  * fsspec/adlfs use (`az://` and `abfs://` name a container of the account the credentials
  * give; the account is never part of the URL). One parser for `sync` and the bucket commands.
  */
-import { bucketPathProblem } from '../../location/location.js';
+import { bucketPathProblem, type Location } from '../location.js';
 import { UsageError } from '../../types.js';
 
-export interface AzureLocation {
+export interface AzureLocation extends Location {
   kind: 'azure';
-  raw: string;
   /** '' only for the bucket commands' `az://` (every container). */
   container: string;
   /** Blob-name prefix without leading or trailing `/` ('' for the whole container). */

@@ -5,10 +5,10 @@
  * bucketsync therefore keep each other's mtimes to the nanosecond.
  *
  * Our mtimes are float milliseconds; the conversion goes through integer nanoseconds (the
- * shortest decimal of the double, rounded once: see `msToNs` in ../s3/mtime.ts) so that
+ * shortest decimal of the double, rounded once: see `msToNs` in ../common/mtime.ts) so that
  * 1700000000123.456 is written as …:20.123456000Z and read back as exactly 1700000000123.456.
  */
-import { isRepresentableMtime, msToNs } from '../s3/mtime.js';
+import { isRepresentableMtime, msToNs } from '../common/mtime.js';
 
 /** The metadata key (rclone's `modTimeKey`). */
 export const MTIME_META = 'mtime';

@@ -31,13 +31,13 @@ import {
   type RemoveItem,
   type RemoveResult,
   type Store,
-  type StoreCapabilities,
+  type StoreFeatures,
   type TransferSource,
   type WriteOptions,
 } from '../store.js';
 import { createHasher, defaultBackend, xxh128HexSync } from '../../hashing/xxh128.js';
-import { assertSafePath, guessContentType, unsafeRelativePath } from '../s3/keys.js';
-import { decodeText, elements, text } from '../s3/xml.js';
+import { assertSafePath, basename, guessContentType, unsafeRelativePath } from '../common/paths.js';
+import { decodeText, elements, text } from '../common/xml.js';
 import { AzureClient, header, type AzResponse } from './client.js';
 import { AzureStoreError, isNotFound, operationError, setupError, type ErrorContext } from './errors.js';
 import { formatAzure, type AzureLocation } from './location.js';
@@ -190,9 +190,20 @@ async function readSource(src: TransferSource, what: string, range?: { start: nu
 
 export class AzureStore implements Store {
   readonly kind = 'azure';
-  readonly remote = true;
   readonly display: string;
-  readonly capabilities: StoreCapabilities;
+  readonly features: StoreFeatures = {
+    remote: true,
+    // x-ms-meta-mtime is rclone's RFC 3339 with nanoseconds: the plan's microseconds survive
+    mtimePrecisionMs: 0.001,
+    // x-ms-meta-xxh128 (ours, tied to the blob's Content-MD5). The ETag is an opaque version
+    // (0x8D…), never an MD5: no 'md5-etag'.
+    hashes: new Set(['xxh128']),
+    keepsWrittenHash: true,
+    conditionalWrite: true,
+    // Put Blob bodies are in memory and staged blocks are hashed in order as they are read:
+    // every write stores its xxh128 without a second read of the file
+    hashesWritesBelow: Number.POSITIVE_INFINITY,
+  };
   private readonly container: string;
   private readonly prefix: string;
   private readonly warn: (m: string) => void;
@@ -217,8 +228,6 @@ export class AzureStore implements Store {
     this.display = formatAzure(loc);
     this.warn = opts.onWarning ?? ((m) => process.stderr.write(`Warning: ${m}\n`));
     this.blockThreshold = opts.blockThreshold ?? 16 * MiB;
-    // Every write stores the xxh128 of the bytes it sends (computed here, in the same pass).
-    this.capabilities = { serverSideCopy: true, conditionalWrite: true, contentHash: 'xxh128', setMtime: true, hashesWritesBelow: Number.MAX_SAFE_INTEGER };
     this.blockSize = Math.max(1, Math.min(opts.blockSize ?? 8 * MiB, MAX_BLOCK));
     this.blockConcurrency = Math.max(1, opts.blockConcurrency ?? 4);
     this.listPageSize = Math.max(1, Math.min(opts.listPageSize ?? 5000, 5000));
@@ -638,10 +647,6 @@ export class AzureStore implements Store {
   async close(): Promise<void> {
     this.client.destroy();
   }
-}
-
-function basename(p: string): string {
-  return p.slice(p.lastIndexOf('/') + 1);
 }
 
 function emptyStream(): Readable {

@@ -20,9 +20,10 @@ import type * as Sdk from '@aws-sdk/client-s3';
 import { SdkApi, noteServerDate, type GetObjectResult, type S3Api, type SdkHandle } from './api.js';
 import { CONNECT_TIMEOUT_MS, socketTimeoutMs, type ClientOptions, type ResolvedClientConfig } from './config.js';
 import { isRetryable } from '../../errors.js';
+import { abortError, header, sleep, timeoutError } from '../common/http.js';
 import { retryAfterMs } from './errors.js';
 import { EMPTY_SHA256, Signer, canonicalQuery, encodePath, uriEncode, type Credentials } from './sigv4.js';
-import { decodeText, elements, text } from './xml.js';
+import { decodeText, elements, text } from '../common/xml.js';
 
 /** An S3 error response, shaped like the SDK's `S3ServiceException`. */
 export class S3HttpError extends Error {
@@ -52,20 +53,6 @@ const HEAD_ERROR_CODES: Record<number, string> = {
   503: 'ServiceUnavailable',
 };
 
-function timeoutError(message: string): Error {
-  const err = new Error(message);
-  err.name = 'TimeoutError';
-  return err;
-}
-
-function abortError(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  if (reason instanceof Error && reason.name === 'AbortError') return reason;
-  const err = new Error('The operation was aborted', { cause: reason });
-  err.name = 'AbortError';
-  return err;
-}
-
 interface Request {
   op: string;
   method: 'GET' | 'HEAD' | 'PUT';
@@ -90,12 +77,6 @@ interface Response {
   headers: http.IncomingHttpHeaders;
   body: string;
   stream?: http.IncomingMessage;
-}
-
-/** A header's value as one string (Node joins repeated ones only for some headers). */
-function header(h: http.IncomingHttpHeaders, name: string): string | undefined {
-  const v = h[name];
-  return Array.isArray(v) ? v.join(', ') : v;
 }
 
 function flatHeaders(h: http.IncomingHttpHeaders): Record<string, string | undefined> {
@@ -468,22 +449,4 @@ function metadataHeaders(meta: Record<string, string> | undefined): Record<strin
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(meta ?? {})) out[`x-amz-meta-${k.toLowerCase()}`] = v;
   return out;
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(abortError(signal));
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(abortError(signal!));
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

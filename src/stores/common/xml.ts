@@ -1,5 +1,5 @@
 /**
- * Reading the few XML documents S3 answers with (ListBucketResult, CopyObjectResult, Error).
+ * Reading the few XML documents S3 and Azure answer with (ListBucketResult, EnumerationResults, Error…).
  * Their elements hold text or other elements, never mixed content or an element nested in one
  * of its own name, so a scan for `<Tag>…</Tag>` is exact; entities and CDATA are decoded.
  */
