@@ -3,6 +3,9 @@
 // (defaults) and rclone tuned (`--s3-upload-concurrency 8 --s3-chunk-size 16M` up,
 // `--multi-thread-streams 8` down), interleaved, medians of N (3): wall time, client CPU
 // seconds (user + sys) per GiB, peak RSS, and the ratios to the fastest / leanest peer.
+// Downloads also get a 'node floor' column (not a peer): bench/floor-download.mjs, a bare Node
+// script doing the same ranged GETs (node:http, same part size and concurrency) into a file and
+// nothing else (no hashing) — how far bucketsync is from what Node itself can do here.
 // Then bucketsync is SIGKILLed at about half of an upload and of a download and run again:
 // the bytes that went over the wire in both runs (counted by a TCP relay in front of RGW) and
 // whether the result is byte-identical, and how many incomplete multipart uploads are left.
@@ -27,6 +30,10 @@ const GiB = 2 ** 30;
 const MiB = 2 ** 20;
 const BUCKET = 'bench-big';
 const CREDS = { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'testtest', AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-east-1' };
+/** A bare Node ranged download into a file, nothing else (the 'node floor' column). */
+const FLOOR = path.join(path.dirname(new URL(import.meta.url).pathname), 'floor-download.mjs');
+/** bucketsync's ranged GETs in flight per big download (BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY default). */
+const DOWNLOAD_CONCURRENCY = 4;
 const GNU_TIME = ['/usr/bin/time', '/bin/time'].find((p) => fs.existsSync(p));
 
 /** A seeded file of `bytes` (each MiB differs: no dedup or compression helps anyone). */
@@ -143,6 +150,9 @@ async function admin(endpoint) {
       const ups = await client.send(new sdk.ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `${prefix}/` }));
       return ups.Uploads?.length ?? 0;
     },
+    async head(key) {
+      return client.send(new sdk.HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+    },
     async md5(key) {
       const res = await client.send(new sdk.GetObjectCommand({ Bucket: BUCKET, Key: key }));
       const h = createHash('md5');
@@ -212,11 +222,15 @@ export async function run({ sizes = [1024, 4096], runs = 3 } = {}) {
         ['aws s3 sync', (d) => [AWS, ['--endpoint-url', endpoint, 's3', 'sync', `s3://${BUCKET}/ref-${mib}`, d, '--only-show-errors'], awsEnv]],
         ['rclone', (d) => ['rclone', ['sync', `rgw:${BUCKET}/ref-${mib}`, d], rcloneEnv]],
         ['rclone tuned', (d) => ['rclone', ['sync', `rgw:${BUCKET}/ref-${mib}`, d, '--multi-thread-streams', '8'], rcloneEnv]],
+        // Not a peer: what Node itself costs for the same ranged GETs into a file, nothing else
+        ['node floor', (d) => [process.execPath, [FLOOR, endpoint, BUCKET, `ref-${mib}/ckpt.bin`, (fs.mkdirSync(d, { recursive: true }), path.join(d, 'ckpt.bin')), String(bytes), String(refPartSize), String(DOWNLOAD_CONCURRENCY), 'http'], CREDS]],
       ];
       const m = { up: Object.fromEntries(up.map(([k]) => [k, []])), down: Object.fromEntries(down.map(([k]) => [k, []])) };
       // the object every download reads (uploaded once, untimed)
       await a.deletePrefix(`ref-${mib}`);
       timed(...up[0][1](`ref-${mib}`));
+      const refPartSize = Number((await a.head(`ref-${mib}/ckpt.bin`)).Metadata?.['part-size']);
+      if (!(refPartSize > 0)) throw new Error('the reference object has no recorded part size');
       for (let i = 0; i < runs; i++) {
         for (const [name, cmd] of up) {
           const prefix = `up-${mib}`;
@@ -248,7 +262,7 @@ export async function run({ sizes = [1024, 4096], runs = 3 } = {}) {
           server: median(xs.map((x) => x.server)) / gib,
           runs: xs,
         }));
-        const peers = rows.filter((r) => r.name !== 'bucketsync');
+        const peers = rows.filter((r) => r.name !== 'bucketsync' && r.name !== 'node floor');
         const fastest = Math.min(...peers.map((r) => r.wall));
         const leanest = Math.min(...peers.map((r) => r.cpu));
         for (const r of rows) {
@@ -256,6 +270,12 @@ export async function run({ sizes = [1024, 4096], runs = 3 } = {}) {
             `  ${r.name.padEnd(14)} ${fmt(r.wall).padStart(7)}  ${fmt(r.cpu).padStart(9)}  ${fmt(r.rss, 0).padStart(11)}   ${fmt(r.wall / fastest).padStart(9)}  ${fmt(r.cpu / leanest).padStart(9)}   ${fmt(r.server).padStart(9)}`,
           );
           entry[dir][r.name] = r;
+        }
+        const floor = m[dir]['node floor'] ? entry[dir]['node floor'] : undefined;
+        if (floor) {
+          const bs = entry[dir].bucketsync;
+          console.log(`  bucketsync / node floor: wall ${fmt(bs.wall / floor.wall)}×, CPU ${fmt(bs.cpu / floor.cpu)}× (${fmt(bs.cpu - floor.cpu)} CPU s/GiB above it)`);
+          console.log(`  node floor / leanest peer CPU: ${fmt(floor.cpu / leanest)}×; / fastest peer wall: ${fmt(floor.wall / fastest)}×`);
         }
       }
 

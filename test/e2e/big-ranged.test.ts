@@ -227,4 +227,78 @@ describe.skipIf(!endpoint)('ranged downloads (RGW)', () => {
     expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
     expect(fs.readdirSync(dest).sort()).toEqual(['big.bin']);
   }, 90_000);
+  it.each([
+    ['hashed from the file by a worker', '0'],
+    ['hashed as it arrives (BUCKETSYNC_S3_DOWNLOAD_INLINE_MD5=1)', '1'],
+  ])('a byte flipped on the way in one ranged GET (%s) fails the whole-object ETag check: the object is fetched again in one verified GET, byte-identical, nothing else left', async (_how, inline) => {
+    const buf = randomBuffer(45, SIZE);
+    const prefix = `rgflip${inline}`;
+    await putMultipart(`${prefix}/big.bin`, buf);
+    const dest = path.join(work, `${prefix}-dest`);
+    const ranges: (string | undefined)[] = [];
+    const isObjectGet = (r: { method: string; url: string }): boolean => r.method === 'GET' && r.url.includes('/big.bin');
+    // one byte of the 7th part flipped in transit, every other byte as the server sent it
+    const proxy = await startFaultProxy({
+      target: endpoint!,
+      seed: 7,
+      rate: 1,
+      kinds: ['corrupt'],
+      maxFaults: 1,
+      match: (r) => isObjectGet(r) && r.headers.range === partRange(6),
+      script: (r) => {
+        if (isObjectGet(r)) ranges.push(r.headers.range as string | undefined);
+        return undefined;
+      },
+      lifetimeMs: 120_000,
+    });
+    proxies.push(proxy);
+    const env = { ...s3TestEnv(), BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY: '4', BUCKETSYNC_S3_DOWNLOAD_INLINE_MD5: inline };
+    // a clean download first: every part once, by range, verified, no second GET
+    proxy.setRate(0);
+    const clean = await cli(['sync', `s3://${bucket}/${prefix}`, `${dest}-clean`, '--endpoint-url', proxy.url, '--no-progress'], {
+      env: { ...env, BUCKETSYNC_CACHE_DIR: path.join(work, `${prefix}-clean-cache`) },
+      timeoutMs: 90_000,
+    });
+    expect(clean.code, clean.stderr).toBe(0);
+    expect([...ranges].sort()).toEqual([...Array(PARTS).keys()].map(partRange).sort());
+    expect(md5(fs.readFileSync(path.join(`${dest}-clean`, 'big.bin')))).toBe(md5(buf));
+    ranges.length = 0;
+    proxy.setRate(1);
+    const r = await cli(['sync', `s3://${bucket}/${prefix}`, dest, '--endpoint-url', proxy.url, '--no-progress'], {
+      env: { ...env, BUCKETSYNC_CACHE_DIR: path.join(work, `${prefix}-cache`) },
+      timeoutMs: 90_000,
+    });
+    expect(proxy.counts.corrupt).toBe(1);
+    expect(r.code, r.stderr).toBe(0);
+    // every part by range, then (the check failed) the whole object in one streamed GET
+    expect(ranges.filter((x) => x !== undefined).sort()).toEqual([...Array(PARTS).keys()].map(partRange).sort());
+    expect(ranges.at(-1)).toBeUndefined();
+    expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
+    expect(fs.readdirSync(dest).sort()).toEqual(['big.bin']);
+  }, 90_000);
+
+  it('every GET of the object corrupted on the way: the download fails (exit 1), nothing under the final name, no temporary file left', async () => {
+    const buf = randomBuffer(46, SIZE);
+    await putMultipart('rgflipall/big.bin', buf);
+    const dest = path.join(work, 'rgflipall-dest');
+    const proxy = await startFaultProxy({
+      target: endpoint!,
+      seed: 8,
+      rate: 1,
+      kinds: ['corrupt'],
+      match: (r) => r.method === 'GET' && r.url.includes('/big.bin'),
+      lifetimeMs: 120_000,
+    });
+    proxies.push(proxy);
+    const r = await cli(['sync', `s3://${bucket}/rgflipall`, dest, '--endpoint-url', proxy.url, '--no-progress'], {
+      env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, 'rgflipall-cache') },
+      timeoutMs: 90_000,
+    });
+    expect(proxy.counts.corrupt).toBeGreaterThan(0);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/rgflipall\/big\.bin/);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(fs.existsSync(path.join(dest, 'big.bin'))).toBe(false);
+    expect(fs.existsSync(dest) ? fs.readdirSync(dest) : []).toEqual([]);
+  }, 90_000);
 });
