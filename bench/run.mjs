@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench [-- SUITE…] [--files N] [--runs N] [--node BIN]`: runs the benchmarks on
 // Node 24, each measuring bucketsync and its peers in the same run, and prints ratios. Suites:
-// local (default), scale, s3, azure, dedup, big (--size MiB[,MiB]). `--node BIN` (local): also bucketsync run in that Node;
+// local (default), scale, s3, azure, dedup, big (--size MiB[,MiB]), hf-big (--size MiB[,MiB]). `--node BIN` (local): also bucketsync run in that Node;
 // `--scan-modes` (local): also with the source scan forced into a worker and into the main thread.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
