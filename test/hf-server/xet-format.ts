@@ -8,7 +8,7 @@
  */
 import { createBLAKE3, type IHasher } from 'hash-wasm';
 import { fileHash, hashToHex, hexToBytes, hmac, verificationHash, xorbHash } from '@huggingface/xetchunk-wasm';
-import { bg4Regroup, lz4DecompressFrames } from './lz4.js';
+import { decodeChunk } from './lz4.js';
 
 export { hashToHex, hexToBytes };
 
@@ -48,19 +48,7 @@ export interface ParsedChunk {
   hash: string;
 }
 
-/** Decodes one chunk record's payload. */
-export function decodeChunk(scheme: number, payload: Uint8Array, uncompressedLength: number): Uint8Array {
-  switch (scheme) {
-    case 0:
-      return payload;
-    case 1:
-      return lz4DecompressFrames(payload, uncompressedLength);
-    case 2:
-      return bg4Regroup(lz4DecompressFrames(payload, uncompressedLength));
-    default:
-      throw new Error(`unknown chunk compression scheme ${scheme}`);
-  }
-}
+export { decodeChunk };
 
 /**
  * Walks the chunk records of a serialized xorb, calling `visit` with each decoded chunk.
