@@ -392,10 +392,9 @@ export class HfStore implements Store {
     );
   }
 
-  async read(rel: string, range?: { start: number; end: number }): Promise<Readable> {
-    const remote = await this.resolveRemote(rel);
-    const action = `downloading ${this.display}/${rel}`;
-    const common = {
+  /** What @huggingface/hub's fileDownloadInfo/downloadFile need for one bucket path. */
+  private downloadArgs(remote: string) {
+    return {
       repo: this.repo,
       // Fully percent-encoded, like hf (the library appends the path as given).
       path: encodeURIComponent(remote),
@@ -403,6 +402,12 @@ export class HfStore implements Store {
       fetch: this.fetch,
       ...(this.token ? { accessToken: this.token } : {}),
     };
+  }
+
+  async read(rel: string, range?: { start: number; end: number }): Promise<Readable> {
+    const remote = await this.resolveRemote(rel);
+    const action = `downloading ${this.display}/${rel}`;
+    const common = this.downloadArgs(remote);
     try {
       const info = await fileDownloadInfo(common);
       if (!info) {
@@ -441,13 +446,7 @@ export class HfStore implements Store {
   async readFrom(rel: string, etag: string, prefixFile: string, offset: number): Promise<Readable> {
     const remote = await this.resolveRemote(rel);
     const action = `downloading ${this.display}/${rel}`;
-    const common = {
-      repo: this.repo,
-      path: encodeURIComponent(remote),
-      hubUrl: this.endpoint,
-      fetch: this.fetch,
-      ...(this.token ? { accessToken: this.token } : {}),
-    };
+    const common = this.downloadArgs(remote);
     try {
       const info = await fileDownloadInfo(common);
       if (!info) throw new StaleError(`${this.display}/${rel} no longer exists (it vanished after its download was interrupted)`);
