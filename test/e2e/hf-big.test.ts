@@ -184,4 +184,31 @@ describe('big hf uploads', () => {
     expect(md5(fs.readFileSync(path.join(local, 'ckpt.bin')))).toBe(md5(fs.readFileSync(path.join(s.src, 'ckpt.bin'))));
     expect(fs.readdirSync(local)).toEqual(['ckpt.bin']);
   }, 300_000);
+  it('a byte flipped in a stored xorb (chunk payload or record header) is caught: exit 1, nothing kept under the name', async () => {
+    const s = setup('flip');
+    const size = 24 * MiB;
+    randomFile(path.join(s.src, 'ckpt.bin'), size, 9);
+    const up = await cli(['sync', s.src, s.dest, '--no-progress'], { env: s.env });
+    expect(up.code, up.stderr).toBe(0);
+    const xorbDir = path.join((server as unknown as { dir: string }).dir, 'xorbs');
+    const files = fs.readdirSync(xorbDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
+    const newest = files.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0]!;
+    const bytes = fs.readFileSync(newest);
+    for (const [what, at] of [['payload', Math.floor(bytes.length / 2)], ['header', 1]] as const) {
+      const local = path.join(s.dir, `local-${what}`);
+      bytes[at]! ^= 0x01;
+      fs.writeFileSync(newest, bytes);
+      const r = await cli(['sync', s.dest, local, '--no-progress'], { env: s.env });
+      bytes[at]! ^= 0x01;
+      fs.writeFileSync(newest, bytes);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/ckpt\.bin/);
+      expect(fs.existsSync(path.join(local, 'ckpt.bin'))).toBe(false);
+    }
+    // Restored: the same download now succeeds, byte-identical.
+    const local = path.join(s.dir, 'local-ok');
+    const r = await cli(['sync', s.dest, local, '--no-progress'], { env: s.env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(md5(fs.readFileSync(path.join(local, 'ckpt.bin')))).toBe(md5(fs.readFileSync(path.join(s.src, 'ckpt.bin'))));
+  }, 300_000);
 });

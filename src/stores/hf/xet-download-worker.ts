@@ -19,6 +19,8 @@ import { decodeChunk } from './xet-codec.js';
 
 const OUT = 8 * 1024 * 1024;
 const PREFETCH = 2;
+/** The initial buffer of a compressed chunk's payload (chunks are at most 128 KiB). */
+const MAX_CARRY = 256 * 1024;
 
 export type DownloadWorkerRequest =
   | { type: 'start'; casUrl: string; accessToken: string; fileHash: string; size: number; window: number }
@@ -197,8 +199,11 @@ async function download(port: NonNullable<typeof parentPort>, req: Extract<Downl
       pending.push(p);
     }
   };
-  // The bytes of a range not yet parsed (at most one chunk record and one socket read).
-  let carry = Buffer.allocUnsafeSlow(1024 * 1024);
+  // A chunk record's header (8 bytes) as it arrives, and the payload of a compressed chunk
+  // (grown to the largest one seen); a stored (scheme 0) chunk goes straight from the socket's
+  // pieces into the output buffer and is hashed there: one copy of each byte in the worker.
+  const header = Buffer.allocUnsafeSlow(8);
+  let carry = Buffer.allocUnsafeSlow(MAX_CARRY);
   try {
     for (let k = 0; k < terms.length; k++) {
       pump();
@@ -207,42 +212,61 @@ async function download(port: NonNullable<typeof parentPort>, req: Extract<Downl
       const fi = infoFor(t);
       let index = fi.range.start;
       let termBytes = 0;
-      let len = 0;
-      // Chunk records are parsed as the range streams in: each decoded, hashed once, copied out.
-      const parse = async (): Promise<void> => {
-        let p = 0;
-        while (len - p >= 8 && index < fi.range.end) {
-          if (carry[p] !== 0) throw new Error(`xorb ${t.hash}: unsupported chunk header version ${carry[p]}`);
-          const clen = carry[p + 1]! | (carry[p + 2]! << 8) | (carry[p + 3]! << 16);
-          if (len - p < 8 + clen) break;
-          const scheme = carry[p + 4]!;
-          const ulen = carry[p + 5]! | (carry[p + 6]! << 8) | (carry[p + 7]! << 16);
-          if (index >= t.range.start && index < t.range.end) {
-            const data = decodeChunk(scheme, carry.subarray(p + 8, p + 8 + clen), ulen);
-            if (data.length !== ulen) throw new Error(`xorb ${t.hash}: a chunk decodes to ${data.length} bytes, its header says ${ulen}`);
-            merkle.push({ length: data.length, hash: chunkHash(data) });
-            termBytes += data.length;
-            await emit(data);
-          }
-          p += 8 + clen;
-          index++;
+      let have = 0; // header bytes held, or payload bytes taken once the header is complete
+      let clen = -1; // the current record's payload length; -1 while its header is incomplete
+      let scheme = 0;
+      let ulen = 0;
+      let mode: 'skip' | 'direct' | 'carry' = 'skip';
+      let at = 0; // where a direct chunk starts in `out`
+      const endRecord = async (): Promise<void> => {
+        if (mode !== 'skip') {
+          const data = mode === 'direct' ? out.subarray(at, at + clen) : decodeChunk(scheme, carry.subarray(0, clen), ulen);
+          if (data.length !== ulen) throw new Error(`xorb ${t.hash}: a chunk decodes to ${data.length} bytes, its header says ${ulen}`);
+          merkle.push({ length: data.length, hash: chunkHash(data) });
+          termBytes += data.length;
+          if (mode === 'direct') {
+            fill += ulen;
+            if (fill === OUT) await flush();
+          } else await emit(data);
         }
-        if (p > 0) {
-          carry.copyWithin(0, p, len);
-          len -= p;
-        }
+        index++;
+        clen = -1;
+        have = 0;
       };
       for await (const d of res as AsyncIterable<Buffer>) {
         fetched += d.length;
-        if (index >= t.range.end) continue; // the rest of the range is not this term's
-        if (len + d.length > carry.length) {
-          const bigger = Buffer.allocUnsafeSlow(Math.max(carry.length * 2, len + d.length));
-          carry.copy(bigger, 0, 0, len);
-          carry = bigger;
+        let p = 0;
+        while (p < d.length && index < fi.range.end) {
+          if (clen < 0) {
+            const n = Math.min(8 - have, d.length - p);
+            d.copy(header, have, p, p + n);
+            have += n;
+            p += n;
+            if (have < 8) break;
+            if (header[0] !== 0) throw new Error(`xorb ${t.hash}: unsupported chunk header version ${header[0]}`);
+            clen = header[1]! | (header[2]! << 8) | (header[3]! << 16);
+            scheme = header[4]!;
+            ulen = header[5]! | (header[6]! << 8) | (header[7]! << 16);
+            have = 0;
+            if (index < t.range.start || index >= t.range.end) mode = 'skip';
+            else if (scheme === 0 && clen === ulen && clen <= OUT) {
+              mode = 'direct';
+              if (OUT - fill < clen) await flush();
+              at = fill;
+            } else {
+              mode = 'carry';
+              if (clen > carry.length) carry = Buffer.allocUnsafeSlow(clen);
+            }
+            if (clen === 0) await endRecord();
+            continue;
+          }
+          const n = Math.min(clen - have, d.length - p);
+          if (mode === 'direct') d.copy(out, at + have, p, p + n);
+          else if (mode === 'carry') d.copy(carry, have, p, p + n);
+          have += n;
+          p += n;
+          if (have === clen) await endRecord();
         }
-        d.copy(carry, len);
-        len += d.length;
-        await parse();
       }
       if (index < t.range.end) throw new Error(`xorb ${t.hash}: the fetched range ends inside chunk ${index}`);
       if (termBytes !== t.unpacked_length) throw new Error(`xorb ${t.hash}: a term holds ${termBytes} bytes, the reconstruction says ${t.unpacked_length}`);
