@@ -670,7 +670,9 @@ async function adoptPartial(dir: string, final: string, version: string, size: n
     const st = await lstatOrUndefined(fsPath(other));
     // a ranged download's file has its final size from the start; its record lists the parts written
     const holds = rec.parts ? st !== undefined && st.size <= size && rec.parts.done.length > 0 : st !== undefined && st.size > 0 && st.size < size;
-    const fits = adopted === undefined && st?.isFile() && holds && rec.version === version && rec.size === size && Date.now() - rec.t < PARTIAL_MAX_AGE_MS;
+    // A plain file of its own only: a hard link would have the next run write into a file
+    // elsewhere (outside the destination) through the shared inode; a symlink is no file.
+    const fits = adopted === undefined && st?.isFile() && st.nlink === 1 && holds && rec.version === version && rec.size === size && Date.now() - rec.t < PARTIAL_MAX_AGE_MS;
     if (!fits) {
       await removePartial(other);
       continue;
