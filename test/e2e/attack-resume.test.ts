@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
+  PutObjectCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   HeadObjectCommand,
@@ -125,6 +126,28 @@ describe.skipIf(!endpoint)('attack: forged resume leftovers (RGW)', () => {
     const r = await sync(dest);
     expect(r.code, r.stderr).toBe(0);
     expect(md5(path.join(dest, 'big.bin'))).toBe(md5(buf));
+    expect(fs.readdirSync(dest)).toEqual(['big.bin']);
+  }, 60_000);
+
+  it('streamed resume (one-piece ETag): a hard-linked partial file outside the destination is neither truncated nor appended to', async () => {
+    const small = randomBuffer(78, 256 * 1024);
+    await raw.send(new PutObjectCommand({ Bucket: bucket, Key: 'one/big.bin', Body: small }));
+    const oneEtag = (await raw.send(new HeadObjectCommand({ Bucket: bucket, Key: 'one/big.bin' }))).ETag!;
+    const dest = path.join(work, 'one');
+    fs.mkdirSync(dest);
+    const outside = path.join(work, 'outside-one.bin');
+    fs.writeFileSync(outside, Buffer.concat([small.subarray(0, 1000), Buffer.from('precious tail\n')]));
+    const before = md5(outside);
+    const tmp = path.join(dest, `.bucketsync-tmp-${hostId()}-${DEAD_PID}-bbbbbbbb-big.bin`);
+    fs.linkSync(outside, tmp);
+    fs.writeFileSync(`${tmp}.resume`, `${JSON.stringify({ v: 1, final: 'big.bin', version: oneEtag, size: small.length, t: Date.now() })}\n`);
+    const r = await cli(['sync', `s3://${bucket}/one`, dest, '--no-progress'], {
+      env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache'), BUCKETSYNC_RESUME_MIN_SIZE: '1024' },
+      timeoutMs: 60_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(md5(outside), 'the file outside the destination was written').toBe(before);
+    expect(md5(path.join(dest, 'big.bin'))).toBe(md5(small));
     expect(fs.readdirSync(dest)).toEqual(['big.bin']);
   }, 60_000);
 });
