@@ -150,4 +150,16 @@ describe.skipIf(!endpoint)('attack: forged resume leftovers (RGW)', () => {
     expect(md5(path.join(dest, 'big.bin'))).toBe(md5(small));
     expect(fs.readdirSync(dest)).toEqual(['big.bin']);
   }, 60_000);
+
+  it('a folder of the temporary shape with a record beside it neither fails the download nor is removed', async () => {
+    const dest = path.join(work, 'folder');
+    const tmp = forge(dest, (t) => {
+      fs.mkdirSync(path.join(t, 'inner'), { recursive: true });
+      fs.writeFileSync(path.join(t, 'inner', 'precious'), 'keep');
+    }, [0]);
+    const r = await sync(dest);
+    expect(r.code, r.stderr).toBe(0);
+    expect(md5(path.join(dest, 'big.bin'))).toBe(md5(buf));
+    expect(fs.readFileSync(path.join(tmp, 'inner', 'precious'), 'utf8')).toBe('keep');
+  }, 60_000);
 });

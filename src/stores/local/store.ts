@@ -674,7 +674,10 @@ async function adoptPartial(dir: string, final: string, version: string, size: n
     // elsewhere (outside the destination) through the shared inode; a symlink is no file.
     const fits = adopted === undefined && st?.isFile() && st.nlink === 1 && holds && rec.version === version && rec.size === size && Date.now() - rec.t < PARTIAL_MAX_AGE_MS;
     if (!fits) {
-      await removePartial(other);
+      // A folder (or fifo, socket…) of our temporary shape is not ours to remove, and must not
+      // fail the download: only its record goes.
+      if (st === undefined || st.isFile() || st.isSymbolicLink()) await removePartial(other);
+      else await fsp.rm(fsPath(path.join(dir, name)), { force: true });
       continue;
     }
     await fsp.rename(fsPath(other), fsPath(tmp));
