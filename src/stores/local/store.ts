@@ -396,6 +396,14 @@ export class LocalStore implements Store {
         const at = dir?.child(baseOf(item.path));
         const cur = at === undefined ? undefined : await statEntry(at, item.path, this.follow);
         if (dir === undefined || at === undefined || cur === undefined) {
+          // A folder (or fifo, socket…) where the plan saw a file is no file already gone: it is
+          // left untouched and said so (the executor counts a stale delete with nothing at the
+          // path, as its stat sees it, as done).
+          const other = at === undefined ? undefined : await lstatOrUndefined(at);
+          if (other !== undefined) {
+            results.push({ path: item.path, ok: false, error: `a ${other.isDirectory() ? 'folder' : 'non-file'} is there now, not the file the plan deletes; left untouched` });
+            continue;
+          }
           results.push({ path: item.path, ok: false, stale: true, error: 'already gone' });
           continue;
         }
