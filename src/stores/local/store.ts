@@ -193,6 +193,9 @@ export class LocalStore implements Store {
         await fsp.rm(tmp, { force: true });
         throw withoutTempName(this.dirs.humanize(err, dir), path.join(dir.plain, tmpName), final);
       }
+    } catch (err) {
+      // clearWay/verify/resumableWrite: the user's path in the message, never /proc/self/fd/N.
+      throw this.dirs.humanize(err, dir);
     } finally {
       this.dirs.release(dir);
     }
