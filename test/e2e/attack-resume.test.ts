@@ -5,6 +5,7 @@
  * plain file of its own, never a link to data outside the destination. Forged leftovers (a dead
  * pid of this host, the object's real ETag) stand for a killed run.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -162,4 +163,22 @@ describe.skipIf(!endpoint)('attack: forged resume leftovers (RGW)', () => {
     expect(md5(path.join(dest, 'big.bin'))).toBe(md5(buf));
     expect(fs.readFileSync(path.join(tmp, 'inner', 'precious'), 'utf8')).toBe('keep');
   }, 60_000);
+
+  // Before the fix the record was read with readFileSync: a fifo blocked the main thread for
+  // good (not even SIGTERM ended it: the CLI's handler never ran), /dev/zero filled memory.
+  for (const [what, make] of [
+    ['a fifo', (rec: string) => execFileSync('mkfifo', [rec])],
+    ['a link to /dev/zero', (rec: string) => fs.symlinkSync('/dev/zero', rec)],
+  ] as const) {
+    it(`a .resume record that is ${what} neither hangs the run nor fills its memory`, async () => {
+      const dest = path.join(work, `rec-${what.replace(/\W+/g, '-')}`);
+      fs.mkdirSync(dest, { recursive: true });
+      const tmp = path.join(dest, `.bucketsync-tmp-${hostId()}-${DEAD_PID}-cccccccc-big.bin`);
+      fs.writeFileSync(tmp, Buffer.alloc(SIZE));
+      make(`${tmp}.resume`);
+      const r = await cli(['sync', `s3://${bucket}/p`, dest, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') }, timeoutMs: 30_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(md5(path.join(dest, 'big.bin'))).toBe(md5(buf));
+    }, 60_000);
+  }
 });

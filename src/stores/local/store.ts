@@ -634,9 +634,35 @@ function resumeMinSize(): number {
   return Number.isSafeInteger(n) && n >= 1 ? n : 8 * 1024 * 1024;
 }
 
+/** A record is small (a list of 10,000 part numbers is ~60 KiB): a bigger file is not one. */
+const RECORD_MAX_BYTES = 1024 * 1024;
+
+/**
+ * The text of a record: a regular file of its own only, opened without following a link and
+ * without blocking, so that a fifo or a link to /dev/zero of a record's name can neither hang
+ * the run nor fill its memory.
+ */
+function readRecordText(file: string): string | undefined {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(fsPath(file), fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0));
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.size > RECORD_MAX_BYTES) return undefined;
+    const buf = Buffer.alloc(st.size);
+    const n = fs.readSync(fd, buf, 0, st.size, 0);
+    return buf.subarray(0, n).toString('utf8');
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
 function readPartialRecord(file: string): PartialRecord | undefined {
   try {
-    const v = JSON.parse(fs.readFileSync(fsPath(file), 'utf8')) as Partial<PartialRecord>;
+    const text = readRecordText(file);
+    if (text === undefined) return undefined;
+    const v = JSON.parse(text) as Partial<PartialRecord>;
     if (v.v !== 1 || typeof v.final !== 'string' || typeof v.version !== 'string' || !Number.isSafeInteger(v.size) || !Number.isFinite(v.t)) return undefined;
     if (v.parts !== undefined && (!Number.isSafeInteger(v.parts.partSize) || !Array.isArray(v.parts.done) || !v.parts.done.every((i) => Number.isSafeInteger(i) && i >= 0))) return undefined;
     return v as PartialRecord;
