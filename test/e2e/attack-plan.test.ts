@@ -46,3 +46,27 @@ describe('attack: plan, then the world changes, then apply', () => {
     expect(r.code, r.stderr).toBe(0);
   });
 });
+
+describe('attack: the shared lock folder', () => {
+  it('a fifo of the lock file\'s name (another user\'s, say) neither hangs the run nor blocks it for good', async () => {
+    const { createHash } = await import('node:crypto');
+    const { execFileSync } = await import('node:child_process');
+    const { lockKey, SHARED_LOCK_DIR } = await import('../../src/lock/lock.js');
+    const { parseLocation } = await import('../../src/stores/registry.js');
+    const src = path.join(work, 'lsrc');
+    const dest = path.join(work, 'ldest');
+    fs.mkdirSync(src, { recursive: true });
+    fs.writeFileSync(path.join(src, 'a.txt'), 'a');
+    fs.mkdirSync(SHARED_LOCK_DIR, { recursive: true, mode: 0o1777 });
+    const file = path.join(SHARED_LOCK_DIR, `${createHash('sha256').update(lockKey(parseLocation(dest))).digest('hex').slice(0, 32)}.lock`);
+    fs.rmSync(file, { force: true });
+    execFileSync('mkfifo', [file]);
+    try {
+      const r = await cli(['sync', src, dest], { timeoutMs: 20_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(fs.readFileSync(path.join(dest, 'a.txt'), 'utf8')).toBe('a');
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  }, 30_000);
+});
