@@ -101,11 +101,14 @@ function alive(pid: number): boolean {
 }
 
 const NOFOLLOW = fs.constants.O_NOFOLLOW ?? 0;
+/** A fifo of the lock's name (another user's, in the shared folder) must not block the run. */
+const NONBLOCK = fs.constants.O_NONBLOCK ?? 0;
 
 function readInfo(file: string): LockInfo | undefined {
   let fd: number | undefined;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | NOFOLLOW);
+    fd = fs.openSync(file, fs.constants.O_RDONLY | NOFOLLOW | NONBLOCK);
+    if (!fs.fstatSync(fd).isFile()) return undefined;
     const buf = Buffer.alloc(4096);
     const n = fs.readSync(fd, buf, 0, buf.length, 0);
     const info = JSON.parse(buf.subarray(0, n).toString('utf8')) as LockInfo;
@@ -241,7 +244,11 @@ export function lockDestination(dest: Location | string, o: LockEndpoints & { di
       // Sticky folder, another user's file: rewrite it in place (it is 0666), then read back.
     }
     try {
-      const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_TRUNC | NOFOLLOW);
+      const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_TRUNC | NOFOLLOW | NONBLOCK);
+      if (!fs.fstatSync(fd).isFile()) {
+        fs.closeSync(fd);
+        continue;
+      }
       fs.writeSync(fd, text);
       fs.closeSync(fd);
       const back = readInfo(file);

@@ -90,6 +90,9 @@ const NAME_RE = /<Name(\s+Encoded="true")?\s*>([\s\S]*?)<\/Name>/;
 
 /** The blobs of one List Blobs page (XML), and the marker of the next page ('' at the end). */
 export function parseBlobList(xml: string): { blobs: ListedBlob[]; prefixes: string[]; next: string } {
+  // A page cut short (a proxy, a body that ended early with a matching length) would read as
+  // the last page, missing blobs: and a --delete would then remove what the cut hid.
+  if (!/<\/EnumerationResults>\s*$/.test(xml)) throw new Error('List Blobs answered an incomplete document (no closing </EnumerationResults>)');
   const blobs: ListedBlob[] = [];
   const blobsXml = elements(xml, 'Blobs')[0] ?? '';
   for (const block of elements(blobsXml, 'Blob')) {

@@ -193,6 +193,9 @@ export class LocalStore implements Store {
         await fsp.rm(tmp, { force: true });
         throw withoutTempName(this.dirs.humanize(err, dir), path.join(dir.plain, tmpName), final);
       }
+    } catch (err) {
+      // clearWay/verify/resumableWrite: the user's path in the message, never /proc/self/fd/N.
+      throw this.dirs.humanize(err, dir);
     } finally {
       this.dirs.release(dir);
     }
@@ -396,6 +399,14 @@ export class LocalStore implements Store {
         const at = dir?.child(baseOf(item.path));
         const cur = at === undefined ? undefined : await statEntry(at, item.path, this.follow);
         if (dir === undefined || at === undefined || cur === undefined) {
+          // A folder (or fifo, socket…) where the plan saw a file is no file already gone: it is
+          // left untouched and said so (the executor counts a stale delete with nothing at the
+          // path, as its stat sees it, as done).
+          const other = at === undefined ? undefined : await lstatOrUndefined(at);
+          if (other !== undefined) {
+            results.push({ path: item.path, ok: false, error: `a ${other.isDirectory() ? 'folder' : 'non-file'} is there now, not the file the plan deletes; left untouched` });
+            continue;
+          }
           results.push({ path: item.path, ok: false, stale: true, error: 'already gone' });
           continue;
         }
@@ -623,9 +634,35 @@ function resumeMinSize(): number {
   return Number.isSafeInteger(n) && n >= 1 ? n : 8 * 1024 * 1024;
 }
 
+/** A record is small (a list of 10,000 part numbers is ~60 KiB): a bigger file is not one. */
+const RECORD_MAX_BYTES = 1024 * 1024;
+
+/**
+ * The text of a record: a regular file of its own only, opened without following a link and
+ * without blocking, so that a fifo or a link to /dev/zero of a record's name can neither hang
+ * the run nor fill its memory.
+ */
+function readRecordText(file: string): string | undefined {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(fsPath(file), fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0));
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.size > RECORD_MAX_BYTES) return undefined;
+    const buf = Buffer.alloc(st.size);
+    const n = fs.readSync(fd, buf, 0, st.size, 0);
+    return buf.subarray(0, n).toString('utf8');
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
 function readPartialRecord(file: string): PartialRecord | undefined {
   try {
-    const v = JSON.parse(fs.readFileSync(fsPath(file), 'utf8')) as Partial<PartialRecord>;
+    const text = readRecordText(file);
+    if (text === undefined) return undefined;
+    const v = JSON.parse(text) as Partial<PartialRecord>;
     if (v.v !== 1 || typeof v.final !== 'string' || typeof v.version !== 'string' || !Number.isSafeInteger(v.size) || !Number.isFinite(v.t)) return undefined;
     if (v.parts !== undefined && (!Number.isSafeInteger(v.parts.partSize) || !Array.isArray(v.parts.done) || !v.parts.done.every((i) => Number.isSafeInteger(i) && i >= 0))) return undefined;
     return v as PartialRecord;
@@ -670,9 +707,14 @@ async function adoptPartial(dir: string, final: string, version: string, size: n
     const st = await lstatOrUndefined(fsPath(other));
     // a ranged download's file has its final size from the start; its record lists the parts written
     const holds = rec.parts ? st !== undefined && st.size <= size && rec.parts.done.length > 0 : st !== undefined && st.size > 0 && st.size < size;
-    const fits = adopted === undefined && st?.isFile() && holds && rec.version === version && rec.size === size && Date.now() - rec.t < PARTIAL_MAX_AGE_MS;
+    // A plain file of its own only: a hard link would have the next run write into a file
+    // elsewhere (outside the destination) through the shared inode; a symlink is no file.
+    const fits = adopted === undefined && st?.isFile() && st.nlink === 1 && holds && rec.version === version && rec.size === size && Date.now() - rec.t < PARTIAL_MAX_AGE_MS;
     if (!fits) {
-      await removePartial(other);
+      // A folder (or fifo, socket…) of our temporary shape is not ours to remove, and must not
+      // fail the download: only its record goes.
+      if (st === undefined || st.isFile() || st.isSymbolicLink()) await removePartial(other);
+      else await fsp.rm(fsPath(path.join(dir, name)), { force: true });
       continue;
     }
     await fsp.rename(fsPath(other), fsPath(tmp));

@@ -174,6 +174,8 @@ export class HttpApi implements S3Api {
       signal,
     });
     const xml = res.body;
+    // A page cut short would lose keys silently (and a --delete would remove what the cut hid).
+    if (!/<\/ListBucketResult>\s*$/.test(xml)) throw new Error('ListObjectsV2 answered an incomplete document (no closing </ListBucketResult>)');
     // Only the top level: the <Contents> blocks are cut out first so that their fields are not
     // mistaken for the result's.
     const blocks = elements(xml, 'Contents');
