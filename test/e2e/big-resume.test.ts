@@ -307,8 +307,9 @@ describe.skipIf(!endpoint)('resumable downloads (RGW)', () => {
     const closed = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (code, sig) => r([code, sig])));
     const partialSize = (): number => {
       if (!fs.existsSync(dest)) return 0;
-      const t = fs.readdirSync(dest).find((n) => n.startsWith('.bucketsync-tmp-') && !n.endsWith('.resume'));
-      return t ? fs.statSync(path.join(dest, t)).size : 0;
+      // Short-lived temporary names (the case-sensitivity probe) may vanish between the listing and the stat.
+      const t = fs.readdirSync(dest).find((n) => n.startsWith('.bucketsync-tmp-') && !n.endsWith('.resume') && !n.endsWith('-case-probe'));
+      return t ? (fs.statSync(path.join(dest, t), { throwIfNoEntry: false })?.size ?? 0) : 0;
     };
     const timer = setInterval(() => {
       if (partialSize() > 0) setTimeout(() => child.kill('SIGKILL'), 300);
