@@ -13,11 +13,11 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteBucketCommand, UploadPartCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, UploadPartCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cli, tempDir } from '../support/cli.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
-import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
+import { createTestBucket, removeTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const endpoint = s3TestEndpoint();
 const MiB = 1024 * 1024;
@@ -39,20 +39,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const p of proxies) await p.close();
-  if (raw && bucket) {
-    // ~0.5 GB of objects and parts: leave the shared RGW's memory store as it was
-    for (;;) {
-      const u = await raw.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
-      if (!u.Uploads?.length) break;
-      for (const x of u.Uploads) await raw.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: x.Key, UploadId: x.UploadId }));
-    }
-    for (;;) {
-      const page = await raw.send(new ListObjectsV2Command({ Bucket: bucket }));
-      if (!page.Contents?.length) break;
-      await raw.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: page.Contents.map((o) => ({ Key: o.Key! })), Quiet: true } }));
-    }
-    await raw.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
-  }
+  if (raw && bucket) await removeTestBucket(raw, bucket);
   raw?.destroy();
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });

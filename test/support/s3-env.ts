@@ -3,7 +3,15 @@
 //   const endpoint = s3TestEndpoint();
 //   describe.skipIf(!endpoint)('…', () => { … await createTestBucket('sync') … });
 import { randomBytes } from 'node:crypto';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
 
 export const S3_TEST_ACCESS_KEY_ID = 'test';
@@ -63,6 +71,21 @@ export async function createTestBucket(prefix: string): Promise<string> {
     client.destroy();
   }
   return name;
+}
+
+/** Aborts every incomplete multipart upload in a test bucket, deletes its objects, then the bucket (big-file suites leave ~0.5 GB). */
+export async function removeTestBucket(client: S3Client, bucket: string): Promise<void> {
+  for (;;) {
+    const u = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+    if (!u.Uploads?.length) break;
+    for (const x of u.Uploads) await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: x.Key, UploadId: x.UploadId }));
+  }
+  for (;;) {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
+    if (!page.Contents?.length) break;
+    await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: page.Contents.map((o) => ({ Key: o.Key! })), Quiet: true } }));
+  }
+  await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
 }
 
 /**
