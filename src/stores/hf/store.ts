@@ -24,7 +24,7 @@ import { formatHf as formatLocation, type HfLocation } from './location.js';
 import { compareCodePoints } from '../../manifest/order.js';
 import { skippedEntry, xetIdentity, type FileEntry } from '../../types.js';
 import { XetStreamVerifier } from '../../hashing/xet-verify.js';
-import { isRepresentableMtime } from '../s3/mtime.js';
+import { isRepresentableMtime } from '../common/mtime.js';
 import {
   RetryableError,
   StaleError,
