@@ -28,6 +28,9 @@
 #                       default: RGW's own for memstore, 16 for bluestore, i.e. 62,500 entries a
 #                       shard at 1,000,000 objects); with bluestore dynamic resharding is off,
 #                       so listings and PUTs are never paused by a reshard
+#   RGW_GC_MIN_WAIT     seconds before RGW's garbage collector frees a deleted or overwritten object's
+#                       data (rgw gc obj min wait; RGW's default is 2 hours). Big benchmarks set a
+#                       short wait so a 4 GiB round does not need tens of GiB of block file.
 #   RGW_FRESH=1         bluestore: never reuse the data of a stopped cluster in DIR
 #   RGW_START_TIMEOUT   seconds allowed for each bootstrap phase (default 60)
 #   RGW_STOP_TIMEOUT    seconds to wait for daemons to exit before SIGKILL (default 15)
@@ -48,6 +51,8 @@ RGW_BLUESTORE_BYTES=${RGW_BLUESTORE_BYTES:-42949672960}
 RGW_OSD_MEMORY_TARGET=${RGW_OSD_MEMORY_TARGET:-1610612736}
 if [[ $RGW_OBJECTSTORE == bluestore ]]; then RGW_INDEX_SHARDS=${RGW_INDEX_SHARDS:-16}; else RGW_INDEX_SHARDS=${RGW_INDEX_SHARDS:-}; fi
 RGW_FRESH=${RGW_FRESH:-0}
+RGW_GC_MIN_WAIT=${RGW_GC_MIN_WAIT:-}
+[[ -z $RGW_GC_MIN_WAIT || $RGW_GC_MIN_WAIT =~ ^[0-9]+$ ]] || { echo "rgw.sh: RGW_GC_MIN_WAIT must be a number of seconds, not '$RGW_GC_MIN_WAIT'" >&2; exit 2; }
 RGW_START_TIMEOUT=${RGW_START_TIMEOUT:-60}
 RGW_STOP_TIMEOUT=${RGW_STOP_TIMEOUT:-15}
 ACCESS_KEY=test
@@ -238,6 +243,10 @@ EOF
 
 rgw_extra_conf() {
   if [[ -n $RGW_INDEX_SHARDS ]]; then echo "rgw override bucket index max shards = $RGW_INDEX_SHARDS"; fi
+  if [[ -n $RGW_GC_MIN_WAIT ]]; then
+    echo "rgw gc obj min wait = $RGW_GC_MIN_WAIT"
+    echo "rgw gc processor period = $(( RGW_GC_MIN_WAIT > 10 ? RGW_GC_MIN_WAIT : 10 ))"
+  fi
   if [[ $RGW_OBJECTSTORE == bluestore ]]; then
     echo "rgw dynamic resharding = false"
     # big runs: radosgw logs ~420 bytes per request at level 1 (0.9 GB for 2 million requests);
