@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { candidatePartSizes } from '../../src/stores/s3/s3-store.js';
-import { isRepresentableMtime, parseMtime } from '../../src/stores/s3/mtime.js';
+import { isRepresentableMtime } from '../../src/stores/common/mtime.js';
+import { parseMtime } from '../../src/stores/s3/mtime.js';
 import { unsafePathReason } from '../../src/stores/hf/paths.js';
 
 const MiB = 1024 * 1024;

@@ -4,7 +4,7 @@
  * when used, so a local sync never pays for them.
  */
 import type { Backend, StoreOptions } from '../registry.js';
-import { unsafeRelativePath } from './keys.js';
+import { unsafeRelativePath } from '../common/paths.js';
 import { formatS3, isS3BucketList, parseS3Bucket, parseS3Uri, type S3Location } from './location.js';
 
 /** The endpoint a location's requests go to ('aws' for AWS itself): the lock's identity. */

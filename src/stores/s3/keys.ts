@@ -1,10 +1,8 @@
 /**
- * Object keys ↔ relative paths: the path-boundary rule for prefixes, which keys are safe to
- * turn into relative paths, code-point ordering, and the URL encoding of `CopySource`.
+ * S3 key encodings: the URL encoding of `CopySource` and the decoding of listed keys. (Which
+ * keys are safe to turn into relative paths: ../common/paths.ts; code-point order:
+ * src/manifest/order.ts.)
  */
-export { assertSafePath, basename, guessContentType, unsafeRelativePath } from '../common/paths.js';
-
-export { compareCodePoints } from '../../manifest/order.js';
 
 /** `CopySource` value: bucket and key, each key segment URL-encoded (spaces, `+`, `&`, `%`, unicode…). */
 export function encodeCopySource(bucket: string, key: string): string {

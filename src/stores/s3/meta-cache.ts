@@ -37,8 +37,8 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { compareCodePoints } from './keys.js';
-import { isRepresentableMtime } from './mtime.js';
+import { compareCodePoints } from '../../manifest/order.js';
+import { isRepresentableMtime } from '../common/mtime.js';
 
 export interface MetaRecord {
   /** Object key. */

@@ -12,8 +12,6 @@
 
 import { isRepresentableMtime, msToNs } from '../common/mtime.js';
 
-export { isRepresentableMtime, MAX_MTIME_MS, MIN_MTIME_MS, msToNs } from '../common/mtime.js';
-
 const NS_PER_S = 1_000_000_000n;
 
 /** Float milliseconds → rclone mtime string. */

@@ -55,7 +55,9 @@ import {
   type ErrorContext,
 } from './errors.js';
 import { bucketExists, createBucket, deleteKeys } from './bucket-ops.js';
-import { assertSafePath, basename, compareCodePoints, decodeKey, encodeCopySource, guessContentType, unsafeRelativePath } from './keys.js';
+import { compareCodePoints } from '../../manifest/order.js';
+import { assertSafePath, basename, guessContentType, unsafeRelativePath } from '../common/paths.js';
+import { decodeKey, encodeCopySource } from './keys.js';
 import { userCacheDir } from '../../cache/dir.js';
 import { MetaCache, type MetaRecord, type MetaScan } from './meta-cache.js';
 import { formatMtime, parseMtime } from './mtime.js';
