@@ -14,7 +14,7 @@ import type { Readable } from 'node:stream';
 import { decodeText, elements, text } from '../common/xml.js';
 import type { AzureConfig } from './credentials.js';
 import { isRetryable, retryAfterOf } from '../../errors.js';
-import { abortError, header, sleep, timeoutError } from '../common/http.js';
+import { header, sendHttp, sleep } from '../common/http.js';
 import { AzureHttpError } from './errors.js';
 
 /** A header's value as one string (store.ts and the tests read responses with it). */
@@ -157,26 +157,10 @@ export class AzureClient {
       headers.authorization = `SharedKey ${this.cfg.account}:${sig}`;
     }
 
-    const signal = req.signal;
-    if (signal?.aborted) return Promise.reject(abortError(signal));
     const base = this.cfg.endpoint;
-    const transport = base.protocol === 'https:' ? httpsModule() : http;
-    return new Promise<AzResponse>((resolve, reject) => {
-      let settled = false;
-      let connectTimer: NodeJS.Timeout | undefined;
-      const fail = (err: Error): void => {
-        if (settled) return;
-        settled = true;
-        signal?.removeEventListener('abort', onAbort);
-        clearTimeout(connectTimer);
-        reject(err);
-      };
-      const onAbort = (): void => {
-        const err = abortError(signal!);
-        r.destroy(err);
-        fail(err);
-      };
-      const r = transport.request({
+    return sendHttp({
+      transport: base.protocol === 'https:' ? httpsModule() : http,
+      options: {
         agent: this.agent,
         protocol: base.protocol,
         hostname: base.hostname,
@@ -184,51 +168,13 @@ export class AzureClient {
         method: req.method,
         path: qs ? `${path}?${qs}` : path,
         headers,
-      });
-      signal?.addEventListener('abort', onAbort, { once: true });
-      r.on('socket', (socket) => {
-        if ((socket as { connecting?: boolean }).connecting) {
-          connectTimer = setTimeout(() => r.destroy(timeoutError(`No connection within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
-          socket.once('connect', () => clearTimeout(connectTimer));
-        }
-      });
-      r.setTimeout(SOCKET_TIMEOUT_MS, () => r.destroy(timeoutError(`Connection timed out after ${SOCKET_TIMEOUT_MS} ms of inactivity`)));
-      r.on('error', fail);
-      r.on('response', (res) => {
-        clearTimeout(connectTimer);
-        const status = res.statusCode ?? 0;
-        if (req.stream && status >= 200 && status < 300) {
-          settled = true;
-          const onStreamAbort = (): void => {
-            res.destroy(abortError(signal!));
-          };
-          signal?.removeEventListener('abort', onAbort);
-          signal?.addEventListener('abort', onStreamAbort, { once: true });
-          res.once('close', () => signal?.removeEventListener('abort', onStreamAbort));
-          resolve({ status, headers: res.headers, body: '', stream: res });
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let length = 0;
-        res.on('data', (c: Buffer) => {
-          chunks.push(c);
-          length += c.length;
-        });
-        res.on('error', fail);
-        res.on('aborted', () => fail(Object.assign(new Error('The response ended early (connection closed)'), { code: 'ECONNRESET' })));
-        res.on('end', () => {
-          const body = Buffer.concat(chunks, length).toString('utf8');
-          if (status >= 300) {
-            fail(responseError(req, status, res.headers, body));
-            return;
-          }
-          if (settled) return;
-          settled = true;
-          signal?.removeEventListener('abort', onAbort);
-          resolve({ status, headers: res.headers, body });
-        });
-      });
-      r.end(req.body);
+      },
+      body: req.body,
+      signal: req.signal,
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      socketTimeoutMs: SOCKET_TIMEOUT_MS,
+      stream: req.stream,
+      refuse: (status, h, body) => (status >= 300 ? responseError(req, status, h, body) : undefined),
     });
   }
 }

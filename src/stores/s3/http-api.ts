@@ -20,7 +20,7 @@ import type * as Sdk from '@aws-sdk/client-s3';
 import { SdkApi, noteServerDate, type GetObjectResult, type S3Api, type SdkHandle } from './api.js';
 import { CONNECT_TIMEOUT_MS, socketTimeoutMs, type ClientOptions, type ResolvedClientConfig } from './config.js';
 import { isRetryable } from '../../errors.js';
-import { abortError, header, sleep, timeoutError } from '../common/http.js';
+import { abortError, header, sendHttp, sleep } from '../common/http.js';
 import { retryAfterMs } from './errors.js';
 import { EMPTY_SHA256, Signer, canonicalQuery, encodePath, uriEncode, type Credentials } from './sigv4.js';
 import { decodeText, elements, text } from '../common/xml.js';
@@ -347,23 +347,9 @@ export class HttpApi implements S3Api {
 
     const signal = req.signal;
     if (signal?.aborted) throw abortError(signal);
-    const transport = this.base.protocol === 'https:' ? https : http;
-    return new Promise<Response>((resolve, reject) => {
-      let settled = false;
-      const fail = (err: Error): void => {
-        if (settled) return;
-        settled = true;
-        signal?.removeEventListener('abort', onAbort);
-        clearTimeout(connectTimer);
-        reject(err);
-      };
-      const onAbort = (): void => {
-        const err = abortError(signal!);
-        r.destroy(err);
-        fail(err);
-      };
-      let connectTimer: NodeJS.Timeout | undefined;
-      const r = transport.request({
+    return await sendHttp({
+      transport: this.base.protocol === 'https:' ? https : http,
+      options: {
         agent: this.agent,
         protocol: this.base.protocol,
         hostname: this.base.hostname,
@@ -372,61 +358,16 @@ export class HttpApi implements S3Api {
         path: query ? `${path}?${query}` : path,
         headers,
         ...(virtualHost && this.base.protocol === 'https:' ? { servername: host } : {}),
-      });
-      signal?.addEventListener('abort', onAbort, { once: true });
-      r.on('socket', (socket) => {
-        if ((socket as { connecting?: boolean }).connecting) {
-          connectTimer = setTimeout(
-            () => r.destroy(timeoutError(`Socket timed out without establishing a connection within ${CONNECT_TIMEOUT_MS} ms`)),
-            CONNECT_TIMEOUT_MS,
-          );
-          socket.once('connect', () => clearTimeout(connectTimer));
-        }
-      });
-      r.setTimeout(this.socketTimeout, () => r.destroy(timeoutError(`Connection timed out after ${this.socketTimeout} ms of inactivity`)));
-      r.on('error', fail);
-      r.on('response', (res) => {
-        clearTimeout(connectTimer);
-        const status = res.statusCode ?? 0;
-        if (req.stream && status >= 200 && status < 300) {
-          settled = true;
-          // The body is read by the caller: an abort from now on ends the stream.
-          const detach = (): void => signal?.removeEventListener('abort', onStreamAbort);
-          const onStreamAbort = (): void => {
-            res.destroy(abortError(signal!));
-          };
-          signal?.removeEventListener('abort', onAbort);
-          signal?.addEventListener('abort', onStreamAbort, { once: true });
-          res.once('close', detach);
-          resolve({ status, headers: res.headers, body: '', stream: res });
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let length = 0;
-        res.on('data', (c: Buffer) => {
-          chunks.push(c);
-          length += c.length;
-        });
-        res.on('error', fail);
-        res.on('aborted', () => fail(Object.assign(new Error('The response ended early (connection closed)'), { code: 'ECONNRESET' })));
-        res.on('end', () => {
-          const expected = req.method === 'HEAD' ? undefined : num(header(res.headers, 'content-length'));
-          if (expected !== undefined && length < expected) {
-            fail(Object.assign(new Error(`The response ended after ${length} of ${expected} bytes`), { code: 'ECONNRESET' }));
-            return;
-          }
-          const body = Buffer.concat(chunks, length).toString('utf8');
-          if (status >= 300 || (req.op === 'CopyObject' && /<Error>/.test(body) && !/<CopyObjectResult/.test(body))) {
-            fail(this.responseError(req, status, res.headers, body));
-            return;
-          }
-          if (settled) return;
-          settled = true;
-          signal?.removeEventListener('abort', onAbort);
-          resolve({ status, headers: res.headers, body });
-        });
-      });
-      r.end(req.body);
+      },
+      body: req.body,
+      signal,
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      socketTimeoutMs: this.socketTimeout,
+      stream: req.stream,
+      refuse: (status, h, body) =>
+        status >= 300 || (req.op === 'CopyObject' && /<Error>/.test(body) && !/<CopyObjectResult/.test(body))
+          ? this.responseError(req, status, h, body)
+          : undefined,
     });
   }
 
