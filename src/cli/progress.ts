@@ -291,12 +291,22 @@ export class Progress {
       entry = { f, bar };
       this.files.set(path, entry);
     }
-    // a retried write reports its bytes again: the file never counts for more than its size
+    // never more than the file's size, whatever a store reports
     const room = Math.max(0, entry.f.size - entry.f.moved - entry.f.skipped);
     const add = Math.min(room, moved + skipped);
     entry.f.moved += Math.min(moved, add);
     entry.f.skipped += add - Math.min(moved, add);
     s.inFlight += add;
+  }
+
+  /** A retry of the file begins: its bytes count from zero again (the new attempt reports them, and what it skips). */
+  fileRestart(path: string): void {
+    const entry = this.files.get(path);
+    if (!entry) return;
+    if (this.state) this.state.inFlight -= entry.f.moved + entry.f.skipped;
+    entry.f.moved = 0;
+    entry.f.skipped = 0;
+    entry.f.startedAt = performance.now();
   }
 
   private dropFile(path: string): void {
