@@ -164,6 +164,9 @@ async function slowProxy(target: string, match: (r: ProxiedRequest) => boolean, 
 
 beforeAll(() => {
   work = tempDir('bucketsync-tty-stores-');
+  // An idle session keeps the tmux server up between runs (a new session while the last one's
+  // server is exiting fails with "server exited unexpectedly").
+  if (hasTmux) tmux('new-session', '-d', '-s', 'keep', 'sleep 100000');
 });
 afterAll(async () => {
   for (const p of proxies) await p.close();
@@ -393,5 +396,30 @@ describe.skipIf(!hasTmux || !s3Endpoint)('progress of a streamed S3 download in 
     expect(run.screen).toMatch(/Transferred \[=+\] 100% \| 1\/1 files \| 48\.0 MiB\/48\.0 MiB/);
     expect(md5File(path.join(dest, 'big.bin'))).toBe(md5(body));
   }, 240_000);
-});
 
+  it('a download cut off mid-body is retried from what arrived: the retry\'s line says what it skipped and counts the rest from there', async () => {
+    const body = fs.readFileSync(path.join(work, 's3-src', 'big.bin'));
+    // RGW ← holds each GET's body 1.5 s ← cuts the first GET of the file's body (FIN) ← the CLI
+    const slow = await slowProxy(s3Endpoint!, (r) => r.method === 'GET' && r.url.includes('/big.bin'), 1500);
+    const proxy = await startFaultProxy({ target: slow.url, seed: 3, rate: 1, kinds: ['truncate'], maxFaults: 1, match: (r) => r.method === 'GET' && r.url.includes('/big.bin'), lifetimeMs: 300_000 });
+    proxies.push(proxy);
+    const cut = proxy;
+    const env = { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, 's3-cache'), BUCKETSYNC_PROGRESS_FILE_LINE_MIN: LINE_MIN };
+    const dest = path.join(work, 's3-dl-cut');
+    const run = await inTerminal(['sync', `s3://${bucket}/dl`, dest, '--endpoint-url', proxy.url, '-v'], env);
+    expect(run.exitCode, run.screen).toBe(0);
+    expect(cut.counts.truncate).toBe(1);
+    const line = fileLine('big.bin', '48.0 MiB');
+    // the retry's frames: what the cut-off GET had written, as skipped, and the rest moving
+    const retry = partWay(run, line).filter((m) => m[4] !== undefined);
+    expect(retry.length, run.lines.join('\n')).toBeGreaterThan(0);
+    const resumedLine = /^ {2}Resumed: big\.bin \(([\d.]+ (?:KiB|MiB)) of 48\.0 MiB were already there from an interrupted run; [\d.]+ MiB sent\)$/m.exec(run.screen);
+    expect(resumedLine, run.screen).not.toBeNull();
+    // every frame of the retry: skipped = what the cut-off GET had written; done = that + what the retry moved
+    for (const m of retry) {
+      expect(m[4]).toBe(resumedLine![1]);
+      expect(Number.parseFloat(m[2]!)).toBeGreaterThanOrEqual(Number.parseFloat(m[4]!));
+    }
+    expect(md5File(path.join(dest, 'big.bin'))).toBe(md5(body));
+  }, 240_000);
+});
