@@ -4,10 +4,12 @@
  * the file's bytes, rate and ETA, and a resumed one says how much it skipped:
  * - hf (Xet): a big upload (bucketsync's own uploader, per xorb stored) and a big download
  *   (streamed into the local file); a download SIGKILLed at ~50 % and resumed from its
- *   temporary file shows the kept part as skipped;
+ *   temporary file shows the kept part as skipped; an upload SIGKILLed at ~50 % shows the xorbs
+ *   the CAS already held as skipped;
  * - Azure (Azurite): a big upload (staged blocks) and a download; an upload SIGKILLed at ~50 %
  *   and resumed from its staged blocks shows them as skipped;
- * - S3 (RGW): a streamed download (an object without a recorded part size: no ranged GETs).
+ * - S3 (RGW): a streamed download (an object without a recorded part size: no ranged GETs); one
+ *   cut off mid-body is retried from what arrived, and the retry's line shows that as skipped.
  * `--dry-run` and `--plan` in the same terminal keep stdout pure JSONL; with stderr not a
  * terminal no progress is drawn (as before).
  *
@@ -258,6 +260,29 @@ describe.skipIf(!hasTmux)('progress of big hf transfers in a terminal (Hub+Xet t
     expect(run.screen).toMatch(/^ {2}Resumed: ckpt\.bin \([\d.]+ MiB of 72\.0 MiB were already there from an interrupted run; [\d.]+ MiB sent\)$/m);
     expect(md5File(path.join(dest, 'ckpt.bin'))).toBe(md5File(original));
     expect(fs.readdirSync(dest)).toEqual(['ckpt.bin']);
+  }, 240_000);
+  it('an upload SIGKILLed at ~50 % and resumed says on its line how much the CAS already held', async () => {
+    const src = path.join(work, 'hf-src2');
+    randomFile(path.join(src, 'ckpt.bin'), HF_SIZE, 7);
+    const dest = `hf://buckets/${HF_BUCKET}/resume`;
+    const start = server.stats.xorbBytesReceived;
+    delayMs = 150;
+    expect(await killWhen(['sync', src, dest], env(), () => server.stats.xorbBytesReceived - start >= HF_SIZE / 2)).toBe(true);
+    delayMs = 500;
+    const run = await inTerminal(['sync', src, dest, '-v'], env());
+    delayMs = 0;
+    expect(run.exitCode, run.screen).toBe(0);
+    const line = fileLine('ckpt.bin', '72.0 MiB');
+    const resumed = run.lines.map((l) => line.exec(l)).filter((m): m is RegExpExecArray => m !== null && m[4] !== undefined);
+    expect(resumed.length, run.lines.join('\n')).toBeGreaterThan(0);
+    const skipped = Math.max(...resumed.map((m) => Number.parseFloat(m[4]!)));
+    // whole xorbs of about 16 MiB, at least two of the five (the first run stored ≥ 36 MiB)
+    expect(skipped).toBeGreaterThanOrEqual(30);
+    expect(skipped).toBeLessThan(72);
+    const done = /^ {2}Resumed: ckpt\.bin \(([\d.]+) MiB of 72\.0 MiB were already there from an interrupted run; [\d.]+ MiB sent\)$/m.exec(run.screen);
+    expect(done, run.screen).not.toBeNull();
+    expect(Number.parseFloat(done![1]!)).toBe(skipped);
+    expect(md5(await server.readFile(HF_BUCKET, 'resume/ckpt.bin'))).toBe(md5File(path.join(src, 'ckpt.bin')));
   }, 240_000);
 });
 
