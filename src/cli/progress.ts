@@ -6,11 +6,16 @@
  *   Transferring [=========---------------------] 30% | 90/300 files | 1.2 MiB/4.0 MiB | 3.1 MiB/s | ETA 1 s
  *   Deleting [==============================] 100% | 20/20 files
  *
- * A big file (BIG_FILE, 64 MiB, and up) whose store reports its bytes as they move (S3
- * multipart uploads, ranged downloads) gets a line of its own under the transfer line while it
- * runs, with its bytes, rate and ETA, and how much a resumed transfer skipped:
+ * A big file (bigFileSize(), 64 MiB, and up) gets a line of its own under the transfer line
+ * while it runs, with its bytes, rate and ETA, and how much a resumed transfer skipped:
  *
  *     ckpt.bin [=========---------------------] 30% | 307.2 MiB/1.0 GiB | 95.1 MiB/s | ETA 8 s | 512.0 MiB skipped (resumed)
+ *
+ * The bytes come from the stores through one callback, `WriteOptions.onBytes(n, skipped)`
+ * (src/stores/store.ts), which the executor passes to every write and turns into `bytes`
+ * events: S3 multipart uploads and ranged downloads, Azure staged blocks, hf/Xet big uploads
+ * (per xorb stored), and every download streamed into a local file (local store: S3 streamed
+ * downloads, Azure, hf), whose resumed prefix counts as skipped.
  *
  * Each phase is its own cli-progress MultiBar: when the phase ends its last frame is left on
  * the screen ("Scanned: …", "Transferred …", "Deleted …") and plain messages continue below
@@ -58,8 +63,17 @@ export interface FileState {
   startedAt: number;
 }
 
-/** Files from this size on get their own progress line. */
+/** Files from this size on get their own progress line (default; see {@link bigFileSize}). */
 export const BIG_FILE = 64 * 1024 * 1024;
+
+/**
+ * The size from which a file gets its own line: BIG_FILE, or BUCKETSYNC_PROGRESS_FILE_LINE_MIN
+ * (bytes, a whole number ≥ 1; meant for tests, which then need not move 64 MiB files).
+ */
+export function bigFileSize(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.BUCKETSYNC_PROGRESS_FILE_LINE_MIN);
+  return Number.isSafeInteger(n) && n >= 1 ? n : BIG_FILE;
+}
 
 export interface ProgressOptions {
   /** Where to draw (default process.stderr). */
@@ -159,6 +173,7 @@ export class Progress {
   private destListed = false;
   /** Big files in flight, with their bar on a terminal. */
   private readonly files = new Map<string, { f: FileState; bar: cliProgress.SingleBar | undefined }>();
+  private readonly bigFile = bigFileSize();
 
   constructor(private readonly opts: ProgressOptions = {}) {
     this.stream = opts.stream ?? process.stderr;
@@ -180,7 +195,7 @@ export class Progress {
       const every = this.opts.notTtyIntervalMs ?? 2000;
       this.timer = setInterval(() => {
         let text = `${formatProgressLine(state)}\n`;
-        for (const { f } of this.files.values()) if (f.size >= BIG_FILE) text += `${formatFileLine(f)}\n`;
+        for (const { f } of this.files.values()) if (f.size >= this.bigFile) text += `${formatFileLine(f)}\n`;
         this.stream.write(text);
       }, every);
       this.timer.unref();
@@ -272,16 +287,26 @@ export class Progress {
     let entry = this.files.get(path);
     if (!entry) {
       const f: FileState = { path, size, moved: 0, skipped: 0, startedAt: performance.now() };
-      const bar = this.multi && size >= BIG_FILE ? this.multi.create(1, 0, {}, { format: () => formatFileLine(f) }) : undefined;
+      const bar = this.multi && size >= this.bigFile ? this.multi.create(1, 0, {}, { format: () => formatFileLine(f) }) : undefined;
       entry = { f, bar };
       this.files.set(path, entry);
     }
-    // a retried write reports its bytes again: the file never counts for more than its size
+    // never more than the file's size, whatever a store reports
     const room = Math.max(0, entry.f.size - entry.f.moved - entry.f.skipped);
     const add = Math.min(room, moved + skipped);
     entry.f.moved += Math.min(moved, add);
     entry.f.skipped += add - Math.min(moved, add);
     s.inFlight += add;
+  }
+
+  /** A retry of the file begins: its bytes count from zero again (the new attempt reports them, and what it skips). */
+  fileRestart(path: string): void {
+    const entry = this.files.get(path);
+    if (!entry) return;
+    if (this.state) this.state.inFlight -= entry.f.moved + entry.f.skipped;
+    entry.f.moved = 0;
+    entry.f.skipped = 0;
+    entry.f.startedAt = performance.now();
   }
 
   private dropFile(path: string): void {

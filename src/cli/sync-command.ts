@@ -316,7 +316,8 @@ function eventHandler(out: RunOutput): (e: ExecEvent) => void {
       else if (e.type === 'done') progress.deleteDone();
       else if (e.type === 'failed' || e.type === 'stale') progress.notDone(e.type);
     } else if (e.op.action !== 'skip') {
-      if (e.type === 'bytes') progress.fileBytes(e.op.path, e.op.size ?? 0, e.bytes ?? 0, e.resumedBytes ?? 0);
+      if (e.type === 'bytes' && e.restart) progress.fileRestart(e.op.path);
+      else if (e.type === 'bytes') progress.fileBytes(e.op.path, e.op.size ?? 0, e.bytes ?? 0, e.resumedBytes ?? 0);
       else if (e.type === 'done') progress.transferDone(e.bytes ?? e.op.size ?? 0, e.op.path);
       else if (e.type === 'failed' || e.type === 'stale') progress.notDone(e.type, e.op.path);
     }

@@ -33,7 +33,11 @@ import { isMtimeOnly, xetIdentity, type Direction, type FileEntry, type Operatio
 import { CaseTwins, caseClashMessage, type CaseClash } from './case-twins.js';
 import { OperationSpool } from './spool.js';
 
-/** `bytes`: progress of a big transfer (`bytes` moved, or `resumedBytes` taken from an interrupted one), for progress displays; no JSON event. */
+/**
+ * `bytes`: progress of a transfer (`bytes` moved, or `resumedBytes` taken from an interrupted
+ * one, as the store reports them through `WriteOptions.onBytes`), for progress displays; no JSON
+ * event. `restart`: a retry of the transfer begins, whose bytes count from zero again.
+ */
 export type ExecEventType = 'start' | 'done' | 'failed' | 'stale' | 'skip' | 'delete-refused' | 'bytes';
 
 export interface ExecEvent {
@@ -46,6 +50,8 @@ export interface ExecEvent {
   via?: 'copy' | 'mtime';
   /** For a `done` transfer that continued an interrupted one: the bytes not sent (or fetched) again. */
   resumedBytes?: number;
+  /** For `bytes`: the transfer is tried again; what the failed attempt reported no longer counts. */
+  restart?: boolean;
 }
 
 export interface ExecuteOptions {
@@ -504,7 +510,10 @@ export class Executor {
     const started = performance.now();
     this.emit({ type: 'start', op });
     try {
-      const via = await this.retry.run(() => this.transferOne(op));
+      const via = await this.retry.run((n) => {
+        if (n > 0) this.emit({ type: 'bytes', op, bytes: 0, restart: true });
+        return this.transferOne(op);
+      });
       const size = op.size ?? 0;
       if (via === 'copy') {
         result.copies++;

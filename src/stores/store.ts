@@ -104,9 +104,11 @@ export interface WriteOptions {
    */
   onResumed?: (bytes: number) => void;
   /**
-   * Progress of a big write, where the store can tell: called with each batch of content bytes
-   * sent or fetched (`skipped`: taken from an interrupted transfer instead, e.g. an S3 upload's
-   * stored parts or a ranged download's parts on disk).
+   * Progress of a write, where the store can tell: called with each batch of content bytes sent
+   * or fetched (`skipped`: taken from an interrupted transfer instead: an S3 upload's stored
+   * parts, Azure's staged blocks, the xorbs the Xet CAS holds, a download's bytes on disk). The
+   * one progress hook of every store (S3 parts and ranges, Azure blocks, hf xorbs, the local
+   * store's streamed writes); the executor passes it to every write (docs/events.md, "Progress").
    */
   onBytes?: (n: number, skipped?: boolean) => void;
 }

@@ -521,6 +521,7 @@ export class AzureStore implements Store {
         ids.push(id);
         if (staged.get(id) === data.length) {
           resumed += data.length;
+          opts.onBytes?.(data.length, true);
           continue;
         }
         const body = data;
@@ -535,7 +536,7 @@ export class AzureStore implements Store {
               headers: { 'content-md5': md5.digest('base64') },
               body,
               signal: opts.signal,
-            }),
+            }).then(() => opts.onBytes?.(body.length)),
           )
           .catch((err: unknown) => {
             failure ??= err;

@@ -697,6 +697,7 @@ export class HfStore implements Store {
           fetch: this.fetch,
           journal: this.journal,
           ...(w.opts.signal ? { signal: w.opts.signal } : {}),
+          ...(w.opts.onBytes ? { onProgress: w.opts.onBytes } : {}),
         });
       } catch (e) {
         if (e instanceof RetryableError) throw e;

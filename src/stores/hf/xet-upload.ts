@@ -94,8 +94,8 @@ export interface XetUploadContext {
   /** The fetch of the xorb POSTs (default: node:http with the store's retry policy). */
   casFetch?: typeof fetch;
   signal?: AbortSignal;
-  /** Bytes stored in the CAS (uploaded or skipped), as they go. */
-  onProgress?: (bytes: number) => void;
+  /** The file's bytes stored in the CAS as they go, per xorb (`skipped`: held already, not sent). */
+  onProgress?: (bytes: number, skipped?: boolean) => void;
 }
 
 export interface XetUploadResult {
@@ -203,7 +203,9 @@ export async function uploadBigFile(path: string, size: number, ctx: XetUploadCo
   const uploadXorb = async (m: XorbMessage): Promise<void> => {
     const body = new Uint8Array(m.data, 0, m.size);
     const unpacked = m.chunkLengths.reduce((n, l) => n + l, 0);
+    let skipped = false;
     if (ctx.journal.has(casKey, m.hash) || (await casHolds(m))) {
+      skipped = true;
       skippedXorbs++;
       skippedBytes += unpacked;
     } else {
@@ -220,7 +222,7 @@ export async function uploadBigFile(path: string, size: number, ctx: XetUploadCo
     }
     ctx.journal.add(casKey, m.hash);
     stored.push(m.hash);
-    ctx.onProgress?.(unpacked);
+    ctx.onProgress?.(unpacked, skipped);
   };
 
   const done = new Promise<{ fileHash: string; terms: UploadTerm[]; bytes: number }>((resolve, reject) => {

@@ -178,6 +178,7 @@ export class LocalStore implements Store {
             input.destroy();
             throw err;
           }
+          countBytes(input, opts.onBytes);
           await pipeline(input, out, { signal: opts.signal });
         }
         const written = await fsp.lstat(tmp);
@@ -225,6 +226,7 @@ export class LocalStore implements Store {
       try {
         input = await source.openFrom!(tmp, offset);
         this.resumed.push({ path: rel, bytes: offset });
+        opts.onBytes?.(offset, true);
       } catch (err) {
         if (!(err instanceof StaleError)) {
           if (!opts.signal?.aborted && !(err instanceof RetryableError)) await removePartial(tmp);
@@ -252,6 +254,7 @@ export class LocalStore implements Store {
         await fh.close();
         throw err;
       }
+      countBytes(input!, opts.onBytes);
       await pipeline(input!, out, { signal: opts.signal });
       const written = await fsp.lstat(fsPath(tmp));
       if (written.size !== source.size) {
@@ -626,6 +629,14 @@ interface PartialRecord {
   t: number;
   /** A ranged download (`TransferSource.fetchInto`): its part size and the parts written so far. */
   parts?: RangedProgress;
+}
+
+/**
+ * Progress of a streamed write (WriteOptions.onBytes): each chunk's length as the stream hands
+ * it on. Attached right before the pipeline, in the same tick: no chunk is missed or counted twice.
+ */
+function countBytes(input: Readable, onBytes: ((n: number) => void) | undefined): void {
+  if (onBytes) input.on('data', (chunk: { length: number }) => onBytes(chunk.length));
 }
 
 /** Downloads at least this big (BUCKETSYNC_RESUME_MIN_SIZE bytes, default 8 MiB) can be resumed. */
