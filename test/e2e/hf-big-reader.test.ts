@@ -11,6 +11,7 @@ import { createCipheriv, createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hostId } from '../../src/scanner/names.js';
 import { BIN, cli, tempDir } from '../support/cli.js';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 
@@ -24,6 +25,7 @@ let work: string;
 let src: string;
 let env: Record<string, string>;
 let want: string;
+let content: Buffer;
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
@@ -36,6 +38,7 @@ beforeAll(async () => {
   const c = createCipheriv('aes-128-ctr', Buffer.alloc(16, 3), Buffer.alloc(16, 1));
   const bytes = c.update(Buffer.alloc(SIZE));
   fs.writeFileSync(path.join(src, 'ckpt.bin'), bytes);
+  content = bytes;
   fs.utimesSync(path.join(src, 'ckpt.bin'), 1_700_000_000, 1_700_000_000);
   want = md5(bytes);
   env = { HF_ENDPOINT: server.url, HF_TOKEN: TOKEN, HF_HOME: path.join(work, 'home'), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') };
@@ -111,4 +114,39 @@ describe('big hf downloads, every read path', () => {
       fs.writeFileSync(biggest, bytes);
     }
   }, 300_000);
+
+  /** A dead run's leftovers in `dest`: a temporary file of `bytes` and a record listing `done` parts of `partSize`. */
+  function forge(dest: string, bytes: Buffer, partSize: number, done: number[]): void {
+    fs.mkdirSync(dest, { recursive: true });
+    const tmp = path.join(dest, `.bucketsync-tmp-${hostId()}-999999999-aaaaaaaa-ckpt.bin`);
+    fs.writeFileSync(tmp, bytes);
+    const xet = server.listBucket(BUCKET).find((f) => f.path === 'f/ckpt.bin')!.xetHash!;
+    const rec = { v: 1, final: 'ckpt.bin', version: `xet:${xet.toLowerCase()}`, size: SIZE, t: Date.now(), parts: { partSize, done } };
+    fs.writeFileSync(`${tmp}.resume`, `${JSON.stringify(rec)}\n`);
+  }
+
+  const resumeCases: [string, () => [Buffer, number, number[]], boolean][] = [
+    ['its first 2 parts on disk (faithful): continued from 16 MiB', () => [content.subarray(0, 16 * MiB + 1000), 8 * MiB, [0, 1]], true],
+    ['parts 0, 2, 3 recorded (a gap): continued from the end of part 0 only', () => [content.subarray(0, 32 * MiB), 8 * MiB, [0, 2, 3]], true],
+    ['every part claimed over a file of other bytes: caught, started over', () => [Buffer.alloc(SIZE, 'L'), 8 * MiB, [0, 1, 2, 3, 4]], false],
+    ['parts claimed past the bytes on disk: only what is there is kept', () => [content.subarray(0, 5 * MiB), 8 * MiB, [0, 1, 2]], true],
+    ['a part size of 0: started over', () => [content.subarray(0, 16 * MiB), 0, [0, 1]], false],
+  ];
+  for (const [what, make, resumes] of resumeCases) {
+    it(`a forged interrupted download, ${what}; byte-identical, nothing left behind`, async () => {
+      const dest = path.join(work, `forged-${what.replace(/\W+/g, '-').slice(0, 40)}`);
+      const [bytes, partSize, done] = make();
+      forge(dest, bytes, partSize, done);
+      const served = server.stats.xorbBytesServed;
+      const r = await cli(['sync', `hf://buckets/${BUCKET}/f`, dest, '-v', '--no-progress'], { env });
+      expect(r.code, r.stderr).toBe(0);
+      expect(md5(fs.readFileSync(path.join(dest, 'ckpt.bin')))).toBe(want);
+      expect(fs.readdirSync(dest)).toEqual(['ckpt.bin']);
+      if (resumes) {
+        expect(r.stderr).toMatch(/Resumed: ckpt\.bin/);
+        expect(server.stats.xorbBytesServed - served).toBeLessThan(SIZE * 0.9); // only the rest fetched
+      }
+      else expect(r.stderr).not.toMatch(/Resumed: ckpt\.bin \(/);
+    }, 120_000);
+  }
 });
