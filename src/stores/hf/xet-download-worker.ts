@@ -4,7 +4,8 @@
  * TCP until their turn), parses each range's chunk records as they stream in, decodes them,
  * hashes each chunk once (keyed BLAKE3) into the file's Merkle hash, and posts the file's bytes
  * to the main thread in order in buffers of {@link OUT} bytes (transferred), waiting for an
- * `ack` while `window` of them are unconsumed. At the end it
+ * `ack` while `window` of them are unconsumed; or, given an open file (`fd`, fetchInto), writes
+ * them into it by position from one buffer it fills again, and reports how far it wrote. At the end it
  * posts the Xet hash of what it delivered, which the main thread compares with the file's.
  *
  * Hashing the chunks as the uploader cut them (the xorbs say where) verifies the content
