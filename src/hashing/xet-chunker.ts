@@ -1,8 +1,12 @@
 /**
- * Xet content-defined chunking, both flavours, with chunk hashes computed by hash-wasm's
- * BLAKE3 (WebAssembly, ~2.5× the throughput of @huggingface/blake3-jit, which
- * @huggingface/xetchunk-wasm 0.2.0 hashes its chunks with: that was most of the CPU of a big
- * hf transfer, see docs/hf.md).
+ * Xet content-defined chunking, both flavours, with chunk hashes computed by native BLAKE3
+ * (@napi-rs/blake-hash: the Rust `blake3` crate with its SIMD kernels, prebuilt binaries;
+ * keyed BLAKE3 of 64 KiB chunks at ~0.64 CPU-s/GiB on the 2-vCPU build VM) or, where that
+ * binding does not load (no binary for the platform) or `BUCKETSYNC_BLAKE3=wasm` says so,
+ * hash-wasm's BLAKE3 (WebAssembly, ~2.5 CPU-s/GiB, itself ~2.5× the throughput of
+ * @huggingface/blake3-jit, which @huggingface/xetchunk-wasm 0.2.0 hashes its chunks with).
+ * Both give the same digests (test/unit/xet-blake3.test.ts); {@link chunkHasherBackend} says
+ * which one a thread uses.
  *
  * The GEAR rolling hash (gearhash-jit) starts at 0 after each boundary, after the skip of
  * {@link SKIP} bytes no boundary can be in; a boundary is where its top 16 bits are clear, and
@@ -16,9 +20,10 @@
  * start, same length: 11 in 12 of them) once, which is what checking a download against an
  * unknown uploader's chunking costs.
  *
- * Loaded through `await loadChunkHasher()` (the WebAssembly module compiles asynchronously).
+ * Loaded through `await loadChunkHasher()` (once per thread: the native binding or the
+ * WebAssembly module loads asynchronously).
  */
-import { createBLAKE3, type IHasher } from 'hash-wasm';
+import { createBLAKE3 } from 'hash-wasm';
 import { Hasher as Gear } from 'gearhash-jit';
 
 export type XetChunking = 'hub' | 'xet-core';
@@ -43,20 +48,82 @@ export const DATA_KEY = Uint8Array.from([
   208, 176, 75, 147, 173, 242, 41,
 ]);
 
-let blake3: IHasher | undefined;
+/** Where chunk hashes are computed: the native binding or WebAssembly (see the module comment). */
+export type Blake3Backend = 'native' | 'wasm';
 
-/** Compiles the BLAKE3 module once (per thread); chunkers need it. */
-export async function loadChunkHasher(): Promise<void> {
-  blake3 ??= await createBLAKE3(256, DATA_KEY);
+/** A keyed (DATA_KEY) BLAKE3 of whole chunks. */
+export interface ChunkHasher {
+  readonly backend: Blake3Backend;
+  /** The 32-byte keyed hash of `data` (a fresh array, owned by the caller). */
+  hash(data: Uint8Array): Uint8Array;
+}
+
+/**
+ * A chunk hasher on `backend`, or undefined when it cannot load here (for 'native': no binary
+ * for this platform, or the binding fails its self-check against the WebAssembly one).
+ */
+export async function createChunkHasher(backend: Blake3Backend): Promise<ChunkHasher | undefined> {
+  if (backend === 'wasm') {
+    const h = await createBLAKE3(256, DATA_KEY);
+    return {
+      backend,
+      hash(data) {
+        h.init();
+        h.update(data);
+        return h.digest('binary');
+      },
+    };
+  }
+  try {
+    const { Blake3Hasher } = await import('@napi-rs/blake-hash');
+    const h = Blake3Hasher.newKeyed(Buffer.from(DATA_KEY));
+    const native: ChunkHasher = {
+      backend,
+      hash(data) {
+        h.reset(); // keeps the key
+        h.update(data);
+        return h.digestBuffer();
+      },
+    };
+    // One known answer (keyed BLAKE3 of 1,025 bytes 0..250 repeating: two BLAKE3 chunks + 1 byte),
+    // so a binding that loads but hashes differently is never used.
+    const probe = Uint8Array.from({ length: 1025 }, (_, i) => i % 251);
+    if (Buffer.from(native.hash(probe)).toString('hex') !== PROBE_DIGEST) return undefined;
+    return native;
+  } catch {
+    return undefined;
+  }
+}
+
+/** hash-wasm's keyed (DATA_KEY) BLAKE3 of the probe above. */
+const PROBE_DIGEST = 'fd8b36929709a1ace7d9361d1298d4089b93b648422f180d6c2932413c129eb3';
+
+/** `BUCKETSYNC_BLAKE3=wasm`: hash chunks with the WebAssembly BLAKE3 even where the native one loads (read once per thread). */
+function wantedBackend(): Blake3Backend {
+  return (process.env.BUCKETSYNC_BLAKE3 ?? '').trim().toLowerCase() === 'wasm' ? 'wasm' : 'native';
+}
+
+let hasher: ChunkHasher | undefined;
+let loading: Promise<void> | undefined;
+
+/** Loads the chunk hasher once (per thread): native BLAKE3, else WebAssembly; chunkers need it. */
+export function loadChunkHasher(): Promise<void> {
+  loading ??= (async () => {
+    hasher = (wantedBackend() === 'native' ? await createChunkHasher('native') : undefined) ?? (await createChunkHasher('wasm'));
+  })();
+  return loading;
+}
+
+/** Which BLAKE3 this thread hashes chunks with (after {@link loadChunkHasher}). */
+export function chunkHasherBackend(): Blake3Backend | undefined {
+  return hasher?.backend;
 }
 
 /** The keyed BLAKE3 chunk hash of `data` (32 bytes, a fresh array). */
 export function chunkHash(data: Uint8Array): Uint8Array {
-  const h = blake3;
+  const h = hasher;
   if (!h) throw new Error('the chunk hasher is not loaded (await loadChunkHasher() first)');
-  h.init();
-  h.update(data);
-  return h.digest('binary');
+  return h.hash(data);
 }
 
 /**

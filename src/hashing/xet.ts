@@ -25,8 +25,8 @@
  * Both are valid on the Hub (the CAS only checks that the chunks hash to the file hash), so a
  * bucket holds files of either kind; {@link xetHashers} checks a stream against both.
  *
- * Speed: ~270 MB/s of CPU on the 2-vCPU build VM (gearhash-jit boundaries + hash-wasm BLAKE3,
- * src/hashing/xet-chunker.ts), several times slower than xxh128, so it is computed only where
+ * Speed: ~270 MB/s of CPU on the 2-vCPU build VM with hash-wasm's BLAKE3, more with the native
+ * one (gearhash-jit boundaries + BLAKE3, src/hashing/xet-chunker.ts), several times slower than xxh128, so it is computed only where
  * an hf comparison needs it, off the main thread for big files (the hash pool), and kept in
  * the hash cache (see LocalHasher.xet).
  */
@@ -44,7 +44,7 @@ const FOLD_EVERY = 4096;
 /** Which uploader's chunk boundaries a {@link XetHasher} follows (see the module comment). */
 export type { XetChunking };
 
-// Chunking and chunk hashes: ./xet-chunker.ts (hash-wasm BLAKE3, loaded here once per thread).
+// Chunking and chunk hashes: ./xet-chunker.ts (native or WebAssembly BLAKE3, loaded here once per thread).
 await loadChunkHasher();
 
 /** A streaming Xet file hasher (same contract as the xxh128 hasher). */

@@ -15,9 +15,11 @@
  * - read(): resolve + Xet reconstruction (`downloadFile`, ranged through `Blob.slice`).
  * Every request goes through a fetch wrapper that retries 408/429/5xx honouring Retry-After.
  */
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, pipeline } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { commitIterBucket, downloadFile, fileDownloadInfo } from '@huggingface/hub';
 import { formatHf as formatLocation, type HfLocation } from './location.js';
@@ -30,6 +32,8 @@ import {
   StaleError,
   expectationHolds,
   type Expectation,
+  type FetchIntoOptions,
+  type RangedProgress,
   type RemoveItem,
   type RemoveResult,
   type Store,
@@ -45,7 +49,7 @@ import { SourceBlob } from './source-blob.js';
 import { HubClient, type HubOptions } from './hub-api.js';
 import { BIG_FILE, BIG_UPLOADS, bigUploadAvailable, uploadBigFile } from './xet-upload.js';
 import { XorbJournal } from './xorb-journal.js';
-import { bigDownloadAvailable, downloadBigFile } from './xet-download.js';
+import { bigDownloadAvailable, downloadBigFile, fetchBigFileInto, partSizeFor, resumablePrefix } from './xet-download.js';
 import { userCacheDir } from '../../cache/dir.js';
 
 export interface HfStoreOptions {
@@ -464,12 +468,91 @@ export class HfStore implements Store {
   }
 
   /**
+   * Store.fetchInto: a big file with a Xet hash is written into `file` (the destination's
+   * temporary file) by the download worker itself (xet-download.ts `fetchBigFileInto`: each
+   * chunk hashed as its uploader cut it, the file hash checked before this resolves), and the
+   * parts of {@link partSizeFor} bytes written so far are recorded through `opts.onPart`. An
+   * interrupted one (`progress`: the parts on disk) continues as `readFrom` does: the rest
+   * streamed from where the recorded parts end, the whole checked under both chunkings with the
+   * prefix read back from `file`. Other files decline (undefined: streamed by `read`).
+   */
+  async fetchInto(rel: string, etag: string, file: string | Buffer, progress: RangedProgress | undefined, opts: FetchIntoOptions): Promise<{ resumed: number } | undefined> {
+    const remote = await this.resolveRemote(rel);
+    const action = `downloading ${this.display}/${rel}`;
+    const common = this.downloadArgs(remote);
+    try {
+      const info = await fileDownloadInfo(common);
+      if (!info) throw new StaleError(`${this.display}/${rel} no longer exists (it vanished after the plan was made)`);
+      if (xetIdentity(info.xet?.hash) !== etag) throw new StaleError(`${this.display}/${rel} changed since the plan was made`);
+      const xetHash = info.xet?.hash;
+      if (!xetHash || !/^[0-9a-f]{64}$/i.test(xetHash) || info.size < VERIFY_IN_WORKER || !bigDownloadAvailable()) return undefined;
+      const fh = await fsp.open(file, 'r+');
+      let prefix: number;
+      try {
+        prefix = resumablePrefix(progress, (await fh.stat()).size, info.size);
+        await fh.truncate(prefix);
+      } catch (e) {
+        await fh.close();
+        throw e;
+      }
+      if (prefix > 0) {
+        await fh.close();
+        // Continued: the rest streamed, verified with the prefix read back (as readFrom).
+        const blob = await downloadFile({ ...common, downloadInfo: info, parallelDownloads: { maxInFlightBytes: DOWNLOAD_BUDGET } });
+        if (!blob) throw new StaleError(`${this.display}/${rel} no longer exists`);
+        const body = Readable.fromWeb(blob.slice(prefix, info.size).stream() as unknown as NodeReadableStream<Uint8Array>);
+        const verified = this.verifyingXet(body, info.size, xetHash, rel, { file, bytes: prefix });
+        opts.onBytes?.(prefix, true);
+        // 'r+': never creates the file (the destination made it and removes it on failure).
+        const written = pipelineAsync(verified, fs.createWriteStream(file, { flags: 'r+', start: prefix }), ...(opts.signal ? [{ signal: opts.signal }] : []));
+        const onBytes = opts.onBytes;
+        if (onBytes) verified.on('data', (d: Buffer) => onBytes(d.length)); // the pipe is attached: nothing flows past it
+        await written;
+        return { resumed: prefix };
+      }
+      try {
+        const partSize = partSizeFor(info.size);
+        let recordedParts = 0;
+        let records: Promise<void> = Promise.resolve();
+        let reported = 0;
+        await fetchBigFileInto(
+          { tokenUrl: `${this.endpoint}/api/buckets/${this.bucketId}/xet-read-token`, authHeaders: this.authHeaders(), fetch: this.fetch, what: `${this.display}/${rel}` },
+          xetHash,
+          info.size,
+          fh.fd,
+          {
+            onWritten: (bytes) => {
+              opts.onBytes?.(bytes - reported);
+              reported = bytes;
+              // The parts wholly on disk, recorded one write at a time (each record lists them all).
+              const parts = bytes === info.size ? Math.ceil(bytes / partSize) : Math.floor(bytes / partSize);
+              if (parts <= recordedParts) return;
+              recordedParts = parts;
+              const p: RangedProgress = { partSize, done: Array.from({ length: parts }, (_, i) => i) };
+              records = records.then(() => opts.onPart(p));
+              records.catch(() => undefined);
+            },
+            ...(opts.signal ? { signal: opts.signal } : {}),
+          },
+        );
+        await records;
+        return { resumed: 0 };
+      } finally {
+        await fh.close();
+      }
+    } catch (e) {
+      if (e instanceof StaleError) throw e;
+      throw mapHfError(e, this.ctx(action));
+    }
+  }
+
+  /**
    * A whole file's bytes, checked as they stream: their count against the size the Hub
    * claims and their Xet hash against the file's (what the reconstruction was asked for). A
    * short, long or corrupted reconstruction fails at its end, before the reader can take it
    * for complete (the executor writes under a temporary name and retries).
    */
-  private verifyingXet(body: Readable, size: number, xetHash: string | undefined, rel: string, prefix?: { file: string; bytes: number }): Readable {
+  private verifyingXet(body: Readable, size: number, xetHash: string | undefined, rel: string, prefix?: { file: string | Buffer; bytes: number }): Readable {
     // Both chunkings (src/hashing/xet.ts): the file may come from @huggingface/hub or from hf_xet.
     // Hashed on a worker thread for big files (src/hashing/xet-verify.ts), with a budget that holds the download back.
     const hasher = xetHash && /^[0-9a-f]{64}$/i.test(xetHash) ? new XetStreamVerifier({ inline: size < VERIFY_IN_WORKER }) : undefined;

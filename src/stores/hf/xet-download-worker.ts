@@ -4,18 +4,28 @@
  * TCP until their turn), parses each range's chunk records as they stream in, decodes them,
  * hashes each chunk once (keyed BLAKE3) into the file's Merkle hash, and posts the file's bytes
  * to the main thread in order in buffers of {@link OUT} bytes (transferred), waiting for an
- * `ack` while `window` of them are unconsumed. At the end it
+ * `ack` while `window` of them are unconsumed; or, given an open file (`fd`, fetchInto), writes
+ * them into it by position from one buffer it fills again, and reports how far it wrote. At the end it
  * posts the Xet hash of what it delivered, which the main thread compares with the file's.
  *
  * Hashing the chunks as the uploader cut them (the xorbs say where) verifies the content
  * whatever chunking the uploader used, without chunking it again.
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { parentPort } from 'node:worker_threads';
 import { chunkHash, loadChunkHasher } from '../../hashing/xet-chunker.js';
 import { MerkleState } from '../../hashing/xet.js';
 import { decodeChunk } from './xet-codec.js';
+import { openRange, type RangeBody } from './xet-range-reader.js';
+
+/**
+ * Xorb ranges over plain http are read by xet-range-reader.ts (one reused buffer per
+ * connection) unless `BUCKETSYNC_XET_HTTP=node` (read once): then, like https, by node:http.
+ */
+const OWN_READER = (process.env.BUCKETSYNC_XET_HTTP ?? '').trim().toLowerCase() !== 'node';
+
 
 const OUT = 8 * 1024 * 1024;
 const PREFETCH = 2;
@@ -23,13 +33,19 @@ const PREFETCH = 2;
 const MAX_CARRY = 256 * 1024;
 
 export type DownloadWorkerRequest =
-  | { type: 'start'; casUrl: string; accessToken: string; fileHash: string; size: number; window: number }
+  /**
+   * `fd`: write the file's bytes into this open file (of this process) from offset 0 instead
+   * of posting them, reporting `written` as they land; `window` is then unused.
+   */
+  | { type: 'start'; casUrl: string; accessToken: string; fileHash: string; size: number; window: number; fd?: number }
   | { type: 'ack' }
   | { type: 'cancel' };
 
 export type DownloadWorkerMessage =
   /** The file's next bytes: `parts` ([offset, length] pairs) of `buf`, in order. */
   | { type: 'data'; buf: ArrayBuffer; parts: number[] }
+  /** File mode: the first `bytes` bytes of the file are written (positional writes done). */
+  | { type: 'written'; bytes: number }
   | { type: 'done'; fileHash: string; bytes: number; fetched: number }
   | { type: 'error'; message: string; retryable: boolean };
 
@@ -161,36 +177,81 @@ async function download(port: NonNullable<typeof parentPort>, req: Extract<Downl
     return fi;
   };
   let fetched = 0;
-  const openTerm = (t: Term): Promise<http.IncomingMessage> => {
+  const openTerm = async (t: Term): Promise<RangeBody> => {
     const fi = infoFor(t);
-    return openRetrying(fi.url, { Range: `bytes=${fi.url_range.start}-${fi.url_range.end}` });
+    if (OWN_READER) {
+      const own = await openRange(new URL(fi.url), fi.url_range.start, fi.url_range.end);
+      if (own) return own;
+    }
+    const res = await openRetrying(fi.url, { Range: `bytes=${fi.url_range.start}-${fi.url_range.end}` });
+    return {
+      async consume(feed) {
+        for await (const d of res as AsyncIterable<Buffer>) {
+          const r = feed(d);
+          if (r) await r;
+        }
+      },
+      destroy: () => res.destroy(),
+    };
   };
   const merkle = new MerkleState(4096);
   let total = 0;
-  // The file's bytes go out in buffers of OUT bytes (transferred); allocated with malloc and
-  // below its mmap threshold, so freed ones are reused rather than faulted in afresh.
+  // The file's bytes go out in buffers of OUT bytes: transferred to the main thread (allocated
+  // with malloc and below its mmap threshold, so freed ones are reused rather than faulted in
+  // afresh), or in file mode written and filled again.
   let out = Buffer.allocUnsafeSlow(OUT);
   let fill = 0;
-  const flush = async (): Promise<void> => {
-    if (fill === 0) return;
-    while (flow.credits <= 0 && !flow.cancelled) await new Promise<void>((r) => (flow.wake = r));
-    if (flow.cancelled) throw new Error('cancelled');
-    flow.credits--;
+  let written = 0;
+  const fd = req.fd;
+  const post = (): void => {
     const buf = out.buffer as ArrayBuffer;
     port.postMessage({ type: 'data', buf, parts: [out.byteOffset, fill] } satisfies DownloadWorkerMessage, [buf]);
     out = Buffer.allocUnsafeSlow(OUT);
     fill = 0;
   };
-  const emit = async (data: Uint8Array): Promise<void> => {
-    for (let at = 0; at < data.length; ) {
+  /** Hands `out` on: synchronously when it can (file mode, or a credit left), else a promise. */
+  const flush = (): void | Promise<void> => {
+    if (fill === 0) return;
+    if (flow.cancelled) throw new Error('cancelled');
+    if (fd !== undefined) {
+      // File mode: one positional write of the whole buffer, which is then filled again (no
+      // allocation, no transfer, no copy on another thread).
+      for (let at = 0; at < fill; ) {
+        const n = fs.writeSync(fd, out, at, fill - at, written + at);
+        if (n <= 0) throw new Error('a write to the temporary file made no progress');
+        at += n;
+      }
+      written += fill;
+      fill = 0;
+      port.postMessage({ type: 'written', bytes: written } satisfies DownloadWorkerMessage);
+      return;
+    }
+    if (flow.credits > 0) {
+      flow.credits--;
+      post();
+      return;
+    }
+    return (async () => {
+      while (flow.credits <= 0 && !flow.cancelled) await new Promise<void>((r) => (flow.wake = r));
+      if (flow.cancelled) throw new Error('cancelled');
+      flow.credits--;
+      post();
+    })();
+  };
+  /** Copies decoded bytes into `out` from `from` on, flushing it when full. */
+  const emit = (data: Uint8Array, from = 0): void | Promise<void> => {
+    for (let at = from; at < data.length; ) {
       const n = Math.min(OUT - fill, data.length - at);
       out.set(data.subarray(at, at + n), fill);
       fill += n;
       at += n;
-      if (fill === OUT) await flush();
+      if (fill === OUT) {
+        const r = flush();
+        if (r) return r.then(() => emit(data, at));
+      }
     }
   };
-  const pending: Promise<http.IncomingMessage>[] = [];
+  const pending: Promise<RangeBody>[] = [];
   let next = 0;
   const pump = () => {
     while (pending.length < PREFETCH && next < terms.length) {
@@ -201,7 +262,7 @@ async function download(port: NonNullable<typeof parentPort>, req: Extract<Downl
   };
   // A chunk record's header (8 bytes) as it arrives, and the payload of a compressed chunk
   // (grown to the largest one seen); a stored (scheme 0) chunk goes straight from the socket's
-  // pieces into the output buffer and is hashed there: one copy of each byte in the worker.
+  // read buffer into the output buffer and is hashed there: one copy of each byte in the worker.
   const header = Buffer.allocUnsafeSlow(8);
   let carry = Buffer.allocUnsafeSlow(MAX_CARRY);
   try {
@@ -218,7 +279,8 @@ async function download(port: NonNullable<typeof parentPort>, req: Extract<Downl
       let ulen = 0;
       let mode: 'skip' | 'direct' | 'carry' = 'skip';
       let at = 0; // where a direct chunk starts in `out`
-      const endRecord = async (): Promise<void> => {
+      const endRecord = (): void | Promise<void> => {
+        let r: void | Promise<void> = undefined;
         if (mode !== 'skip') {
           const data = mode === 'direct' ? out.subarray(at, at + clen) : decodeChunk(scheme, carry.subarray(0, clen), ulen);
           if (data.length !== ulen) throw new Error(`xorb ${t.hash}: a chunk decodes to ${data.length} bytes, its header says ${ulen}`);
@@ -226,20 +288,20 @@ async function download(port: NonNullable<typeof parentPort>, req: Extract<Downl
           termBytes += data.length;
           if (mode === 'direct') {
             fill += ulen;
-            if (fill === OUT) await flush();
-          } else await emit(data);
+            if (fill === OUT) r = flush();
+          } else r = emit(data);
         }
         index++;
         clen = -1;
         have = 0;
+        return r;
       };
-      for await (const d of res as AsyncIterable<Buffer>) {
-        fetched += d.length;
-        let p = 0;
+      /** Parses `d` from `p` on; returns a promise only when it has to wait (then it goes on by itself). */
+      const parse = (d: Uint8Array, p: number): void | Promise<void> => {
         while (p < d.length && index < fi.range.end) {
           if (clen < 0) {
             const n = Math.min(8 - have, d.length - p);
-            d.copy(header, have, p, p + n);
+            header.set(d.subarray(p, p + n), have);
             have += n;
             p += n;
             if (have < 8) break;
@@ -251,29 +313,56 @@ async function download(port: NonNullable<typeof parentPort>, req: Extract<Downl
             if (index < t.range.start || index >= t.range.end) mode = 'skip';
             else if (scheme === 0 && clen === ulen && clen <= OUT) {
               mode = 'direct';
-              if (OUT - fill < clen) await flush();
+              if (OUT - fill < clen) {
+                const r = flush();
+                if (r) {
+                  const q = p;
+                  // (clen > 0 here: the rest of this record's payload goes to the new buffer)
+                  return r.then(() => {
+                    at = fill;
+                    return parse(d, q);
+                  });
+                }
+              }
               at = fill;
             } else {
               mode = 'carry';
               if (clen > carry.length) carry = Buffer.allocUnsafeSlow(clen);
             }
-            if (clen === 0) await endRecord();
+            if (clen === 0) {
+              const r = endRecord();
+              if (r) {
+                const q = p;
+                return r.then(() => parse(d, q));
+              }
+            }
             continue;
           }
           const n = Math.min(clen - have, d.length - p);
-          if (mode === 'direct') d.copy(out, at + have, p, p + n);
-          else if (mode === 'carry') d.copy(carry, have, p, p + n);
+          if (mode === 'direct') out.set(d.subarray(p, p + n), at + have);
+          else if (mode === 'carry') carry.set(d.subarray(p, p + n), have);
           have += n;
           p += n;
-          if (have === clen) await endRecord();
+          if (have === clen) {
+            const r = endRecord();
+            if (r) {
+              const q = p;
+              return r.then(() => parse(d, q));
+            }
+          }
         }
-      }
+      };
+      await res.consume((d) => {
+        fetched += d.length;
+        return parse(d, 0);
+      });
       if (index < t.range.end) throw new Error(`xorb ${t.hash}: the fetched range ends inside chunk ${index}`);
       if (termBytes !== t.unpacked_length) throw new Error(`xorb ${t.hash}: a term holds ${termBytes} bytes, the reconstruction says ${t.unpacked_length}`);
       total += termBytes;
       if (total > req.size) throw new Error(`the reconstruction holds more than the file's ${req.size} bytes`);
     }
-    await flush();
+    const r = flush();
+    if (r) await r;
   } finally {
     // Ranges opened ahead and never read: close their connections.
     for (const p of pending) void p.then((r) => r.destroy(), () => undefined);

@@ -105,7 +105,7 @@ class XetDownloadStream extends Readable {
           w.removeAllListeners();
           void w.terminate().catch(() => undefined);
         }
-      } else {
+      } else if (m.type === 'error') {
         const msg = `${this.ctx.what}: ${m.message}`;
         this.destroy(m.retryable ? new RetryableError(msg) : new Error(msg));
       }
@@ -121,4 +121,79 @@ class XetDownloadStream extends Readable {
 /** The bytes of a whole hf file (`size` bytes, Xet hash `fileHash`), verified; see the module comment. */
 export function downloadBigFile(ctx: XetDownloadContext, fileHash: string, size: number): Readable {
   return new XetDownloadStream(ctx, fileHash, size);
+}
+
+/** Where {@link fetchBigFileInto} reports. */
+export interface FetchIntoHooks {
+  /** The first `bytes` bytes of the file are written (called in order, growing). */
+  onWritten?: (bytes: number) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * The bytes of a whole hf file (`size` bytes, Xet hash `fileHash`) written into `fd` (an open
+ * file of this process, written from offset 0 by position) by the download worker itself: no
+ * buffer crosses to this thread, and the worker fills the same output buffer again after each
+ * write. Resolves once every byte is written and their count and Xet hash are the file's;
+ * rejects otherwise (`corrupt` set on a hash mismatch). Settles only after the worker has
+ * stopped, so the caller may close `fd` then.
+ */
+export async function fetchBigFileInto(ctx: XetDownloadContext, fileHash: string, size: number, fd: number, hooks: FetchIntoHooks = {}): Promise<void> {
+  hooks.signal?.throwIfAborted();
+  const res = await ctx.fetch(ctx.tokenUrl, { headers: ctx.authHeaders, ...(hooks.signal ? { signal: hooks.signal } : {}) });
+  if (!res.ok) throw await hubHttpError(res);
+  const t = (await res.json()) as { casUrl?: string; accessToken?: string };
+  if (typeof t.casUrl !== 'string' || typeof t.accessToken !== 'string') throw new Error('the Hub sent no Xet read token');
+  hooks.signal?.throwIfAborted();
+  const w = new Worker(WORKER_URL, { resourceLimits: { maxYoungGenerationSizeMb: 64 } });
+  let failure: Error | undefined;
+  let ok = false;
+  await new Promise<void>((resolve) => {
+    const stop = (e?: Error) => {
+      if (e && !failure && !ok) failure = e;
+      w.removeAllListeners('message');
+      hooks.signal?.removeEventListener('abort', onAbort);
+      w.postMessage({ type: 'cancel' } satisfies DownloadWorkerRequest);
+      // Settled once the worker is gone: it writes into `fd` until then.
+      void w.terminate().then(() => resolve(), () => resolve());
+    };
+    const onAbort = () => stop(hooks.signal!.reason instanceof Error ? hooks.signal!.reason : Object.assign(new Error('aborted'), { name: 'AbortError' }));
+    hooks.signal?.addEventListener('abort', onAbort, { once: true });
+    w.on('message', (m: DownloadWorkerMessage) => {
+      if (m.type === 'written') hooks.onWritten?.(m.bytes);
+      else if (m.type === 'done') {
+        if (m.bytes !== size) stop(new RetryableError(`${ctx.what} arrived with ${m.bytes} bytes, the Hub says it has ${size}; not kept`));
+        else if (m.fileHash !== fileHash.toLowerCase()) stop(corrupt(`${ctx.what} arrived corrupted: its content has Xet hash ${m.fileHash}, the file's is ${fileHash}; not kept`));
+        else {
+          ok = true;
+          stop();
+        }
+      } else if (m.type === 'error') stop(m.retryable ? new RetryableError(`${ctx.what}: ${m.message}`) : new Error(`${ctx.what}: ${m.message}`));
+    });
+    w.on('error', (e) => stop(e));
+    w.on('exit', (code) => {
+      if (!ok) failure ??= new RetryableError(`${ctx.what}: the Xet download worker exited (${code})`);
+      resolve();
+    });
+    w.postMessage({ type: 'start', casUrl: t.casUrl!.replace(/\/+$/, ''), accessToken: t.accessToken!, fileHash, size, window: WINDOW, fd } satisfies DownloadWorkerRequest);
+  });
+  if (!ok) throw failure ?? new RetryableError(`${ctx.what}: the Xet download stopped`);
+}
+
+/** The part size of a download's resume record: 8 MiB, larger for files of more than 1,024 of those (≤ 1,024 parts). */
+export function partSizeFor(size: number): number {
+  const unit = 8 * 1024 * 1024;
+  return unit * Math.max(1, Math.ceil(size / 1024 / unit));
+}
+
+/**
+ * The bytes an interrupted download can keep: its recorded parts from the first on, without
+ * a gap, as far as the file on disk holds them, and always less than the whole (0: start over).
+ */
+export function resumablePrefix(progress: { partSize: number; done: number[] } | undefined, onDisk: number, size: number): number {
+  if (!progress || !Number.isSafeInteger(progress.partSize) || progress.partSize < 1) return 0;
+  const done = new Set(progress.done);
+  let parts = 0;
+  while (done.has(parts)) parts++;
+  return Math.max(0, Math.min(parts * progress.partSize, onDisk, size - 1));
 }

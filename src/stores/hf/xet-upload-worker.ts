@@ -1,6 +1,6 @@
 /**
  * Worker-thread side of the big-file Xet uploader (xet-upload.ts): reads one local file once,
- * cuts it into chunks ('hub' chunking, hash-wasm BLAKE3), packs the chunks it has not packed
+ * cuts it into chunks ('hub' chunking, BLAKE3 of xet-chunker.ts), packs the chunks it has not packed
  * before into xorbs of at most {@link XORB_DATA} bytes / {@link XORB_CHUNKS} chunks, and posts
  * each finished xorb to the main thread (its buffer transferred, not copied) with its hash
  * and chunk hashes. It waits for an `ack` (the xorb is stored, or known stored) whenever
