@@ -25,7 +25,12 @@
 // scratch dir) must stay above BUCKETSYNC_BENCH_MIN_FREE_GIB (8): checked before each step
 // against what the step may add, and every 0.5 s while a tool runs (it is killed and the bench
 // aborts with a message). With RGW's data on the same disk, a 4 GiB file needs about
-// 4 (source) + 4 (download) + 12 (RGW: reference, one upload, one awaiting GC) GiB.
+// 4 (source) + 4 (download) GiB, and RGW about 12 (reference, one upload, one awaiting GC) in
+// its bluestore — but its sparse block file takes its full size on the host disk after a few
+// rounds (freed space is reused only once allocation has wrapped around the device; no
+// discard), so the disk must hold the whole block file: start the RGW with a block file of
+// 16–20 GiB (scripts/rgw.sh RGW_BLUESTORE_BYTES), not one sized to the disk. The last line
+// prints how much of the disk the block file held.
 // Needs rclone, aws-cli v2 at /usr/bin/aws, GNU time.
 // Each run also reports the server's CPU seconds meanwhile (radosgw, ceph-osd and ceph-mon,
 // from /proc; BUCKETSYNC_BENCH_RGW_CONF names an external RGW's ceph.conf to pick its processes):
