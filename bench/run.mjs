@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench [-- SUITE…] [--files N] [--runs N] [--node BIN]`: runs the benchmarks on
 // Node 24, each measuring bucketsync and its peers in the same run, and prints ratios. Suites:
-// local (default), scale, s3, azure, dedup, big (--size MiB[,MiB]), hf-big (--size MiB[,MiB]). `--node BIN` (local): also bucketsync run in that Node;
+// local (default), scale, s3, azure, dedup, big (--size MiB[,MiB], --only kill|throughput), hf-big (--size MiB[,MiB]). `--node BIN` (local): also bucketsync run in that Node;
 // `--scan-modes` (local): also with the source scan forced into a worker and into the main thread.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -34,7 +34,8 @@ const available = {
   big: () => {
     const i = args.indexOf('--size');
     const sizes = i === -1 ? [1024, 4096] : String(args[i + 1]).split(',').map(Number);
-    return import('./big.mjs').then((m) => m.run({ sizes, runs: opt('runs', 3) }));
+    const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined; // kill | throughput
+    return import('./big.mjs').then((m) => m.run({ sizes, runs: opt('runs', 3), only }));
   },
   'hf-big': () => import('./hf-big.mjs').then((m) => m.run({ sizes: args.includes('--size') ? String(args[args.indexOf('--size') + 1]).split(',').map(Number) : [256, 1024], runs: opt('runs', 3), kill: !args.includes('--no-kill') })),
 };

@@ -22,7 +22,11 @@
 #                       a new one); ports then come from DIR/ceph.conf. Any other `start`
 #                       (memstore, or RGW_FRESH=1) wipes what DIR holds.
 #   RGW_BLUESTORE_BYTES size of the sparse block file (default 40 GiB, minimum 4 GiB); only the
-#                       space really written is taken on disk
+#                       space really written is taken on disk, but it is never given back (discard
+#                       is off, and a file cannot be discarded): bluestore allocates forward
+#                       through the device and reuses freed space only after wrapping around, so
+#                       with steady writes the file soon holds its full size on the host disk.
+#                       Size it for the disk, not for the data.
 #   RGW_OSD_MEMORY_TARGET  bluestore: osd memory target, cache autotuned under it (default 1.5 GiB)
 #   RGW_INDEX_SHARDS    bucket index shards of new buckets (rgw override bucket index max shards;
 #                       default: RGW's own for memstore, 16 for bluestore, i.e. 62,500 entries a
