@@ -68,9 +68,10 @@ interface Req {
 /**
  * What to do with a ranged GET of the object: `undefined` answers it correctly; else a function
  * that writes whatever it likes on the socket (`body` is the range's bytes, `head` the
- * correct header lines).
+ * correct header lines); it returns 'valid' when its answer was well-formed HTTP, so the next
+ * request on the connection is served.
  */
-type Misbehave = (sock: net.Socket, range: { start: number; end: number; body: Buffer; head: string[] }, req: Req) => void;
+type Misbehave = (sock: net.Socket, range: { start: number; end: number; body: Buffer; head: string[] }, req: Req) => void | 'valid';
 
 interface Hostile {
   url: string;
@@ -113,8 +114,9 @@ async function hostile(pick: (req: Req, n: number) => Misbehave | undefined): Pr
         const body = data.subarray(start, end + 1);
         const head = ['HTTP/1.1 206 Partial Content', `Content-Length: ${body.length}`, `Content-Range: bytes ${start}-${end}/${SIZE}`, `ETag: ${etag}`, 'Accept-Ranges: bytes', 'Content-Type: application/octet-stream'];
         const bad = pick(req, n);
-        if (bad) bad(sock, { start, end, body, head }, req);
-        else {
+        if (bad) {
+          if (bad(sock, { start, end, body, head }, req) === 'valid') done();
+        } else {
           sock.write(`${head.join('\r\n')}\r\n\r\n`);
           sock.write(body);
           done();
@@ -162,7 +164,7 @@ async function download(h: Hostile, name: string, extra: string[] = [], env: Rec
     env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, `${name}-cache`), BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY: '2', ...env },
     timeoutMs: 60_000,
   });
-  return { code: r.code, stderr: r.stderr, dest };
+  return { code: r.code ?? -1, stderr: r.stderr, dest };
 }
 
 /** Exit 0, the object's bytes, nothing else in the folder. */
@@ -189,8 +191,8 @@ describe.skipIf(!endpoint)('raw ranged GETs against a hostile server', () => {
 
   it('another status than 206 (a 500, and a 200 with the whole object) falls back to the regular transport for that part and the rest: byte-identical', async () => {
     for (const [name, bad] of [
-      ['500', (s: net.Socket) => s.end('HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\nContent-Length: 57\r\n\r\n<Error><Code>InternalError</Code><Message/></Error>\n\n\n\n\n\n')],
-      ['200', (s: net.Socket) => (s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${SIZE}\r\nETag: ${etag}\r\n\r\n`), s.write(data))],
+      ['500', (s: net.Socket): void => void s.end('HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\nContent-Length: 57\r\n\r\n<Error><Code>InternalError</Code><Message/></Error>\n\n\n\n\n\n')],
+      ['200', (s: net.Socket): void => void (s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${SIZE}\r\nETag: ${etag}\r\n\r\n`), s.write(data))],
     ] as const) {
       const h = await hostile((req) => (rawVictim(req) ? bad : undefined));
       const r = await download(h, `status-${name}`);
@@ -210,6 +212,7 @@ describe.skipIf(!endpoint)('raw ranged GETs against a hostile server', () => {
         s.write('\r\n');
       }
       s.write('0\r\n\r\n');
+      return 'valid';
     };
     const h = await hostile((req) => (victim(req) ? chunked : undefined));
     expectIdentical(await download(h, 'chunked'));
@@ -266,6 +269,12 @@ describe.skipIf(!endpoint)('raw ranged GETs against a hostile server', () => {
     };
     const h = await hostile((req) => (rawVictim(req) ? fat : undefined));
     expectFailed(await download(h, 'fat', ['--retries', '0']), /header block exceeds 64 KiB/);
+    // and header lines without end, the connection held open: refused once 64 KiB came, not at a timeout
+    const endless: Misbehave = (s, { head }) => void s.write(`${head.join('\r\n')}\r\n${'X-Junk: j\r\n'.repeat(7000)}`);
+    const h2 = await hostile((req) => (rawVictim(req) ? endless : undefined));
+    const t0 = Date.now();
+    expectFailed(await download(h2, 'endless', ['--retries', '0']), /header block exceeds 64 KiB/);
+    expect(Date.now() - t0).toBeLessThan(20_000);
   });
 
   it('bytes after the body: the range fails and its connection is dropped', async () => {
@@ -297,9 +306,10 @@ describe.skipIf(!endpoint)('raw ranged GETs against a hostile server', () => {
   it('a byte changed in the raw reader\'s part (a complete, well-formed answer): the ETag check catches it and the object is fetched again whole, byte-identical', async () => {
     const flip: Misbehave = (s, { head, body }) => {
       const b = Buffer.from(body);
-      b[12345] ^= 0xff;
+      b[12345] = b[12345]! ^ 0xff;
       s.write(`${head.join('\r\n')}\r\n\r\n`);
       s.write(b);
+      return 'valid';
     };
     const h = await hostile((req) => (victim(req) && !req.regular ? flip : undefined));
     expectIdentical(await download(h, 'flip'));
