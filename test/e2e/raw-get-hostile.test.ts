@@ -189,6 +189,17 @@ describe.skipIf(!endpoint)('raw ranged GETs against a hostile server', () => {
     expect(h.ranged.every((x) => !x.regular)).toBe(true);
   });
 
+  it('a server that closes each kept connection after its answer (no Connection: close): the next range goes on a fresh connection, still raw, byte-identical', async () => {
+    const closing: Misbehave = (s, { head, body }) => {
+      s.write(`${head.join('\r\n')}\r\n\r\n`);
+      s.write(body);
+      setTimeout(() => s.destroy(), 20);
+    };
+    const h = await hostile((req) => (req.regular ? undefined : closing));
+    expectIdentical(await download(h, 'closing'));
+    expect(h.ranged.every((x) => !x.regular)).toBe(true);
+  });
+
   it('another status than 206 (a 500, and a 200 with the whole object) falls back to the regular transport for that part and the rest: byte-identical', async () => {
     for (const [name, bad] of [
       ['500', (s: net.Socket): void => void s.end('HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\nContent-Length: 57\r\n\r\n<Error><Code>InternalError</Code><Message/></Error>\n\n\n\n\n\n')],

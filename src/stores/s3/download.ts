@@ -231,7 +231,8 @@ export async function downloadRanged(d: RangedDownload): Promise<{ resumed: numb
           raw = false; // this server's answers are the regular transport's business from now on
           return false;
         }
-        if (err instanceof RetryableError) err.message = `${d.what}: ${err.message}`;
+        // (an abort's reason is another part's error, already named)
+        if (err instanceof RetryableError && !ac.signal.aborted) err.message = `${d.what}: ${err.message}`;
         throw err;
       }
       conns.push(conn);
