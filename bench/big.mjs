@@ -5,7 +5,9 @@
 // seconds (user + sys) per GiB, peak RSS, and the ratios to the fastest / leanest peer.
 // Downloads also get a 'node floor' column (not a peer): bench/floor-download.mjs, a bare Node
 // script doing the same ranged GETs (node:http, same part size and concurrency) into a file and
-// nothing else (no hashing) — how far bucketsync is from what Node itself can do here.
+// nothing else (no hashing) — how far bucketsync is from what Node itself can do here; and a
+// 'node floor raw' column: the same script with its `raw` transport (net.connect + onread into
+// one reused buffer, hand-parsed HTTP/1.1: what bucketsync's raw-get.ts does over plain http).
 // Then bucketsync is SIGKILLed at about half of an upload and of a download and run again:
 // the bytes that went over the wire in both runs (counted by a TCP relay in front of RGW) and
 // whether the result is byte-identical, and how many incomplete multipart uploads are left.
@@ -340,6 +342,8 @@ export async function run({ sizes = [1024, 4096], runs = 3, only } = {}) {
         ['rclone tuned', (d) => ['rclone', ['sync', `rgw:${BUCKET}/ref-${mib}`, d, '--multi-thread-streams', '8'], rcloneEnv]],
         // Not a peer: what Node itself costs for the same ranged GETs into a file, nothing else
         ['node floor', (d) => [process.execPath, [FLOOR, endpoint, BUCKET, `ref-${mib}/ckpt.bin`, (fs.mkdirSync(d, { recursive: true }), path.join(d, 'ckpt.bin')), String(bytes), String(refPartSize), String(DOWNLOAD_CONCURRENCY), 'http'], CREDS]],
+        // the same with net.connect + onread into one reused buffer (bucketsync's transport over http)
+        ['node floor raw', (d) => [process.execPath, [FLOOR, endpoint, BUCKET, `ref-${mib}/ckpt.bin`, (fs.mkdirSync(d, { recursive: true }), path.join(d, 'ckpt.bin')), String(bytes), String(refPartSize), String(DOWNLOAD_CONCURRENCY), 'raw'], CREDS]],
       ];
       const m = { up: Object.fromEntries(up.map(([k]) => [k, []])), down: Object.fromEntries(down.map(([k]) => [k, []])) };
       // the object every download reads (uploaded once, untimed)
@@ -385,7 +389,7 @@ export async function run({ sizes = [1024, 4096], runs = 3, only } = {}) {
             server: median(xs.map((x) => x.server)) / gibs,
             runs: xs,
           }));
-          const peers = rows.filter((r) => r.name !== 'bucketsync' && r.name !== 'node floor');
+          const peers = rows.filter((r) => r.name !== 'bucketsync' && !r.name.startsWith('node floor'));
           const fastest = Math.min(...peers.map((r) => r.wall));
           const leanest = Math.min(...peers.map((r) => r.cpu));
           for (const r of rows) {
@@ -399,6 +403,8 @@ export async function run({ sizes = [1024, 4096], runs = 3, only } = {}) {
             const bs = entry[dir].bucketsync;
             console.log(`  bucketsync / node floor: wall ${fmt(bs.wall / floor.wall)}×, CPU ${fmt(bs.cpu / floor.cpu)}× (${fmt(bs.cpu - floor.cpu)} CPU s/GiB above it)`);
             console.log(`  node floor / leanest peer CPU: ${fmt(floor.cpu / leanest)}×; / fastest peer wall: ${fmt(floor.wall / fastest)}×`);
+            const rawFloor = entry[dir]['node floor raw'];
+            if (rawFloor) console.log(`  node floor raw / leanest peer CPU: ${fmt(rawFloor.cpu / leanest)}×; / fastest peer wall: ${fmt(rawFloor.wall / fastest)}×; bucketsync / it: CPU ${fmt(bs.cpu / rawFloor.cpu)}×`);
           }
           console.log(`  each run (wall s / CPU s / server CPU s): ${rows.map((r) => `${r.name} ${r.runs.map((x) => `${fmt(x.secs, 1)}/${fmt(x.cpu, 1)}/${fmt(x.server, 1)}`).join(', ')}`).join('; ')}`);
         }

@@ -17,7 +17,7 @@ import https from 'node:https';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type * as Sdk from '@aws-sdk/client-s3';
-import { SdkApi, noteServerDate, type GetObjectResult, type S3Api, type SdkHandle } from './api.js';
+import { SdkApi, noteServerDate, type GetObjectResult, type RawGetTarget, type S3Api, type SdkHandle } from './api.js';
 import { CONNECT_TIMEOUT_MS, socketTimeoutMs, type ClientOptions, type ResolvedClientConfig } from './config.js';
 import { isRetryable } from '../../errors.js';
 import { abortError, header, sendHttp, sleep } from '../common/http.js';
@@ -331,7 +331,28 @@ export class HttpApi implements S3Api {
     }
   }
 
-  private async once(req: Request): Promise<Response> {
+  /**
+   * A signed ranged GetObject for src/stores/s3/raw-get.ts (big downloads over plain `http:`
+   * only; undefined for https): where to connect, and the path and headers to send. Counted as
+   * one GetObject.
+   */
+  async rawGetRequest(input: { Bucket: string; Key: string; Range: string; IfMatch?: string | undefined }): Promise<RawGetTarget | undefined> {
+    if (this.base.protocol !== 'http:') return undefined;
+    const req: Request = { op: 'GetObject', method: 'GET', bucket: input.Bucket, key: input.Key, headers: { range: input.Range, 'if-match': input.IfMatch } };
+    const { path, query, headers } = await this.prepare(req);
+    this.counts.GetObject = (this.counts.GetObject ?? 0) + 1;
+    return {
+      hostname: this.base.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(this.base.port || 80),
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      socketTimeoutMs: this.socketTimeout,
+      path: query ? `${path}?${query}` : path,
+      headers,
+    };
+  }
+
+  /** The request's host, encoded path, canonical query and signed headers. */
+  private async prepare(req: Request): Promise<{ host: string; path: string; query: string; headers: Record<string, string>; virtualHost: boolean }> {
     const virtualHost = !this.cfg.pathStyle && /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(req.bucket);
     const host = virtualHost ? `${req.bucket}.${this.base.host}` : this.base.host;
     const basePath = this.base.pathname.replace(/\/+$/, '');
@@ -344,6 +365,11 @@ export class HttpApi implements S3Api {
     const payloadHash = req.unsignedPayload ? 'UNSIGNED-PAYLOAD' : req.body ? createHash('sha256').update(req.body).digest('hex') : EMPTY_SHA256;
     this.signer.sign({ method: req.method, path, query, headers, payloadHash, region: this.cfg.region, credentials: await this.credentials(), date: new Date() });
     if (req.body) headers['content-length'] = String(req.body.length);
+    return { host, path, query, headers, virtualHost };
+  }
+
+  private async once(req: Request): Promise<Response> {
+    const { host, path, query, headers, virtualHost } = await this.prepare(req);
 
     const signal = req.signal;
     if (signal?.aborted) throw abortError(signal);

@@ -820,6 +820,7 @@ export class S3Store implements Store {
         ...(opts.signal ? { signal: opts.signal } : {}),
         concurrency: this.downloadConcurrency,
         what: this.what(key),
+        ...(this.api.rawGetRequest ? { rawRequest: (range: string) => this.api.rawGetRequest!({ Bucket: this.bucket, Key: key, Range: range, IfMatch: this.wire(cond).IfMatch }) } : {}),
         get: (range, signal) =>
           this.conditional(key, cond, (c) =>
             this.send('GetObject', key, () => this.api.getObject({ Bucket: this.bucket, Key: key, Range: range, IfMatch: c.IfMatch }, signal)),
