@@ -1,0 +1,159 @@
+/**
+ * Attack pass 2 on big files (issue 14), through the real CLI against RGW: hostile things done
+ * while a big download or upload is in progress or between an interrupted run and its re-run.
+ * Each case failed on the code before its fix.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, cli, tempDir } from '../support/cli.js';
+import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { createTestBucket, removeTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
+
+const endpoint = s3TestEndpoint();
+const MiB = 1024 * 1024;
+const PART = 5 * MiB;
+const SIZE = 2 * PART + MiB + 17; // 3 parts, above the 8 MiB resume threshold
+const T0 = 1_700_000_000;
+
+let raw: S3Client;
+let bucket: string;
+let work: string;
+const proxies: FaultProxy[] = [];
+
+beforeAll(async () => {
+  if (!endpoint) return;
+  raw = s3TestClient();
+  bucket = await createTestBucket('atk2-big');
+  work = tempDir('bucketsync-atk2-');
+});
+afterAll(async () => {
+  for (const p of proxies) await p.close();
+  if (raw && bucket) await removeTestBucket(raw, bucket);
+  raw?.destroy();
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
+const rangeStart = (range: string | undefined): number => Number(/^bytes=(\d+)-/.exec(range ?? '')?.[1] ?? -1);
+
+/** A multipart object of `buf` in 5 MiB parts with its part size recorded, as bucketsync writes them. */
+async function putMultipart(key: string, buf: Buffer): Promise<void> {
+  const created = await raw.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { 'part-size': String(PART), mtime: String(T0) } }));
+  const parts: { PartNumber: number; ETag: string }[] = [];
+  for (let i = 0, at = 0; at < buf.length; i++, at += PART) {
+    const r = await raw.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: created.UploadId, PartNumber: i + 1, Body: buf.subarray(at, Math.min(buf.length, at + PART)) }));
+    parts.push({ PartNumber: i + 1, ETag: r.ETag! });
+  }
+  await raw.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: created.UploadId, MultipartUpload: { Parts: parts } }));
+}
+
+function tmpName(dest: string): string | undefined {
+  if (!fs.existsSync(dest)) return undefined;
+  return fs.readdirSync(dest).find((n) => n.startsWith('.bucketsync-tmp-') && !n.endsWith('.resume'));
+}
+
+/** Runs the CLI in the background, calling `poll` every 5 ms until it returns true. */
+async function runWhile(args: string[], env: Record<string, string>, poll: () => boolean): Promise<{ code: number | null; stderr: string; fired: boolean }> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...s3TestEnv(), ...env } });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const closed = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  let fired = false;
+  const timer = setInterval(() => {
+    if (!fired) {
+      try {
+        fired = poll();
+      } catch {
+        /* raced with the CLI: try again */
+      }
+    }
+  }, 5);
+  const giveUp = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  const code = await closed;
+  clearInterval(timer);
+  clearTimeout(giveUp);
+  return { code, stderr, fired };
+}
+
+describe.skipIf(!endpoint)('attack: a big download\'s temporary file or record swapped for a link mid-run', () => {
+  it('the temporary file swapped for a symlink to a file outside the destination (while the HEAD is in flight): the outside file is untouched', async () => {
+    const buf = randomBuffer(71, SIZE);
+    await putMultipart('swap-tmp/big.bin', buf);
+    const dest = path.join(work, 'swap-tmp-dest');
+    const outside = path.join(work, 'swap-tmp-victim.txt');
+    fs.writeFileSync(outside, 'precious\n');
+    const cache = path.join(work, 'cache-swap-tmp');
+    // holds the HEAD bucketsync sends just before it opens the temporary file (once it exists)
+    const proxy = await startFaultProxy({
+      target: endpoint!,
+      seed: 1,
+      rate: 1,
+      kinds: ['stall'],
+      stallMs: 2500,
+      match: (r) => r.method === 'HEAD' && r.url.includes('/big.bin') && tmpName(dest) !== undefined,
+      lifetimeMs: 120_000,
+    });
+    proxies.push(proxy);
+    const run = await runWhile(['sync', `s3://${bucket}/swap-tmp`, dest, '--endpoint-url', proxy.url, '--no-progress'], { BUCKETSYNC_CACHE_DIR: cache }, () => {
+      const t = tmpName(dest);
+      if (!t || !fs.existsSync(path.join(dest, `${t}.resume`))) return false;
+      const p = path.join(dest, t);
+      fs.rmSync(p);
+      fs.symlinkSync(outside, p);
+      return true;
+    });
+    expect(run.fired, run.stderr).toBe(true);
+    expect(fs.readFileSync(outside, 'utf8'), `written through the link (exit ${run.code}):\n${run.stderr}`).toBe('precious\n');
+    expect([0, 1], run.stderr).toContain(run.code);
+    expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    // a re-run converges
+    proxy.setRate(0);
+    const again = await cli(['sync', `s3://${bucket}/swap-tmp`, dest, '--endpoint-url', endpoint!, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache } });
+    expect(again.code, again.stderr).toBe(0);
+    expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
+    expect(fs.readFileSync(outside, 'utf8')).toBe('precious\n');
+  });
+
+  it('the .resume record swapped for a symlink to a file outside the destination between two parts: the outside file is untouched', async () => {
+    const buf = randomBuffer(72, SIZE);
+    await putMultipart('swap-rec/big.bin', buf);
+    const dest = path.join(work, 'swap-rec-dest');
+    const outside = path.join(work, 'swap-rec-victim.txt');
+    fs.writeFileSync(outside, 'precious\n');
+    const cache = path.join(work, 'cache-swap-rec');
+    // the first part arrives at once; the others are held 2.5 s
+    const proxy = await startFaultProxy({
+      target: endpoint!,
+      seed: 2,
+      rate: 1,
+      kinds: ['stall'],
+      stallMs: 2500,
+      match: (r) => r.method === 'GET' && r.url.includes('/big.bin') && rangeStart(r.headers.range as string | undefined) >= PART,
+      lifetimeMs: 120_000,
+    });
+    proxies.push(proxy);
+    const run = await runWhile(['sync', `s3://${bucket}/swap-rec`, dest, '--endpoint-url', proxy.url, '--no-progress'], { BUCKETSYNC_CACHE_DIR: cache }, () => {
+      const t = tmpName(dest);
+      if (!t) return false;
+      const rec = path.join(dest, `${t}.resume`);
+      const parsed = JSON.parse(fs.readFileSync(rec, 'utf8')) as { parts?: { done: number[] } };
+      if ((parsed.parts?.done.length ?? 0) < 1) return false;
+      fs.rmSync(rec);
+      fs.symlinkSync(outside, rec);
+      return true;
+    });
+    expect(run.fired, run.stderr).toBe(true);
+    expect(fs.readFileSync(outside, 'utf8'), `written through the link (exit ${run.code}):\n${run.stderr}`).toBe('precious\n');
+    expect([0, 1], run.stderr).toContain(run.code);
+    expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    proxy.setRate(0);
+    const again = await cli(['sync', `s3://${bucket}/swap-rec`, dest, '--endpoint-url', endpoint!, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache } });
+    expect(again.code, again.stderr).toBe(0);
+    expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
+    expect(fs.readFileSync(outside, 'utf8')).toBe('precious\n');
+  });
+});
