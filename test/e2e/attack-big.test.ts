@@ -3,7 +3,7 @@
  * while a big download or upload is in progress or between an interrupted run and its re-run.
  * Each case failed on the code before its fix.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,6 +11,7 @@ import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, UploadPar
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cli, tempDir } from '../support/cli.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { UploadJournals } from '../../src/stores/s3/resume.js';
 import { createTestBucket, removeTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const endpoint = s3TestEndpoint();
@@ -156,4 +157,36 @@ describe.skipIf(!endpoint)('attack: a big download\'s temporary file or record s
     expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
     expect(fs.readFileSync(outside, 'utf8')).toBe('precious\n');
   });
+});
+
+describe.skipIf(!endpoint)('attack: what sits at a multipart upload journal\'s name in the cache', () => {
+  const cases: [string, (file: string) => void][] = [
+    ['a fifo', (f) => execFileSync('mkfifo', [f])],
+    ['a symlink to /dev/zero', (f) => fs.symlinkSync('/dev/zero', f)],
+    ['a folder', (f) => fs.mkdirSync(f)],
+  ];
+  for (const [what, plant] of cases) {
+    it(`a journal that is ${what} neither hangs the upload (even SIGTERM could not stop it) nor fills its memory: uploaded whole, byte-identical`, async () => {
+      const slug = what.replace(/[^a-z]+/g, '-');
+      const src = path.join(work, `jr-${slug}`);
+      fs.mkdirSync(src);
+      const buf = randomBuffer(80 + what.length, 4 * PART + 123);
+      fs.writeFileSync(path.join(src, 'big.bin'), buf);
+      const cache = path.join(work, `cache-jr-${slug}`);
+      const dir = path.join(cache, 's3-uploads');
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      plant(new UploadJournals(dir, endpoint!, bucket).fileFor(`jr-${slug}/big.bin`));
+      const r = await cli(['sync', src, `s3://${bucket}/jr-${slug}`, '--endpoint-url', endpoint!, '--no-progress'], {
+        env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache, BUCKETSYNC_S3_PART_SIZE: String(PART) },
+        timeoutMs: 40_000,
+      });
+      expect(r.signal, `hung (killed after 40 s):\n${r.stderr}`).toBe(null);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      const dl = path.join(work, `jr-${slug}-back`);
+      const back = await cli(['sync', `s3://${bucket}/jr-${slug}`, dl, '--endpoint-url', endpoint!, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache } });
+      expect(back.code, back.stderr).toBe(0);
+      expect(md5(fs.readFileSync(path.join(dl, 'big.bin')))).toBe(md5(buf));
+    });
+  }
 });
