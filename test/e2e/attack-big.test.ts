@@ -190,3 +190,57 @@ describe.skipIf(!endpoint)('attack: what sits at a multipart upload journal\'s n
     });
   }
 });
+
+/** A Node older than 22.12 on PATH (Debian's Node 20, say): bin/bucketsync then hands over to the bundled Node 24 in a child process. */
+const oldNode = ((): string | undefined => {
+  try {
+    const v = execFileSync('node', ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim();
+    const [major, minor] = v.split('.').map(Number);
+    return major! < 22 || (major === 22 && minor! < 12) ? 'node' : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+describe.skipIf(!oldNode)('attack: kill -9 of bucketsync started by an older Node (the launcher hands over to Node 24)', () => {
+  it('the run it handed over to dies with it: nothing goes on writing to the destination after the kill', async () => {
+    const src = path.join(work, 'launcher-src');
+    const dest = path.join(work, 'launcher-dest');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'a.bin'), 'a');
+    // each operation is held 4 s before it starts: the kill comes first
+    const child = spawn(oldNode!, [BIN, 'sync', src, dest, '--no-progress'], {
+      stdio: 'ignore',
+      env: { ...process.env, BUCKETSYNC_CACHE_DIR: path.join(work, 'cache-launcher'), BUCKETSYNC_TEST_DELAY_MS: '4000' },
+    });
+    const closed = new Promise((r) => child.on('close', r));
+    // the handed-over run: the launcher's child
+    let runner: number | undefined;
+    for (let i = 0; i < 300 && runner === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      let out = '';
+      try {
+        out = execFileSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { encoding: 'utf8' }).trim();
+      } catch {
+        /* none yet: ps exits 1 */
+      }
+      if (out) runner = Number(out.split('\n')[0]);
+    }
+    expect(runner, 'the launcher started no child').toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 1000));
+    child.kill('SIGKILL');
+    await closed;
+    await new Promise((r) => setTimeout(r, 5000));
+    const alive = ((): boolean => {
+      try {
+        process.kill(runner!, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    })();
+    if (alive) process.kill(runner!, 'SIGKILL');
+    expect(alive, 'the handed-over run outlived kill -9 of the bucketsync process').toBe(false);
+    expect(fs.existsSync(path.join(dest, 'a.bin')), 'written after the kill').toBe(false);
+  }, 30_000);
+});
