@@ -7,7 +7,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cli, tempDir } from '../support/cli.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
@@ -243,4 +243,58 @@ describe.skipIf(!oldNode)('attack: kill -9 of bucketsync started by an older Nod
     expect(alive, 'the handed-over run outlived kill -9 of the bucketsync process').toBe(false);
     expect(fs.existsSync(path.join(dest, 'a.bin')), 'written after the kill').toBe(false);
   }, 30_000);
+});
+
+describe.skipIf(!endpoint || process.platform !== 'linux')('attack: the pid of a killed upload reused by another process', () => {
+  it('a journal whose pid now belongs to a process started after it is resumed (not taken for a live writer), no upload left behind', async () => {
+    const src = path.join(work, 'pid-src');
+    fs.mkdirSync(src);
+    const buf = randomBuffer(90, 4 * PART + 99);
+    fs.writeFileSync(path.join(src, 'big.bin'), buf);
+    const cache = path.join(work, 'cache-pid');
+    const env = { BUCKETSYNC_CACHE_DIR: cache, BUCKETSYNC_S3_PART_SIZE: String(PART), BUCKETSYNC_S3_PART_CONCURRENCY: '1' };
+    // killed once a part is stored (the proxy holds every part from the 2nd on)
+    const proxy = await startFaultProxy({
+      target: endpoint!,
+      seed: 3,
+      rate: 1,
+      kinds: ['stall'],
+      stallMs: 20_000,
+      match: (r) => r.method === 'PUT' && /partNumber=([2-9])/.test(r.url),
+      lifetimeMs: 120_000,
+    });
+    proxies.push(proxy);
+    // journals are per endpoint: both runs go through the proxy
+    const journal = new UploadJournals(path.join(cache, 's3-uploads'), proxy.url, bucket).fileFor('pid/big.bin');
+    const parts = (): number => (fs.existsSync(journal) ? fs.readFileSync(journal, 'utf8').split('\n').filter((l) => l.startsWith('{"p":')).length : 0);
+    const child = spawn(process.execPath, [BIN, 'sync', src, `s3://${bucket}/pid`, '--endpoint-url', proxy.url, '--no-progress'], {
+      stdio: 'ignore',
+      env: { ...process.env, ...s3TestEnv(), ...env },
+    });
+    const closed = new Promise((r) => child.on('close', r));
+    for (let i = 0; i < 3000 && parts() < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGKILL');
+    await closed;
+    expect(parts()).toBeGreaterThanOrEqual(1);
+    proxy.setRate(0);
+    // a process started later gets the dead writer's pid (as in a container, run after run)
+    await new Promise((r) => setTimeout(r, 2600));
+    const squatter = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const lines = fs.readFileSync(journal, 'utf8').split('\n');
+      lines[0] = JSON.stringify({ ...(JSON.parse(lines[0]!) as object), pid: squatter.pid });
+      fs.writeFileSync(journal, lines.join('\n'));
+      const r = await cli(['sync', src, `s3://${bucket}/pid`, '--endpoint-url', proxy.url, '--no-progress'], { env: { ...s3TestEnv(), ...env } });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/Resumed: big\.bin/);
+    } finally {
+      squatter.kill('SIGKILL');
+    }
+    const uploads = await raw.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'pid/' }));
+    expect(uploads.Uploads ?? []).toEqual([]);
+    const dl = path.join(work, 'pid-back');
+    const back = await cli(['sync', `s3://${bucket}/pid`, dl, '--endpoint-url', endpoint!, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache } });
+    expect(back.code, back.stderr).toBe(0);
+    expect(md5(fs.readFileSync(path.join(dl, 'big.bin')))).toBe(md5(buf));
+  });
 });

@@ -181,9 +181,28 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** Whether the writer of a journal may still be running (this host and its pid alive, or another host). */
+/**
+ * Linux: whether process `pid` started after `tMs` (ms since the epoch), from /proc — then it is
+ * not the process that wrote at `tMs`, only one that got its pid later (containers hand out the
+ * same small pids run after run). False when unknown.
+ */
+export function startedAfter(pid: number, tMs: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[19]); // field 22, starttime: clock ticks after boot
+    const btime = Number(/^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'))?.[1]);
+    if (!Number.isFinite(ticks) || !Number.isFinite(btime)) return false;
+    // USER_HZ is 100 on every Linux ABI Node runs on; 2 s of slack for btime's rounding
+    return (btime + ticks / 100) * 1000 > tMs + 2000;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the writer of a journal may still be running (this host and its pid alive — not a later process that reuses the pid —, or another host). */
 export function ownerMayBeAlive(intent: UploadIntent, maxAgeMs: number, now = Date.now()): boolean {
-  if (intent.host === hostId()) return intent.pid !== process.pid && isAlive(intent.pid);
+  if (intent.host === hostId()) return intent.pid !== process.pid && isAlive(intent.pid) && !startedAfter(intent.pid, intent.t);
   // Another machine sharing the cache folder: its process cannot be asked; trust its age.
   return now - intent.t < maxAgeMs;
 }
@@ -232,7 +251,8 @@ export class UploadJournals {
 
   /** Takes over an existing journal: rewrites it whole, owned by this process. */
   adopt(journal: UploadJournal): void {
-    const intent: UploadIntent = { ...journal.intent, host: hostId(), pid: process.pid };
+    // `t` is now: the time this process took it over (ownerMayBeAlive compares it with its start)
+    const intent: UploadIntent = { ...journal.intent, host: hostId(), pid: process.pid, t: Date.now() };
     const lines = [JSON.stringify(intent)];
     if (journal.uploadId !== undefined) lines.push(JSON.stringify({ u: journal.uploadId }));
     for (const [p, v] of [...journal.parts].sort((a, b) => a[0] - b[0])) lines.push(JSON.stringify({ p, m: v.md5, s: v.size }));
