@@ -298,3 +298,58 @@ describe.skipIf(!endpoint || process.platform !== 'linux')('attack: the pid of a
     expect(md5(fs.readFileSync(path.join(dl, 'big.bin')))).toBe(md5(buf));
   });
 });
+
+describe.skipIf(!endpoint || process.platform !== 'linux')('attack: the pid of a killed download reused by another process', () => {
+  it('a partial download whose pid now belongs to a process started after it is continued, not left behind as a live run\'s', async () => {
+    const buf = randomBuffer(91, SIZE);
+    await putMultipart('pid-dl/big.bin', buf);
+    const dest = path.join(work, 'pid-dl-dest');
+    const cache = path.join(work, 'cache-pid-dl');
+    // the first part arrives; the others are held until the run is killed
+    const proxy = await startFaultProxy({
+      target: endpoint!,
+      seed: 4,
+      rate: 1,
+      kinds: ['stall'],
+      stallMs: 20_000,
+      match: (r) => r.method === 'GET' && r.url.includes('/big.bin') && rangeStart(r.headers.range as string | undefined) >= PART,
+      lifetimeMs: 120_000,
+    });
+    proxies.push(proxy);
+    const child = spawn(process.execPath, [BIN, 'sync', `s3://${bucket}/pid-dl`, dest, '--endpoint-url', proxy.url, '--no-progress'], {
+      stdio: 'ignore',
+      env: { ...process.env, ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache },
+    });
+    const closed = new Promise((r) => child.on('close', r));
+    const done = (): number => {
+      const t = tmpName(dest);
+      try {
+        return t ? (JSON.parse(fs.readFileSync(path.join(dest, `${t}.resume`), 'utf8')) as { parts?: { done: number[] } }).parts?.done.length ?? 0 : 0;
+      } catch {
+        return 0;
+      }
+    };
+    for (let i = 0; i < 3000 && done() < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGKILL');
+    await closed;
+    proxy.setRate(0);
+    expect(done()).toBe(1);
+    // a process started later gets the dead run's pid: the partial file and record are renamed to it
+    await new Promise((r) => setTimeout(r, 2600));
+    const squatter = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const t = tmpName(dest)!;
+      const renamed = t.replace(/^(\.bucketsync-tmp-[0-9a-f]+-)\d+-/, `$1${squatter.pid}-`);
+      expect(renamed).not.toBe(t);
+      fs.renameSync(path.join(dest, `${t}.resume`), path.join(dest, `${renamed}.resume`));
+      fs.renameSync(path.join(dest, t), path.join(dest, renamed));
+      const r = await cli(['sync', `s3://${bucket}/pid-dl`, dest, '--endpoint-url', endpoint!, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache } });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/Resumed: big\.bin/);
+    } finally {
+      squatter.kill('SIGKILL');
+    }
+    expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
+    expect(fs.readdirSync(dest)).toEqual(['big.bin']);
+  });
+});

@@ -37,6 +37,7 @@ import { mtimeMsFromNs, scanLocal, type LocalFileEntry } from '../../scanner/sca
 import { displayName, fsPath, hostId, isTempName, parseTempName, tempNameFor } from '../../scanner/names.js';
 import { scanLocalInWorker } from '../../scanner/worker-scan.js';
 import { foldCase, isCaseInsensitiveDir, probeCaseInsensitive } from './case-fold.js';
+import { startedAfter } from '../common/pid.js';
 import { DestDirs, InTheWayError, emptyTree, inFolder, lstatOrUndefined, type Dir } from './dest-dirs.js';
 
 export { InTheWayError } from './dest-dirs.js';
@@ -717,8 +718,9 @@ async function adoptPartial(dir: string, final: string, version: string, size: n
     const tmpName = name.slice(0, -PARTIAL_SUFFIX.length);
     const t = parseTempName(tmpName);
     if (t === undefined || t.host !== hostId()) continue;
-    if (t.pid !== process.pid && isAlive(t.pid)) continue;
     const rec = readPartialRecord(path.join(dir, name));
+    // a live writer's, unless that pid now belongs to a process started after the record (pid reuse)
+    if (t.pid !== process.pid && isAlive(t.pid) && !(rec && startedAfter(t.pid, rec.t))) continue;
     if (!rec || rec.final !== final || !tmpName.endsWith(`-${final}`)) continue;
     const other = path.join(dir, tmpName);
     const st = await lstatOrUndefined(fsPath(other));

@@ -26,6 +26,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { hostId } from '../../scanner/names.js';
 import { appendOwn, readSmallFile } from '../common/small-file.js';
+import { startedAfter } from '../common/pid.js';
+
+export { startedAfter };
 
 /** A journal of 10,000 parts is under 1 MiB: anything bigger is not one. */
 const JOURNAL_MAX_BYTES = 4 * 1024 * 1024;
@@ -178,25 +181,6 @@ export function isAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
-
-/**
- * Linux: whether process `pid` started after `tMs` (ms since the epoch), from /proc — then it is
- * not the process that wrote at `tMs`, only one that got its pid later (containers hand out the
- * same small pids run after run). False when unknown.
- */
-export function startedAfter(pid: number, tMs: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[19]); // field 22, starttime: clock ticks after boot
-    const btime = Number(/^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'))?.[1]);
-    if (!Number.isFinite(ticks) || !Number.isFinite(btime)) return false;
-    // USER_HZ is 100 on every Linux ABI Node runs on; 2 s of slack for btime's rounding
-    return (btime + ticks / 100) * 1000 > tMs + 2000;
-  } catch {
-    return false;
   }
 }
 
