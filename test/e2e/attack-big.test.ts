@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cli, tempDir } from '../support/cli.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { UploadJournals } from '../../src/stores/s3/resume.js';
+import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 import { createTestBucket, removeTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const endpoint = s3TestEndpoint();
@@ -352,4 +353,43 @@ describe.skipIf(!endpoint || process.platform !== 'linux')('attack: the pid of a
     expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
     expect(fs.readdirSync(dest)).toEqual(['big.bin']);
   });
+});
+
+describe('attack: what sits at the hf xorb journal\'s name in the cache', () => {
+  let server: HfTestServer;
+  let hfWork: string;
+  beforeAll(async () => {
+    server = await startHfServer();
+    server.createBucket('tester/atk2');
+    hfWork = tempDir('bucketsync-atk2-hf-');
+  });
+  afterAll(async () => {
+    await server?.close();
+    if (hfWork) fs.rmSync(hfWork, { recursive: true, force: true });
+  });
+  const cases: [string, (file: string, outside: string) => void][] = [
+    ['a fifo', (f) => execFileSync('mkfifo', [f])],
+    ['a symlink to a file outside the cache', (f, outside) => fs.symlinkSync(outside, f)],
+  ];
+  for (const [what, plant] of cases) {
+    it(`a journal that is ${what}: the Xet upload neither hangs nor writes through it, byte-identical`, async () => {
+      const slug = what.replace(/[^a-z]+/g, '-');
+      const dir = path.join(hfWork, slug);
+      const src = path.join(dir, 'src');
+      const cache = path.join(dir, 'cache');
+      fs.mkdirSync(src, { recursive: true });
+      fs.mkdirSync(cache, { recursive: true });
+      const buf = randomBuffer(95 + what.length, 66 * MiB); // above the 64 MiB Xet uploader threshold
+      fs.writeFileSync(path.join(src, 'ckpt.bin'), buf);
+      const outside = path.join(dir, 'victim.txt');
+      fs.writeFileSync(outside, 'precious\n');
+      plant(path.join(cache, 'hf-xorbs-v1.log'), outside);
+      const env = { HF_ENDPOINT: server.url, HF_TOKEN: 'hf_test_token', HF_HOME: path.join(dir, 'home'), BUCKETSYNC_CACHE_DIR: cache };
+      const r = await cli(['sync', src, `hf://buckets/tester/atk2/${slug}`, '--no-progress'], { env, timeoutMs: 100_000 });
+      expect(r.signal, `hung (killed after 100 s):\n${r.stderr}`).toBe(null);
+      expect(r.code, r.stderr).toBe(0);
+      expect(fs.readFileSync(outside, 'utf8')).toBe('precious\n');
+      expect(md5(await server.readFile('tester/atk2', `${slug}/ckpt.bin`))).toBe(md5(buf));
+    }, 120_000);
+  }
 });
