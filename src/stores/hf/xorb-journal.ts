@@ -18,6 +18,10 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { openAppendOwn, readSmallFile } from '../common/small-file.js';
+
+/** Far above what the journal holds between compactions: anything bigger is not one. */
+const JOURNAL_MAX_BYTES = 64 * 1024 * 1024;
 
 export const JOURNAL_FILE = 'hf-xorbs-v1.log';
 /** Entries trusted for this long (the CAS keeps unreferenced xorbs at least this long). */
@@ -77,7 +81,7 @@ export class XorbJournal {
     if (!this.file) return;
     let text: string;
     try {
-      text = fs.readFileSync(this.file, 'utf8');
+      text = readSmallFile(this.file, JOURNAL_MAX_BYTES);
     } catch {
       return; // none yet (or unreadable: appends will say)
     }
@@ -111,7 +115,7 @@ export class XorbJournal {
     try {
       if (this.fd === undefined) {
         fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
-        this.fd = fs.openSync(this.file, 'a', 0o600);
+        this.fd = openAppendOwn(this.file);
       }
       fs.writeSync(this.fd, line);
     } catch {

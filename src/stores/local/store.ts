@@ -37,6 +37,7 @@ import { mtimeMsFromNs, scanLocal, type LocalFileEntry } from '../../scanner/sca
 import { displayName, fsPath, hostId, isTempName, parseTempName, tempNameFor } from '../../scanner/names.js';
 import { scanLocalInWorker } from '../../scanner/worker-scan.js';
 import { foldCase, isCaseInsensitiveDir, probeCaseInsensitive } from './case-fold.js';
+import { startedAfter } from '../common/pid.js';
 import { DestDirs, InTheWayError, emptyTree, inFolder, lstatOrUndefined, type Dir } from './dest-dirs.js';
 
 export { InTheWayError } from './dest-dirs.js';
@@ -241,10 +242,10 @@ export class LocalStore implements Store {
         const rec: PartialRecord = { v: 1, final: name, version, size: source.size, t: Date.now() };
         const fh = await fsp.open(fsPath(tmp), 'wx');
         await fh.close();
-        await fsp.writeFile(fsPath(`${tmp}${PARTIAL_SUFFIX}`), `${JSON.stringify(rec)}\n`, { mode: 0o600 });
+        await fsp.writeFile(fsPath(`${tmp}${PARTIAL_SUFFIX}`), `${JSON.stringify(rec)}\n`, { mode: 0o600, flag: 'wx' });
         input = await source.open();
       }
-      const fh = await fsp.open(fsPath(tmp), 'r+');
+      const fh = await openOwnFile(fsPath(tmp));
       let out: fs.WriteStream;
       try {
         await fh.truncate(offset);
@@ -296,7 +297,7 @@ export class LocalStore implements Store {
     if (!rec) {
       const fh = await fsp.open(fsPath(tmp), 'wx');
       await fh.close();
-      await fsp.writeFile(fsPath(`${tmp}${PARTIAL_SUFFIX}`), `${JSON.stringify({ ...base, parts: { partSize: 0, done: [] } })}\n`, { mode: 0o600 });
+      await fsp.writeFile(fsPath(`${tmp}${PARTIAL_SUFFIX}`), `${JSON.stringify({ ...base, parts: { partSize: 0, done: [] } })}\n`, { mode: 0o600, flag: 'wx' });
     }
     let r: { resumed: number } | undefined;
     try {
@@ -306,7 +307,7 @@ export class LocalStore implements Store {
           // Rewritten in place with one write (the list only grows): a kill at any point leaves
           // the old record or the new one, never an empty or torn one.
           const text = Buffer.from(`${JSON.stringify({ ...base, parts: p })}\n`);
-          const fh = await fsp.open(fsPath(`${tmp}${PARTIAL_SUFFIX}`), 'r+');
+          const fh = await openOwnFile(fsPath(`${tmp}${PARTIAL_SUFFIX}`));
           try {
             await fh.write(text, 0, text.length, 0);
             await fh.truncate(text.length);
@@ -682,6 +683,23 @@ function readPartialRecord(file: string): PartialRecord | undefined {
   }
 }
 
+/**
+ * Opens a temporary file or record of ours for writing, without following a link, and only a
+ * regular file of its own (one link): one swapped mid-run for a symlink or a hard link to a file
+ * outside the destination is never written through.
+ */
+async function openOwnFile(p: string | Buffer): Promise<fsp.FileHandle> {
+  const fh = await fsp.open(p, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.nlink !== 1) throw Object.assign(new Error('a temporary file of this download was replaced while it was being written'), { code: 'EREPLACED' });
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+  return fh;
+}
+
 async function removePartial(tmp: string): Promise<void> {
   await fsp.rm(fsPath(tmp), { force: true });
   await fsp.rm(fsPath(`${tmp}${PARTIAL_SUFFIX}`), { force: true });
@@ -711,8 +729,9 @@ async function adoptPartial(dir: string, final: string, version: string, size: n
     const tmpName = name.slice(0, -PARTIAL_SUFFIX.length);
     const t = parseTempName(tmpName);
     if (t === undefined || t.host !== hostId()) continue;
-    if (t.pid !== process.pid && isAlive(t.pid)) continue;
     const rec = readPartialRecord(path.join(dir, name));
+    // a live writer's, unless that pid now belongs to a process started after the record (pid reuse)
+    if (t.pid !== process.pid && isAlive(t.pid) && !(rec && startedAfter(t.pid, rec.t))) continue;
     if (!rec || rec.final !== final || !tmpName.endsWith(`-${final}`)) continue;
     const other = path.join(dir, tmpName);
     const st = await lstatOrUndefined(fsPath(other));
@@ -729,7 +748,7 @@ async function adoptPartial(dir: string, final: string, version: string, size: n
       continue;
     }
     await fsp.rename(fsPath(other), fsPath(tmp));
-    await fsp.writeFile(fsPath(`${tmp}${PARTIAL_SUFFIX}`), `${JSON.stringify({ ...rec, t: Date.now() })}\n`, { mode: 0o600 });
+    await fsp.writeFile(fsPath(`${tmp}${PARTIAL_SUFFIX}`), `${JSON.stringify({ ...rec, t: Date.now() })}\n`, { mode: 0o600, flag: 'wx' });
     await fsp.rm(fsPath(path.join(dir, name)), { force: true });
     adopted = { bytes: st!.size, rec };
   }

@@ -39,6 +39,7 @@
  */
 import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
+import { constants as fsc } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { transferHashPool } from '../../hashing/pool.js';
@@ -136,7 +137,16 @@ export async function downloadRanged(d: RangedDownload): Promise<{ resumed: numb
   const done = new Set<number>(
     d.progress && d.progress.partSize === plan.partSize ? d.progress.done.filter((i) => Number.isSafeInteger(i) && i >= 0 && i < plan.parts) : [],
   );
-  const fh = await fs.open(file, 'r+');
+  // Opened without following a link, and only a file of its own: a temporary file swapped for
+  // a link or a hard link to a file outside the destination is never written through.
+  const fh = await fs.open(file, fsc.O_RDWR | fsc.O_NOFOLLOW);
+  try {
+    const own = await fh.stat();
+    if (!own.isFile() || own.nlink !== 1) throw new Error(`${d.what}: the temporary file was replaced while downloading (not a file of its own)`);
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
   const ac = new AbortController();
   const onAbort = (): void => ac.abort(d.signal?.reason);
   d.signal?.addEventListener('abort', onAbort, { once: true });

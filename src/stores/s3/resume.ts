@@ -25,6 +25,13 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { hostId } from '../../scanner/names.js';
+import { appendOwn, readSmallFile } from '../common/small-file.js';
+import { startedAfter } from '../common/pid.js';
+
+export { startedAfter };
+
+/** A journal of 10,000 parts is under 1 MiB: anything bigger is not one. */
+const JOURNAL_MAX_BYTES = 4 * 1024 * 1024;
 
 export const JOURNAL_VERSION = 1;
 
@@ -177,9 +184,9 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** Whether the writer of a journal may still be running (this host and its pid alive, or another host). */
+/** Whether the writer of a journal may still be running (this host and its pid alive — not a later process that reuses the pid —, or another host). */
 export function ownerMayBeAlive(intent: UploadIntent, maxAgeMs: number, now = Date.now()): boolean {
-  if (intent.host === hostId()) return intent.pid !== process.pid && isAlive(intent.pid);
+  if (intent.host === hostId()) return intent.pid !== process.pid && isAlive(intent.pid) && !startedAfter(intent.pid, intent.t);
   // Another machine sharing the cache folder: its process cannot be asked; trust its age.
   return now - intent.t < maxAgeMs;
 }
@@ -200,7 +207,7 @@ export class UploadJournals {
   read(key: string): ReadJournal {
     let text: string;
     try {
-      text = fs.readFileSync(this.fileFor(key), 'utf8');
+      text = readSmallFile(this.fileFor(key), JOURNAL_MAX_BYTES);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'none' };
       return { kind: 'corrupt', why: `it cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
@@ -228,7 +235,8 @@ export class UploadJournals {
 
   /** Takes over an existing journal: rewrites it whole, owned by this process. */
   adopt(journal: UploadJournal): void {
-    const intent: UploadIntent = { ...journal.intent, host: hostId(), pid: process.pid };
+    // `t` is now: the time this process took it over (ownerMayBeAlive compares it with its start)
+    const intent: UploadIntent = { ...journal.intent, host: hostId(), pid: process.pid, t: Date.now() };
     const lines = [JSON.stringify(intent)];
     if (journal.uploadId !== undefined) lines.push(JSON.stringify({ u: journal.uploadId }));
     for (const [p, v] of [...journal.parts].sort((a, b) => a[0] - b[0])) lines.push(JSON.stringify({ p, m: v.md5, s: v.size }));
@@ -240,15 +248,20 @@ export class UploadJournals {
   }
 
   uploadStarted(key: string, uploadId: string): void {
-    fs.appendFileSync(this.fileFor(key), `${JSON.stringify({ u: uploadId })}\n`, { mode: 0o600 });
+    appendOwn(this.fileFor(key), `${JSON.stringify({ u: uploadId })}\n`);
   }
 
   partStored(key: string, part: number, md5: string, size: number): void {
-    fs.appendFileSync(this.fileFor(key), `${JSON.stringify({ p: part, m: md5, s: size })}\n`, { mode: 0o600 });
+    appendOwn(this.fileFor(key), `${JSON.stringify({ p: part, m: md5, s: size })}\n`);
   }
 
+  /** Best effort: a folder (or anything else not removable) of a journal's name stays, and is never read as one. */
   remove(key: string): void {
-    fs.rmSync(this.fileFor(key), { force: true });
+    try {
+      fs.rmSync(this.fileFor(key), { force: true });
+    } catch {
+      // not a file: reads refuse it, begin() and adopt() cannot replace it (no journaling then)
+    }
   }
 
   /** Every journal of this endpoint and bucket (parsed), for the sweep of abandoned uploads. */
@@ -264,7 +277,7 @@ export class UploadJournals {
       const file = path.join(this.dir, name);
       let text: string;
       try {
-        text = fs.readFileSync(file, 'utf8');
+        text = readSmallFile(file, JOURNAL_MAX_BYTES);
       } catch {
         continue;
       }

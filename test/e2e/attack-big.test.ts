@@ -1,0 +1,395 @@
+/**
+ * Attack pass 2 on big files (issue 14), through the real CLI against RGW: hostile things done
+ * while a big download or upload is in progress or between an interrupted run and its re-run.
+ * Each case failed on the code before its fix.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, cli, tempDir } from '../support/cli.js';
+import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { UploadJournals } from '../../src/stores/s3/resume.js';
+import { startHfServer, type HfTestServer } from '../hf-server/index.js';
+import { createTestBucket, removeTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
+
+const endpoint = s3TestEndpoint();
+const MiB = 1024 * 1024;
+const PART = 5 * MiB;
+const SIZE = 2 * PART + MiB + 17; // 3 parts, above the 8 MiB resume threshold
+const T0 = 1_700_000_000;
+
+let raw: S3Client;
+let bucket: string;
+let work: string;
+const proxies: FaultProxy[] = [];
+
+beforeAll(async () => {
+  if (!endpoint) return;
+  raw = s3TestClient();
+  bucket = await createTestBucket('atk2-big');
+  work = tempDir('bucketsync-atk2-');
+});
+afterAll(async () => {
+  for (const p of proxies) await p.close();
+  if (raw && bucket) await removeTestBucket(raw, bucket);
+  raw?.destroy();
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
+const rangeStart = (range: string | undefined): number => Number(/^bytes=(\d+)-/.exec(range ?? '')?.[1] ?? -1);
+
+/** A multipart object of `buf` in 5 MiB parts with its part size recorded, as bucketsync writes them. */
+async function putMultipart(key: string, buf: Buffer): Promise<void> {
+  const created = await raw.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { 'part-size': String(PART), mtime: String(T0) } }));
+  const parts: { PartNumber: number; ETag: string }[] = [];
+  for (let i = 0, at = 0; at < buf.length; i++, at += PART) {
+    const r = await raw.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: created.UploadId, PartNumber: i + 1, Body: buf.subarray(at, Math.min(buf.length, at + PART)) }));
+    parts.push({ PartNumber: i + 1, ETag: r.ETag! });
+  }
+  await raw.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: created.UploadId, MultipartUpload: { Parts: parts } }));
+}
+
+function tmpName(dest: string): string | undefined {
+  if (!fs.existsSync(dest)) return undefined;
+  return fs.readdirSync(dest).find((n) => n.startsWith('.bucketsync-tmp-') && !n.endsWith('.resume'));
+}
+
+/** Runs the CLI in the background, calling `poll` every 5 ms until it returns true. */
+async function runWhile(args: string[], env: Record<string, string>, poll: () => boolean): Promise<{ code: number | null; stderr: string; fired: boolean }> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...s3TestEnv(), ...env } });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const closed = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  let fired = false;
+  const timer = setInterval(() => {
+    if (!fired) {
+      try {
+        fired = poll();
+      } catch {
+        /* raced with the CLI: try again */
+      }
+    }
+  }, 5);
+  const giveUp = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  const code = await closed;
+  clearInterval(timer);
+  clearTimeout(giveUp);
+  return { code, stderr, fired };
+}
+
+describe.skipIf(!endpoint)('attack: a big download\'s temporary file or record swapped for a link mid-run', () => {
+  it('the temporary file swapped for a symlink to a file outside the destination (while the HEAD is in flight): the outside file is untouched', async () => {
+    const buf = randomBuffer(71, SIZE);
+    await putMultipart('swap-tmp/big.bin', buf);
+    const dest = path.join(work, 'swap-tmp-dest');
+    const outside = path.join(work, 'swap-tmp-victim.txt');
+    fs.writeFileSync(outside, 'precious\n');
+    const cache = path.join(work, 'cache-swap-tmp');
+    // holds the HEAD bucketsync sends just before it opens the temporary file (once it exists)
+    const proxy = await startFaultProxy({
+      target: endpoint!,
+      seed: 1,
+      rate: 1,
+      kinds: ['stall'],
+      stallMs: 2500,
+      match: (r) => r.method === 'HEAD' && r.url.includes('/big.bin') && tmpName(dest) !== undefined,
+      lifetimeMs: 120_000,
+    });
+    proxies.push(proxy);
+    const run = await runWhile(['sync', `s3://${bucket}/swap-tmp`, dest, '--endpoint-url', proxy.url, '--no-progress'], { BUCKETSYNC_CACHE_DIR: cache }, () => {
+      const t = tmpName(dest);
+      if (!t || !fs.existsSync(path.join(dest, `${t}.resume`))) return false;
+      const p = path.join(dest, t);
+      fs.rmSync(p);
+      fs.symlinkSync(outside, p);
+      return true;
+    });
+    expect(run.fired, run.stderr).toBe(true);
+    expect(fs.readFileSync(outside, 'utf8'), `written through the link (exit ${run.code}):\n${run.stderr}`).toBe('precious\n');
+    expect([0, 1], run.stderr).toContain(run.code);
+    expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    // a re-run converges
+    proxy.setRate(0);
+    const again = await cli(['sync', `s3://${bucket}/swap-tmp`, dest, '--endpoint-url', endpoint!, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache } });
+    expect(again.code, again.stderr).toBe(0);
+    expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
+    expect(fs.readFileSync(outside, 'utf8')).toBe('precious\n');
+  });
+
+  it('the .resume record swapped for a symlink to a file outside the destination between two parts: the outside file is untouched', async () => {
+    const buf = randomBuffer(72, SIZE);
+    await putMultipart('swap-rec/big.bin', buf);
+    const dest = path.join(work, 'swap-rec-dest');
+    const outside = path.join(work, 'swap-rec-victim.txt');
+    fs.writeFileSync(outside, 'precious\n');
+    const cache = path.join(work, 'cache-swap-rec');
+    // the first part arrives at once; the others are held 2.5 s
+    const proxy = await startFaultProxy({
+      target: endpoint!,
+      seed: 2,
+      rate: 1,
+      kinds: ['stall'],
+      stallMs: 2500,
+      match: (r) => r.method === 'GET' && r.url.includes('/big.bin') && rangeStart(r.headers.range as string | undefined) >= PART,
+      lifetimeMs: 120_000,
+    });
+    proxies.push(proxy);
+    const run = await runWhile(['sync', `s3://${bucket}/swap-rec`, dest, '--endpoint-url', proxy.url, '--no-progress'], { BUCKETSYNC_CACHE_DIR: cache }, () => {
+      const t = tmpName(dest);
+      if (!t) return false;
+      const rec = path.join(dest, `${t}.resume`);
+      const parsed = JSON.parse(fs.readFileSync(rec, 'utf8')) as { parts?: { done: number[] } };
+      if ((parsed.parts?.done.length ?? 0) < 1) return false;
+      fs.rmSync(rec);
+      fs.symlinkSync(outside, rec);
+      return true;
+    });
+    expect(run.fired, run.stderr).toBe(true);
+    expect(fs.readFileSync(outside, 'utf8'), `written through the link (exit ${run.code}):\n${run.stderr}`).toBe('precious\n');
+    expect([0, 1], run.stderr).toContain(run.code);
+    expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    proxy.setRate(0);
+    const again = await cli(['sync', `s3://${bucket}/swap-rec`, dest, '--endpoint-url', endpoint!, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache } });
+    expect(again.code, again.stderr).toBe(0);
+    expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
+    expect(fs.readFileSync(outside, 'utf8')).toBe('precious\n');
+  });
+});
+
+describe.skipIf(!endpoint)('attack: what sits at a multipart upload journal\'s name in the cache', () => {
+  const cases: [string, (file: string) => void][] = [
+    ['a fifo', (f) => execFileSync('mkfifo', [f])],
+    ['a symlink to /dev/zero', (f) => fs.symlinkSync('/dev/zero', f)],
+    ['a folder', (f) => fs.mkdirSync(f)],
+  ];
+  for (const [what, plant] of cases) {
+    it(`a journal that is ${what} neither hangs the upload (even SIGTERM could not stop it) nor fills its memory: uploaded whole, byte-identical`, async () => {
+      const slug = what.replace(/[^a-z]+/g, '-');
+      const src = path.join(work, `jr-${slug}`);
+      fs.mkdirSync(src);
+      const buf = randomBuffer(80 + what.length, 4 * PART + 123);
+      fs.writeFileSync(path.join(src, 'big.bin'), buf);
+      const cache = path.join(work, `cache-jr-${slug}`);
+      const dir = path.join(cache, 's3-uploads');
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      plant(new UploadJournals(dir, endpoint!, bucket).fileFor(`jr-${slug}/big.bin`));
+      const r = await cli(['sync', src, `s3://${bucket}/jr-${slug}`, '--endpoint-url', endpoint!, '--no-progress'], {
+        env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache, BUCKETSYNC_S3_PART_SIZE: String(PART) },
+        timeoutMs: 40_000,
+      });
+      expect(r.signal, `hung (killed after 40 s):\n${r.stderr}`).toBe(null);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      const dl = path.join(work, `jr-${slug}-back`);
+      const back = await cli(['sync', `s3://${bucket}/jr-${slug}`, dl, '--endpoint-url', endpoint!, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache } });
+      expect(back.code, back.stderr).toBe(0);
+      expect(md5(fs.readFileSync(path.join(dl, 'big.bin')))).toBe(md5(buf));
+    });
+  }
+});
+
+/** A Node older than 22.12 on PATH (Debian's Node 20, say): bin/bucketsync then hands over to the bundled Node 24 in a child process. */
+const oldNode = ((): string | undefined => {
+  try {
+    const v = execFileSync('node', ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim();
+    const [major, minor] = v.split('.').map(Number);
+    return major! < 22 || (major === 22 && minor! < 12) ? 'node' : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+describe.skipIf(!oldNode)('attack: kill -9 of bucketsync started by an older Node (the launcher hands over to Node 24)', () => {
+  it('the run it handed over to dies with it: nothing goes on writing to the destination after the kill', async () => {
+    const src = path.join(work, 'launcher-src');
+    const dest = path.join(work, 'launcher-dest');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'a.bin'), 'a');
+    // each operation is held 4 s before it starts: the kill comes first
+    const child = spawn(oldNode!, [BIN, 'sync', src, dest, '--no-progress'], {
+      stdio: 'ignore',
+      env: { ...process.env, BUCKETSYNC_CACHE_DIR: path.join(work, 'cache-launcher'), BUCKETSYNC_TEST_DELAY_MS: '4000' },
+    });
+    const closed = new Promise((r) => child.on('close', r));
+    // the handed-over run: the launcher's child
+    let runner: number | undefined;
+    for (let i = 0; i < 300 && runner === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      let out = '';
+      try {
+        out = execFileSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { encoding: 'utf8' }).trim();
+      } catch {
+        /* none yet: ps exits 1 */
+      }
+      if (out) runner = Number(out.split('\n')[0]);
+    }
+    expect(runner, 'the launcher started no child').toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 1000));
+    child.kill('SIGKILL');
+    await closed;
+    await new Promise((r) => setTimeout(r, 5000));
+    const alive = ((): boolean => {
+      try {
+        process.kill(runner!, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    })();
+    if (alive) process.kill(runner!, 'SIGKILL');
+    expect(alive, 'the handed-over run outlived kill -9 of the bucketsync process').toBe(false);
+    expect(fs.existsSync(path.join(dest, 'a.bin')), 'written after the kill').toBe(false);
+  }, 30_000);
+});
+
+describe.skipIf(!endpoint || process.platform !== 'linux')('attack: the pid of a killed upload reused by another process', () => {
+  it('a journal whose pid now belongs to a process started after it is resumed (not taken for a live writer), no upload left behind', async () => {
+    const src = path.join(work, 'pid-src');
+    fs.mkdirSync(src);
+    const buf = randomBuffer(90, 4 * PART + 99);
+    fs.writeFileSync(path.join(src, 'big.bin'), buf);
+    const cache = path.join(work, 'cache-pid');
+    const env = { BUCKETSYNC_CACHE_DIR: cache, BUCKETSYNC_S3_PART_SIZE: String(PART), BUCKETSYNC_S3_PART_CONCURRENCY: '1' };
+    // killed once a part is stored (the proxy holds every part from the 2nd on)
+    const proxy = await startFaultProxy({
+      target: endpoint!,
+      seed: 3,
+      rate: 1,
+      kinds: ['stall'],
+      stallMs: 20_000,
+      match: (r) => r.method === 'PUT' && /partNumber=([2-9])/.test(r.url),
+      lifetimeMs: 120_000,
+    });
+    proxies.push(proxy);
+    // journals are per endpoint: both runs go through the proxy
+    const journal = new UploadJournals(path.join(cache, 's3-uploads'), proxy.url, bucket).fileFor('pid/big.bin');
+    const parts = (): number => (fs.existsSync(journal) ? fs.readFileSync(journal, 'utf8').split('\n').filter((l) => l.startsWith('{"p":')).length : 0);
+    const child = spawn(process.execPath, [BIN, 'sync', src, `s3://${bucket}/pid`, '--endpoint-url', proxy.url, '--no-progress'], {
+      stdio: 'ignore',
+      env: { ...process.env, ...s3TestEnv(), ...env },
+    });
+    const closed = new Promise((r) => child.on('close', r));
+    for (let i = 0; i < 3000 && parts() < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGKILL');
+    await closed;
+    expect(parts()).toBeGreaterThanOrEqual(1);
+    proxy.setRate(0);
+    // a process started later gets the dead writer's pid (as in a container, run after run)
+    await new Promise((r) => setTimeout(r, 2600));
+    const squatter = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const lines = fs.readFileSync(journal, 'utf8').split('\n');
+      lines[0] = JSON.stringify({ ...(JSON.parse(lines[0]!) as object), pid: squatter.pid });
+      fs.writeFileSync(journal, lines.join('\n'));
+      const r = await cli(['sync', src, `s3://${bucket}/pid`, '--endpoint-url', proxy.url, '--no-progress'], { env: { ...s3TestEnv(), ...env } });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/Resumed: big\.bin/);
+    } finally {
+      squatter.kill('SIGKILL');
+    }
+    const uploads = await raw.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'pid/' }));
+    expect(uploads.Uploads ?? []).toEqual([]);
+    const dl = path.join(work, 'pid-back');
+    const back = await cli(['sync', `s3://${bucket}/pid`, dl, '--endpoint-url', endpoint!, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache } });
+    expect(back.code, back.stderr).toBe(0);
+    expect(md5(fs.readFileSync(path.join(dl, 'big.bin')))).toBe(md5(buf));
+  });
+});
+
+describe.skipIf(!endpoint || process.platform !== 'linux')('attack: the pid of a killed download reused by another process', () => {
+  it('a partial download whose pid now belongs to a process started after it is continued, not left behind as a live run\'s', async () => {
+    const buf = randomBuffer(91, SIZE);
+    await putMultipart('pid-dl/big.bin', buf);
+    const dest = path.join(work, 'pid-dl-dest');
+    const cache = path.join(work, 'cache-pid-dl');
+    // the first part arrives; the others are held until the run is killed
+    const proxy = await startFaultProxy({
+      target: endpoint!,
+      seed: 4,
+      rate: 1,
+      kinds: ['stall'],
+      stallMs: 20_000,
+      match: (r) => r.method === 'GET' && r.url.includes('/big.bin') && rangeStart(r.headers.range as string | undefined) >= PART,
+      lifetimeMs: 120_000,
+    });
+    proxies.push(proxy);
+    const child = spawn(process.execPath, [BIN, 'sync', `s3://${bucket}/pid-dl`, dest, '--endpoint-url', proxy.url, '--no-progress'], {
+      stdio: 'ignore',
+      env: { ...process.env, ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache },
+    });
+    const closed = new Promise((r) => child.on('close', r));
+    const done = (): number => {
+      const t = tmpName(dest);
+      try {
+        return t ? (JSON.parse(fs.readFileSync(path.join(dest, `${t}.resume`), 'utf8')) as { parts?: { done: number[] } }).parts?.done.length ?? 0 : 0;
+      } catch {
+        return 0;
+      }
+    };
+    for (let i = 0; i < 3000 && done() < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGKILL');
+    await closed;
+    proxy.setRate(0);
+    expect(done()).toBe(1);
+    // a process started later gets the dead run's pid: the partial file and record are renamed to it
+    await new Promise((r) => setTimeout(r, 2600));
+    const squatter = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const t = tmpName(dest)!;
+      const renamed = t.replace(/^(\.bucketsync-tmp-[0-9a-f]+-)\d+-/, `$1${squatter.pid}-`);
+      expect(renamed).not.toBe(t);
+      fs.renameSync(path.join(dest, `${t}.resume`), path.join(dest, `${renamed}.resume`));
+      fs.renameSync(path.join(dest, t), path.join(dest, renamed));
+      const r = await cli(['sync', `s3://${bucket}/pid-dl`, dest, '--endpoint-url', endpoint!, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache } });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/Resumed: big\.bin/);
+    } finally {
+      squatter.kill('SIGKILL');
+    }
+    expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
+    expect(fs.readdirSync(dest)).toEqual(['big.bin']);
+  });
+});
+
+describe('attack: what sits at the hf xorb journal\'s name in the cache', () => {
+  let server: HfTestServer;
+  let hfWork: string;
+  beforeAll(async () => {
+    server = await startHfServer();
+    server.createBucket('tester/atk2');
+    hfWork = tempDir('bucketsync-atk2-hf-');
+  });
+  afterAll(async () => {
+    await server?.close();
+    if (hfWork) fs.rmSync(hfWork, { recursive: true, force: true });
+  });
+  const cases: [string, (file: string, outside: string) => void][] = [
+    ['a fifo', (f) => execFileSync('mkfifo', [f])],
+    ['a symlink to a file outside the cache', (f, outside) => fs.symlinkSync(outside, f)],
+  ];
+  for (const [what, plant] of cases) {
+    it(`a journal that is ${what}: the Xet upload neither hangs nor writes through it, byte-identical`, async () => {
+      const slug = what.replace(/[^a-z]+/g, '-');
+      const dir = path.join(hfWork, slug);
+      const src = path.join(dir, 'src');
+      const cache = path.join(dir, 'cache');
+      fs.mkdirSync(src, { recursive: true });
+      fs.mkdirSync(cache, { recursive: true });
+      const buf = randomBuffer(95 + what.length, 66 * MiB); // above the 64 MiB Xet uploader threshold
+      fs.writeFileSync(path.join(src, 'ckpt.bin'), buf);
+      const outside = path.join(dir, 'victim.txt');
+      fs.writeFileSync(outside, 'precious\n');
+      plant(path.join(cache, 'hf-xorbs-v1.log'), outside);
+      const env = { HF_ENDPOINT: server.url, HF_TOKEN: 'hf_test_token', HF_HOME: path.join(dir, 'home'), BUCKETSYNC_CACHE_DIR: cache };
+      const r = await cli(['sync', src, `hf://buckets/tester/atk2/${slug}`, '--no-progress'], { env, timeoutMs: 100_000 });
+      expect(r.signal, `hung (killed after 100 s):\n${r.stderr}`).toBe(null);
+      expect(r.code, r.stderr).toBe(0);
+      expect(fs.readFileSync(outside, 'utf8')).toBe('precious\n');
+      expect(md5(await server.readFile('tester/atk2', `${slug}/ckpt.bin`))).toBe(md5(buf));
+    }, 120_000);
+  }
+});
