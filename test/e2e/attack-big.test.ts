@@ -367,6 +367,38 @@ describe('attack: what sits at the hf xorb journal\'s name in the cache', () => 
     await server?.close();
     if (hfWork) fs.rmSync(hfWork, { recursive: true, force: true });
   });
+  it('a big download\'s temporary file swapped for a symlink to a file outside the destination while the Hub answer is held: the outside file is untouched', async () => {
+    const dir = path.join(hfWork, 'swap-dl');
+    const src = path.join(dir, 'src');
+    const dest = path.join(dir, 'dest');
+    fs.mkdirSync(src, { recursive: true });
+    const buf = randomBuffer(97, 20 * MiB + 5); // above the 16 MiB threshold of the worker-written download
+    fs.writeFileSync(path.join(src, 'ckpt.bin'), buf);
+    const outside = path.join(dir, 'victim.txt');
+    fs.writeFileSync(outside, 'precious\n');
+    const env = { HF_ENDPOINT: server.url, HF_TOKEN: 'hf_test_token', HF_HOME: path.join(dir, 'home'), BUCKETSYNC_CACHE_DIR: path.join(dir, 'cache') };
+    const up = await cli(['sync', src, 'hf://buckets/tester/atk2/swap-dl', '--no-progress'], { env });
+    expect(up.code, up.stderr).toBe(0);
+    // the file's resolve (asked once the temporary file and its record exist) waits 2 s
+    server.injectFault({ route: 'resolve', status: 503, retryAfter: 2, pathIncludes: 'swap-dl/ckpt.bin' });
+    const run = await runWhile(['sync', 'hf://buckets/tester/atk2/swap-dl', dest, '--no-progress'], env, () => {
+      const t = tmpName(dest);
+      if (!t || !fs.existsSync(path.join(dest, `${t}.resume`))) return false;
+      const p = path.join(dest, t);
+      fs.rmSync(p);
+      fs.symlinkSync(outside, p);
+      return true;
+    });
+    expect(run.fired, run.stderr).toBe(true);
+    expect(fs.readFileSync(outside, 'utf8'), `written through the link (exit ${run.code}):\n${run.stderr}`).toBe('precious\n');
+    expect([0, 1], run.stderr).toContain(run.code);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+    const again = await cli(['sync', 'hf://buckets/tester/atk2/swap-dl', dest, '--no-progress'], { env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(md5(fs.readFileSync(path.join(dest, 'ckpt.bin')))).toBe(md5(buf));
+    expect(fs.readFileSync(outside, 'utf8')).toBe('precious\n');
+  }, 120_000);
+
   const cases: [string, (file: string, outside: string) => void][] = [
     ['a fifo', (f) => execFileSync('mkfifo', [f])],
     ['a symlink to a file outside the cache', (f, outside) => fs.symlinkSync(outside, f)],

@@ -27,6 +27,7 @@ import { compareCodePoints } from '../../manifest/order.js';
 import { skippedEntry, xetIdentity, type FileEntry } from '../../types.js';
 import { XetStreamVerifier } from '../../hashing/xet-verify.js';
 import { isRepresentableMtime } from '../common/mtime.js';
+import { openOwnFile } from '../common/own-file.js';
 import {
   RetryableError,
   StaleError,
@@ -486,7 +487,8 @@ export class HfStore implements Store {
       if (xetIdentity(info.xet?.hash) !== etag) throw new StaleError(`${this.display}/${rel} changed since the plan was made`);
       const xetHash = info.xet?.hash;
       if (!xetHash || !/^[0-9a-f]{64}$/i.test(xetHash) || info.size < VERIFY_IN_WORKER || !bigDownloadAvailable()) return undefined;
-      const fh = await fsp.open(file, 'r+');
+      // never through a link, only a file of its own (src/stores/common/own-file.ts)
+      const fh = await openOwnFile(file);
       let prefix: number;
       try {
         prefix = resumablePrefix(progress, (await fh.stat()).size, info.size);
@@ -496,17 +498,23 @@ export class HfStore implements Store {
         throw e;
       }
       if (prefix > 0) {
-        await fh.close();
-        // Continued: the rest streamed, verified with the prefix read back (as readFrom).
-        const blob = await downloadFile({ ...common, downloadInfo: info, parallelDownloads: { maxInFlightBytes: DOWNLOAD_BUDGET } });
-        if (!blob) throw new StaleError(`${this.display}/${rel} no longer exists`);
-        const body = Readable.fromWeb(blob.slice(prefix, info.size).stream() as unknown as NodeReadableStream<Uint8Array>);
-        const verified = this.verifyingXet(body, info.size, xetHash, rel, { file, bytes: prefix });
-        opts.onBytes?.(prefix, true);
-        // 'r+': never creates the file (the destination made it and removes it on failure).
-        const written = pipelineAsync(verified, fs.createWriteStream(file, { flags: 'r+', start: prefix }), ...(opts.signal ? [{ signal: opts.signal }] : []));
-        const onBytes = opts.onBytes;
-        if (onBytes) verified.on('data', (d: Buffer) => onBytes(d.length)); // the pipe is attached: nothing flows past it
+        // Continued: the rest streamed, verified with the prefix read back (as readFrom), into
+        // the file opened above (never created or reopened by name here).
+        let written: Promise<void>;
+        try {
+          const blob = await downloadFile({ ...common, downloadInfo: info, parallelDownloads: { maxInFlightBytes: DOWNLOAD_BUDGET } });
+          if (!blob) throw new StaleError(`${this.display}/${rel} no longer exists`);
+          const body = Readable.fromWeb(blob.slice(prefix, info.size).stream() as unknown as NodeReadableStream<Uint8Array>);
+          const verified = this.verifyingXet(body, info.size, xetHash, rel, { file, bytes: prefix });
+          opts.onBytes?.(prefix, true);
+          // the stream owns the handle from here: it closes it when it ends or fails
+          written = pipelineAsync(verified, fh.createWriteStream({ start: prefix }), ...(opts.signal ? [{ signal: opts.signal }] : []));
+          const onBytes = opts.onBytes;
+          if (onBytes) verified.on('data', (d: Buffer) => onBytes(d.length)); // the pipe is attached: nothing flows past it
+        } catch (e) {
+          await fh.close();
+          throw e;
+        }
         await written;
         return { resumed: prefix };
       }
@@ -562,7 +570,8 @@ export class HfStore implements Store {
     let prefixDone: Promise<void> | undefined =
       prefix && hasher
         ? (async () => {
-            const fh = await fsp.open(prefix.file, 'r');
+            // not through a link, and a fifo swapped in cannot block the open
+            const fh = await fsp.open(prefix.file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
             try {
               const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
               for (let at = 0; at < prefix.bytes; ) {

@@ -37,6 +37,7 @@ import { mtimeMsFromNs, scanLocal, type LocalFileEntry } from '../../scanner/sca
 import { displayName, fsPath, hostId, isTempName, parseTempName, tempNameFor } from '../../scanner/names.js';
 import { scanLocalInWorker } from '../../scanner/worker-scan.js';
 import { foldCase, isCaseInsensitiveDir, probeCaseInsensitive } from './case-fold.js';
+import { openOwnFile } from '../common/own-file.js';
 import { startedAfter } from '../common/pid.js';
 import { DestDirs, InTheWayError, emptyTree, inFolder, lstatOrUndefined, type Dir } from './dest-dirs.js';
 
@@ -681,23 +682,6 @@ function readPartialRecord(file: string): PartialRecord | undefined {
   } catch {
     return undefined;
   }
-}
-
-/**
- * Opens a temporary file or record of ours for writing, without following a link, and only a
- * regular file of its own (one link): one swapped mid-run for a symlink or a hard link to a file
- * outside the destination is never written through.
- */
-async function openOwnFile(p: string | Buffer): Promise<fsp.FileHandle> {
-  const fh = await fsp.open(p, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW);
-  try {
-    const st = await fh.stat();
-    if (!st.isFile() || st.nlink !== 1) throw Object.assign(new Error('a temporary file of this download was replaced while it was being written'), { code: 'EREPLACED' });
-  } catch (err) {
-    await fh.close();
-    throw err;
-  }
-  return fh;
 }
 
 async function removePartial(tmp: string): Promise<void> {

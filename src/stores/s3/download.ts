@@ -39,13 +39,13 @@
  */
 import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
-import { constants as fsc } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { transferHashPool } from '../../hashing/pool.js';
 import { RetryableError, type RangedProgress } from '../store.js';
 import type { GetObjectResult, RawGetTarget } from './api.js';
 import { RawConnection, RawFallback } from './raw-get.js';
+import { openOwnFile } from '../common/own-file.js';
 
 export interface RangedPlan {
   /** Unquoted, lower case: `<md5 of part md5s>-<n>`. */
@@ -139,14 +139,7 @@ export async function downloadRanged(d: RangedDownload): Promise<{ resumed: numb
   );
   // Opened without following a link, and only a file of its own: a temporary file swapped for
   // a link or a hard link to a file outside the destination is never written through.
-  const fh = await fs.open(file, fsc.O_RDWR | fsc.O_NOFOLLOW);
-  try {
-    const own = await fh.stat();
-    if (!own.isFile() || own.nlink !== 1) throw new Error(`${d.what}: the temporary file was replaced while downloading (not a file of its own)`);
-  } catch (err) {
-    await fh.close();
-    throw err;
-  }
+  const fh = await openOwnFile(file, `${d.what}: the temporary file`);
   const ac = new AbortController();
   const onAbort = (): void => ac.abort(d.signal?.reason);
   d.signal?.addEventListener('abort', onAbort, { once: true });
