@@ -192,11 +192,6 @@ export class RangeConnection {
     this.maxHead = Math.min(MAX_HEADER_BYTES, target.maxHeaderBytes ?? MAX_HEADER_BYTES);
   }
 
-  /** Whether a request may be sent (none in flight). */
-  get idle(): boolean {
-    return this.active === undefined;
-  }
-
   /** Whether a connection is kept open for the next request. */
   get kept(): boolean {
     return this.active === undefined && this.socket !== undefined;
