@@ -1,5 +1,5 @@
 /**
- * The lean reader of big S3 downloads over plain http (src/stores/s3/raw-get.ts) against a
+ * The lean reader of big S3 downloads over plain http (src/stores/common/range-reader.ts) against a
  * hostile server, end to end through the CLI. A tiny node:net HTTP server stands in front of
  * RGW: it forwards every request (HEAD, listings, whole-object GETs) to RGW, and answers the
  * ranged GETs of the object itself, from the object's bytes, correctly — except for one part,

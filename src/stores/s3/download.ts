@@ -16,7 +16,7 @@
  * (`onPart`), so an interrupted download (kill -9, lost network) continues with the missing
  * parts only, and the parts it kept are hashed from the file again before the final check.
  *
- * Transport: over a plain `http:` endpoint each range is read by raw-get.ts (one socket per
+ * Transport: over a plain `http:` endpoint each range is read by common/range-reader.ts (one socket per
  * range in flight, read into one reused buffer, a strict HTTP/1.1 parser; measured 0.8–0.95 CPU s
  * per GiB of transport + writes against node:http's 2.4–4.1 here). Its bytes are written by
  * position as they arrive (one synchronous pwrite per socket read, at most 256 KiB) and copied
@@ -44,7 +44,7 @@ import type { Readable } from 'node:stream';
 import { transferHashPool } from '../../hashing/pool.js';
 import { RetryableError, type RangedProgress } from '../store.js';
 import type { GetObjectResult, RawGetTarget } from './api.js';
-import { RawConnection, RawFallback } from './raw-get.js';
+import { RangeConnection, RangeFallback } from '../common/range-reader.js';
 import { openOwnFile } from '../common/own-file.js';
 
 export interface RangedPlan {
@@ -121,7 +121,7 @@ export interface RangedDownload {
   /** One ranged GET (`bytes=a-b`), sent with If-Match on the plan's ETag by the caller. */
   get: (range: string, signal: AbortSignal) => Promise<GetObjectResult>;
   /**
-   * The same GET signed for the raw reader (raw-get.ts), or undefined when the endpoint is not
+   * The same GET signed for the raw reader (common/range-reader.ts), or undefined when the endpoint is not
    * plain http; absent: every range goes through `get`.
    */
   rawRequest?: (range: string) => Promise<RawGetTarget | undefined>;
@@ -145,7 +145,7 @@ export async function downloadRanged(d: RangedDownload): Promise<{ resumed: numb
   d.signal?.addEventListener('abort', onAbort, { once: true });
   const digests: (Promise<string> | undefined)[] = new Array(plan.parts);
   let recording: Promise<void> = Promise.resolve();
-  let openConns: RawConnection[] = [];
+  let openConns: RangeConnection[] = [];
   try {
     const st = await fh.stat();
     if (st.size !== plan.size) {
@@ -170,7 +170,7 @@ export async function downloadRanged(d: RangedDownload): Promise<{ resumed: numb
     };
     // The raw reader: idle connections, and the parts' shared buffers (free ones, waiters).
     let raw = RAW_GET && d.rawRequest !== undefined;
-    const conns: RawConnection[] = [];
+    const conns: RangeConnection[] = [];
     openConns = conns;
     const shared = !INLINE_MD5 && plan.partSize <= SHARED_PART_MAX && hashPool().mode === 'workers';
     const freeBufs: SharedArrayBuffer[] = [];
@@ -207,7 +207,7 @@ export async function downloadRanged(d: RangedDownload): Promise<{ resumed: numb
       const fd = fh.fd;
       let got = 0;
       let unreported = 0;
-      const conn = conns.pop() ?? new RawConnection(target);
+      const conn = conns.pop() ?? new RangeConnection(target);
       try {
         await conn.get({
           request: target,
@@ -232,7 +232,7 @@ export async function downloadRanged(d: RangedDownload): Promise<{ resumed: numb
       } catch (err) {
         conn.destroy();
         if (sab) giveBuf(sab);
-        if (err instanceof RawFallback && got === 0 && !ac.signal.aborted) {
+        if (err instanceof RangeFallback && got === 0 && !ac.signal.aborted) {
           raw = false; // this server's answers are the regular transport's business from now on
           return false;
         }
