@@ -7,7 +7,7 @@
 // script doing the same ranged GETs (node:http, same part size and concurrency) into a file and
 // nothing else (no hashing) — how far bucketsync is from what Node itself can do here; and a
 // 'node floor raw' column: the same script with its `raw` transport (net.connect + onread into
-// one reused buffer, hand-parsed HTTP/1.1: what bucketsync's raw-get.ts does over plain http).
+// one reused buffer, hand-parsed HTTP/1.1: what bucketsync's src/stores/common/range-reader.ts does over plain http).
 // Then bucketsync is SIGKILLed at about half of an upload and of a download and run again:
 // the bytes that went over the wire in both runs (counted by a TCP relay in front of RGW) and
 // whether the result is byte-identical, and how many incomplete multipart uploads are left.

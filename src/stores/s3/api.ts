@@ -57,7 +57,7 @@ export function serverDateOf(output: unknown): number | undefined {
   return typeof output === 'object' && output !== null ? serverDates.get(output) : undefined;
 }
 
-/** Where and what to send for one ranged GET by src/stores/s3/raw-get.ts. */
+/** Where and what to send for one ranged GET by src/stores/common/range-reader.ts. */
 export interface RawGetTarget {
   hostname: string;
   port: number;
@@ -82,7 +82,7 @@ export interface S3Api {
   uploadPart(input: Sdk.UploadPartCommandInput & { Body: Buffer; ContentMD5: string }, signal?: AbortSignal): Promise<{ ETag?: string | undefined }>;
   /** The SDK, loaded and built at the first call, for everything else. */
   sdk(): Promise<SdkHandle>;
-  /** A signed ranged GET for the lean reader of big downloads (raw-get.ts); plain http only. */
+  /** A signed ranged GET for the lean reader of big downloads (src/stores/common/range-reader.ts); plain http only. */
   rawGetRequest?(input: { Bucket: string; Key: string; Range: string; IfMatch?: string | undefined }): Promise<RawGetTarget | undefined>;
   destroy(): void;
 }

@@ -332,7 +332,7 @@ export class HttpApi implements S3Api {
   }
 
   /**
-   * A signed ranged GetObject for src/stores/s3/raw-get.ts (big downloads over plain `http:`
+   * A signed ranged GetObject for src/stores/common/range-reader.ts (big downloads over plain `http:`
    * only; undefined for https): where to connect, and the path and headers to send. Counted as
    * one GetObject.
    */
