@@ -120,6 +120,30 @@ describe('Xet range reader', () => {
     });
   }
 
+  it('an HTTP/1.0 answer is read, and its connection is not reused', async () => {
+    answer = ({ start, end }, s) => {
+      s.write(`HTTP/1.0 206 Partial Content\r\nContent-Length: ${end - start + 1}\r\nContent-Range: bytes ${start}-${end}/${data.length}\r\n\r\n`);
+      s.write(data.subarray(start, end + 1));
+    };
+    const before = connections;
+    expect(await readAll(0, 999)).toEqual(data.subarray(0, 1000));
+    expect(await readAll(7, 99)).toEqual(data.subarray(7, 100));
+    expect(connections - before).toBe(2);
+  });
+
+  it('a kept connection the server dropped meanwhile: the range is asked again on a fresh one, not declined', async () => {
+    answer = good;
+    for (const s of sockets) s.destroy(); // start from no kept connection
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await readAll(0, 999)).toEqual(data.subarray(0, 1000)); // one connection, now kept
+    const old = new Set(sockets);
+    const before = connections;
+    // the kept connection is closed by the server when the next request arrives on it, unanswered
+    answer = (r, s) => (old.has(s) ? s.destroy() : good(r, s));
+    expect(await readAll(10, 5000)).toEqual(data.subarray(10, 5001));
+    expect(connections - before).toBe(1);
+  });
+
   it('declines https, credentials in the URL, and a refused connection', async () => {
     expect(await openRange(new URL(`https://127.0.0.1:${port}/x`), 0, 10)).toBeUndefined();
     expect(await openRange(new URL(`http://u:p@127.0.0.1:${port}/x`), 0, 10)).toBeUndefined();
