@@ -23,6 +23,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, tempDir } from '../support/cli.js';
+import { quote, sleep, tmuxOn } from '../support/tmux.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
@@ -40,13 +41,7 @@ let work: string;
 let session = 0;
 const proxies: FaultProxy[] = [];
 
-function tmux(...args: string[]): string {
-  const r = spawnSync('tmux', ['-L', SOCKET, '-f', '/dev/null', ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`tmux ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
-const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const tmux = tmuxOn(SOCKET);
 
 /** Runs `bucketsync ARGS` in a fresh 120×30 tmux window and watches it until it exits. */
 async function inTerminal(args: string[], env: Record<string, string>): Promise<{ screen: string; snapshots: string[]; raw: string; exitCode: number }> {

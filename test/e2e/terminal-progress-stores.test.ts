@@ -27,6 +27,7 @@ import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, PutObj
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClient } from '../../src/stores/azure/client.js';
 import { BIN, tempDir } from '../support/cli.js';
+import { quote, sleep, tmuxOn } from '../support/tmux.js';
 import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
 import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
@@ -48,13 +49,7 @@ let work: string;
 let session = 0;
 const proxies: FaultProxy[] = [];
 
-function tmux(...args: string[]): string {
-  const r = spawnSync('tmux', ['-L', SOCKET, '-f', '/dev/null', ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`tmux ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
-const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const tmux = tmuxOn(SOCKET);
 
 interface TerminalRun {
   screen: string;

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, tempDir, writeTree } from '../support/cli.js';
+import { quote, sleep, tmuxOn } from '../support/tmux.js';
 
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 if (!hasTmux) process.stderr.write('terminal-progress tests skipped: the `tmux` binary is not installed (apt-get install tmux)\n');
@@ -19,14 +20,7 @@ const SOCKET = `bucketsync-test-${process.pid}`;
 const T0 = 1_700_000_000;
 const FILES = 300;
 
-function tmux(...args: string[]): string {
-  const r = spawnSync('tmux', ['-L', SOCKET, '-f', '/dev/null', ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`tmux ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
-
-const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const tmux = tmuxOn(SOCKET);
 
 interface TerminalRun {
   /** The screen after the command ended. */
