@@ -13,7 +13,7 @@ import { BIN, cli, tempDir } from '../support/cli.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { UploadJournals } from '../../src/stores/s3/resume.js';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
-import { createTestBucket, removeTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
+import { closeS3Suite, openS3Suite, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const endpoint = s3TestEndpoint();
 const MiB = 1024 * 1024;
@@ -27,17 +27,10 @@ let work: string;
 const proxies: FaultProxy[] = [];
 
 beforeAll(async () => {
-  if (!endpoint) return;
-  raw = s3TestClient();
-  bucket = await createTestBucket('atk2-big');
-  work = tempDir('bucketsync-atk2-');
+  const s = await openS3Suite('atk2-big');
+  if (s) ({ raw, bucket, work } = s);
 });
-afterAll(async () => {
-  for (const p of proxies) await p.close();
-  if (raw && bucket) await removeTestBucket(raw, bucket);
-  raw?.destroy();
-  if (work) fs.rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => closeS3Suite({ raw, bucket, work }, proxies));
 
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 const rangeStart = (range: string | undefined): number => Number(/^bytes=(\d+)-/.exec(range ?? '')?.[1] ?? -1);

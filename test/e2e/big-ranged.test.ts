@@ -18,9 +18,9 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cli, tempDir } from '../support/cli.js';
+import { BIN, cli } from '../support/cli.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
-import { createTestBucket, removeTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
+import { closeS3Suite, openS3Suite, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const endpoint = s3TestEndpoint();
 const MiB = 1024 * 1024;
@@ -35,17 +35,10 @@ let work: string;
 const proxies: FaultProxy[] = [];
 
 beforeAll(async () => {
-  if (!endpoint) return;
-  raw = s3TestClient();
-  bucket = await createTestBucket('big-ranged');
-  work = tempDir('bucketsync-big-ranged-');
+  const s = await openS3Suite('big-ranged');
+  if (s) ({ raw, bucket, work } = s);
 });
-afterAll(async () => {
-  for (const p of proxies) await p.close();
-  if (raw && bucket) await removeTestBucket(raw, bucket);
-  raw?.destroy();
-  if (work) fs.rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => closeS3Suite({ raw, bucket, work }, proxies));
 
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 const partRange = (i: number): string => `bytes=${i * PART}-${Math.min(SIZE, (i + 1) * PART) - 1}`;

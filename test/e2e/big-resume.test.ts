@@ -15,9 +15,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, UploadPartCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cli, tempDir } from '../support/cli.js';
+import { BIN, cli } from '../support/cli.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
-import { createTestBucket, removeTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
+import { closeS3Suite, openS3Suite, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const endpoint = s3TestEndpoint();
 const MiB = 1024 * 1024;
@@ -32,17 +32,10 @@ let work: string;
 const proxies: FaultProxy[] = [];
 
 beforeAll(async () => {
-  if (!endpoint) return;
-  raw = s3TestClient();
-  bucket = await createTestBucket('big-resume');
-  work = tempDir('bucketsync-big-resume-');
+  const s = await openS3Suite('big-resume');
+  if (s) ({ raw, bucket, work } = s);
 });
-afterAll(async () => {
-  for (const p of proxies) await p.close();
-  if (raw && bucket) await removeTestBucket(raw, bucket);
-  raw?.destroy();
-  if (work) fs.rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => closeS3Suite({ raw, bucket, work }, proxies));
 
 const isUploadPart = (method: string, url: string): boolean => method === 'PUT' && /[?&]partNumber=/.test(url) && /[?&]uploadId=/.test(url);
 

@@ -3,6 +3,9 @@
 //   const endpoint = s3TestEndpoint();
 //   describe.skipIf(!endpoint)('…', () => { … await createTestBucket('sync') … });
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
   AbortMultipartUploadCommand,
   CreateBucketCommand,
@@ -104,4 +107,26 @@ export function s3TestEnv(): Record<string, string> {
     AWS_EC2_METADATA_DISABLED: 'true',
     AWS_CA_BUNDLE: '',
   };
+}
+
+/** What a big-file suite against the test RGW works with: a client, its own bucket, a scratch folder. */
+export interface S3Suite {
+  raw: S3Client;
+  bucket: string;
+  work: string;
+}
+
+/** A suite's client, bucket (`name-…`) and scratch folder; undefined without a test S3 endpoint. */
+export async function openS3Suite(name: string): Promise<S3Suite | undefined> {
+  if (!s3TestEndpoint()) return undefined;
+  const raw = s3TestClient();
+  return { raw, bucket: await createTestBucket(name), work: fs.mkdtempSync(path.join(os.tmpdir(), `bucketsync-${name}-`)) };
+}
+
+/** Closes what the suite opened: its proxies, its bucket (emptied), its client and scratch folder. */
+export async function closeS3Suite(s: Partial<S3Suite>, proxies: { close(): Promise<void> }[]): Promise<void> {
+  for (const p of proxies) await p.close();
+  if (s.raw && s.bucket) await removeTestBucket(s.raw, s.bucket);
+  s.raw?.destroy();
+  if (s.work) fs.rmSync(s.work, { recursive: true, force: true });
 }
