@@ -23,6 +23,7 @@
  * Loaded through `await loadChunkHasher()` (once per thread: the native binding or the
  * WebAssembly module loads asynchronously).
  */
+import { createRequire } from 'node:module';
 import { createBLAKE3 } from 'hash-wasm';
 import { Hasher as Gear } from 'gearhash-jit';
 
@@ -75,8 +76,9 @@ export async function createChunkHasher(backend: Blake3Backend): Promise<ChunkHa
     };
   }
   try {
-    const { Blake3Hasher } = await import('@napi-rs/blake-hash');
-    const h = Blake3Hasher.newKeyed(Buffer.from(DATA_KEY));
+    const binding = loadNativeBinding();
+    if (!binding) return undefined;
+    const h = binding.Blake3Hasher.newKeyed(Buffer.from(DATA_KEY));
     const native: ChunkHasher = {
       backend,
       hash(data) {
@@ -93,6 +95,31 @@ export async function createChunkHasher(backend: Blake3Backend): Promise<ChunkHa
   } catch {
     return undefined;
   }
+}
+
+/** What bucketsync uses of a @napi-rs/blake-hash binding. */
+interface NativeBlake3 {
+  Blake3Hasher: { newKeyed(key: Buffer): { reset(): void; update(data: Uint8Array): void; digestBuffer(): Buffer } };
+}
+
+/**
+ * The prebuilt @napi-rs/blake-hash 1.3.6 bindings in package.json's optionalDependencies (npm
+ * installs the one for this platform and skips the others). Only the Linux x64 ones are listed:
+ * the registry these machines install from carries no others, and a lock file naming packages
+ * it cannot resolve breaks `npm ci`. Elsewhere chunks are hashed with WebAssembly.
+ */
+const NATIVE_PACKAGES = ['@napi-rs/blake-hash-linux-x64-gnu', '@napi-rs/blake-hash-linux-x64-musl'];
+
+function loadNativeBinding(): NativeBlake3 | undefined {
+  const require = createRequire(import.meta.url);
+  for (const name of NATIVE_PACKAGES) {
+    try {
+      return require(name) as NativeBlake3;
+    } catch {
+      // not installed here, or built for another libc
+    }
+  }
+  return undefined;
 }
 
 /** hash-wasm's keyed (DATA_KEY) BLAKE3 of the probe above. */
