@@ -185,15 +185,22 @@ describe.skipIf(!endpoint)('attack: what sits at a multipart upload journal\'s n
   }
 });
 
-/** A Node older than 22.12 on PATH (Debian's Node 20, say): bin/bucketsync then hands over to the bundled Node 24 in a child process. */
+/**
+ * A Node older than 22.12 on this machine (Debian's Node 20, say): bin/bucketsync then hands over
+ * to the bundled Node 24 in a child process. Looked for at the system paths as well as on PATH,
+ * since the test runner puts Node 24 first on PATH.
+ */
 const oldNode = ((): string | undefined => {
-  try {
-    const v = execFileSync('node', ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim();
-    const [major, minor] = v.split('.').map(Number);
-    return major! < 22 || (major === 22 && minor! < 12) ? 'node' : undefined;
-  } catch {
-    return undefined;
+  for (const candidate of ['/usr/bin/node', '/usr/local/bin/node', 'node']) {
+    try {
+      const v = execFileSync(candidate, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim();
+      const [major, minor] = v.split('.').map(Number);
+      if (major! < 22 || (major === 22 && minor! < 12)) return candidate;
+    } catch {
+      // not there
+    }
   }
+  return undefined;
 })();
 
 describe.skipIf(!oldNode)('attack: kill -9 of bucketsync started by an older Node (the launcher hands over to Node 24)', () => {
