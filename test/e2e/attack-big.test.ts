@@ -74,6 +74,21 @@ async function runWhile(args: string[], env: Record<string, string>, poll: () =>
   return { code, stderr, fired };
 }
 
+/** A run during which a file of the download was swapped for a link to `outside`: the swap happened, `outside` is untouched, the run ended in one clear line. */
+function expectLinkRefused(run: { code: number | null; stderr: string; fired: boolean }, outside: string): void {
+  expect(run.fired, run.stderr).toBe(true);
+  expect(fs.readFileSync(outside, 'utf8'), `written through the link (exit ${run.code}):\n${run.stderr}`).toBe('precious\n');
+  expect([0, 1], run.stderr).toContain(run.code);
+  expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+}
+
+/** The re-run after such a swap: exit 0, `file` holds `buf`, `outside` still untouched. */
+function expectConverged(again: { code: number | null; stderr: string }, file: string, buf: Buffer, outside: string): void {
+  expect(again.code, again.stderr).toBe(0);
+  expect(md5(fs.readFileSync(file))).toBe(md5(buf));
+  expect(fs.readFileSync(outside, 'utf8')).toBe('precious\n');
+}
+
 describe.skipIf(!endpoint)('attack: a big download\'s temporary file or record swapped for a link mid-run', () => {
   it('the temporary file swapped for a symlink to a file outside the destination (while the HEAD is in flight): the outside file is untouched', async () => {
     const buf = randomBuffer(71, SIZE);
@@ -101,16 +116,11 @@ describe.skipIf(!endpoint)('attack: a big download\'s temporary file or record s
       fs.symlinkSync(outside, p);
       return true;
     });
-    expect(run.fired, run.stderr).toBe(true);
-    expect(fs.readFileSync(outside, 'utf8'), `written through the link (exit ${run.code}):\n${run.stderr}`).toBe('precious\n');
-    expect([0, 1], run.stderr).toContain(run.code);
-    expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expectLinkRefused(run, outside);
     // a re-run converges
     proxy.setRate(0);
     const again = await cli(['sync', `s3://${bucket}/swap-tmp`, dest, '--endpoint-url', endpoint!, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache } });
-    expect(again.code, again.stderr).toBe(0);
-    expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
-    expect(fs.readFileSync(outside, 'utf8')).toBe('precious\n');
+    expectConverged(again, path.join(dest, 'big.bin'), buf, outside);
   });
 
   it('the .resume record swapped for a symlink to a file outside the destination between two parts: the outside file is untouched', async () => {
@@ -141,15 +151,10 @@ describe.skipIf(!endpoint)('attack: a big download\'s temporary file or record s
       fs.symlinkSync(outside, rec);
       return true;
     });
-    expect(run.fired, run.stderr).toBe(true);
-    expect(fs.readFileSync(outside, 'utf8'), `written through the link (exit ${run.code}):\n${run.stderr}`).toBe('precious\n');
-    expect([0, 1], run.stderr).toContain(run.code);
-    expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expectLinkRefused(run, outside);
     proxy.setRate(0);
     const again = await cli(['sync', `s3://${bucket}/swap-rec`, dest, '--endpoint-url', endpoint!, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache } });
-    expect(again.code, again.stderr).toBe(0);
-    expect(md5(fs.readFileSync(path.join(dest, 'big.bin')))).toBe(md5(buf));
-    expect(fs.readFileSync(outside, 'utf8')).toBe('precious\n');
+    expectConverged(again, path.join(dest, 'big.bin'), buf, outside);
   });
 });
 
@@ -389,14 +394,9 @@ describe('attack: what sits at the hf xorb journal\'s name in the cache', () => 
       fs.symlinkSync(outside, p);
       return true;
     });
-    expect(run.fired, run.stderr).toBe(true);
-    expect(fs.readFileSync(outside, 'utf8'), `written through the link (exit ${run.code}):\n${run.stderr}`).toBe('precious\n');
-    expect([0, 1], run.stderr).toContain(run.code);
-    expect(run.stderr).not.toMatch(/\n\s+at /);
+    expectLinkRefused(run, outside);
     const again = await cli(['sync', 'hf://buckets/tester/atk2/swap-dl', dest, '--no-progress'], { env });
-    expect(again.code, again.stderr).toBe(0);
-    expect(md5(fs.readFileSync(path.join(dest, 'ckpt.bin')))).toBe(md5(buf));
-    expect(fs.readFileSync(outside, 'utf8')).toBe('precious\n');
+    expectConverged(again, path.join(dest, 'ckpt.bin'), buf, outside);
   }, 120_000);
 
   const cases: [string, (file: string, outside: string) => void][] = [

@@ -12,12 +12,13 @@
  *   bucket's file changed in between, it starts over and gets the new content.
  */
 import { spawn } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cli, tempDir } from '../support/cli.js';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
+import { randomFile } from '../support/random.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 256 * MiB;
@@ -36,17 +37,6 @@ afterAll(async () => {
   await server?.close();
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
-
-/** `bytes` of random-looking content (AES-CTR keystream of `seed`): nothing dedups or compresses. */
-function randomFile(file: string, bytes: number, seed: number): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const c = createCipheriv('aes-128-ctr', Buffer.alloc(16, seed), Buffer.alloc(16, 1));
-  const fd = fs.openSync(file, 'w');
-  const zeros = Buffer.alloc(4 * MiB);
-  for (let off = 0; off < bytes; off += zeros.length) fs.writeSync(fd, c.update(zeros), 0, Math.min(zeros.length, bytes - off));
-  fs.closeSync(fd);
-  fs.utimesSync(file, 1_700_000_000, 1_700_000_000);
-}
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 

@@ -23,7 +23,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, tempDir } from '../support/cli.js';
-import { quote, sleep, tmuxOn } from '../support/tmux.js';
+import { quote, sleep, tmuxOn, untilExit } from '../support/tmux.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
@@ -53,19 +53,10 @@ async function inTerminal(args: string[], env: Record<string, string>): Promise<
   tmux('new-session', '-d', '-x', '120', '-y', '30', '-s', name, `read go; ${command}; echo "EXIT=$?"; sleep 600`);
   tmux('pipe-pane', '-t', name, '-o', `cat >> ${quote(rawFile)}`);
   tmux('send-keys', '-t', name, 'Enter');
-  const snapshots: string[] = [];
-  const deadline = Date.now() + 90_000;
-  let screen = '';
-  for (;;) {
-    screen = tmux('capture-pane', '-p', '-t', name);
-    if (/EXIT=\d+/.test(screen)) break;
-    snapshots.push(screen);
-    if (Date.now() > deadline) throw new Error(`the command did not finish in 90 s; screen:\n${screen}`);
-    await sleep(50);
-  }
+  const { screen, snapshots, exitCode } = await untilExit(tmux, name, 90_000);
   await sleep(200);
   tmux('kill-session', '-t', name);
-  return { screen, snapshots, raw: fs.existsSync(rawFile) ? fs.readFileSync(rawFile, 'utf8') : '', exitCode: Number(/EXIT=(\d+)/.exec(screen)![1]) };
+  return { screen, snapshots, raw: fs.existsSync(rawFile) ? fs.readFileSync(rawFile, 'utf8') : '', exitCode };
 }
 
 /** A proxy in front of RGW holding every request `match` picks for `ms` before it goes on. */

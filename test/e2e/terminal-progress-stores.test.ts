@@ -19,7 +19,7 @@
  * uploader only takes files of 64 MiB and up).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
@@ -27,11 +27,12 @@ import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, PutObj
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClient } from '../../src/stores/azure/client.js';
 import { BIN, tempDir } from '../support/cli.js';
-import { quote, sleep, tmuxOn } from '../support/tmux.js';
+import { quote, sleep, tmuxOn, untilExit } from '../support/tmux.js';
 import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
 import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
+import { randomFile } from '../support/random.js';
 
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 const SOCKET = `bucketsync-test-stores-${process.pid}`;
@@ -66,18 +67,9 @@ async function inTerminal(args: string[], env: Record<string, string>, redirect 
     .join(' ')} ${quote(process.execPath)} ${quote(BIN)} ${args.map(quote).join(' ')} ${redirect}`;
   tmux('new-session', '-d', '-x', '120', '-y', '30', '-s', name, `read go; ${command}; echo "EXIT=$?"; sleep 600`);
   tmux('send-keys', '-t', name, 'Enter');
-  const snapshots: string[] = [];
-  const deadline = Date.now() + 90_000;
-  let screen = '';
-  for (;;) {
-    screen = tmux('capture-pane', '-p', '-t', name);
-    if (/EXIT=\d+/.test(screen)) break;
-    snapshots.push(screen);
-    if (Date.now() > deadline) throw new Error(`the command did not finish in 90 s; screen:\n${screen}`);
-    await sleep(50);
-  }
+  const { screen, snapshots, exitCode } = await untilExit(tmux, name, 90_000);
   tmux('kill-session', '-t', name);
-  return { screen, lines: snapshots.flatMap((s) => s.split('\n').map((l) => l.trimEnd())), exitCode: Number(/EXIT=(\d+)/.exec(screen)![1]) };
+  return { screen, lines: snapshots.flatMap((s) => s.split('\n').map((l) => l.trimEnd())), exitCode };
 }
 
 /** The file's own line: path, bar, bytes of `total`, rate, ETA, and (m[4]) what a resumed transfer skipped. */
@@ -90,17 +82,6 @@ function fileLine(name: string, total: string): RegExp {
 /** The frames of the file's line part-way through (0 % < done < 100 %). */
 function partWay(run: TerminalRun, re: RegExp): RegExpExecArray[] {
   return run.lines.map((l) => re.exec(l)).filter((m): m is RegExpExecArray => m !== null && Number(m[1]) > 0 && Number(m[1]) < 100);
-}
-
-/** `bytes` of random-looking content (AES-CTR keystream of `seed`): nothing dedups or compresses. */
-function randomFile(file: string, bytes: number, seed: number): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const c = createCipheriv('aes-128-ctr', Buffer.alloc(16, seed), Buffer.alloc(16, 1));
-  const fd = fs.openSync(file, 'w');
-  const zeros = Buffer.alloc(4 * MiB);
-  for (let off = 0; off < bytes; off += zeros.length) fs.writeSync(fd, c.update(zeros), 0, Math.min(zeros.length, bytes - off));
-  fs.closeSync(fd);
-  fs.utimesSync(file, T0, T0);
 }
 
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, tempDir, writeTree } from '../support/cli.js';
-import { quote, sleep, tmuxOn } from '../support/tmux.js';
+import { quote, sleep, tmuxOn, untilExit } from '../support/tmux.js';
 
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 if (!hasTmux) process.stderr.write('terminal-progress tests skipped: the `tmux` binary is not installed (apt-get install tmux)\n');
@@ -51,19 +51,10 @@ async function inTerminal(args: string[], opts: { redirect?: string; env?: Recor
   tmux('new-session', '-d', '-x', '120', '-y', '30', '-s', name, `read go; ${command}; echo "EXIT=$?"; sleep 600`);
   tmux('pipe-pane', '-t', name, '-o', `cat >> ${quote(rawFile)}`);
   tmux('send-keys', '-t', name, 'Enter');
-  const snapshots: string[] = [];
-  const deadline = Date.now() + 60_000;
-  let screen = '';
-  for (;;) {
-    screen = tmux('capture-pane', '-p', '-t', name);
-    if (/EXIT=\d+/.test(screen)) break;
-    snapshots.push(screen);
-    if (Date.now() > deadline) throw new Error(`the command did not finish in 60 s; screen:\n${screen}`);
-    await sleep(50);
-  }
+  const { screen, snapshots, exitCode } = await untilExit(tmux, name, 60_000);
   await sleep(200); // let pipe-pane write the last bytes
   tmux('kill-session', '-t', name);
-  return { screen, snapshots, raw: fs.existsSync(rawFile) ? fs.readFileSync(rawFile, 'utf8') : '', exitCode: Number(/EXIT=(\d+)/.exec(screen)![1]) };
+  return { screen, snapshots, raw: fs.existsSync(rawFile) ? fs.readFileSync(rawFile, 'utf8') : '', exitCode };
 }
 
 /** The frames drawn on the progress line: the text between carriage-return/cursor moves. */

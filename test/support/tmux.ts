@@ -14,3 +14,21 @@ export function tmuxOn(socket: string): (...args: string[]) => string {
 export const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Captures window `name` every 50 ms until its screen shows `EXIT=<code>` (the test windows run
+ * `COMMAND; echo "EXIT=$?"`): the final screen, every screen captured before it, the exit code.
+ * Throws after `timeoutMs` with the screen as it was.
+ */
+export async function untilExit(tmux: (...args: string[]) => string, name: string, timeoutMs: number): Promise<{ screen: string; snapshots: string[]; exitCode: number }> {
+  const snapshots: string[] = [];
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const screen = tmux('capture-pane', '-p', '-t', name);
+    const exit = /EXIT=(\d+)/.exec(screen);
+    if (exit) return { screen, snapshots, exitCode: Number(exit[1]) };
+    snapshots.push(screen);
+    if (Date.now() > deadline) throw new Error(`the command did not finish in ${timeoutMs / 1000} s; screen:\n${screen}`);
+    await sleep(50);
+  }
+}
