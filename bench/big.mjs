@@ -43,7 +43,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
-import { BIN, benchS3Client, fmt, have, machine, median, rng, scratch } from './lib.mjs';
+import { BIN, benchS3Client, fmt, have, machine, median, rng, md5File, scratch } from './lib.mjs';
 import { peerEnvs, startRgw } from './s3.mjs';
 
 const AWS = '/usr/bin/aws';
@@ -72,15 +72,6 @@ function seededFile(file, bytes) {
   }
   fs.closeSync(fd);
   fs.utimesSync(file, 1_700_000_000, 1_700_000_000);
-}
-
-function md5File(file) {
-  const h = createHash('md5');
-  const fd = fs.openSync(file, 'r');
-  const buf = Buffer.alloc(8 * MiB);
-  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  fs.closeSync(fd);
-  return h.digest('hex');
 }
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;

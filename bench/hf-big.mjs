@@ -23,7 +23,7 @@ import { registerHooks } from 'node:module';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { BIN, ROOT, fmt, machine, median, scratch } from './lib.mjs';
+import { BIN, ROOT, fmt, machine, median, md5File, scratch } from './lib.mjs';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -106,15 +106,6 @@ function seededFile(file, bytes) {
   for (let off = 0; off < bytes; off += MiB) fs.writeSync(fd, cipher.update(zeros), 0, Math.min(MiB, bytes - off));
   fs.closeSync(fd);
   fs.utimesSync(file, 1_700_000_000, 1_700_000_000);
-}
-
-function md5File(file) {
-  const h = createHash('md5');
-  const fd = fs.openSync(file, 'r');
-  const buf = Buffer.alloc(8 * MiB);
-  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  fs.closeSync(fd);
-  return h.digest('hex');
 }
 
 /** One timed run (without blocking the event loop): wall s, client CPU s (user + sys), peak RSS MB. */

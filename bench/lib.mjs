@@ -1,6 +1,7 @@
 // Shared helpers for the benchmarks: a seeded tree generator, timing with peak RSS through
 // GNU time, medians and the machine description printed with every result.
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -129,4 +130,14 @@ export async function benchS3Client(endpoint, { accessKeyId = 'test', secretAcce
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
   return { sdk, client };
+}
+
+/** The MD5 (hex) of a file, read 8 MiB at a time. */
+export function md5File(file) {
+  const h = createHash('md5');
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.alloc(8 * 1024 * 1024);
+  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  fs.closeSync(fd);
+  return h.digest('hex');
 }
