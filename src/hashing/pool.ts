@@ -199,7 +199,12 @@ export class HashPool {
     }).then((r) => r.hash);
   }
 
-  private async inlineRange(absPath: string | Buffer, start: number, end: number, signal: AbortSignal | undefined): Promise<string> {
+  private inlineRange(absPath: string | Buffer, start: number, end: number, signal: AbortSignal | undefined): Promise<string> {
+    return this.inlineSlot(() => md5FileRange(absPath, start, end, signal));
+  }
+
+  /** Runs `work` on the calling thread once fewer than the workers' capacity of such runs are active. */
+  private async inlineSlot<T>(work: () => Promise<T>): Promise<T> {
     const limit = this.size * this.perWorker;
     while (this.inlineActive >= limit) {
       await new Promise<void>((r) => this.inlineWaiters.push(r));
@@ -207,7 +212,7 @@ export class HashPool {
     }
     this.inlineActive++;
     try {
-      return await md5FileRange(absPath, start, end, signal);
+      return await work();
     } finally {
       this.inlineActive--;
       this.inlineWaiters.shift()?.();
@@ -255,18 +260,7 @@ export class HashPool {
       if (signal?.aborted) throw abortReason(signal);
       return hashFileSync(absPath, opts);
     }
-    const limit = this.size * this.perWorker;
-    while (this.inlineActive >= limit) {
-      await new Promise<void>((r) => this.inlineWaiters.push(r));
-      if (this.closed) throw new HashPoolClosedError();
-    }
-    this.inlineActive++;
-    try {
-      return await hashFile(absPath, { ...(signal ? { signal } : {}), ...opts });
-    } finally {
-      this.inlineActive--;
-      this.inlineWaiters.shift()?.();
-    }
+    return this.inlineSlot(() => hashFile(absPath, { ...(signal ? { signal } : {}), ...opts }));
   }
 
   private spawn(): Slot | undefined {
