@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cli, tempDir } from '../support/cli.js';
+import { BIN, cli, runPolling, tempDir } from '../support/cli.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { UploadJournals } from '../../src/stores/s3/resume.js';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
@@ -53,25 +53,7 @@ function tmpName(dest: string): string | undefined {
 
 /** Runs the CLI in the background, calling `poll` every 5 ms until it returns true. */
 async function runWhile(args: string[], env: Record<string, string>, poll: () => boolean): Promise<{ code: number | null; stderr: string; fired: boolean }> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...s3TestEnv(), ...env } });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const closed = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  let fired = false;
-  const timer = setInterval(() => {
-    if (!fired) {
-      try {
-        fired = poll();
-      } catch {
-        /* raced with the CLI: try again */
-      }
-    }
-  }, 5);
-  const giveUp = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  const code = await closed;
-  clearInterval(timer);
-  clearTimeout(giveUp);
-  return { code, stderr, fired };
+  return runPolling(args, poll, { env: { ...s3TestEnv(), ...env }, kill: false, everyMs: 5 });
 }
 
 /** A run during which a file of the download was swapped for a link to `outside`: the swap happened, `outside` is untouched, the run ended in one clear line. */

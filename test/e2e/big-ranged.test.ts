@@ -7,7 +7,6 @@
  * is fetched again; an object changed since is fetched whole, the partial file removed; a
  * corrupt record is ignored. Small parts (5 MiB) keep it fast.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,7 +17,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cli } from '../support/cli.js';
+import { cli, runPolling } from '../support/cli.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { closeS3Suite, openS3Suite, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
@@ -77,21 +76,12 @@ async function downloadAndKill(prefix: string, dest: string, cache: string): Pro
     lifetimeMs: 120_000,
   });
   proxies.push(proxy);
-  const child = spawn(process.execPath, [BIN, 'sync', `s3://${bucket}/${prefix}`, dest, '--endpoint-url', proxy.url, '--no-progress'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache, BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY: '4' },
+  const run = await runPolling(['sync', `s3://${bucket}/${prefix}`, dest, '--endpoint-url', proxy.url, '--no-progress'], () => (record(dest)?.parts?.done.length ?? 0) >= 4, {
+    env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache, BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY: '4' },
+    everyMs: 20,
+    giveUpMs: 60_000,
   });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const closed = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (code, sig) => r([code, sig])));
-  const timer = setInterval(() => {
-    if ((record(dest)?.parts?.done.length ?? 0) >= 4) child.kill('SIGKILL');
-  }, 20);
-  const giveUp = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const [code, sig] = await closed;
-  clearInterval(timer);
-  clearTimeout(giveUp);
-  expect(sig, `the download finished before it was killed (exit ${code}):\n${stderr}`).toBe('SIGKILL');
+  expect(run.signal, `the download finished before it was killed (exit ${run.code}):\n${run.stderr}`).toBe('SIGKILL');
   proxy.setRate(0);
   return { proxy, ranges };
 }

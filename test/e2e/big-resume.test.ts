@@ -9,13 +9,12 @@
  *
  * Small parts (5 MiB, RGW's minimum) keep it fast: BUCKETSYNC_S3_PART_SIZE and friends.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, UploadPartCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cli } from '../support/cli.js';
+import { cli, runPolling } from '../support/cli.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { closeS3Suite, openS3Suite, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
@@ -88,22 +87,9 @@ async function syncAndKill(c: Case, parts: number): Promise<void> {
   const from = proxy.log.length;
   proxy.setRate(1);
   try {
-    const child = spawn(process.execPath, [BIN, 'sync', c.src, `s3://${bucket}/${c.prefix}`, '--endpoint-url', proxy.url, '--no-progress'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, ...env(c) },
-    });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const closed = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (code, sig) => r([code, sig])));
-    const timer = setInterval(() => {
-      const answered = proxy.log.slice(from).filter((l) => isUploadPart(l.method, l.url) && l.end !== undefined).length;
-      if (answered >= parts) child.kill('SIGKILL');
-    }, 20);
-    const giveUp = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    const [code, sig] = await closed;
-    clearInterval(timer);
-    clearTimeout(giveUp);
-    expect(sig, `the first run finished before it was killed (exit ${code}):\n${stderr}`).toBe('SIGKILL');
+    const answered = (): number => proxy.log.slice(from).filter((l) => isUploadPart(l.method, l.url) && l.end !== undefined).length;
+    const run = await runPolling(['sync', c.src, `s3://${bucket}/${c.prefix}`, '--endpoint-url', proxy.url, '--no-progress'], () => answered() >= parts, { env: env(c), everyMs: 20, giveUpMs: 60_000 });
+    expect(run.signal, `the first run finished before it was killed (exit ${run.code}):\n${run.stderr}`).toBe('SIGKILL');
   } finally {
     proxy.setRate(0);
   }
@@ -278,27 +264,18 @@ describe.skipIf(!endpoint)('resumable downloads (RGW)', () => {
       lifetimeMs: 120_000,
     });
     proxies.push(proxy);
-    const child = spawn(process.execPath, [BIN, 'sync', `s3://${bucket}/${prefix}`, dest, '--endpoint-url', proxy.url, '--no-progress'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache },
-    });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const closed = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (code, sig) => r([code, sig])));
+    // Short-lived temporary names (the case-sensitivity probe) are not the download's.
     const partialSize = (): number => {
-      if (!fs.existsSync(dest)) return 0;
-      // Short-lived temporary names (the case-sensitivity probe) may vanish between the listing and the stat.
       const t = fs.readdirSync(dest).find((n) => n.startsWith('.bucketsync-tmp-') && !n.endsWith('.resume') && !n.endsWith('-case-probe'));
-      return t ? (fs.statSync(path.join(dest, t), { throwIfNoEntry: false })?.size ?? 0) : 0;
+      return t ? fs.statSync(path.join(dest, t)).size : 0;
     };
-    const timer = setInterval(() => {
-      if (partialSize() > 0) setTimeout(() => child.kill('SIGKILL'), 300);
-    }, 20);
-    const giveUp = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    const [code, sig] = await closed;
-    clearInterval(timer);
-    clearTimeout(giveUp);
-    expect(sig, `the download finished before it was killed (exit ${code}):\n${stderr}`).toBe('SIGKILL');
+    const run = await runPolling(['sync', `s3://${bucket}/${prefix}`, dest, '--endpoint-url', proxy.url, '--no-progress'], () => partialSize() > 0, {
+      env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache },
+      killDelayMs: 300,
+      everyMs: 20,
+      giveUpMs: 60_000,
+    });
+    expect(run.signal, `the download finished before it was killed (exit ${run.code}):\n${run.stderr}`).toBe('SIGKILL');
     proxy.setRate(0);
     return { proxy, ranges };
   }

@@ -11,12 +11,11 @@
  *   xorb bytes the server serves the second time are about the rest), byte-identical; if the
  *   bucket's file changed in between, it starts over and gets the new content.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cli, tempDir } from '../support/cli.js';
+import { bytesUnder, cli, runPolling, tempDir } from '../support/cli.js';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 import { randomFile } from '../support/random.js';
 
@@ -51,14 +50,7 @@ function setup(name: string) {
 /** Runs the sync and SIGKILLs it once the server has received `atBytes` of xorbs; resolves with whether the kill ended it. */
 async function killAt(args: string[], env: Record<string, string>, atBytes: number): Promise<boolean> {
   const start = server.stats.xorbBytesReceived;
-  const child = spawn(process.execPath, [BIN, ...args, '--no-progress'], { stdio: 'ignore', env: { ...process.env, ...env } });
-  const closed = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (c, s) => r([c, s])));
-  const poll = setInterval(() => {
-    if (server.stats.xorbBytesReceived - start >= atBytes) child.kill('SIGKILL');
-  }, 10);
-  const [code, signal] = await closed;
-  clearInterval(poll);
-  return signal === 'SIGKILL' && code === null;
+  return (await runPolling([...args, '--no-progress'], () => server.stats.xorbBytesReceived - start >= atBytes, { env, giveUpMs: 200_000 })).killed;
 }
 
 describe('big hf uploads', () => {
@@ -122,22 +114,8 @@ describe('big hf uploads', () => {
     expect(fs.readFileSync(journal, 'utf8').trim().split('\n').filter((l) => /^\d+ [0-9a-f]{16} [0-9a-f]{64}$/.test(l)).length).toBeGreaterThanOrEqual(3);
   }, 300_000);
 
-  /** Sum of the sizes of the files under `dir` (the temporary file of a download in progress). */
-  function bytesUnder(dir: string): number {
-    let n = 0;
-    for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) n += fs.statSync(path.join(e.parentPath, e.name)).size;
-    return n;
-  }
-
   async function killDownloadAt(args: string[], env: Record<string, string>, dir: string, atBytes: number): Promise<boolean> {
-    const child = spawn(process.execPath, [BIN, ...args, '--no-progress'], { stdio: 'ignore', env: { ...process.env, ...env } });
-    const closed = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (c, s) => r([c, s])));
-    const poll = setInterval(() => {
-      if (fs.existsSync(dir) && bytesUnder(dir) >= atBytes) child.kill('SIGKILL');
-    }, 10);
-    const [code, signal] = await closed;
-    clearInterval(poll);
-    return signal === 'SIGKILL' && code === null;
+    return (await runPolling([...args, '--no-progress'], () => bytesUnder(dir) >= atBytes, { env, giveUpMs: 200_000 })).killed;
   }
 
   it('a download SIGKILLed at ~50 % continues from its temporary file, byte-identical; a changed file starts over', async () => {

@@ -7,7 +7,7 @@
  * Transfers are slowed by a proxy that holds every part request for a moment (stall), so
  * several frames are drawn while the file moves.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
@@ -22,7 +22,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, tempDir } from '../support/cli.js';
+import { BIN, runPolling, tempDir } from '../support/cli.js';
 import { quote, sleep, tmuxOn, untilExit } from '../support/tmux.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
@@ -134,23 +134,15 @@ describe.skipIf(!hasTmux || !endpoint)('progress of big files in a terminal (RGW
     const cache = path.join(work, 'cache-dl');
     // first run: parts from the 5th on are held 30 s; killed once four parts are on disk
     const held = await slowProxy((r) => r.method === 'GET' && r.url.includes('/big.bin') && Number(/^bytes=(\d+)-/.exec(String(r.headers.range ?? ''))?.[1] ?? -1) >= 4 * PART, 30_000);
-    const child = spawn(process.execPath, [BIN, 'sync', `s3://${bucket}/dl`, dest, '--endpoint-url', held.url, '--no-progress'], {
-      stdio: 'ignore',
-      env: { ...process.env, ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache, BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY: '4' },
-    });
-    const closed = new Promise<void>((r) => child.on('close', () => r()));
-    const timer = setInterval(() => {
-      const t = fs.existsSync(dest) ? fs.readdirSync(dest).find((n) => n.endsWith('.resume')) : undefined;
-      try {
-        if (t && (JSON.parse(fs.readFileSync(path.join(dest, t), 'utf8')) as { parts?: { done: number[] } }).parts!.done.length >= 4) child.kill('SIGKILL');
-      } catch {
-        // being written
-      }
-    }, 20);
-    const giveUp = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    await closed;
-    clearInterval(timer);
-    clearTimeout(giveUp);
+    const first = await runPolling(
+      ['sync', `s3://${bucket}/dl`, dest, '--endpoint-url', held.url, '--no-progress'],
+      () => {
+        const t = fs.readdirSync(dest).find((n) => n.endsWith('.resume'));
+        return t !== undefined && (JSON.parse(fs.readFileSync(path.join(dest, t), 'utf8')) as { parts: { done: number[] } }).parts.done.length >= 4;
+      },
+      { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache, BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY: '4' }, everyMs: 20, giveUpMs: 60_000 },
+    );
+    expect(first.signal, `the first run finished before it was killed (exit ${first.code}):\n${first.stderr}`).toBe('SIGKILL');
     held.setRate(0);
     // second run in the terminal, each part held a moment
     const slow = await slowProxy((r) => r.method === 'GET' && r.url.includes('/big.bin'), 400);

@@ -18,7 +18,7 @@
  * lowers the 64 MiB from which a file gets its own line, so Azure and S3 files stay small (hf's own
  * uploader only takes files of 64 MiB and up).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type http from 'node:http';
@@ -26,7 +26,7 @@ import path from 'node:path';
 import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClient } from '../../src/stores/azure/client.js';
-import { BIN, tempDir } from '../support/cli.js';
+import { BIN, bytesUnder, runPolling, tempDir } from '../support/cli.js';
 import { quote, sleep, tmuxOn, untilExit } from '../support/tmux.js';
 import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
 import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
@@ -87,26 +87,9 @@ function partWay(run: TerminalRun, re: RegExp): RegExpExecArray[] {
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 const md5File = (f: string): string => md5(fs.readFileSync(f));
 
-/** Sum of the sizes of the files under `dir` (a download's temporary file). */
-function bytesUnder(dir: string): number {
-  if (!fs.existsSync(dir)) return 0;
-  let n = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) n += fs.statSync(path.join(e.parentPath, e.name)).size;
-  return n;
-}
-
 /** Runs the CLI without a terminal and SIGKILLs it once `when()` holds; resolves with whether the kill ended it. */
 async function killWhen(args: string[], env: Record<string, string>, when: () => boolean): Promise<boolean> {
-  const child = spawn(process.execPath, [BIN, ...args, '--no-progress'], { stdio: 'ignore', env: { ...process.env, ...env } });
-  const closed = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (c, s) => r([c, s])));
-  const poll = setInterval(() => {
-    if (when()) child.kill('SIGKILL');
-  }, 10);
-  const giveUp = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  const [code, signal] = await closed;
-  clearInterval(poll);
-  clearTimeout(giveUp);
-  return signal === 'SIGKILL' && code === null && when();
+  return (await runPolling([...args, '--no-progress'], when, { env })).killed;
 }
 
 /**

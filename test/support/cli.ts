@@ -141,3 +141,59 @@ export async function runAndKill(
   clearTimeout(timer);
   return signal === 'SIGKILL' && code === null;
 }
+
+export interface PolledRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  /** `poll()` returned true at some point. */
+  fired: boolean;
+  /** The run ended by our SIGKILL (not by finishing first). */
+  killed: boolean;
+}
+
+/**
+ * Starts `bucketsync ARGS` and calls `poll()` every `everyMs` until it returns true; then,
+ * unless `kill` is false, SIGKILLs the CLI `killDelayMs` later. A poll that throws counts as
+ * "not yet": polls read files the CLI is creating, renaming and removing at that moment, and
+ * an exception thrown from a timer would be an unhandled error of the whole test run.
+ * After `giveUpMs` the CLI is killed whatever happened (then `fired` is false).
+ */
+export async function runPolling(
+  args: string[],
+  poll: () => boolean,
+  opts: { env?: Record<string, string>; kill?: boolean; killDelayMs?: number; everyMs?: number; giveUpMs?: number; bin?: string } = {},
+): Promise<PolledRun> {
+  const child = spawn(opts.bin ?? process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const closed = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (c, s) => r([c, s])));
+  let fired = false;
+  const timer = setInterval(() => {
+    if (fired) return;
+    try {
+      fired = poll();
+    } catch {
+      return;
+    }
+    if (fired && opts.kill !== false) setTimeout(() => child.kill('SIGKILL'), opts.killDelayMs ?? 0);
+  }, opts.everyMs ?? 10);
+  const giveUp = setTimeout(() => child.kill('SIGKILL'), opts.giveUpMs ?? 90_000);
+  const [code, signal] = await closed;
+  clearInterval(timer);
+  clearTimeout(giveUp);
+  return { code, signal, stderr, fired, killed: fired && opts.kill !== false && signal === 'SIGKILL' && code === null };
+}
+
+/** Sum of the sizes of the regular files under `dir` (0 if absent); a name that vanishes meanwhile counts as 0 (the CLI's probes and temporary files come and go). */
+export function bytesUnder(dir: string): number {
+  let n = 0;
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true, recursive: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) if (e.isFile()) n += fs.statSync(path.join(e.parentPath, e.name), { throwIfNoEntry: false })?.size ?? 0;
+  return n;
+}
