@@ -99,6 +99,12 @@ export interface FaultProxyOptions {
    * The server never sees an answered request. Counted as `scripted`, not in `counts`.
    */
   script?: (req: ProxiedRequest, n: number) => ScriptedAnswer | undefined;
+  /**
+   * Holds a request before anything else is decided: when it returns a promise, the request
+   * reaches the server (or `script`, the faults) only once that settles. For tests that change
+   * the object while its GET is on the way (test/e2e/download-pinned.test.ts).
+   */
+  hold?: (req: ProxiedRequest) => Promise<unknown> | undefined;
 }
 
 export interface ScriptedAnswer {
@@ -258,6 +264,20 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   };
 
   const server = http.createServer((req, res) => {
+    const held = opts.hold?.({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers });
+    if (held) {
+      req.on('error', () => undefined);
+      res.on('error', () => undefined);
+      void held.then(
+        () => handle(req, res),
+        () => req.socket.destroy(),
+      );
+      return;
+    }
+    handle(req, res);
+  });
+
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     requests++;
     const decision = decide(req);
     if (decision && 'answer' in decision && !decision.answer.afterServer) {
@@ -485,7 +505,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         if (!tripped || kind === 'corrupt' || (kind === 'stall' && !holding)) res.end();
       });
     });
-  });
+  };
   server.on('connection', (s) => {
     connIds.set(s, ++connections);
     sockets.add(s);
