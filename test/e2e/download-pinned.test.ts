@@ -24,13 +24,13 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClient } from '../../src/stores/azure/client.js';
 import { formatAzureMtime } from '../../src/stores/azure/mtime.js';
 import { cli, runPolling, type CliResult } from '../support/cli.js';
 import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
-import { randomBuffer, startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
+import { randomBuffer, startFaultProxy, type FaultProxy, type HeldAnswer, type ProxiedRequest } from '../support/fault-proxy.js';
 import { closeS3Suite, openS3Suite, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const s3Endpoint = s3TestEndpoint();
@@ -52,14 +52,15 @@ const entries = (dir: string): string[] => (fs.existsSync(dir) ? fs.readdirSync(
 
 /**
  * A proxy in front of `target` that holds the `nth` (0-based) GET matching `isData` until
- * `replace()` has overwritten the object on the server, then lets it go on. `seen` lists every
- * matching GET with its Range and If-Match headers.
+ * `replace()` has overwritten the object on the server, then lets it go on — or, when
+ * `replace()` gives an answer, sends that instead (a server that ignored If-Match). `seen`
+ * lists every matching GET with its Range and If-Match headers.
  */
 async function replacingProxy(
   target: string,
   isData: (r: ProxiedRequest) => boolean,
   nth: number,
-  replace: () => Promise<void>,
+  replace: (req: ProxiedRequest) => Promise<HeldAnswer | void>,
 ): Promise<{ proxy: FaultProxy; seen: { range?: string; ifMatch?: string }[]; replaced: () => boolean }> {
   const seen: { range?: string; ifMatch?: string }[] = [];
   let replaced = false;
@@ -78,8 +79,9 @@ async function replacingProxy(
       if (r.headers['if-match'] !== undefined) s.ifMatch = r.headers['if-match'] as string;
       seen.push(s);
       if (n !== nth) return undefined;
-      return replace().then(() => {
+      return replace(r).then((answer) => {
         replaced = true;
+        return answer;
       });
     },
   });
@@ -136,7 +138,7 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
     key: string,
     next: Buffer,
     nth: number,
-    writeNext: () => Promise<void>,
+    writeNext: (req: ProxiedRequest) => Promise<HeldAnswer | void>,
     extraEnv: Record<string, string> = {},
   ): Promise<{ seen: { range?: string; ifMatch?: string }[] }> {
     const dest = path.join(work, `${name}-dest`);
@@ -213,6 +215,51 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
     // the restart from zero (after the Range GET's 412) asked for the checked version too
     for (const s of seen) expect(s.ifMatch).toBeDefined();
   }, 180_000);
+
+  /** The object's current version as the server answers a GET without If-Match (of `range`): what a server that ignores the condition sends. */
+  const currentVersion = async (key: string, range: string | undefined): Promise<HeldAnswer> => {
+    const r = await raw.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: range }));
+    const body = Buffer.from(await r.Body!.transformToByteArray());
+    const headers: Record<string, string> = { etag: r.ETag!, 'content-type': 'application/octet-stream', 'last-modified': r.LastModified!.toUTCString(), 'x-amz-meta-mtime': String(T0) };
+    if (r.ContentRange) headers['content-range'] = r.ContentRange;
+    return { status: range ? 206 : 200, headers, body };
+  };
+
+  it('a server that ignores If-Match: the GET answers the replaced object (another ETag): stale, not written', async () => {
+    const old = randomBuffer(305, 5 * KiB);
+    const next = otherBytes(old);
+    await put('ignored/a.txt', old);
+    await staleThenConverges('ignored', 'ignored/a.txt', next, 0, async () => {
+      await put('ignored/a.txt', next);
+      return currentVersion('ignored/a.txt', undefined);
+    });
+  }, 120_000);
+
+  for (const [label, rawGet] of [
+    ['the lean reader', '1'],
+    ['node:http (BUCKETSYNC_S3_RAW_GET=0)', '0'],
+  ] as const) {
+    it(`a server that ignores If-Match, ranged GETs through ${label}: a range of the replaced object is stale, not retried onto the new version`, async () => {
+      const name = `ignranged${rawGet}`;
+      const key = `${name}/big.bin`;
+      const old = randomBuffer(306, 2 * PART + 7 * KiB);
+      const next = otherBytes(old);
+      await putMultipart(key, old);
+      const { seen } = await staleThenConverges(
+        name,
+        key,
+        next,
+        1,
+        async (req) => {
+          await putMultipart(key, next);
+          return currentVersion(key, req.headers.range as string);
+        },
+        { BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY: '1', BUCKETSYNC_S3_RAW_GET: rawGet },
+      );
+      // no second attempt at the range, none at the object
+      expect(seen.map((s) => s.range)).toEqual([`bytes=0-${PART - 1}`, `bytes=${PART}-${2 * PART - 1}`]);
+    }, 120_000);
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -290,6 +337,34 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
       expect(Math.round(fs.statSync(path.join(dest, 'f.bin')).mtimeMs / 1000)).toBe(T0);
     }, 120_000);
   }
+
+  it('a server that ignores If-Match: Get Blob answers the replaced blob (another ETag): stale, nothing written', async () => {
+    const blob = 'ignored/f.bin';
+    const old = randomBuffer(405, 5 * KiB);
+    const next = otherBytes(old);
+    await putBlob(blob, old);
+    const dest = path.join(work, 'ignored-dest');
+    const { proxy, replaced } = await replacingProxy(origin(), blobGet(blob), 0, async () => {
+      await putBlob(blob, next);
+      // the blob as a Get Blob without If-Match answers it now
+      const res = await client.request({ op: 'GetBlob', method: 'GET', container, blob, stream: true });
+      const chunks: Buffer[] = [];
+      for await (const chunk of res.stream!) chunks.push(chunk as Buffer);
+      const headers: Record<string, string> = {};
+      for (const k of ['etag', 'content-md5', 'last-modified', 'x-ms-blob-type', 'x-ms-meta-mtime', 'content-type']) {
+        const v = res.headers[k];
+        if (typeof v === 'string') headers[k] = v;
+      }
+      return { status: 200, headers, body: Buffer.concat(chunks) };
+    });
+    proxies.push(proxy);
+    const r = await cli(['sync', `az://${container}/ignored`, dest, '--no-progress'], { env: env(proxy, 'ignored'), timeoutMs: 120_000 });
+    expect(replaced(), r.stderr).toBe(true);
+    expectStale(r, 'f.bin', dest);
+    const again = await cli(['sync', `az://${container}/ignored`, dest, '--no-progress'], { env: env(undefined, 'ignored'), timeoutMs: 120_000 });
+    expect(again.code, again.stderr).toBe(0);
+    expect(md5(fs.readFileSync(path.join(dest, 'f.bin')))).toBe(md5(next));
+  }, 120_000);
 
   it('Azure → Azure in staged blocks (each a ranged Get Blob of the source), the source replaced after the first block: stale, no blob mixing two versions', async () => {
     const blob = 'blocks/big.bin';
