@@ -16,7 +16,11 @@
  *   arrives: the restart from zero must not fetch the new version either);
  * - Azure → local: a small blob and a big one (one Get Blob each);
  * - ranged reads of a remote source: Azure → Azure and S3 → Azure (staged blocks, each read
- *   as its own ranged GET of the source; the 2nd range held): no blob mixing two versions.
+ *   as its own ranged GET of the source; the 2nd range held): no blob mixing two versions;
+ * - a server that ignores If-Match (the proxy answers the held GET with the replaced version
+ *   itself): S3 single GET, S3 ranged GETs (lean reader and node:http), Azure Get Blob;
+ * - hf → local: the file replaced (same size, same mtime) between the stat (paths-info) and the
+ *   read's resolve: the read compares the Xet hash it resolves to with the checked one.
  *
  * Thresholds are lowered (BUCKETSYNC_RESUME_MIN_SIZE) to keep sizes small; the Azure block
  * threshold (16 MiB) is not configurable, so the block cases use 17 MiB.
@@ -28,7 +32,8 @@ import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, GetObject
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClient } from '../../src/stores/azure/client.js';
 import { formatAzureMtime } from '../../src/stores/azure/mtime.js';
-import { cli, runPolling, type CliResult } from '../support/cli.js';
+import { cli, runPolling, writeTree, type CliResult } from '../support/cli.js';
+import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
 import { randomBuffer, startFaultProxy, type FaultProxy, type HeldAnswer, type ProxiedRequest } from '../support/fault-proxy.js';
 import { closeS3Suite, openS3Suite, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
@@ -420,4 +425,50 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
       expect(md5((await getBlob('s3blocks/big.bin', destContainer))!)).toBe(md5(next));
     }, 240_000);
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Hugging Face (the local Hub + Xet test server)
+
+describe('hf reads are pinned to the checked Xet hash (local Hub server)', () => {
+  let server: HfTestServer;
+  let work: string;
+  const proxies: FaultProxy[] = [];
+  const bucket = 'tester/dl-pinned';
+  beforeAll(async () => {
+    server = await startHfServer();
+    server.createBucket(bucket);
+    work = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'bucketsync-dl-pinned-hf-'));
+  });
+  afterAll(async () => {
+    for (const p of proxies) await p.close();
+    await server?.close();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+  const env = (endpoint: string): Record<string, string> => ({ HF_ENDPOINT: endpoint, HF_TOKEN: 'hf_test_token', HF_HOME: work, BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') });
+
+  it('a file replaced (same size, same mtime) between the stat and the read: stale, nothing written; the re-run fetches the new bytes', async () => {
+    const old = randomBuffer(501, 6 * KiB);
+    const next = otherBytes(old);
+    // both versions uploaded (v1 is synced, v2 holds the other bytes), with the same mtime
+    writeTree(path.join(work, 'v1'), { 'a.bin': old }, T0);
+    writeTree(path.join(work, 'v2'), { 'a.bin': next }, T0);
+    for (const v of ['v1', 'v2']) {
+      const up = await cli(['sync', path.join(work, v), `hf://buckets/${bucket}/${v}`, '--no-progress'], { env: env(server.url) });
+      expect(up.code, up.stderr).toBe(0);
+    }
+    // when the read resolves v1/a.bin, another writer has put v2's content there (same size, same mtime)
+    const { proxy, replaced } = await replacingProxy(server.url, (r) => r.url.includes('/resolve/') && decodeURIComponent(r.url).includes('v1/a.bin'), 0, async () => {
+      const files = server.buckets.get(bucket)!.files;
+      files.set('v1/a.bin', { ...files.get('v2/a.bin')!, path: 'v1/a.bin' });
+    });
+    proxies.push(proxy);
+    const dest = path.join(work, 'dest');
+    const r = await cli(['sync', `hf://buckets/${bucket}/v1`, dest, '--no-progress'], { env: env(proxy.url) });
+    expect(replaced(), r.stderr).toBe(true);
+    expectStale(r, 'a.bin', dest);
+    const again = await cli(['sync', `hf://buckets/${bucket}/v1`, dest, '--no-progress'], { env: env(server.url) });
+    expect(again.code, again.stderr).toBe(0);
+    expect(md5(fs.readFileSync(path.join(dest, 'a.bin')))).toBe(md5(next));
+  }, 120_000);
 });
