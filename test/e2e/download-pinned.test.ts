@@ -28,7 +28,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClient } from '../../src/stores/azure/client.js';
 import { formatAzureMtime } from '../../src/stores/azure/mtime.js';
@@ -221,6 +221,26 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
     for (const s of seen) expect(s.ifMatch).toBeDefined();
   }, 180_000);
 
+  it('an object deleted while its GET is on the way: stale (not a failure), nothing written; the re-run has nothing to fetch', async () => {
+    const key = 'vanished/a.txt';
+    await put(key, randomBuffer(307, 2 * KiB));
+    await put('vanished/keep.txt', Buffer.from('kept'));
+    const dest = path.join(work, 'vanished-dest');
+    const { proxy, replaced } = await replacingProxy(s3Endpoint!, objectGet(key), 0, async () => {
+      await raw.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    });
+    proxies.push(proxy);
+    const r = await cli(['sync', `s3://${bucket}/vanished`, dest, '--endpoint-url', proxy.url, '--no-progress'], { env: env('vanished'), timeoutMs: 120_000 });
+    expect(replaced(), r.stderr).toBe(true);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain('stale, left untouched: a.txt');
+    expect(r.stderr).not.toMatch(/failed: a\.txt|NoSuchKey/);
+    expect(entries(dest).filter((n) => n !== '.bucketsync')).toEqual(['keep.txt']);
+    const again = await cli(['sync', `s3://${bucket}/vanished`, dest, '--no-progress'], { env: env('vanished'), timeoutMs: 120_000 });
+    expect(again.code, again.stderr).toBe(0);
+    expect(entries(dest).filter((n) => n !== '.bucketsync')).toEqual(['keep.txt']);
+  }, 120_000);
+
   /** The object's current version as the server answers a GET without If-Match (of `range`): what a server that ignores the condition sends. */
   const currentVersion = async (key: string, range: string | undefined): Promise<HeldAnswer> => {
     const r = await raw.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: range }));
@@ -342,6 +362,21 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
       expect(Math.round(fs.statSync(path.join(dest, 'f.bin')).mtimeMs / 1000)).toBe(T0);
     }, 120_000);
   }
+
+  it('a blob deleted while its Get Blob is on the way: stale (not a failure), nothing written', async () => {
+    const blob = 'vanished/f.bin';
+    await putBlob(blob, randomBuffer(406, 2 * KiB));
+    const dest = path.join(work, 'vanished-dest');
+    const { proxy, replaced } = await replacingProxy(origin(), blobGet(blob), 0, async () => {
+      await client.request({ op: 'DeleteBlob', method: 'DELETE', container, blob });
+    });
+    proxies.push(proxy);
+    const r = await cli(['sync', `az://${container}/vanished`, dest, '--no-progress'], { env: env(proxy, 'vanished'), timeoutMs: 120_000 });
+    expect(replaced(), r.stderr).toBe(true);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain('stale, left untouched: f.bin');
+    expect(entries(dest).filter((n) => n !== '.bucketsync')).toEqual([]);
+  }, 120_000);
 
   it('a server that ignores If-Match: Get Blob answers the replaced blob (another ETag): stale, nothing written', async () => {
     const blob = 'ignored/f.bin';

@@ -160,6 +160,11 @@ interface Conditions {
   IfNoneMatch?: string;
 }
 
+/** A 404 of a read, as thrown or after `send()` wrapped it (an S3StoreError with the 404 as its cause). */
+function vanished(err: unknown): boolean {
+  return isNotFound(err) || (err instanceof S3StoreError && isNotFound(err.cause));
+}
+
 /** ETags with their double quotes, as listings and HEAD return them (CopyObject results lack them on RGW). */
 function quoteEtag(etag: string | undefined): string | undefined {
   if (etag === undefined || etag === '') return undefined;
@@ -769,7 +774,7 @@ export class S3Store implements Store {
           )
         : await this.api.getObject({ Bucket: this.bucket, Key: key, Range });
     } catch (err) {
-      if (isNotFound(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
+      if (vanished(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
       if (pinned && err instanceof StaleError) throw changed('GetObject: If-Match failed');
       throw operationError(err, 'GetObject', this.what(key), this.ctx);
     }
@@ -806,7 +811,7 @@ export class S3Store implements Store {
         this.send('GetObject', key, () => this.api.getObject({ Bucket: this.bucket, Key: key, Range: `bytes=${offset}-`, IfMatch: c.IfMatch })),
       );
     } catch (err) {
-      if (isNotFound(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
+      if (vanished(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
       throw err;
     }
     const got = quoteEtag(res.ETag);
@@ -846,7 +851,7 @@ export class S3Store implements Store {
           this.conditional(key, cond, (c) =>
             this.send('GetObject', key, () => this.api.getObject({ Bucket: this.bucket, Key: key, Range: range, IfMatch: c.IfMatch }, signal)),
           ).catch((err: unknown) => {
-            if (isNotFound(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
+            if (vanished(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
             throw err;
           }),
       });
