@@ -19,6 +19,7 @@
  *   as its own ranged GET of the source; the 2nd range held): no blob mixing two versions;
  * - a server that ignores If-Match (the proxy answers the held GET with the replaced version
  *   itself): S3 single GET, S3 ranged GETs (lean reader and node:http), Azure Get Blob;
+ * - an object or blob deleted while its GET is held: stale too (not a failure);
  * - hf → local: the file replaced (same size, same mtime) between the stat (paths-info) and the
  *   read's resolve: the read compares the Xet hash it resolves to with the checked one.
  *
