@@ -582,10 +582,14 @@ export class Executor {
     }
     if (op.copyFrom !== undefined && op.copyFrom !== op.path && (await this.copyOrTakeOver(op, current.mtimeMs)) === 'copy') return 'copy';
     const localPath = o.source.localPath?.(op.path);
+    // Every read of a remote source is pinned to the version just checked (its ETag): one
+    // replaced since (even with the same size and mtime) fails the read as stale, never lands
+    // under the final name with the checked version's mtime, never mixes two versions' ranges.
+    const pin = current.etag !== undefined && current.etag !== '' ? { etag: current.etag } : undefined;
     const source: TransferSource = {
       size: current.size,
       mtimeMs: current.mtimeMs,
-      open: (range) => o.source.read(op.path, range),
+      open: (range) => o.source.read(op.path, range, pin),
     };
     if (localPath) source.localPath = localPath;
     const etag = current.etag;

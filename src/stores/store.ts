@@ -113,6 +113,18 @@ export interface WriteOptions {
   onBytes?: (n: number, skipped?: boolean) => void;
 }
 
+/** What a read must get. */
+export interface ReadOptions {
+  /**
+   * The version the caller checked: the `etag` of this path's `stat()` (an S3 or Azure ETag,
+   * hf's Xet identity). The read returns exactly that version's bytes or throws `StaleError`:
+   * S3 and Azure send `If-Match` with it on the GET (412: stale) and compare the answer's ETag
+   * too; hf compares the Xet identity the path resolves to (the bytes are then fetched by that
+   * content hash). A local store has no versions: it ignores it.
+   */
+  etag?: string;
+}
+
 export interface RemoveItem {
   path: string;
   expect: Expectation;
@@ -160,8 +172,12 @@ export interface Store {
   /** One file's current entry, or undefined when it does not exist. */
   stat(path: string): Promise<FileEntry | undefined>;
 
-  /** Opens a file for reading (optionally a byte range, inclusive `end`). */
-  read(path: string, range?: { start: number; end: number }): Promise<Readable>;
+  /**
+   * Opens a file for reading (optionally a byte range, inclusive `end`). With `opts.etag` the
+   * read is pinned to that version (see {@link ReadOptions}): another version fails it with
+   * `StaleError` before any byte is handed on.
+   */
+  read(path: string, range?: { start: number; end: number }, opts?: ReadOptions): Promise<Readable>;
 
   /** Absolute local path of a file, for stores backed by the local file system. */
   localPath?(path: string): string;

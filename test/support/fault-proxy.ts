@@ -99,6 +99,21 @@ export interface FaultProxyOptions {
    * The server never sees an answered request. Counted as `scripted`, not in `counts`.
    */
   script?: (req: ProxiedRequest, n: number) => ScriptedAnswer | undefined;
+  /**
+   * Holds a request before anything else is decided: when it returns a promise, the request
+   * reaches the server (or `script`, the faults) only once that settles — unless it settles with
+   * an answer, which is sent instead (the server never sees the request: a server that ignores
+   * a condition, say). For tests that change the object while its GET is on the way
+   * (test/e2e/download-pinned.test.ts).
+   */
+  hold?: (req: ProxiedRequest) => Promise<HeldAnswer | void> | undefined;
+}
+
+/** What a held request is answered with instead of being forwarded. */
+export interface HeldAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
 }
 
 export interface ScriptedAnswer {
@@ -258,6 +273,27 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   };
 
   const server = http.createServer((req, res) => {
+    const held = opts.hold?.({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers });
+    if (held) {
+      req.on('error', () => undefined);
+      res.on('error', () => undefined);
+      void held.then(
+        (a) => {
+          if (!a) return handle(req, res);
+          requests++;
+          log.push({ method: req.method ?? 'GET', url: req.url ?? '/', t: Date.now(), conn: connIds.get(req.socket) ?? 0, status: a.status });
+          req.resume();
+          res.writeHead(a.status, { ...a.headers, 'content-length': String(a.body.length) });
+          res.end(a.body);
+        },
+        () => req.socket.destroy(),
+      );
+      return;
+    }
+    handle(req, res);
+  });
+
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     requests++;
     const decision = decide(req);
     if (decision && 'answer' in decision && !decision.answer.afterServer) {
@@ -485,7 +521,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         if (!tripped || kind === 'corrupt' || (kind === 'stall' && !holding)) res.end();
       });
     });
-  });
+  };
   server.on('connection', (s) => {
     connIds.set(s, ++connections);
     sockets.add(s);

@@ -16,7 +16,8 @@
  *   as the entry's `hash` only while the blob's Content-MD5 is still that one, so a touched file
  *   whose bytes did not change gets an mtime update instead of an upload;
  * - copy(): Copy Blob within the account; setMtime(): Set Blob Metadata (other keys kept);
- * - read(): Get Blob, a whole read verified against the blob's Content-MD5 when it has one.
+ * - read(): Get Blob, a whole read verified against the blob's Content-MD5 when it has one;
+ *   every read of a transfer is pinned to the ETag just checked (If-Match: 412 → StaleError).
  */
 import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
@@ -28,6 +29,7 @@ import {
   expectationHolds,
   type Expectation,
   type ListOptions,
+  type ReadOptions,
   type RemoveItem,
   type RemoveResult,
   type Store,
@@ -414,19 +416,35 @@ export class AzureStore implements Store {
     return (await this.head(rel))?.entry;
   }
 
-  async read(rel: string, range?: { start: number; end: number }): Promise<Readable> {
+  /**
+   * Store.read: one Get Blob (`x-ms-range` when asked). Pinned (`opts.etag`): sent with
+   * `If-Match` on that ETag, so a blob replaced since it was checked answers 412 (Azure and
+   * Azurite honour it on whole and ranged reads), and the answer's ETag must be that one too:
+   * either is a StaleError before a byte is handed on.
+   */
+  async read(rel: string, range?: { start: number; end: number }, opts?: ReadOptions): Promise<Readable> {
     assertSafePath(rel);
     const headers: Record<string, string> = {};
     if (range) headers['x-ms-range'] = `bytes=${range.start}-${range.end}`;
+    const pinned = opts?.etag ? quoteEtag(opts.etag) : undefined;
+    if (pinned) headers['if-match'] = pinned;
+    const changed = (now: string): StaleError => new StaleError(`${this.what(rel)} changed since it was checked (${now}, checked ETag ${pinned}); not downloaded`);
     let res: AzResponse;
     try {
       res = await this.client.request({ op: 'GetBlob', method: 'GET', container: this.container, blob: this.name(rel), headers, stream: true });
     } catch (err) {
       // A range past the end of an empty blob: nothing to read.
       if ((err as { status?: number }).status === 416 && range) return emptyStream();
-      throw operationError(err, `GetBlob ${this.what(rel)}`, this.ctx);
+      if (isNotFound(err)) throw new StaleError(`${this.what(rel)} no longer exists (it vanished after it was checked)`);
+      const e = operationError(err, `GetBlob ${this.what(rel)}`, this.ctx);
+      throw pinned && e instanceof StaleError ? changed('GetBlob: If-Match failed') : e;
     }
     const body = res.stream!;
+    const got = header(res.headers, 'etag');
+    if (pinned && got !== undefined && quoteEtag(got) !== pinned) {
+      body.destroy();
+      throw changed(`Get Blob answered ETag ${got}`);
+    }
     const md5 = range ? undefined : header(res.headers, 'content-md5');
     const expected = Number(header(res.headers, 'content-length') ?? NaN);
     return verifyStream(body, md5, Number.isFinite(expected) ? expected : undefined, this.what(rel));

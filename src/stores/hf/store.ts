@@ -35,6 +35,7 @@ import {
   type Expectation,
   type FetchIntoOptions,
   type RangedProgress,
+  type ReadOptions,
   type RemoveItem,
   type RemoveResult,
   type Store,
@@ -409,15 +410,22 @@ export class HfStore implements Store {
     };
   }
 
-  async read(rel: string, range?: { start: number; end: number }): Promise<Readable> {
+  /**
+   * Store.read. Pinned (`opts.etag`, the Xet identity the caller checked): the path resolves
+   * (the one request every read makes) to another content → StaleError; the bytes are then
+   * fetched by that content hash and verified against it, so they are that version's.
+   */
+  async read(rel: string, range?: { start: number; end: number }, opts?: ReadOptions): Promise<Readable> {
     const remote = await this.resolveRemote(rel);
     const action = `downloading ${this.display}/${rel}`;
     const common = this.downloadArgs(remote);
     try {
       const info = await fileDownloadInfo(common);
       if (!info) {
+        if (opts?.etag) throw new StaleError(`${this.display}/${rel} no longer exists (it vanished after it was checked)`);
         throw Object.assign(new HfStoreError(`${this.display}/${rel}: no such file in the bucket`), { code: 'ENOENT' });
       }
+      if (opts?.etag && xetIdentity(info.xet?.hash) !== opts.etag) throw new StaleError(`${this.display}/${rel} changed since it was checked; not downloaded`);
       const start = range?.start ?? 0;
       const end = Math.min(range?.end ?? info.size - 1, info.size - 1);
       if (info.size === 0 || end < start) return Readable.from([]);

@@ -10,7 +10,8 @@
  * thread hashing a byte, and without reading the file again after the transfer.
  *
  * Each range is checked as it arrives: sent with If-Match on the ETag the plan saw (a changed
- * object fails with a StaleError, never mixes versions), the response must be a 206 of exactly
+ * object fails with a StaleError, never mixes versions; so does a range that comes back with
+ * another ETag from a server that ignored the condition), the response must be a 206 of exactly
  * the part's length (a short or long body fails retryable). A part that fails is fetched again
  * by the next attempt; the parts already written are listed by the caller in its resume record
  * (`onPart`), so an interrupted download (kill -9, lost network) continues with the missing
@@ -42,7 +43,7 @@ import fs from 'node:fs/promises';
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { transferHashPool } from '../../hashing/pool.js';
-import { RetryableError, type RangedProgress } from '../store.js';
+import { RetryableError, StaleError, type RangedProgress } from '../store.js';
 import type { GetObjectResult, RawGetTarget } from './api.js';
 import { RangeConnection, RangeFallback } from '../common/range-reader.js';
 import { openOwnFile } from '../common/own-file.js';
@@ -215,7 +216,7 @@ export async function downloadRanged(d: RangedDownload): Promise<{ resumed: numb
           signal: ac.signal,
           onHeaders: (hd) => {
             const et = hd.etag?.replace(/^"|"$/g, '').toLowerCase();
-            if (et !== undefined && et !== plan.etag) throw new RetryableError(`${d.what} answered a range of another version (ETag ${et}, expected ${plan.etag})`);
+            if (et !== undefined && et !== plan.etag) throw changedVersion(d.what, et, plan.etag);
           },
           sink: (buf, off, n) => {
             for (let w = 0; w < n; ) w += fsSync.writeSync(fd, buf, off + w, n - w, start + got + w);
@@ -233,7 +234,10 @@ export async function downloadRanged(d: RangedDownload): Promise<{ resumed: numb
         conn.destroy();
         if (sab) giveBuf(sab);
         if (err instanceof RangeFallback && got === 0 && !ac.signal.aborted) {
-          raw = false; // this server's answers are the regular transport's business from now on
+          // A 412 (the object changed, or a server that wants a bare ETag) is decided by the
+          // regular transport for this range (s3-store.ts conditional()): stale, or sent again;
+          // anything else makes this server's answers the regular transport's business from now on.
+          if (err.status !== 412) raw = false;
           return false;
         }
         // (an abort's reason is another part's error, already named)
@@ -254,7 +258,7 @@ export async function downloadRanged(d: RangedDownload): Promise<{ resumed: numb
       const got = res.ETag?.replace(/^"|"$/g, '').toLowerCase();
       if (got !== undefined && got !== plan.etag) {
         res.Body.destroy();
-        throw new RetryableError(`${d.what} answered a range of another version (ETag ${got}, expected ${plan.etag})`);
+        throw changedVersion(d.what, got, plan.etag);
       }
       if (res.ContentLength !== undefined && res.ContentLength !== len) {
         res.Body.destroy();
@@ -299,6 +303,15 @@ export async function downloadRanged(d: RangedDownload): Promise<{ resumed: numb
     for (const p of digests) p?.catch(() => undefined);
     await fh.close();
   }
+}
+
+/**
+ * A range answered by another version than the one checked (a server that ignored If-Match):
+ * stale, like a 412 — never retried, which would check the object again and fetch the new
+ * version with the old plan's mtime.
+ */
+function changedVersion(what: string, got: string, expected: string): StaleError {
+  return new StaleError(`${what} changed since it was checked (a range came with ETag ${got}, checked ${expected}); not downloaded`);
 }
 
 /**

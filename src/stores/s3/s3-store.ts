@@ -33,6 +33,7 @@ import {
   type FetchIntoOptions,
   type ListOptions,
   type RangedProgress,
+  type ReadOptions,
   type RemoveItem,
   type RemoveResult,
   type Store,
@@ -157,6 +158,11 @@ interface Listed {
 interface Conditions {
   IfMatch?: string;
   IfNoneMatch?: string;
+}
+
+/** A 404 of a read, as thrown or after `send()` wrapped it (an S3StoreError with the 404 as its cause). */
+function vanished(err: unknown): boolean {
+  return isNotFound(err) || (err instanceof S3StoreError && isNotFound(err.cause));
 }
 
 /** ETags with their double quotes, as listings and HEAD return them (CopyObject results lack them on RGW). */
@@ -748,14 +754,34 @@ export class S3Store implements Store {
     return { rel: '', key, size: obj.Size ?? 0, etag: quoteEtag(obj.ETag) ?? '', lastModifiedMs: obj.LastModified?.getTime() };
   }
 
-  async read(rel: string, range?: { start: number; end: number }): Promise<Readable> {
+  /**
+   * Store.read: one GET (a Range when asked). Pinned (`opts.etag`): sent with If-Match on that
+   * ETag, so an object replaced since it was checked answers 412 (RGW and AWS honour If-Match
+   * on GET and ranged GET, quoted or bare), and the answer's ETag must be that one too (a server
+   * that ignored the condition): either is a StaleError before a byte is handed on.
+   */
+  async read(rel: string, range?: { start: number; end: number }, opts?: ReadOptions): Promise<Readable> {
     const key = await this.keyFor(rel);
+    const Range = range ? `bytes=${range.start}-${range.end}` : undefined;
+    const pinned = opts?.etag ? quoteEtag(opts.etag) : undefined;
+    const changed = (now: string): StaleError =>
+      new StaleError(`${this.what(key)} changed since it was checked (${now}, checked ETag ${pinned}); not downloaded`);
     let res: GetObjectResult;
     try {
-      res = await this.api.getObject({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined });
+      res = pinned
+        ? await this.conditional(key, { IfMatch: pinned }, (c) =>
+            this.send('GetObject', key, () => this.api.getObject({ Bucket: this.bucket, Key: key, Range, IfMatch: c.IfMatch })),
+          )
+        : await this.api.getObject({ Bucket: this.bucket, Key: key, Range });
     } catch (err) {
-      if (isNotFound(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
+      if (vanished(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
+      if (pinned && err instanceof StaleError) throw changed('GetObject: If-Match failed');
       throw operationError(err, 'GetObject', this.what(key), this.ctx);
+    }
+    const got = quoteEtag(res.ETag);
+    if (pinned && got !== undefined && got !== pinned) {
+      res.Body.destroy();
+      throw changed(`the GET answered ETag ${got}`);
     }
     const check = range ? undefined : etagCheck(res, this.recordedFailed.has(key));
     return check ? this.verifyingEtag(res.Body, check, key) : res.Body;
@@ -785,7 +811,7 @@ export class S3Store implements Store {
         this.send('GetObject', key, () => this.api.getObject({ Bucket: this.bucket, Key: key, Range: `bytes=${offset}-`, IfMatch: c.IfMatch })),
       );
     } catch (err) {
-      if (isNotFound(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
+      if (vanished(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
       throw err;
     }
     const got = quoteEtag(res.ETag);
@@ -825,7 +851,7 @@ export class S3Store implements Store {
           this.conditional(key, cond, (c) =>
             this.send('GetObject', key, () => this.api.getObject({ Bucket: this.bucket, Key: key, Range: range, IfMatch: c.IfMatch }, signal)),
           ).catch((err: unknown) => {
-            if (isNotFound(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
+            if (vanished(err)) throw new StaleError(`${this.what(key)} no longer exists (it vanished after the plan was made)`);
             throw err;
           }),
       });
