@@ -141,3 +141,16 @@ export function md5File(file) {
   fs.closeSync(fd);
   return h.digest('hex');
 }
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU seconds (user + sys, all its threads) process `pid` has used so far, from /proc; 0 when it is gone. */
+export function procCpuSecs(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime
+  } catch {
+    return 0; // gone meanwhile
+  }
+}
