@@ -25,7 +25,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, fmt, have, machine, md5File, median, procCpuSecs, scratch } from './lib.mjs';
+import { BIN, fmt, have, machine, md5File, procCpuSecs, scratch, transferRows } from './lib.mjs';
 import { admin, connString, startAzurite, versions } from './azure.mjs';
 import { relay, runAndKillAt, seededFile, timedAsync } from './big.mjs';
 
@@ -116,14 +116,7 @@ export async function run({ sizes = [256, 1024], runs = 3, only } = {}) {
         for (const dir of ['up', 'down']) {
           console.log(`\n${mib} MiB ${dir === 'up' ? 'local → Azurite' : 'Azurite → local'}, medians of ${runs}:`);
           console.log('  tool            wall s   CPU s/GiB  peak RSS MB   wall ratio  CPU ratio   Azurite CPU s/GiB  client+Azurite CPU s/GiB');
-          const rows = Object.entries(m[dir]).map(([name, xs]) => ({
-            name,
-            wall: median(xs.map((x) => x.secs)),
-            cpu: median(xs.map((x) => x.cpu)) / gibs,
-            rss: median(xs.map((x) => x.rssMb)),
-            server: median(xs.map((x) => x.server)) / gibs,
-            runs: xs,
-          }));
+          const rows = transferRows(m[dir], gibs);
           const peers = rows.filter((r) => r.name !== 'bucketsync');
           const fastest = Math.min(...peers.map((r) => r.wall));
           const leanest = Math.min(...peers.map((r) => r.cpu));

@@ -43,7 +43,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
-import { BIN, benchS3Client, fmt, have, machine, median, rng, md5File, procCpuSecs, scratch } from './lib.mjs';
+import { BIN, benchS3Client, fmt, have, machine, rng, md5File, procCpuSecs, scratch, transferRows } from './lib.mjs';
 import { peerEnvs, startRgw } from './s3.mjs';
 
 const AWS = '/usr/bin/aws';
@@ -368,14 +368,7 @@ export async function run({ sizes = [1024, 4096], runs = 3, only } = {}) {
         for (const dir of ['up', 'down']) {
           console.log(`\n${mib} MiB ${dir === 'up' ? 'local → RGW' : 'RGW → local'}:`);
           console.log('  tool            wall s   CPU s/GiB  peak RSS MB   wall ratio  CPU ratio   server CPU s/GiB');
-          const rows = Object.entries(m[dir]).map(([name, xs]) => ({
-            name,
-            wall: median(xs.map((x) => x.secs)),
-            cpu: median(xs.map((x) => x.cpu)) / gibs,
-            rss: median(xs.map((x) => x.rssMb)),
-            server: median(xs.map((x) => x.server)) / gibs,
-            runs: xs,
-          }));
+          const rows = transferRows(m[dir], gibs);
           const peers = rows.filter((r) => r.name !== 'bucketsync' && !r.name.startsWith('node floor'));
           const fastest = Math.min(...peers.map((r) => r.wall));
           const leanest = Math.min(...peers.map((r) => r.cpu));

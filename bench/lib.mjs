@@ -154,3 +154,18 @@ export function procCpuSecs(pid) {
     return 0; // gone meanwhile
   }
 }
+
+/**
+ * One row per tool from its timed transfer runs (`{ secs, cpu, rssMb, server }` each): median
+ * wall s, CPU s per GiB, peak RSS MB (median), the server's CPU s per GiB, and the runs.
+ */
+export function transferRows(runsByTool, gibs) {
+  return Object.entries(runsByTool).map(([name, xs]) => ({
+    name,
+    wall: median(xs.map((x) => x.secs)),
+    cpu: median(xs.map((x) => x.cpu)) / gibs,
+    rss: median(xs.map((x) => x.rssMb)),
+    server: median(xs.map((x) => x.server)) / gibs,
+    runs: xs,
+  }));
+}
