@@ -25,6 +25,7 @@
 //
 // Scratch: $BENCH_DIR/azure/ (default /tmp/bucketsync-bench), removed at the end unless BENCH_KEEP=1.
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -47,7 +48,7 @@ function freePort() {
   });
 }
 
-async function startAzurite(dir) {
+export async function startAzurite(dir) {
   const port = await freePort();
   // On disk in the scratch folder: in memory, Azurite 3.37 stopped answering after ~900 MiB of
   // uploads and deletes (its extents are freed only by a periodic GC).
@@ -115,7 +116,7 @@ function runAsync(cmd, args, env) {
 }
 
 /** Untimed chores (containers) through bucketsync's own client. */
-async function admin(endpoint) {
+export async function admin(endpoint) {
   const { AzureClient } = await import(path.join(ROOT, 'dist', 'stores', 'azure', 'client.js'));
   const { AzureAdmin } = await import(path.join(ROOT, 'dist', 'stores', 'azure', 'admin.js'));
   const { resolveAzureConfig } = await import(path.join(ROOT, 'dist', 'stores', 'azure', 'credentials.js'));
@@ -146,11 +147,24 @@ async function admin(endpoint) {
       } while (marker);
       return n;
     },
+    /** Size and Content-MD5 (base64) of one blob, undefined when it does not exist. */
+    async props(c, blob) {
+      const res = await client.request({ op: 'GetBlobProperties', method: 'HEAD', container: c, blob }).catch((e) => (e.status === 404 ? undefined : Promise.reject(e)));
+      return res && { size: Number(res.headers['content-length']), contentMd5: res.headers['content-md5'] };
+    },
+    deleteBlob: (c, blob) => client.request({ op: 'DeleteBlob', method: 'DELETE', container: c, blob }),
+    /** The MD5 (hex) of one blob's bytes, read whole. */
+    async md5(c, blob) {
+      const res = await client.request({ op: 'GetBlob', method: 'GET', container: c, blob, stream: true });
+      const h = createHash('md5');
+      for await (const chunk of res.stream) h.update(chunk);
+      return h.digest('hex');
+    },
     close: () => client.destroy(),
   };
 }
 
-function connString(endpoint) {
+export function connString(endpoint) {
   return `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT};AccountKey=${DEV_KEY};BlobEndpoint=${endpoint};`;
 }
 
@@ -268,7 +282,7 @@ function hash(s) {
   return h;
 }
 
-function versions() {
+export function versions() {
   const rc = /v\d[\w.-]*/.exec(spawnSync('rclone', ['version'], { encoding: 'utf8' }).stdout ?? '')?.[0];
   const azurite = JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', 'azurite', 'package.json'), 'utf8')).version;
   return `bucketsync ${JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version}, rclone ${rc}, Azurite ${azurite}`;

@@ -43,7 +43,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
-import { BIN, benchS3Client, fmt, have, machine, median, rng, md5File, scratch } from './lib.mjs';
+import { BIN, benchS3Client, fmt, have, machine, rng, md5File, procCpuSecs, scratch, transferRows } from './lib.mjs';
 import { peerEnvs, startRgw } from './s3.mjs';
 
 const AWS = '/usr/bin/aws';
@@ -59,7 +59,7 @@ const DOWNLOAD_CONCURRENCY = 4;
 const GNU_TIME = ['/usr/bin/time', '/bin/time'].find((p) => fs.existsSync(p));
 
 /** A seeded file of `bytes` (each MiB differs: no dedup or compression helps anyone). */
-function seededFile(file, bytes) {
+export function seededFile(file, bytes) {
   if (fs.existsSync(file) && fs.statSync(file).size === bytes) return;
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const rand = rng(4242);
@@ -74,28 +74,24 @@ function seededFile(file, bytes) {
   fs.utimesSync(file, 1_700_000_000, 1_700_000_000);
 }
 
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
 /**
  * The server's processes (radosgw, ceph-osd, ceph-mon) of the RGW whose config is `conf`
  * (any RGW's when `conf` is undefined): their CPU seconds (user + sys) so far, from /proc.
  */
 function serverCpu(conf) {
-  let ticks = 0;
+  let secs = 0;
   for (const pid of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     try {
       const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
       if (!/^(radosgw|ceph-osd|ceph-mon)$/.test(path.basename(cmd[0]))) continue;
       if (conf && !cmd.includes(conf)) continue;
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]); // utime, stime
+      secs += procCpuSecs(pid);
     } catch {
       // gone meanwhile
     }
   }
-  return ticks / CLK_TCK;
+  return secs;
 }
 
 let serverConf;
@@ -170,7 +166,7 @@ async function timed(cmd, args, env, need, what) {
  * `cmd args` under GNU time without blocking this process's event loop (the TCP relay below
  * runs in it): wall s, CPU s, peak RSS MB. The free disk is watched meanwhile.
  */
-function timedAsync(cmd, args, env, what = cmd) {
+export function timedAsync(cmd, args, env, what = cmd) {
   return new Promise((resolve, reject) => {
     const child = spawn(GNU_TIME, ['-f', '%e %M %U %S', cmd, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     let err = '';
@@ -198,7 +194,7 @@ function timedAsync(cmd, args, env, what = cmd) {
 }
 
 /** A TCP relay to `target` that counts the bytes each way (request bodies up, responses down). */
-async function relay(target) {
+export async function relay(target) {
   const t = new URL(target);
   const counts = { up: 0, down: 0 };
   const server = net.createServer((c) => {
@@ -260,7 +256,7 @@ async function admin(endpoint) {
  * Runs `bucketsync args` and SIGKILLs it once `sent()` reaches `at` bytes (polled every 20 ms);
  * resolves when it is gone (true: the kill ended it).
  */
-function runAndKillAt(args, env, sent, at) {
+export function runAndKillAt(args, env, sent, at) {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore', env: { ...process.env, ...env } });
   const t = setInterval(() => {
     if (sent() >= at) child.kill('SIGKILL');
@@ -372,14 +368,7 @@ export async function run({ sizes = [1024, 4096], runs = 3, only } = {}) {
         for (const dir of ['up', 'down']) {
           console.log(`\n${mib} MiB ${dir === 'up' ? 'local → RGW' : 'RGW → local'}:`);
           console.log('  tool            wall s   CPU s/GiB  peak RSS MB   wall ratio  CPU ratio   server CPU s/GiB');
-          const rows = Object.entries(m[dir]).map(([name, xs]) => ({
-            name,
-            wall: median(xs.map((x) => x.secs)),
-            cpu: median(xs.map((x) => x.cpu)) / gibs,
-            rss: median(xs.map((x) => x.rssMb)),
-            server: median(xs.map((x) => x.server)) / gibs,
-            runs: xs,
-          }));
+          const rows = transferRows(m[dir], gibs);
           const peers = rows.filter((r) => r.name !== 'bucketsync' && !r.name.startsWith('node floor'));
           const fastest = Math.min(...peers.map((r) => r.wall));
           const leanest = Math.min(...peers.map((r) => r.cpu));

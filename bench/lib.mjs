@@ -141,3 +141,31 @@ export function md5File(file) {
   fs.closeSync(fd);
   return h.digest('hex');
 }
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU seconds (user + sys, all its threads) process `pid` has used so far, from /proc; 0 when it is gone. */
+export function procCpuSecs(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime
+  } catch {
+    return 0; // gone meanwhile
+  }
+}
+
+/**
+ * One row per tool from its timed transfer runs (`{ secs, cpu, rssMb, server }` each): median
+ * wall s, CPU s per GiB, peak RSS MB (median), the server's CPU s per GiB, and the runs.
+ */
+export function transferRows(runsByTool, gibs) {
+  return Object.entries(runsByTool).map(([name, xs]) => ({
+    name,
+    wall: median(xs.map((x) => x.secs)),
+    cpu: median(xs.map((x) => x.cpu)) / gibs,
+    rss: median(xs.map((x) => x.rssMb)),
+    server: median(xs.map((x) => x.server)) / gibs,
+    runs: xs,
+  }));
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench [-- SUITE…] [--files N] [--runs N] [--node BIN]`: runs the benchmarks on
 // Node 24, each measuring bucketsync and its peers in the same run, and prints ratios. Suites:
-// local (default), scale, s3, azure, dedup, big (--size MiB[,MiB], --only kill|throughput), hf-big (--size MiB[,MiB]). `--node BIN` (local): also bucketsync run in that Node;
+// local (default), scale, s3, azure, dedup, big (--size MiB[,MiB], --only kill|throughput), hf-big (--size MiB[,MiB]), azure-big (--size MiB[,MiB], --only kill|throughput). `--node BIN` (local): also bucketsync run in that Node;
 // `--scan-modes` (local): also with the source scan forced into a worker and into the main thread.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -37,6 +37,10 @@ const available = {
     const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined; // kill | throughput
     return import('./big.mjs').then((m) => m.run({ sizes, runs: opt('runs', 3), only }));
   },
+  'azure-big': () =>
+    import('./azure-big.mjs').then((m) =>
+      m.run({ sizes: args.includes('--size') ? String(args[args.indexOf('--size') + 1]).split(',').map(Number) : [256, 1024], runs: opt('runs', 3), only: args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined }),
+    ),
   'hf-big': () => import('./hf-big.mjs').then((m) => m.run({ sizes: args.includes('--size') ? String(args[args.indexOf('--size') + 1]).split(',').map(Number) : [256, 1024], runs: opt('runs', 3), kill: !args.includes('--no-kill') })),
 };
 if (!fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) {

@@ -46,6 +46,15 @@ function source(buf: Buffer, mtimeMs: number, failFrom?: number): TransferSource
     mtimeMs,
     open: async (range) => {
       if (failFrom !== undefined && (range?.start ?? 0) >= failFrom) throw new Error('the source went away');
+      if (failFrom !== undefined && !range) {
+        // one stream of the whole: its first `failFrom` bytes, then it fails
+        return Readable.from(
+          (function* () {
+            yield buf.subarray(0, failFrom);
+            throw new Error('the source went away');
+          })(),
+        );
+      }
       return Readable.from([range ? buf.subarray(range.start, range.end + 1) : buf]);
     },
   };
