@@ -15,8 +15,8 @@
  *   download (killed part-way; the object replaced when the next run's `Range: bytes=N-` GET
  *   arrives: the restart from zero must not fetch the new version either);
  * - Azure → local: a small blob and a big one (one Get Blob each);
- * - ranged reads of a remote source: Azure → Azure and S3 → Azure (staged blocks, each read
- *   as its own ranged GET of the source; the 2nd range held): no blob mixing two versions;
+ * - the read of a remote source staged in blocks: Azure → Azure and S3 → Azure (the source is
+ *   read in one pinned GET; held while the source is replaced): stale, no blob of either version;
  * - a server that ignores If-Match (the proxy answers the held GET with the replaced version
  *   itself): S3 single GET, S3 ranged GETs (lean reader and node:http), Azure Get Blob;
  * - an object or blob deleted while its GET is held: stale too (not a failure);
@@ -407,19 +407,18 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
     expect(md5(fs.readFileSync(path.join(dest, 'f.bin')))).toBe(md5(next));
   }, 120_000);
 
-  it('Azure → Azure in staged blocks (each a ranged Get Blob of the source), the source replaced after the first block: stale, no blob mixing two versions', async () => {
+  it('Azure → Azure in staged blocks, the source replaced while its Get Blob is held: stale, no blob mixing two versions', async () => {
     const blob = 'blocks/big.bin';
     const old = randomBuffer(403, 17 * MiB + 11);
     const next = otherBytes(old);
     await putBlob(blob, old);
-    const { proxy, seen, replaced } = await replacingProxy(origin(), blobGet(blob), 1, () => putBlob(blob, next));
+    const { proxy, seen, replaced } = await replacingProxy(origin(), blobGet(blob), 0, () => putBlob(blob, next));
     proxies.push(proxy);
     const to = `az://${destContainer}/blocks`;
     const r = await cli(['sync', `az://${container}/blocks`, to, '--no-progress'], { env: env(proxy, 'blocks'), timeoutMs: 180_000 });
     expect(replaced(), r.stderr).toBe(true);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain('stale, left untouched: big.bin');
-    expect(seen[0]!.range).toBe(`bytes=0-${8 * MiB - 1}`);
     for (const s of seen) expect(s.ifMatch).toBeDefined();
     expect(await getBlob('blocks/big.bin', destContainer)).toBeUndefined();
     const again = await cli(['sync', `az://${container}/blocks`, to, '--no-progress'], { env: env(undefined, 'blocks'), timeoutMs: 180_000 });
@@ -437,7 +436,7 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
     });
     afterAll(() => closeS3Suite({ raw, bucket, work: s3work }, []));
 
-    it('S3 → Azure in staged blocks (each a ranged GET of the S3 object), the object replaced after the first block: stale, no blob mixing two versions', async () => {
+    it('S3 → Azure in staged blocks, the object replaced while its GET is held: stale, no blob mixing two versions', async () => {
       const key = 's3blocks/big.bin';
       const old = randomBuffer(404, 17 * MiB + 11);
       const next = otherBytes(old);
@@ -445,7 +444,7 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
         await raw.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: b, Metadata: { mtime: String(T0) } }));
       };
       await put(old);
-      const { proxy, seen, replaced } = await replacingProxy(s3Endpoint!, (r) => new URL(r.url, 'http://x').pathname === `/${bucket}/${key}`, 1, () => put(next));
+      const { proxy, seen, replaced } = await replacingProxy(s3Endpoint!, (r) => new URL(r.url, 'http://x').pathname === `/${bucket}/${key}`, 0, () => put(next));
       proxies.push(proxy);
       const to = `az://${destContainer}/s3blocks`;
       const runEnv = (p: FaultProxy | undefined): Record<string, string> => ({ ...s3TestEnv(), ...env(undefined, 's3blocks'), ...(p ? { AWS_ENDPOINT_URL: p.url } : {}) });
@@ -453,7 +452,6 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
       expect(replaced(), r.stderr).toBe(true);
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toContain('stale, left untouched: big.bin');
-      expect(seen[0]!.range).toBe(`bytes=0-${8 * MiB - 1}`);
       for (const s of seen) expect(s.ifMatch).toBeDefined();
       expect(await getBlob('s3blocks/big.bin', destContainer)).toBeUndefined();
       const again = await cli(['sync', `s3://${bucket}/s3blocks`, to, '--no-progress'], { env: runEnv(undefined), timeoutMs: 180_000 });
