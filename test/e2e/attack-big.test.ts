@@ -9,9 +9,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { md5, MiB, PART, partsDone, putMultipart, rangeStart, tmpName } from '../support/big-files.js';
+import { md5, MiB, PART, partsDone, putMultipart, rangeStart, slowProxy, tmpName } from '../support/big-files.js';
 import { BIN, cli, runPolling, tempDir } from '../support/cli.js';
-import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { randomBuffer, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
 import { UploadJournals } from '../../src/stores/s3/resume.js';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 import { closeS3Suite, openS3Suite, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
@@ -50,71 +50,60 @@ function expectConverged(again: { code: number | null; stderr: string }, file: s
   expect(fs.readFileSync(outside, 'utf8')).toBe('precious\n');
 }
 
+/**
+ * A download of a fresh 3-part object `name/big.bin` through a proxy that holds the requests
+ * `held` picks for 2.5 s, during which `swap(dest, outside)` puts a link to a file outside the
+ * destination in place (true once done): the outside file stays untouched, the run ends in one
+ * clear line, and a re-run without the proxy converges.
+ */
+async function swapCase(name: string, seed: number, held: (r: ProxiedRequest, dest: string) => boolean, swap: (dest: string, outside: string) => boolean): Promise<void> {
+  const buf = randomBuffer(seed, SIZE);
+  await putMultipart(raw, bucket, `${name}/big.bin`, buf);
+  const dest = path.join(work, `${name}-dest`);
+  const outside = path.join(work, `${name}-victim.txt`);
+  fs.writeFileSync(outside, 'precious\n');
+  const cache = path.join(work, `cache-${name}`);
+  const proxy = await slowProxy(proxies, endpoint!, (r) => held(r, dest), 2500, 120_000);
+  const run = await runWhile(['sync', `s3://${bucket}/${name}`, dest, '--endpoint-url', proxy.url, '--no-progress'], { BUCKETSYNC_CACHE_DIR: cache }, () => swap(dest, outside));
+  expectLinkRefused(run, outside);
+  proxy.setRate(0);
+  const again = await cli(['sync', `s3://${bucket}/${name}`, dest, '--endpoint-url', endpoint!, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache } });
+  expectConverged(again, path.join(dest, 'big.bin'), buf, outside);
+}
+
 describe.skipIf(!endpoint)('attack: a big download\'s temporary file or record swapped for a link mid-run', () => {
   it('the temporary file swapped for a symlink to a file outside the destination (while the HEAD is in flight): the outside file is untouched', async () => {
-    const buf = randomBuffer(71, SIZE);
-    await putMultipart(raw, bucket, 'swap-tmp/big.bin', buf);
-    const dest = path.join(work, 'swap-tmp-dest');
-    const outside = path.join(work, 'swap-tmp-victim.txt');
-    fs.writeFileSync(outside, 'precious\n');
-    const cache = path.join(work, 'cache-swap-tmp');
     // holds the HEAD bucketsync sends just before it opens the temporary file (once it exists)
-    const proxy = await startFaultProxy({
-      target: endpoint!,
-      seed: 1,
-      rate: 1,
-      kinds: ['stall'],
-      stallMs: 2500,
-      match: (r) => r.method === 'HEAD' && r.url.includes('/big.bin') && tmpName(dest) !== undefined,
-      lifetimeMs: 120_000,
-    });
-    proxies.push(proxy);
-    const run = await runWhile(['sync', `s3://${bucket}/swap-tmp`, dest, '--endpoint-url', proxy.url, '--no-progress'], { BUCKETSYNC_CACHE_DIR: cache }, () => {
-      const t = tmpName(dest);
-      if (!t || !fs.existsSync(path.join(dest, `${t}.resume`))) return false;
-      const p = path.join(dest, t);
-      fs.rmSync(p);
-      fs.symlinkSync(outside, p);
-      return true;
-    });
-    expectLinkRefused(run, outside);
-    // a re-run converges
-    proxy.setRate(0);
-    const again = await cli(['sync', `s3://${bucket}/swap-tmp`, dest, '--endpoint-url', endpoint!, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache } });
-    expectConverged(again, path.join(dest, 'big.bin'), buf, outside);
+    await swapCase(
+      'swap-tmp',
+      71,
+      (r, dest) => r.method === 'HEAD' && r.url.includes('/big.bin') && tmpName(dest) !== undefined,
+      (dest, outside) => {
+        const t = tmpName(dest);
+        if (!t || !fs.existsSync(path.join(dest, `${t}.resume`))) return false;
+        const p = path.join(dest, t);
+        fs.rmSync(p);
+        fs.symlinkSync(outside, p);
+        return true;
+      },
+    );
   });
 
   it('the .resume record swapped for a symlink to a file outside the destination between two parts: the outside file is untouched', async () => {
-    const buf = randomBuffer(72, SIZE);
-    await putMultipart(raw, bucket, 'swap-rec/big.bin', buf);
-    const dest = path.join(work, 'swap-rec-dest');
-    const outside = path.join(work, 'swap-rec-victim.txt');
-    fs.writeFileSync(outside, 'precious\n');
-    const cache = path.join(work, 'cache-swap-rec');
     // the first part arrives at once; the others are held 2.5 s
-    const proxy = await startFaultProxy({
-      target: endpoint!,
-      seed: 2,
-      rate: 1,
-      kinds: ['stall'],
-      stallMs: 2500,
-      match: (r) => r.method === 'GET' && r.url.includes('/big.bin') && rangeStart(r.headers.range) >= PART,
-      lifetimeMs: 120_000,
-    });
-    proxies.push(proxy);
-    const run = await runWhile(['sync', `s3://${bucket}/swap-rec`, dest, '--endpoint-url', proxy.url, '--no-progress'], { BUCKETSYNC_CACHE_DIR: cache }, () => {
-      const t = tmpName(dest);
-      if (!t) return false;
-      if (partsDone(dest) < 1) return false;
-      const rec = path.join(dest, `${t}.resume`);
-      fs.rmSync(rec);
-      fs.symlinkSync(outside, rec);
-      return true;
-    });
-    expectLinkRefused(run, outside);
-    proxy.setRate(0);
-    const again = await cli(['sync', `s3://${bucket}/swap-rec`, dest, '--endpoint-url', endpoint!, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache } });
-    expectConverged(again, path.join(dest, 'big.bin'), buf, outside);
+    await swapCase(
+      'swap-rec',
+      72,
+      (r) => r.method === 'GET' && r.url.includes('/big.bin') && rangeStart(r.headers.range) >= PART,
+      (dest, outside) => {
+        const t = tmpName(dest);
+        if (!t || partsDone(dest) < 1) return false;
+        const rec = path.join(dest, `${t}.resume`);
+        fs.rmSync(rec);
+        fs.symlinkSync(outside, rec);
+        return true;
+      },
+    );
   });
 });
 
@@ -229,16 +218,7 @@ describe.skipIf(!endpoint || process.platform !== 'linux')('attack: the pid of a
     const cache = path.join(work, 'cache-pid');
     const env = { BUCKETSYNC_CACHE_DIR: cache, BUCKETSYNC_S3_PART_SIZE: String(PART), BUCKETSYNC_S3_PART_CONCURRENCY: '1' };
     // killed once a part is stored (the proxy holds every part from the 2nd on)
-    const proxy = await startFaultProxy({
-      target: endpoint!,
-      seed: 3,
-      rate: 1,
-      kinds: ['stall'],
-      stallMs: 20_000,
-      match: (r) => r.method === 'PUT' && /partNumber=([2-9])/.test(r.url),
-      lifetimeMs: 120_000,
-    });
-    proxies.push(proxy);
+    const proxy = await slowProxy(proxies, endpoint!, (r) => r.method === 'PUT' && /partNumber=([2-9])/.test(r.url), 20_000, 120_000);
     // journals are per endpoint: both runs go through the proxy
     const journal = new UploadJournals(path.join(cache, 's3-uploads'), proxy.url, bucket).fileFor('pid/big.bin');
     const parts = (): number => (fs.existsSync(journal) ? fs.readFileSync(journal, 'utf8').split('\n').filter((l) => l.startsWith('{"p":')).length : 0);
@@ -281,16 +261,7 @@ describe.skipIf(!endpoint || process.platform !== 'linux')('attack: the pid of a
     const dest = path.join(work, 'pid-dl-dest');
     const cache = path.join(work, 'cache-pid-dl');
     // the first part arrives; the others are held until the run is killed
-    const proxy = await startFaultProxy({
-      target: endpoint!,
-      seed: 4,
-      rate: 1,
-      kinds: ['stall'],
-      stallMs: 20_000,
-      match: (r) => r.method === 'GET' && r.url.includes('/big.bin') && rangeStart(r.headers.range) >= PART,
-      lifetimeMs: 120_000,
-    });
-    proxies.push(proxy);
+    const proxy = await slowProxy(proxies, endpoint!, (r) => r.method === 'GET' && r.url.includes('/big.bin') && rangeStart(r.headers.range) >= PART, 20_000, 120_000);
     const child = spawn(process.execPath, [BIN, 'sync', `s3://${bucket}/pid-dl`, dest, '--endpoint-url', proxy.url, '--no-progress'], {
       stdio: 'ignore',
       env: { ...process.env, ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache },
