@@ -25,7 +25,7 @@ import path from 'node:path';
 import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClient } from '../../src/stores/azure/client.js';
-import { md5, md5File, MiB, slowProxy as stallProxy, T0 } from '../support/big-files.js';
+import { md5, md5File, MiB, resumeRecord, slowProxy as stallProxy, T0 } from '../support/big-files.js';
 import { BIN, bytesUnder, runPolling, tempDir } from '../support/cli.js';
 import { quote, sleep, tmuxOn, untilExit } from '../support/tmux.js';
 import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
@@ -200,9 +200,8 @@ describe.skipIf(!hasTmux)('progress of big hf transfers in a terminal (Hub+Xet t
     expect(kept).toBeLessThan(HF_SIZE);
     // The worker-written download continues from the parts its .resume record lists (the first
     // unbroken run from part 0, capped at the bytes on disk): that is what it skips.
-    const recName = fs.readdirSync(dest).find((n) => n.endsWith('.resume'));
-    expect(recName, fs.readdirSync(dest).join(', ')).toBeDefined();
-    const rec = JSON.parse(fs.readFileSync(path.join(dest, recName!), 'utf8')) as { parts?: { partSize: number; done: number[] } };
+    const rec = resumeRecord(dest)!;
+    expect(rec, fs.readdirSync(dest).join(', ')).toBeDefined();
     let unbroken = 0;
     while (rec.parts?.done.includes(unbroken)) unbroken++;
     const expectedSkip = Math.min(unbroken * (rec.parts?.partSize ?? 0), kept);

@@ -40,6 +40,7 @@ export function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
+    child.stdin.on('error', () => undefined); // EPIPE when it exits before reading its input: its exit code says what happened
     child.stdin.end(opts.input ?? '');
   });
 }
