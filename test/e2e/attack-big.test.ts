@@ -50,6 +50,16 @@ function expectConverged(again: { code: number | null; stderr: string }, file: s
   expect(fs.readFileSync(outside, 'utf8')).toBe('precious\n');
 }
 
+/** Once a download's temporary file in `dest` and its record exist: the temporary file replaced by a symlink to `outside` (true when done). */
+function swapTmpForLink(dest: string, outside: string): boolean {
+  const t = tmpName(dest);
+  if (!t || !fs.existsSync(path.join(dest, `${t}.resume`))) return false;
+  const p = path.join(dest, t);
+  fs.rmSync(p);
+  fs.symlinkSync(outside, p);
+  return true;
+}
+
 /**
  * A download of a fresh 3-part object `name/big.bin` through a proxy that holds the requests
  * `held` picks for 2.5 s, during which `swap(dest, outside)` puts a link to a file outside the
@@ -78,14 +88,7 @@ describe.skipIf(!endpoint)('attack: a big download\'s temporary file or record s
       'swap-tmp',
       71,
       (r, dest) => r.method === 'HEAD' && r.url.includes('/big.bin') && tmpName(dest) !== undefined,
-      (dest, outside) => {
-        const t = tmpName(dest);
-        if (!t || !fs.existsSync(path.join(dest, `${t}.resume`))) return false;
-        const p = path.join(dest, t);
-        fs.rmSync(p);
-        fs.symlinkSync(outside, p);
-        return true;
-      },
+      swapTmpForLink,
     );
   });
 
@@ -318,14 +321,7 @@ describe('attack: what sits at the hf xorb journal\'s name in the cache', () => 
     expect(up.code, up.stderr).toBe(0);
     // the file's resolve (asked once the temporary file and its record exist) waits 2 s
     server.injectFault({ route: 'resolve', status: 503, retryAfter: 2, pathIncludes: 'swap-dl/ckpt.bin' });
-    const run = await runWhile(['sync', 'hf://buckets/tester/atk2/swap-dl', dest, '--no-progress'], env, () => {
-      const t = tmpName(dest);
-      if (!t || !fs.existsSync(path.join(dest, `${t}.resume`))) return false;
-      const p = path.join(dest, t);
-      fs.rmSync(p);
-      fs.symlinkSync(outside, p);
-      return true;
-    });
+    const run = await runWhile(['sync', 'hf://buckets/tester/atk2/swap-dl', dest, '--no-progress'], env, () => swapTmpForLink(dest, outside));
     expectLinkRefused(run, outside);
     const again = await cli(['sync', 'hf://buckets/tester/atk2/swap-dl', dest, '--no-progress'], { env });
     expectConverged(again, path.join(dest, 'ckpt.bin'), buf, outside);
