@@ -99,6 +99,7 @@ export function runHf(hf: HfBin, args: string[], opts: HfRunOptions): Promise<Cl
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
+    child.stdin.on('error', () => undefined); // EPIPE when it exits before reading its input: its exit code says what happened
     child.stdin.end(opts.input ?? '');
   });
 }

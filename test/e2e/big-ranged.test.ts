@@ -7,26 +7,18 @@
  * is fetched again; an object changed since is fetched whole, the partial file removed; a
  * corrupt record is ignored. Small parts (5 MiB) keep it fast.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  UploadPartCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { md5, MiB, PART, partsDone, putMultipart, rangeStart, resumeRecord, tmpName } from '../support/big-files.js';
 import { cli, runPolling } from '../support/cli.js';
 import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { closeS3Suite, openS3Suite, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const endpoint = s3TestEndpoint();
-const MiB = 1024 * 1024;
-const PART = 5 * MiB;
 const SIZE = 9 * PART + 3 * MiB + 123; // 10 parts
 const PARTS = Math.ceil(SIZE / PART);
-const T0 = 1_700_000_000;
 
 let raw: S3Client;
 let bucket: string;
@@ -39,20 +31,7 @@ beforeAll(async () => {
 });
 afterAll(() => closeS3Suite({ raw, bucket, work }, proxies));
 
-const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 const partRange = (i: number): string => `bytes=${i * PART}-${Math.min(SIZE, (i + 1) * PART) - 1}`;
-const rangeStart = (range: string | undefined): number => Number(/^bytes=(\d+)-/.exec(range ?? '')?.[1] ?? -1);
-
-/** A multipart object of `buf` in 5 MiB parts with its part size recorded, as bucketsync writes them. */
-async function putMultipart(key: string, buf: Buffer): Promise<void> {
-  const created = await raw.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { 'part-size': String(PART), mtime: String(T0) } }));
-  const parts: { PartNumber: number; ETag: string }[] = [];
-  for (let i = 0, at = 0; at < SIZE; i++, at += PART) {
-    const r = await raw.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: created.UploadId, PartNumber: i + 1, Body: buf.subarray(at, Math.min(SIZE, at + PART)) }));
-    parts.push({ PartNumber: i + 1, ETag: r.ETag! });
-  }
-  await raw.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: created.UploadId, MultipartUpload: { Parts: parts } }));
-}
 
 /**
  * A download through a proxy that holds every GET of a part from the 5th on (30 s): the first
@@ -68,7 +47,7 @@ async function downloadAndKill(prefix: string, dest: string, cache: string): Pro
     rate: 1,
     kinds: ['stall'],
     stallMs: 30_000,
-    match: (r) => isObjectGet(r) && rangeStart(r.headers.range as string | undefined) >= 4 * PART,
+    match: (r) => isObjectGet(r) && rangeStart(r.headers.range) >= 4 * PART,
     script: (r) => {
       if (isObjectGet(r)) ranges.push(r.headers.range as string | undefined);
       return undefined;
@@ -76,7 +55,7 @@ async function downloadAndKill(prefix: string, dest: string, cache: string): Pro
     lifetimeMs: 120_000,
   });
   proxies.push(proxy);
-  const run = await runPolling(['sync', `s3://${bucket}/${prefix}`, dest, '--endpoint-url', proxy.url, '--no-progress'], () => (record(dest)?.parts?.done.length ?? 0) >= 4, {
+  const run = await runPolling(['sync', `s3://${bucket}/${prefix}`, dest, '--endpoint-url', proxy.url, '--no-progress'], () => partsDone(dest) >= 4, {
     env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache, BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY: '4' },
     everyMs: 20,
     giveUpMs: 60_000,
@@ -86,37 +65,17 @@ async function downloadAndKill(prefix: string, dest: string, cache: string): Pro
   return { proxy, ranges };
 }
 
-interface Rec {
-  version: string;
-  parts?: { partSize: number; done: number[] };
-}
-
-function tmpName(dest: string): string | undefined {
-  if (!fs.existsSync(dest)) return undefined;
-  return fs.readdirSync(dest).find((n) => n.startsWith('.bucketsync-tmp-') && !n.endsWith('.resume'));
-}
-
-function record(dest: string): Rec | undefined {
-  const t = tmpName(dest);
-  if (!t) return undefined;
-  try {
-    return JSON.parse(fs.readFileSync(path.join(dest, `${t}.resume`), 'utf8')) as Rec;
-  } catch {
-    return undefined;
-  }
-}
-
 describe.skipIf(!endpoint)('ranged downloads (RGW)', () => {
   it('a multipart object is fetched one part per ranged GET; killed part-way, the next run fetches only the parts not yet written, byte-identical', async () => {
     const buf = randomBuffer(41, SIZE);
-    await putMultipart('rg/big.bin', buf);
+    await putMultipart(raw, bucket, 'rg/big.bin', buf);
     const dest = path.join(work, 'rg-dest');
     const cache = path.join(work, 'rg-cache');
     const { proxy, ranges } = await downloadAndKill('rg', dest, cache);
     // every GET of the killed run asked for exactly one part
     expect(ranges.length).toBeGreaterThan(0);
     for (const r of ranges) expect([...Array(PARTS).keys()].map(partRange)).toContain(r);
-    const rec = record(dest)!;
+    const rec = resumeRecord(dest)!;
     expect(rec.parts!.partSize).toBe(PART);
     const done = rec.parts!.done;
     expect(done.length).toBeGreaterThanOrEqual(4);
@@ -137,11 +96,11 @@ describe.skipIf(!endpoint)('ranged downloads (RGW)', () => {
 
   it('a part damaged on disk after the kill fails the whole-object ETag check: the partial file is dropped and the object fetched again, byte-identical', async () => {
     const buf = randomBuffer(42, SIZE);
-    await putMultipart('rgbad/big.bin', buf);
+    await putMultipart(raw, bucket, 'rgbad/big.bin', buf);
     const dest = path.join(work, 'rgbad-dest');
     const cache = path.join(work, 'rgbad-cache');
     const { proxy, ranges } = await downloadAndKill('rgbad', dest, cache);
-    const rec = record(dest)!;
+    const rec = resumeRecord(dest)!;
     const victim = rec.parts!.done[0]!;
     const fd = fs.openSync(path.join(dest, tmpName(dest)!), 'r+');
     fs.writeSync(fd, Buffer.from([0xff ^ buf[victim * PART + 7]!]), 0, 1, victim * PART + 7);
@@ -159,14 +118,14 @@ describe.skipIf(!endpoint)('ranged downloads (RGW)', () => {
 
   it('an object rewritten since the interrupted download is not resumed: every part fetched again, the partial file removed', async () => {
     const buf = randomBuffer(43, SIZE);
-    await putMultipart('rgchg/big.bin', buf);
+    await putMultipart(raw, bucket, 'rgchg/big.bin', buf);
     const dest = path.join(work, 'rgchg-dest');
     const cache = path.join(work, 'rgchg-cache');
     const { proxy, ranges } = await downloadAndKill('rgchg', dest, cache);
-    expect(record(dest)!.parts!.done.length).toBeGreaterThan(0);
+    expect(resumeRecord(dest)!.parts!.done.length).toBeGreaterThan(0);
     const next = Buffer.from(buf);
     next.fill(9, 0, 4096); // same size, other bytes in a part the partial file holds
-    await putMultipart('rgchg/big.bin', next);
+    await putMultipart(raw, bucket, 'rgchg/big.bin', next);
     const before = ranges.length;
     const r = await cli(['sync', `s3://${bucket}/rgchg`, dest, '--endpoint-url', proxy.url, '--no-progress'], { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache }, timeoutMs: 90_000 });
     expect(r.code, r.stderr).toBe(0);
@@ -178,7 +137,7 @@ describe.skipIf(!endpoint)('ranged downloads (RGW)', () => {
 
   it('a corrupt .resume record is ignored: the partial file is removed and every part fetched', async () => {
     const buf = randomBuffer(44, SIZE);
-    await putMultipart('rgrec/big.bin', buf);
+    await putMultipart(raw, bucket, 'rgrec/big.bin', buf);
     const dest = path.join(work, 'rgrec-dest');
     const cache = path.join(work, 'rgrec-cache');
     const { proxy, ranges } = await downloadAndKill('rgrec', dest, cache);
@@ -199,7 +158,7 @@ describe.skipIf(!endpoint)('ranged downloads (RGW)', () => {
   ])('a byte flipped on the way in one ranged GET (%s) fails the whole-object ETag check: the object is fetched again in one verified GET, byte-identical, nothing else left', async (_how, inline) => {
     const buf = randomBuffer(45, SIZE);
     const prefix = `rgflip${inline}`;
-    await putMultipart(`${prefix}/big.bin`, buf);
+    await putMultipart(raw, bucket, `${prefix}/big.bin`, buf);
     const dest = path.join(work, `${prefix}-dest`);
     const ranges: (string | undefined)[] = [];
     const isObjectGet = (r: { method: string; url: string }): boolean => r.method === 'GET' && r.url.includes('/big.bin');
@@ -245,7 +204,7 @@ describe.skipIf(!endpoint)('ranged downloads (RGW)', () => {
 
   it('every GET of the object corrupted on the way: the download fails (exit 1), nothing under the final name, no temporary file left', async () => {
     const buf = randomBuffer(46, SIZE);
-    await putMultipart('rgflipall/big.bin', buf);
+    await putMultipart(raw, bucket, 'rgflipall/big.bin', buf);
     const dest = path.join(work, 'rgflipall-dest');
     const proxy = await startFaultProxy({
       target: endpoint!,

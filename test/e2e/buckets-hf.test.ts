@@ -70,6 +70,7 @@ function run(cmd: string, args: string[], opts: { input?: string; env?: Record<s
       clearTimeout(timer);
       resolve({ code, stdout: Buffer.concat(out), stderr: err });
     });
+    child.stdin.on('error', () => undefined); // EPIPE when it exits before reading its input: its exit code says what happened
     child.stdin.end(opts.input ?? '');
   });
 }

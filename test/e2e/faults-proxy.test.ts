@@ -235,6 +235,24 @@ describe('fault proxy', () => {
     expect(b).toEqual(a);
   });
 
+  it('a match or script callback that throws (a poll racing the CLI\'s files) is no fault for that request, not an uncaught error', async () => {
+    const raced = (): never => {
+      throw Object.assign(new Error("ENOENT: no such file or directory, stat '.bucketsync-tmp-…-case-probe'"), { code: 'ENOENT' });
+    };
+    // every request would get a 500 if `match` said yes; none is answered by `script`
+    for (const opts of [{ rate: 1, match: raced }, { rate: 0, script: raced }]) {
+      const p = await startFaultProxy({ target, seed: 1, kinds: ['status-500'], ...opts });
+      try {
+        const got = await request(`${p.url}/obj`);
+        expect(got.status).toBe(200);
+        expect(got.body.equals(BODY)).toBe(true);
+        expect([p.total, p.scripted]).toEqual([0, 0]);
+      } finally {
+        await p.close();
+      }
+    }
+  });
+
   it('stops by itself after its lifetime', async () => {
     const p = await startFaultProxy({ target, seed: 1, rate: 0, kinds: [], lifetimeMs: 200 });
     await new Promise((r) => setTimeout(r, 400));

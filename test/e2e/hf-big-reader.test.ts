@@ -7,15 +7,15 @@
  * byte-identical every way; a byte flipped in a stored xorb fails every way, nothing kept.
  */
 import { spawn } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
+import { createCipheriv } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { md5, MiB } from '../support/big-files.js';
 import { hostId } from '../../src/scanner/names.js';
 import { BIN, cli, tempDir } from '../support/cli.js';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 
-const MiB = 1024 * 1024;
 const SIZE = 40 * MiB + 12_345;
 const TOKEN = 'hf_test_token';
 const BUCKET = 'tester/reader';
@@ -26,8 +26,6 @@ let src: string;
 let env: Record<string, string>;
 let want: string;
 let content: Buffer;
-
-const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
 beforeAll(async () => {
   server = await startHfServer();
@@ -58,8 +56,12 @@ function cpToStdout(extra: Record<string, string>): Promise<{ code: number | nul
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000); // as cli(): a hung run must not outlive its test
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out: Buffer.concat(out), stderr }));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out: Buffer.concat(out), stderr });
+    });
   });
 }
 

@@ -11,15 +11,14 @@
  *   xorb bytes the server serves the second time are about the rest), byte-identical; if the
  *   bucket's file changed in between, it starts over and gets the new content.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { md5, MiB } from '../support/big-files.js';
 import { bytesUnder, cli, runPolling, tempDir } from '../support/cli.js';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 import { randomFile } from '../support/random.js';
 
-const MiB = 1024 * 1024;
 const SIZE = 256 * MiB;
 const TOKEN = 'hf_test_token';
 const BUCKET = 'tester/big';
@@ -36,8 +35,6 @@ afterAll(async () => {
   await server?.close();
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
-
-const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
 function setup(name: string) {
   const dir = path.join(work, name);

@@ -6,22 +6,19 @@
  * where it misbehaves in one way per case. Every case must end in a fallback to the regular
  * transport (node:http) or a clear retryable error; never in a wrong file.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, HeadObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { md5, MiB, PART, putMultipart } from '../support/big-files.js';
 import { cli, tempDir } from '../support/cli.js';
 import { randomBuffer } from '../support/fault-proxy.js';
 import { createTestBucket, removeTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const endpoint = s3TestEndpoint();
-const MiB = 1024 * 1024;
-const PART = 5 * MiB;
 const SIZE = 3 * PART + MiB + 123; // 4 parts
-const T0 = 1_700_000_000;
 /** The part the server misbehaves on. */
 const VICTIM = 1;
 const VICTIM_RANGE = `bytes=${VICTIM * PART}-${(VICTIM + 1) * PART - 1}`;
@@ -33,21 +30,13 @@ let data: Buffer;
 let etag: string;
 const servers: net.Server[] = [];
 
-const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
-
 beforeAll(async () => {
   if (!endpoint) return;
   s3 = s3TestClient();
   bucket = await createTestBucket('raw-hostile');
   work = tempDir('bucketsync-raw-hostile-');
   data = randomBuffer(77, SIZE);
-  const created = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'o/big.bin', Metadata: { 'part-size': String(PART), mtime: String(T0) } }));
-  const parts: { PartNumber: number; ETag: string }[] = [];
-  for (let i = 0, at = 0; at < SIZE; i++, at += PART) {
-    const r = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: 'o/big.bin', UploadId: created.UploadId, PartNumber: i + 1, Body: data.subarray(at, Math.min(SIZE, at + PART)) }));
-    parts.push({ PartNumber: i + 1, ETag: r.ETag! });
-  }
-  await s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: 'o/big.bin', UploadId: created.UploadId, MultipartUpload: { Parts: parts } }));
+  await putMultipart(s3, bucket, 'o/big.bin', data);
   etag = (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'o/big.bin' }))).ETag!;
 }, 60_000);
 afterAll(async () => {
@@ -126,6 +115,7 @@ async function hostile(pick: (req: Req, n: number) => Misbehave | undefined): Pr
       // everything else: forwarded to RGW as it is, its answer relayed with a Content-Length
       const fwd = http.request({ agent, host: target.hostname, port: target.port, method, path: url, headers }, (res) => {
         const chunks: Buffer[] = [];
+        res.on('error', () => sock.destroy()); // RGW cut the answer short: so does this server
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           const out = Buffer.concat(chunks);

@@ -48,6 +48,13 @@ function expectInert(text: string): void {
   expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/);
 }
 
+/**
+ * Files of a slow run: once executing it holds its lock for SLOW_FILES × 400 ms (6.4 s), room
+ * for the one to three CLI runs each case starts meanwhile even on a loaded machine (8 files,
+ * 3.2 s, left little for two Node start-ups on a busy 2-core CI runner).
+ */
+const SLOW_FILES = 16;
+
 /** Starts a CLI that holds its destination's lock for a while; resolves once it is executing. */
 async function startSlowRun(args: string[], env: Record<string, string> = {}): Promise<{ pid: number; done: Promise<number | null> }> {
   const child = spawn(process.execPath, [BIN, ...args], {
@@ -68,7 +75,7 @@ async function startSlowRun(args: string[], env: Record<string, string> = {}): P
 
 describe('class 8: one writer per destination, however it is spelled', () => {
   it('a second run through a symlinked spelling, under another HOME, is refused naming the holder PID', async () => {
-    writeTree(src, Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}.txt`, `file ${i}`])), T0);
+    writeTree(src, Object.fromEntries(Array.from({ length: SLOW_FILES }, (_, i) => [`f${i}.txt`, `file ${i}`])), T0);
     fs.mkdirSync(dst);
     const link = path.join(work, 'link-to-dst');
     fs.symlinkSync(dst, link);
@@ -97,7 +104,7 @@ describe('class 8: one writer per destination, however it is spelled', () => {
 
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   it.skipIf(!asRoot)('another user is refused too, and takes over a dead holder\'s lock in the sticky folder', async () => {
-    writeTree(src, Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}.txt`, `file ${i}`])), T0);
+    writeTree(src, Object.fromEntries(Array.from({ length: SLOW_FILES }, (_, i) => [`f${i}.txt`, `file ${i}`])), T0);
     fs.mkdirSync(dst);
     for (const d of [work, src, dst]) fs.chmodSync(d, 0o777);
     for (const f of fs.readdirSync(src)) fs.chmodSync(path.join(src, f), 0o644);
@@ -131,7 +138,7 @@ describe('class 8: one writer per destination, however it is spelled', () => {
   });
 
   it('--apply takes the same lock as sync', async () => {
-    writeTree(src, Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}.txt`, `file ${i}`])), T0);
+    writeTree(src, Object.fromEntries(Array.from({ length: SLOW_FILES }, (_, i) => [`f${i}.txt`, `file ${i}`])), T0);
     const plan = path.join(work, 'p.jsonl');
     expect((await cli(['sync', src, dst, '--plan', plan])).code).toBe(0);
     fs.mkdirSync(dst);

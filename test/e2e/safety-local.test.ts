@@ -633,7 +633,7 @@ describe('class 7: times and names are kept exactly', () => {
 
 describe('class 3: the tool touches only files it provably made', () => {
   const hostHash = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
-  const deadPid = 4_000_000; // above pid_max on Linux: never a live process
+  const deadPid = 999_999_999; // above Linux's largest pid_max (4,194,304, the default where systemd sets it): never a live process
   const ours = `.bucketsync-tmp-${hostHash}-${deadPid}-0badc0de-x.bin`;
   const otherHost = `.bucketsync-tmp-${hostHash === 'abcdef01' ? 'abcdef02' : 'abcdef01'}-${deadPid}-0badc0de-y.bin`;
 

@@ -10,30 +10,18 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  DeleteBucketCommand,
-  DeleteObjectsCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  UploadPartCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, DeleteBucketCommand, DeleteObjectsCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PART, partsDone, putMultipart, rangeStart, slowProxy as stallProxy, T0 } from '../support/big-files.js';
 import { BIN, runPolling, tempDir } from '../support/cli.js';
-import { quote, sleep, tmuxOn, untilExit } from '../support/tmux.js';
-import { randomBuffer, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { quote, tmuxOn, untilExit } from '../support/tmux.js';
+import { randomBuffer, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 const endpoint = s3TestEndpoint();
 const SOCKET = `bucketsync-test-big-${process.pid}`;
-const MiB = 1024 * 1024;
-const PART = 5 * MiB;
 const SIZE = 14 * PART; // 70 MiB: above the 64 MiB of a file's own line
-const T0 = 1_700_000_000;
 
 let raw: S3Client;
 let bucket: string;
@@ -44,27 +32,20 @@ const proxies: FaultProxy[] = [];
 const tmux = tmuxOn(SOCKET);
 
 /** Runs `bucketsync ARGS` in a fresh 120×30 tmux window and watches it until it exits. */
-async function inTerminal(args: string[], env: Record<string, string>): Promise<{ screen: string; snapshots: string[]; raw: string; exitCode: number }> {
+async function inTerminal(args: string[], env: Record<string, string>): Promise<{ screen: string; snapshots: string[]; exitCode: number }> {
   const name = `run${++session}`;
-  const rawFile = path.join(work, `${name}.raw`);
   const command = `${Object.entries(env)
     .map(([k, v]) => `${k}=${quote(v)}`)
     .join(' ')} ${quote(process.execPath)} ${quote(BIN)} ${args.map(quote).join(' ')}`;
   tmux('new-session', '-d', '-x', '120', '-y', '30', '-s', name, `read go; ${command}; echo "EXIT=$?"; sleep 600`);
-  tmux('pipe-pane', '-t', name, '-o', `cat >> ${quote(rawFile)}`);
   tmux('send-keys', '-t', name, 'Enter');
   const { screen, snapshots, exitCode } = await untilExit(tmux, name, 90_000);
-  await sleep(200);
   tmux('kill-session', '-t', name);
-  return { screen, snapshots, raw: fs.existsSync(rawFile) ? fs.readFileSync(rawFile, 'utf8') : '', exitCode };
+  return { screen, snapshots, exitCode };
 }
 
 /** A proxy in front of RGW holding every request `match` picks for `ms` before it goes on. */
-async function slowProxy(match: (r: { method: string; url: string; headers: Record<string, unknown> }) => boolean, ms: number): Promise<FaultProxy> {
-  const p = await startFaultProxy({ target: endpoint!, seed: 1, rate: 1, kinds: ['stall'], stallMs: ms, match, lifetimeMs: 180_000 });
-  proxies.push(p);
-  return p;
-}
+const slowProxy = (match: (r: ProxiedRequest) => boolean, ms: number): Promise<FaultProxy> => stallProxy(proxies, endpoint!, match, ms, 180_000);
 
 /** The big file's own line, as drawn: path, bar, bytes of 70 MiB, rate, ETA, and a resumed transfer's skipped bytes. */
 const FILE_LINE = /^ {2}big\.bin \[[=-]{30}\] +(\d+)% \| ([\d.]+ (?:B|KiB|MiB))\/70\.0 MiB \| [\d.]+ (?:B|KiB|MiB)\/s \| ETA (?:\d+ s|--)( \| ([\d.]+ MiB) skipped \(resumed\))?$/m;
@@ -123,23 +104,14 @@ describe.skipIf(!hasTmux || !endpoint)('progress of big files in a terminal (RGW
     // a multipart object with its part size recorded, as bucketsync writes them
     const key = 'dl/big.bin';
     const buf = randomBuffer(52, SIZE);
-    const created = await raw.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { 'part-size': String(PART), mtime: String(T0) } }));
-    const parts: { PartNumber: number; ETag: string }[] = [];
-    for (let i = 0; i < SIZE / PART; i++) {
-      const r = await raw.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: created.UploadId, PartNumber: i + 1, Body: buf.subarray(i * PART, (i + 1) * PART) }));
-      parts.push({ PartNumber: i + 1, ETag: r.ETag! });
-    }
-    await raw.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: created.UploadId, MultipartUpload: { Parts: parts } }));
+    await putMultipart(raw, bucket, key, buf);
     const dest = path.join(work, 'dl-dest');
     const cache = path.join(work, 'cache-dl');
     // first run: parts from the 5th on are held 30 s; killed once four parts are on disk
-    const held = await slowProxy((r) => r.method === 'GET' && r.url.includes('/big.bin') && Number(/^bytes=(\d+)-/.exec(String(r.headers.range ?? ''))?.[1] ?? -1) >= 4 * PART, 30_000);
+    const held = await slowProxy((r) => r.method === 'GET' && r.url.includes('/big.bin') && rangeStart(r.headers.range) >= 4 * PART, 30_000);
     const first = await runPolling(
       ['sync', `s3://${bucket}/dl`, dest, '--endpoint-url', held.url, '--no-progress'],
-      () => {
-        const t = fs.readdirSync(dest).find((n) => n.endsWith('.resume'));
-        return t !== undefined && (JSON.parse(fs.readFileSync(path.join(dest, t), 'utf8')) as { parts: { done: number[] } }).parts.done.length >= 4;
-      },
+      () => partsDone(dest) >= 4,
       { env: { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: cache, BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY: '4' }, everyMs: 20, giveUpMs: 60_000 },
     );
     expect(first.signal, `the first run finished before it was killed (exit ${first.code}):\n${first.stderr}`).toBe('SIGKILL');

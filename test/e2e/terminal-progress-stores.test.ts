@@ -19,13 +19,13 @@
  * uploader only takes files of 64 MiB and up).
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
 import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClient } from '../../src/stores/azure/client.js';
+import { md5, md5File, MiB, resumeRecord, slowProxy as stallProxy, T0 } from '../support/big-files.js';
 import { BIN, bytesUnder, runPolling, tempDir } from '../support/cli.js';
 import { quote, sleep, tmuxOn, untilExit } from '../support/tmux.js';
 import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
@@ -36,8 +36,6 @@ import { randomFile } from '../support/random.js';
 
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 const SOCKET = `bucketsync-test-stores-${process.pid}`;
-const MiB = 1024 * 1024;
-const T0 = 1_700_000_000;
 const TOKEN = 'hf_test_token';
 const HF_BUCKET = 'tester/progress';
 /** hf's own Xet uploader takes files from 64 MiB on: 72 MiB is 5 xorbs. */
@@ -84,9 +82,6 @@ function partWay(run: TerminalRun, re: RegExp): RegExpExecArray[] {
   return run.lines.map((l) => re.exec(l)).filter((m): m is RegExpExecArray => m !== null && Number(m[1]) > 0 && Number(m[1]) < 100);
 }
 
-const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
-const md5File = (f: string): string => md5(fs.readFileSync(f));
-
 /** Runs the CLI without a terminal and SIGKILLs it once `when()` holds; resolves with whether the kill ended it. */
 async function killWhen(args: string[], env: Record<string, string>, when: () => boolean): Promise<boolean> {
   return (await runPolling([...args, '--no-progress'], when, { env })).killed;
@@ -117,11 +112,7 @@ async function checkPlanOutputs(args: string[], env: Record<string, string>, tag
 }
 
 /** A stalling proxy in front of `target`: every request `match` picks is held `ms` (before or inside its response body). */
-async function slowProxy(target: string, match: (r: ProxiedRequest) => boolean, ms: number): Promise<FaultProxy> {
-  const p = await startFaultProxy({ target, seed: 1, rate: 1, kinds: ['stall'], stallMs: ms, match, lifetimeMs: 300_000 });
-  proxies.push(p);
-  return p;
-}
+const slowProxy = (target: string, match: (r: ProxiedRequest) => boolean, ms: number): Promise<FaultProxy> => stallProxy(proxies, target, match, ms);
 
 beforeAll(() => {
   work = tempDir('bucketsync-tty-stores-');
@@ -209,9 +200,8 @@ describe.skipIf(!hasTmux)('progress of big hf transfers in a terminal (Hub+Xet t
     expect(kept).toBeLessThan(HF_SIZE);
     // The worker-written download continues from the parts its .resume record lists (the first
     // unbroken run from part 0, capped at the bytes on disk): that is what it skips.
-    const recName = fs.readdirSync(dest).find((n) => n.endsWith('.resume'));
-    expect(recName, fs.readdirSync(dest).join(', ')).toBeDefined();
-    const rec = JSON.parse(fs.readFileSync(path.join(dest, recName!), 'utf8')) as { parts?: { partSize: number; done: number[] } };
+    const rec = resumeRecord(dest)!;
+    expect(rec, fs.readdirSync(dest).join(', ')).toBeDefined();
     let unbroken = 0;
     while (rec.parts?.done.includes(unbroken)) unbroken++;
     const expectedSkip = Math.min(unbroken * (rec.parts?.partSize ?? 0), kept);

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, tempDir, writeTree } from '../support/cli.js';
-import { quote, sleep, tmuxOn, untilExit } from '../support/tmux.js';
+import { quote, tmuxOn, untilExit, untilRecorded } from '../support/tmux.js';
 
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 if (!hasTmux) process.stderr.write('terminal-progress tests skipped: the `tmux` binary is not installed (apt-get install tmux)\n');
@@ -52,9 +52,9 @@ async function inTerminal(args: string[], opts: { redirect?: string; env?: Recor
   tmux('pipe-pane', '-t', name, '-o', `cat >> ${quote(rawFile)}`);
   tmux('send-keys', '-t', name, 'Enter');
   const { screen, snapshots, exitCode } = await untilExit(tmux, name, 60_000);
-  await sleep(200); // let pipe-pane write the last bytes
+  const raw = await untilRecorded(rawFile, 'EXIT=');
   tmux('kill-session', '-t', name);
-  return { screen, snapshots, raw: fs.existsSync(rawFile) ? fs.readFileSync(rawFile, 'utf8') : '', exitCode };
+  return { screen, snapshots, raw, exitCode };
 }
 
 /** The frames drawn on the progress line: the text between carriage-return/cursor moves. */

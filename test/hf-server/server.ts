@@ -270,8 +270,10 @@ export class HfTestServer {
       this.ownsDir = true;
     }
     await fsp.mkdir(path.join(this.dir, 'xorbs'), { recursive: true });
-    this.hub = http.createServer((req, res) => void this.dispatch('hub', req, res));
-    this.cas = http.createServer((req, res) => void this.dispatch('cas', req, res));
+    // dispatch() answers every error itself; should answering fail too, drop the connection
+    // rather than leave a rejected promise nobody awaits (an unhandled error of the test run).
+    this.hub = http.createServer((req, res) => void this.dispatch('hub', req, res).catch(() => res.destroy()));
+    this.cas = http.createServer((req, res) => void this.dispatch('cas', req, res).catch(() => res.destroy()));
     for (const s of [this.hub, this.cas]) {
       s.keepAliveTimeout = 1000;
       await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
@@ -352,10 +354,10 @@ export class HfTestServer {
   // ---- plumbing -------------------------------------------------------------------------------
 
   private async dispatch(side: 'hub' | 'cas', req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://x');
     const rawPath = (req.url ?? '/').split('?')[0] ?? '/';
     let route: RouteName = 'unknown';
     try {
+      const url = new URL(req.url ?? '/', 'http://x'); // throws on a hostile request target ("//[")
       const handler = side === 'hub' ? this.routeHub(req.method ?? 'GET', rawPath) : this.routeCas(req.method ?? 'GET', rawPath);
       route = handler?.route ?? 'unknown';
       this.stats.requests[route] = (this.stats.requests[route] ?? 0) + 1;

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import crypto from 'node:crypto';
+import http from 'node:http';
 import { commitIterBucket, downloadFile, listFiles, createRepo } from '@huggingface/hub';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 
@@ -127,5 +128,27 @@ describe('hf test server with @huggingface/hub', () => {
     const res2 = await fetch(`${server.url}/api/buckets/tester/nope/tree?recursive=true`, { headers: { Authorization: `Bearer ${TOKEN}` } });
     expect(res2.status).toBe(404);
     expect(await res2.json()).toEqual({ error: 'Bucket tester/nope not found' });
+  });
+
+  it('answers a request target no URL parser accepts ("//[") with an error, on the Hub and the CAS side, and goes on serving', async () => {
+    const hostile = (base: string): Promise<{ status?: number; body: string; error?: string }> =>
+      new Promise((resolve) => {
+        const u = new URL(base);
+        const req = http.request({ host: u.hostname, port: u.port, path: '//[', method: 'GET', agent: false }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode, body }));
+        });
+        req.setTimeout(5000, () => req.destroy(new Error('no answer')));
+        req.on('error', (e) => resolve({ body: '', error: e.message }));
+        req.end();
+      });
+    for (const base of [server.url, server.casUrl]) {
+      const r = await hostile(base);
+      expect(r.error, base).toBeUndefined();
+      expect(r.status, base).toBeGreaterThanOrEqual(400);
+      expect(JSON.parse(r.body)).toHaveProperty('error');
+    }
+    expect((await fetch(`${server.url}/api/buckets/tester/raw/tree?recursive=true`)).status).toBe(200);
   });
 });

@@ -40,6 +40,7 @@ export function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
+    child.stdin.on('error', () => undefined); // EPIPE when it exits before reading its input: its exit code says what happened
     child.stdin.end(opts.input ?? '');
   });
 }
@@ -137,7 +138,10 @@ export async function runAndKill(
     if (seen >= afterStarts) kill();
   });
   const timer = setTimeout(kill, opts.giveUpMs ?? 30_000);
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (c, s) => r([c, s])));
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r, reject) => {
+    child.on('error', reject); // could not start (EAGAIN on a busy machine): this test's error, not an uncaught one
+    child.on('close', (c, s) => r([c, s]));
+  });
   clearTimeout(timer);
   return signal === 'SIGKILL' && code === null;
 }
@@ -167,7 +171,10 @@ export async function runPolling(
   const child = spawn(opts.bin ?? process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const closed = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (c, s) => r([c, s])));
+  const closed = new Promise<[number | null, NodeJS.Signals | null]>((r, reject) => {
+    child.on('error', reject); // could not start: this test's error, not an uncaught one
+    child.on('close', (c, s) => r([c, s]));
+  });
   let fired = false;
   const timer = setInterval(() => {
     if (fired) return;
@@ -179,9 +186,14 @@ export async function runPolling(
     if (fired && opts.kill !== false) setTimeout(() => child.kill('SIGKILL'), opts.killDelayMs ?? 0);
   }, opts.everyMs ?? 10);
   const giveUp = setTimeout(() => child.kill('SIGKILL'), opts.giveUpMs ?? 90_000);
-  const [code, signal] = await closed;
-  clearInterval(timer);
-  clearTimeout(giveUp);
+  let code: number | null;
+  let signal: NodeJS.Signals | null;
+  try {
+    [code, signal] = await closed;
+  } finally {
+    clearInterval(timer);
+    clearTimeout(giveUp);
+  }
   return { code, signal, stderr, fired, killed: fired && opts.kill !== false && signal === 'SIGKILL' && code === null };
 }
 

@@ -205,6 +205,20 @@ function canonicalUrl(url: string): string {
   return params.length > 0 ? `${url.slice(0, q)}?${params.join('&')}` : url.slice(0, q);
 }
 
+/**
+ * `fn()`, or `fallback` when it throws. `match` and `script` run inside the proxy's request
+ * handler; they often look at files the CLI is creating and removing at that moment, and an
+ * exception there would escape every test (an uncaught error of the whole run), so a callback
+ * that throws counts as "no match" / "no scripted answer" for that request.
+ */
+function guarded<T>(fn: () => T, fallback: T): T {
+  try {
+    return fn();
+  } catch {
+    return fallback;
+  }
+}
+
 /** Starts the proxy on 127.0.0.1 (a free port). */
 export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultProxy> {
   const target = new URL(opts.target);
@@ -241,9 +255,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     const key = opts.keyOf ? opts.keyOf(method, url) : `${method} ${canonicalUrl(url).replace(/^\/[^/?]*/, '')}`;
     const n = seen.get(key) ?? 0;
     seen.set(key, n + 1);
-    const answer = opts.script?.({ method, url, headers: req.headers }, n);
+    const answer = guarded(() => opts.script?.({ method, url, headers: req.headers }, n), undefined);
     if (answer) return { answer };
-    if (rate <= 0 || (opts.match && !opts.match({ method, url, headers: req.headers }))) return undefined;
+    if (rate <= 0 || (opts.match && !guarded(() => opts.match!({ method, url, headers: req.headers }), false))) return undefined;
     if (opts.maxFaults !== undefined && injected.length >= opts.maxFaults) return undefined;
     const r = rng(hash32(opts.seed, `${key}#${n}`));
     if (r() >= rate) return undefined;

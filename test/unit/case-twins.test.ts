@@ -50,10 +50,12 @@ describe('probeCaseInsensitive', () => {
       }
     });
     try {
-      // The probe only looks once, right after creating its file: give the watcher a chance.
+      // The probe only looks once, right after creating its file: give the watcher a chance
+      // (until the spelling it looks for is there, at most 5 s: a fixed pause can be too short
+      // on a loaded machine).
       const realLstat = fs.promises.lstat;
       fs.promises.lstat = (async (p: fs.PathLike) => {
-        await new Promise((r) => setTimeout(r, 100));
+        for (let i = 0; i < 500 && !fs.existsSync(p); i++) await new Promise((r) => setTimeout(r, 10));
         return realLstat(p);
       }) as typeof fs.promises.lstat;
       try {
