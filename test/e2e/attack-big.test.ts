@@ -217,6 +217,49 @@ describe.skipIf(!oldNode)('attack: kill -9 of bucketsync started by an older Nod
   }, 30_000);
 });
 
+describe('attack: the launcher gone before the run it handed over to could watch it', () => {
+  /** `sync src dest` on Node 24 as if handed over by launcher `pid`, each operation held 3 s. */
+  const handedOver = (name: string, pid: number) => {
+    const src = path.join(work, `${name}-src`);
+    const dest = path.join(work, `${name}-dest`);
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'a.bin'), 'a');
+    const child = spawn(process.execPath, [BIN, 'sync', src, dest, '--no-progress'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, BUCKETSYNC_CACHE_DIR: path.join(work, `cache-${name}`), BUCKETSYNC_TEST_DELAY_MS: '3000', BUCKETSYNC_LAUNCHER_PID: String(pid) },
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; written: boolean }>((r) =>
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        r({ code, signal, stderr, written: fs.existsSync(path.join(dest, 'a.bin')) });
+      }),
+    );
+  };
+
+  it('a launcher killed while the run was starting (already dead when it looks): the run dies at once, nothing written', async () => {
+    // a PID that was a process and is no more (spawned, exited, reaped)
+    const gone = spawn('true');
+    await new Promise((r) => gone.on('close', r));
+    const run = await handedOver('launcher-gone', gone.pid!);
+    expect(run.signal, `the run went on without its launcher (exit ${run.code}):\n${run.stderr}`).toBe('SIGKILL');
+    expect(run.written, 'written after its launcher was gone').toBe(false);
+  }, 40_000);
+
+  it('a stray BUCKETSYNC_LAUNCHER_PID naming a running process that is not its parent is ignored: the run completes', async () => {
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const run = await handedOver('launcher-stray', other.pid!);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.written).toBe(true);
+    } finally {
+      other.kill('SIGKILL');
+    }
+  }, 40_000);
+});
+
 describe.skipIf(!endpoint || process.platform !== 'linux')('attack: the pid of a killed upload reused by another process', () => {
   it('a journal whose pid now belongs to a process started after it is resumed (not taken for a live writer), no upload left behind', async () => {
     const src = path.join(work, 'pid-src');
