@@ -5,7 +5,7 @@
 import { UsageError } from '../../types.js';
 import { elements, text } from '../common/xml.js';
 import type { AzureClient } from './client.js';
-import { AzureStoreError, operationError, setupError, statusOf, type ErrorContext } from './errors.js';
+import { AzureStoreError, openingError, operationError, setupError, statusOf, type ErrorContext } from './errors.js';
 import { validContainerName } from './location.js';
 import { parseBlobList, type ListedBlob } from './store.js';
 
@@ -44,7 +44,7 @@ export class AzureAdmin {
       try {
         body = (await this.client.request({ op: 'ListContainers', method: 'GET', query: { comp: 'list', marker, maxresults: '5000' }, signal })).body;
       } catch (err) {
-        throw this.fail(err, 'listing containers', '');
+        throw openingError(err, 'listing containers', this.ctx(''));
       }
       for (const c of elements(elements(body, 'Containers')[0] ?? '', 'Container')) {
         const lm = Date.parse(text(c, 'Last-Modified') ?? '');
@@ -63,7 +63,7 @@ export class AzureAdmin {
       return true;
     } catch (err) {
       if (statusOf(err) === 404) return false;
-      throw this.fail(err, `checking container ${name}`, name);
+      throw openingError(err, `checking container ${name}`, this.ctx(name));
     }
   }
 

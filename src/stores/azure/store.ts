@@ -39,7 +39,7 @@ import { createHasher, defaultBackend, xxh128HexSync } from '../../hashing/xxh12
 import { assertSafePath, basename, guessContentType, unsafeRelativePath } from '../common/paths.js';
 import { decodeText, elements, text } from '../common/xml.js';
 import { AzureClient, header, type AzResponse } from './client.js';
-import { AzureStoreError, isNotFound, operationError, setupError, type ErrorContext } from './errors.js';
+import { AzureStoreError, isNotFound, openingError, operationError, setupError, type ErrorContext } from './errors.js';
 import { formatAzure, type AzureLocation } from './location.js';
 import { MTIME_META, formatAzureMtime, parseAzureMtime } from './mtime.js';
 
@@ -301,7 +301,7 @@ export class AzureStore implements Store {
       }
       // A SAS may allow blob operations but not container ones: let the operations decide.
       if (status === 403 && this.client.cfg.auth.kind === 'sas' && !/^(AuthenticationFailed|AuthorizationFailure)$/.test((err as { code?: string }).code ?? '')) return;
-      throw setupError(err, this.ctx) ?? operationError(err, `checking container ${this.container}`, this.ctx);
+      throw openingError(err, `checking container ${this.container}`, this.ctx);
     }
   }
 

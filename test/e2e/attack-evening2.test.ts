@@ -1,0 +1,253 @@
+/**
+ * Attack (evening 2): what a hostile or unlucky user meets through the real CLI.
+ *
+ * 1. An Azure endpoint that is not Azure Blob Storage (an S3 server's 400, TLS spoken to a
+ *    plain-HTTP port): one line naming the endpoint, exit 2 — for sync, ls, cp and rm — as
+ *    S3's HeadBucket does, never exit 1 with "set BUCKETSYNC_DEBUG=1".
+ * 2. A stdout that cannot be written (`> /dev/full`): one line, exit 1, never a stack trace;
+ *    a --json sync still finishes its transfers.
+ * 3. Ctrl-C / SIGTERM while the sides are being listed: exit 130 with the "re-run" warning
+ *    (and a --json summary saying so), nothing deleted, no plan file; the re-run converges.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { AzureClient } from '../../src/stores/azure/client.js';
+import { formatAzureMtime } from '../../src/stores/azure/mtime.js';
+import { BIN, cli, jsonl, readTree, tempDir, writeTree, type CliResult } from '../support/cli.js';
+import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
+
+const endpoint = azuriteEndpoint();
+const work = tempDir('bucketsync-attack-ev2-');
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+const T0 = 1_700_000_000;
+
+const azEnv = (): Record<string, string> => ({ ...azureTestEnv(endpoint!), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') });
+
+async function putBlobs(container: string, blobs: Record<string, string>): Promise<void> {
+  const client: AzureClient = azureTestClient();
+  try {
+    for (const [name, body] of Object.entries(blobs)) {
+      await client.request({
+        op: 'PutBlob',
+        method: 'PUT',
+        container,
+        blob: name,
+        headers: { 'x-ms-blob-type': 'BlockBlob', 'x-ms-meta-mtime': formatAzureMtime(T0 * 1000) },
+        body: Buffer.from(body),
+      });
+    }
+  } finally {
+    client.destroy();
+  }
+}
+
+/** One `Error:` line, no stack frame, no "set BUCKETSYNC_DEBUG" (an input/set-up error). */
+function expectOneCleanLine(r: CliResult, needle: string): void {
+  const errors = r.stderr.split('\n').filter((l) => l.startsWith('Error:'));
+  expect(errors, r.stderr).toHaveLength(1);
+  expect(errors[0], r.stderr).toContain(needle);
+  expect(r.stderr).not.toMatch(/^\s+at /m);
+  expect(r.stderr).not.toContain('BUCKETSYNC_DEBUG');
+}
+
+describe.skipIf(!endpoint)('attack: an Azure endpoint that is not Azure Blob Storage', () => {
+  it('an S3-like server answering 400, and https spoken to the emulator\'s http port: exit 2, one line naming the endpoint, for sync, ls, cp and rm', async () => {
+    const container = await createTestContainer('ev2-endpoint');
+    await putBlobs(container, { 'p/a.txt': 'a' });
+    // What Ceph RGW or MinIO answer to an Azure request: 400 with an S3 XML error.
+    const notAzure = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(400, { 'content-type': 'application/xml' });
+      res.end(req.method === 'HEAD' ? undefined : '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidArgument</Code></Error>');
+    });
+    await new Promise<void>((r) => notAzure.listen(0, '127.0.0.1', r));
+    const s3Like = `http://127.0.0.1:${(notAzure.address() as AddressInfo).port}/devstoreaccount1`;
+    const tlsToHttp = endpoint!.replace(/^http:/, 'https:');
+    const src = path.join(work, 'ep-src');
+    const dst = path.join(work, 'ep-dst');
+    writeTree(src, { 'up.txt': 'u' }, T0);
+    fs.mkdirSync(dst, { recursive: true });
+    let cases = 0;
+    try {
+      for (const ep of [s3Like, tlsToHttp]) {
+        for (const args of [
+          ['sync', src, `az://${container}/p`],
+          ['sync', `az://${container}/p`, dst, '--delete'],
+          ['ls', `az://${container}`, '-R'],
+          ['ls', 'az://'],
+          ['cp', `az://${container}/p/a.txt`, '-'],
+          ['rm', '-R', '-y', `az://${container}/p`],
+        ]) {
+          const r = await cli([...args, '--azure-endpoint', ep], { env: azEnv(), timeoutMs: 30_000 });
+          expect(r.code, `${args.join(' ')} at ${ep}: ${r.stderr}`).toBe(2);
+          expectOneCleanLine(r, ep);
+          expect(r.stdout).toBe('');
+          cases++;
+        }
+      }
+    } finally {
+      notAzure.close();
+    }
+    expect(cases).toBe(12);
+    // Nothing was written or removed anywhere.
+    expect(readTree(dst)).toEqual({});
+    const ok = await cli(['ls', `az://${container}`, '-R'], { env: azEnv() });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain('p/a.txt');
+    expect(ok.stdout).not.toContain('up.txt');
+  }, 60_000);
+});
+
+/** Runs the CLI with its stdout on /dev/full (every write fails with ENOSPC). */
+function toDevFull(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
+  const fd = fs.openSync('/dev/full', 'w');
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', fd, 'pipe'], env: { ...process.env, BUCKETSYNC_CACHE_DIR: path.join(work, 'cache'), ...env } });
+    fs.closeSync(fd);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+describe.skipIf(!fs.existsSync('/dev/full'))('attack: a stdout that cannot be written', () => {
+  it('ls, --dry-run, plan show, cp to -, and a --json sync > /dev/full: one line, exit 1, no stack trace; the sync still copies everything', async () => {
+    const src = path.join(work, 'full-src');
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 40; i++) files[`d/f${i}.txt`] = `file ${i}`;
+    writeTree(src, files, T0);
+    const plan = path.join(work, 'full-plan.jsonl');
+    const p = await cli(['sync', src, path.join(work, 'full-unused'), '--plan', plan]);
+    expect(p.code, p.stderr).toBe(0);
+    const runs: [string[], Record<string, string>][] = [
+      [['ls', src, '-R'], {}],
+      [['sync', src, path.join(work, 'full-dry'), '--dry-run'], {}],
+      [['plan', 'show', plan], {}],
+      [['sync', src, path.join(work, 'full-json'), '--json'], {}],
+    ];
+    if (endpoint) {
+      const container = await createTestContainer('ev2-full');
+      await putBlobs(container, { 'x.bin': 'x'.repeat(100_000) });
+      runs.push([['cp', `az://${container}/x.bin`, '-'], azEnv()]);
+    }
+    for (const [args, env] of runs) {
+      const r = await toDevFull(args, env);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(1);
+      expect(r.stderr).toMatch(/^Error: cannot write to stdout: ENOSPC/m);
+      expect(r.stderr.split('\n').filter((l) => l.startsWith('Error:')), r.stderr).toHaveLength(1);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+      expect(r.stderr).not.toContain('Node.js v');
+    }
+    // The --json sync finished its transfers although its events could not be written.
+    expect(readTree(path.join(work, 'full-json'))).toEqual(files);
+    expect(fs.existsSync(path.join(work, 'full-dry'))).toBe(false);
+  }, 60_000);
+});
+
+/**
+ * A proxy in front of the emulator that holds every List Blobs request (until closed) and
+ * counts them: the CLI is then provably inside its listing when the test signals it.
+ */
+async function stallingListProxy(target: string): Promise<{ url: string; listings: () => number; close: () => void }> {
+  const t = new URL(target);
+  let listings = 0;
+  const held: http.ServerResponse[] = [];
+  const server = http.createServer((req, res) => {
+    if (/[?&]comp=list/.test(req.url ?? '')) {
+      listings++;
+      held.push(res);
+      req.resume();
+      return;
+    }
+    const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (ures) => {
+      res.writeHead(ures.statusCode ?? 502, ures.headers);
+      ures.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}${t.pathname}`,
+    listings: () => listings,
+    close: () => {
+      for (const r of held) r.destroy();
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+/** Starts the CLI, sends `signal` once `ready()` is true, and returns how it ended. */
+function signalWhen(args: string[], env: Record<string, string>, ready: () => boolean, signal: NodeJS.Signals): Promise<{ code: number | null; sig: NodeJS.Signals | null; stdout: string; stderr: string; sent: boolean }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    let sent = false;
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const poll = setInterval(() => {
+      if (!sent && ready()) {
+        sent = true;
+        child.kill(signal);
+      }
+    }, 10);
+    const giveUp = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('error', reject);
+    child.on('close', (code, sig) => {
+      clearInterval(poll);
+      clearTimeout(giveUp);
+      resolve({ code, sig, stdout, stderr, sent });
+    });
+  });
+}
+
+describe.skipIf(!endpoint)('attack: interrupted while listing', () => {
+  it('SIGINT and SIGTERM during the listing of a sync --delete, a --json sync and a --plan: exit 130, nothing deleted, no plan file; the re-run converges', async () => {
+    const container = await createTestContainer('ev2-interrupt');
+    await putBlobs(container, { 'p/a.txt': 'A', 'p/sub/b.txt': 'B' });
+    const dst = path.join(work, 'int-dst');
+    writeTree(dst, { 'extra.txt': 'mine' }, T0);
+    const plan = path.join(work, 'int-plan.jsonl');
+    let cases = 0;
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      for (const extra of [[], ['--json'], ['--plan', plan]]) {
+        const proxy = await stallingListProxy(endpoint!);
+        try {
+          const r = await signalWhen(['sync', `az://${container}/p`, dst, '--delete', '--no-progress', '--azure-endpoint', proxy.url, ...extra], azEnv(), () => proxy.listings() > 0, signal);
+          const what = `${signal} ${extra.join(' ')}: ${r.stderr}`;
+          expect(r.sent, what).toBe(true);
+          expect(r.code, what).toBe(130);
+          expect(r.stderr, what).toContain('interrupted before the end: re-run the same command to finish');
+          expect(r.stderr, what).not.toMatch(/^Error:/m);
+          if (extra[0] === '--json') {
+            const summary = jsonl(r.stdout).find((e) => e['event'] === 'summary')!;
+            expect(summary, what).toMatchObject({ exit_code: 130, interrupted: true });
+          }
+          expect(fs.existsSync(plan), what).toBe(false);
+          expect(readTree(dst), what).toEqual({ 'extra.txt': 'mine' });
+          cases++;
+        } finally {
+          proxy.close();
+        }
+      }
+    }
+    expect(cases).toBe(6);
+    const again = await cli(['sync', `az://${container}/p`, dst, '--delete'], { env: azEnv() });
+    expect(again.code, again.stderr).toBe(0);
+    expect(readTree(dst)).toEqual({ 'a.txt': 'A', 'sub/b.txt': 'B' });
+    const noop = await cli(['sync', `az://${container}/p`, dst, '--delete'], { env: azEnv() });
+    expect(noop.code, noop.stderr).toBe(0);
+    expect(noop.stderr).toContain('Nothing to sync.');
+  }, 60_000);
+});
