@@ -8,6 +8,10 @@
  *    a --json sync still finishes its transfers.
  * 3. Ctrl-C / SIGTERM while the sides are being listed: exit 130 with the "re-run" warning
  *    (and a --json summary saying so), nothing deleted, no plan file; the re-run converges.
+ * 4. Blob names with "." or ".." segments (other tools make them; listings show them): Azure
+ *    Storage resolves such segments in a URL, even percent-encoded (`p/../x` reaches `x`,
+ *    `p/../../c2/x` another container), so `rm -R` must never put one into a request: it
+ *    names them as not removed (exit 1) and removes the rest.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -154,15 +158,18 @@ describe.skipIf(!fs.existsSync('/dev/full'))('attack: a stdout that cannot be wr
 });
 
 /**
- * A proxy in front of the emulator that holds every List Blobs request (until closed) and
- * counts them: the CLI is then provably inside its listing when the test signals it.
+ * A proxy in front of the emulator that logs every request path and, with `holdListings`,
+ * holds every List Blobs request (until closed) and counts them: the CLI is then provably
+ * inside its listing when the test signals it.
  */
-async function stallingListProxy(target: string): Promise<{ url: string; listings: () => number; close: () => void }> {
+async function emulatorProxy(target: string, holdListings: boolean): Promise<{ url: string; listings: () => number; paths: string[]; close: () => void }> {
   const t = new URL(target);
   let listings = 0;
+  const paths: string[] = [];
   const held: http.ServerResponse[] = [];
   const server = http.createServer((req, res) => {
-    if (/[?&]comp=list/.test(req.url ?? '')) {
+    paths.push(req.url ?? '');
+    if (holdListings && /[?&]comp=list/.test(req.url ?? '')) {
       listings++;
       held.push(res);
       req.resume();
@@ -179,6 +186,7 @@ async function stallingListProxy(target: string): Promise<{ url: string; listing
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}${t.pathname}`,
     listings: () => listings,
+    paths,
     close: () => {
       for (const r of held) r.destroy();
       server.closeAllConnections();
@@ -222,7 +230,7 @@ describe.skipIf(!endpoint)('attack: interrupted while listing', () => {
     let cases = 0;
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       for (const extra of [[], ['--json'], ['--plan', plan]]) {
-        const proxy = await stallingListProxy(endpoint!);
+        const proxy = await emulatorProxy(endpoint!, true);
         try {
           const r = await signalWhen(['sync', `az://${container}/p`, dst, '--delete', '--no-progress', '--azure-endpoint', proxy.url, ...extra], azEnv(), () => proxy.listings() > 0, signal);
           const what = `${signal} ${extra.join(' ')}: ${r.stderr}`;
@@ -250,4 +258,56 @@ describe.skipIf(!endpoint)('attack: interrupted while listing', () => {
     expect(noop.code, noop.stderr).toBe(0);
     expect(noop.stderr).toContain('Nothing to sync.');
   }, 60_000);
+});
+
+/** Put Blob with the name's bytes all percent-encoded, so the emulator keeps dot segments literally (raw REST, SharedKey). */
+async function putEncoded(container: string, name: string, body: string): Promise<number> {
+  const { createHmac } = await import('node:crypto');
+  const { stringToSign } = await import('../../src/stores/azure/client.js');
+  const { DEV_ACCOUNT, DEV_KEY } = await import('../support/azure-env.js');
+  const ep = new URL(endpoint!);
+  const enc = name
+    .split('/')
+    .map((seg) => [...Buffer.from(seg)].map((b) => (/[A-Za-z0-9_~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`)).join(''))
+    .join('/');
+  const full = `${ep.pathname.replace(/\/$/, '')}/${container}/${enc}`;
+  const data = Buffer.from(body);
+  const headers: Record<string, string> = { 'x-ms-version': '2021-08-06', 'x-ms-date': new Date().toUTCString(), 'x-ms-blob-type': 'BlockBlob', 'content-length': String(data.length) };
+  const sig = createHmac('sha256', Buffer.from(DEV_KEY, 'base64')).update(stringToSign(DEV_ACCOUNT, 'PUT', full, [], headers), 'utf8').digest('base64');
+  headers.authorization = `SharedKey ${DEV_ACCOUNT}:${sig}`;
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: ep.hostname, port: ep.port, method: 'PUT', path: full, headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+describe.skipIf(!endpoint)('attack: blob names with dot segments are never put into a URL', () => {
+  it('rm -R over p/../x, p/./w, p/../../OTHER/x: those are named and kept (exit 1), p/keep is removed, no request path has a dot segment', async () => {
+    const container = await createTestContainer('ev2-dots');
+    const other = await createTestContainer('ev2-dots-other');
+    for (const n of ['p/keep', 'p/../x', 'p/./w', `p/../../${other}/x`, 'x']) expect(await putEncoded(container, n, `#${n}`), n).toBe(201);
+    expect(await putEncoded(other, 'x', 'theirs')).toBe(201);
+    const proxy = await emulatorProxy(endpoint!, false);
+    let r: CliResult;
+    try {
+      r = await cli(['rm', '-R', '-y', `az://${container}/p`, '--azure-endpoint', proxy.url], { env: azEnv() });
+    } finally {
+      proxy.close();
+    }
+    expect(r.code, r.stderr).toBe(1);
+    for (const n of ['p/../x', 'p/./w', `p/../../${other}/x`]) expect(r.stderr).toContain(`- ${n}: `);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    const dotSegment = /\/(\.|%2e){1,2}(\/|\?|$)/i;
+    expect(proxy.paths.filter((p) => dotSegment.test(p))).toEqual([]);
+    expect(proxy.paths.some((p) => p.includes('/p/keep'))).toBe(true);
+    const left = await cli(['ls', `az://${container}`, '-R'], { env: azEnv() });
+    const names = left.stdout.split('\n').map((l) => l.trim().split(/\s+/).pop()).filter(Boolean);
+    expect(names.sort()).toEqual([`p/../../${other}/x`, 'p/../x', 'p/./w', 'x'].sort());
+    const theirs = await cli(['cp', `az://${other}/x`, '-'], { env: azEnv() });
+    expect(theirs.stdout).toBe('theirs');
+  }, 30_000);
 });
