@@ -12,6 +12,10 @@
  *    Storage resolves such segments in a URL, even percent-encoded (`p/../x` reaches `x`,
  *    `p/../../c2/x` another container), so `rm -R` must never put one into a request: it
  *    names them as not removed (exit 1) and removes the rest.
+ * 5. Names with a segment ending in "." (`a.`, `dir./f`): Azure Storage drops the dot, so `a.`
+ *    would land on `a` (two files, one blob: stale or overwritten on every run). A sync to
+ *    Azure skips them with a warning (exit 3), `cp` refuses them (exit 2), a prefix with one
+ *    is refused (exit 2); no request ever carries such a name.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,7 +26,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { AzureClient } from '../../src/stores/azure/client.js';
 import { formatAzureMtime } from '../../src/stores/azure/mtime.js';
 import { BIN, cli, jsonl, readTree, tempDir, writeTree, type CliResult } from '../support/cli.js';
-import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
+import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer, putEncodedBlob } from '../support/azure-env.js';
 
 const endpoint = azuriteEndpoint();
 const work = tempDir('bucketsync-attack-ev2-');
@@ -260,37 +264,12 @@ describe.skipIf(!endpoint)('attack: interrupted while listing', () => {
   }, 60_000);
 });
 
-/** Put Blob with the name's bytes all percent-encoded, so the emulator keeps dot segments literally (raw REST, SharedKey). */
-async function putEncoded(container: string, name: string, body: string): Promise<number> {
-  const { createHmac } = await import('node:crypto');
-  const { stringToSign } = await import('../../src/stores/azure/client.js');
-  const { DEV_ACCOUNT, DEV_KEY } = await import('../support/azure-env.js');
-  const ep = new URL(endpoint!);
-  const enc = name
-    .split('/')
-    .map((seg) => [...Buffer.from(seg)].map((b) => (/[A-Za-z0-9_~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`)).join(''))
-    .join('/');
-  const full = `${ep.pathname.replace(/\/$/, '')}/${container}/${enc}`;
-  const data = Buffer.from(body);
-  const headers: Record<string, string> = { 'x-ms-version': '2021-08-06', 'x-ms-date': new Date().toUTCString(), 'x-ms-blob-type': 'BlockBlob', 'content-length': String(data.length) };
-  const sig = createHmac('sha256', Buffer.from(DEV_KEY, 'base64')).update(stringToSign(DEV_ACCOUNT, 'PUT', full, [], headers), 'utf8').digest('base64');
-  headers.authorization = `SharedKey ${DEV_ACCOUNT}:${sig}`;
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: ep.hostname, port: ep.port, method: 'PUT', path: full, headers }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
-
 describe.skipIf(!endpoint)('attack: blob names with dot segments are never put into a URL', () => {
   it('rm -R over p/../x, p/./w, p/../../OTHER/x: those are named and kept (exit 1), p/keep is removed, no request path has a dot segment', async () => {
     const container = await createTestContainer('ev2-dots');
     const other = await createTestContainer('ev2-dots-other');
-    for (const n of ['p/keep', 'p/../x', 'p/./w', `p/../../${other}/x`, 'x']) expect(await putEncoded(container, n, `#${n}`), n).toBe(201);
-    expect(await putEncoded(other, 'x', 'theirs')).toBe(201);
+    for (const n of ['p/keep', 'p/../x', 'p/./w', `p/../../${other}/x`, 'x']) expect(await putEncodedBlob(container, n, `#${n}`), n).toBe(201);
+    expect(await putEncodedBlob(other, 'x', 'theirs')).toBe(201);
     const proxy = await emulatorProxy(endpoint!, false);
     let r: CliResult;
     try {
@@ -310,4 +289,41 @@ describe.skipIf(!endpoint)('attack: blob names with dot segments are never put i
     const theirs = await cli(['cp', `az://${other}/x`, '-'], { env: azEnv() });
     expect(theirs.stdout).toBe('theirs');
   }, 30_000);
+});
+
+describe.skipIf(!endpoint)('attack: names with a segment ending in "." never reach Azure', () => {
+  it('sync of a, a., dir./f, dir/f (and --delete, and a re-run): a. and dir./f skipped (exit 3) and named, a and dir/f intact; cp and a dotted prefix refused (exit 2); no request carries such a name', async () => {
+    const container = await createTestContainer('ev2-trailing-dot');
+    const src = path.join(work, 'tdot-src');
+    writeTree(src, { a: 'plain a', 'a.': 'dotted a', 'dir./f': 'dotted dir', 'dir/f': 'plain dir', ok: 'ok' }, T0);
+    const proxy = await emulatorProxy(endpoint!, false);
+    const runs: CliResult[] = [];
+    try {
+      for (const extra of [[], ['--delete'], ['--delete']]) {
+        runs.push(await cli(['sync', src, `az://${container}/p`, '--azure-endpoint', proxy.url, ...extra], { env: azEnv() }));
+      }
+      runs.push(await cli(['cp', path.join(src, 'a.'), `az://${container}/p/`, '--azure-endpoint', proxy.url], { env: azEnv() }));
+      runs.push(await cli(['cp', path.join(src, 'a'), `az://${container}/q./a`, '--azure-endpoint', proxy.url], { env: azEnv() }));
+      runs.push(await cli(['sync', src, `az://${container}/dir.`, '--azure-endpoint', proxy.url], { env: azEnv() }));
+    } finally {
+      proxy.close();
+    }
+    for (const r of runs.slice(0, 3)) {
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toMatch(/skipping a\.: cannot be stored in az:\/\/.*segment ending in "\."/);
+      expect(r.stderr).toMatch(/skipping dir\.\/f: /);
+    }
+    expect(runs[2]!.stderr).toContain('Nothing else to sync.');
+    for (const r of runs.slice(3)) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.split('\n').filter((l) => l.startsWith('Error:'))).toHaveLength(1);
+      expect(r.stderr).toContain('segment ending in "."');
+    }
+    // No request path has a segment ending in a dot (raw or percent-encoded).
+    expect(proxy.paths.filter((p) => /(\.|%2e)(\/|\?|$)/i.test(p.split('?')[0]!) || /(\.|%2e)\?/i.test(p))).toEqual([]);
+    const back = path.join(work, 'tdot-back');
+    const d = await cli(['sync', `az://${container}/p`, back], { env: azEnv() });
+    expect(d.code, d.stderr).toBe(0);
+    expect(readTree(back)).toEqual({ a: 'plain a', 'dir/f': 'plain dir', ok: 'ok' });
+  }, 60_000);
 });

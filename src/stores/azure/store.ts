@@ -40,7 +40,7 @@ import { assertSafePath, basename, guessContentType, unsafeRelativePath } from '
 import { decodeText, elements, text } from '../common/xml.js';
 import { AzureClient, header, type AzResponse } from './client.js';
 import { AzureStoreError, isNotFound, openingError, operationError, setupError, type ErrorContext } from './errors.js';
-import { formatAzure, type AzureLocation } from './location.js';
+import { azureNameProblem, formatAzure, type AzureLocation } from './location.js';
 import { MTIME_META, formatAzureMtime, parseAzureMtime } from './mtime.js';
 
 const MiB = 1024 * 1024;
@@ -350,7 +350,7 @@ export class AzureStore implements Store {
           const rel = b.name.slice(listPrefix.length);
           // Folder markers: rclone's `dir/` objects, ADLS Gen2 / Storage Explorer's hdi_isfolder blobs.
           if (b.size === 0 && (rel.endsWith('/') || b.metadata.hdi_isfolder === 'true')) continue;
-          const why = unsafeRelativePath(rel);
+          const why = unsafeRelativePath(rel) ?? azureNameProblem(rel);
           if (why !== undefined) {
             warn(`Skipping blob '${b.name}' in ${this.display}: ${why}`);
             pending.push(skippedEntry(rel, `unsafe blob name: ${why}`));
@@ -409,8 +409,12 @@ export class AzureStore implements Store {
     return { entry, metadata, contentMd5 };
   }
 
+  nameProblem(rel: string): string | undefined {
+    return azureNameProblem(rel);
+  }
+
   async stat(rel: string): Promise<FileEntry | undefined> {
-    if (unsafeRelativePath(rel) !== undefined) return undefined;
+    if ((unsafeRelativePath(rel) ?? azureNameProblem(rel)) !== undefined) return undefined;
     return (await this.head(rel))?.entry;
   }
 
