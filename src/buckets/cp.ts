@@ -133,6 +133,11 @@ function localSource(file: string): TransferSource {
 
 /** Stdin into a private temporary file (bounded memory, and a size known before the upload starts). */
 async function spoolStdin(): Promise<string> {
+  // Node reads a directory given as stdin (`< some/dir`) as an empty stream: that would
+  // replace the object with nothing and exit 0.
+  if (fs.fstatSync(0).isDirectory()) {
+    throw new UsageError('Standard input is a directory, not data to upload', 'Redirect a file (`< FILE`) or pipe the data (`… | bucketsync cp - DST`).');
+  }
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'bucketsync-stdin-'));
   const file = path.join(dir, `stdin-${randomBytes(4).toString('hex')}`);
   await pipeline(process.stdin, fs.createWriteStream(file, { mode: 0o600 }));

@@ -16,6 +16,8 @@
  *    would land on `a` (two files, one blob: stale or overwritten on every run). A sync to
  *    Azure skips them with a warning (exit 3), `cp` refuses them (exit 2), a prefix with one
  *    is refused (exit 2); no request ever carries such a name.
+ * 6. `cp - DST < some/folder`: Node reads a directory as an empty stdin; the object was
+ *    replaced by nothing, exit 0. Now: one line, exit 2, the object untouched.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -326,4 +328,36 @@ describe.skipIf(!endpoint)('attack: names with a segment ending in "." never rea
     expect(d.code, d.stderr).toBe(0);
     expect(readTree(back)).toEqual({ a: 'plain a', 'dir/f': 'plain dir', ok: 'ok' });
   }, 60_000);
+});
+
+describe.skipIf(!endpoint)('attack: a directory as the stdin of cp -', () => {
+  it('cp - az://… < folder: exit 2, one line, the existing blob untouched; a pipe still uploads', async () => {
+    const container = await createTestContainer('ev2-stdin');
+    await putBlobs(container, { precious: 'precious bytes' });
+    const run = (stdin: number | 'pipe', input?: string): Promise<{ code: number | null; stderr: string }> =>
+      new Promise((resolve, reject) => {
+        const child = spawn(process.execPath, [BIN, 'cp', '-', `az://${container}/${input === undefined ? 'precious' : 'piped'}`], { stdio: [stdin, 'ignore', 'pipe'], env: { ...process.env, ...azEnv() } });
+        let stderr = '';
+        child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+        if (input !== undefined) child.stdin!.end(input);
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
+    for (const dir of [work, '/']) {
+      const fd = fs.openSync(dir, 'r');
+      let r: { code: number | null; stderr: string };
+      try {
+        r = await run(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.split('\n').filter((l) => l.startsWith('Error:'))).toEqual(['Error: Standard input is a directory, not data to upload']);
+    }
+    const left = await cli(['cp', `az://${container}/precious`, '-'], { env: azEnv() });
+    expect(left.stdout).toBe('precious bytes');
+    const piped = await run('pipe', 'through a pipe');
+    expect(piped.code, piped.stderr).toBe(0);
+    expect((await cli(['cp', `az://${container}/piped`, '-'], { env: azEnv() })).stdout).toBe('through a pipe');
+  }, 30_000);
 });
