@@ -17,6 +17,7 @@ import { ToolError } from '../errors.js';
 import type { CompareOptions, FilterSpec, Operation, PlanHeader, PlanSummary } from '../types.js';
 import { pyJsonDumps, pyJsonString, type PyJsonValue } from './pyjson.js';
 import { mtimeToIso } from './time.js';
+import { tempDirFor } from '../scanner/spill.js';
 
 /** The `format_version` bucketsync writes into headers and the newest its reader accepts. */
 export const PLAN_FORMAT_VERSION = 1;
@@ -525,8 +526,10 @@ export async function writePlanToStream(
       { cause: err },
     );
   let tmpDir: string;
+  let untrack: () => void;
   try {
-    tmpDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'bucketsync-plan-'));
+    // Removed even when the process exits at once (`--dry-run | head -1`: EPIPE, src/cli/main.ts).
+    ({ dir: tmpDir, done: untrack } = await tempDirFor('bucketsync-plan-'));
   } catch (err) {
     throw spoolError(err);
   }
@@ -554,6 +557,7 @@ export async function writePlanToStream(
     return { summary, count: counter.count, outputClosed: sink.closed };
   } finally {
     await fsp.rm(tmpDir, { recursive: true, force: true }).catch(noop);
+    untrack();
   }
 }
 

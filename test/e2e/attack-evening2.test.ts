@@ -18,6 +18,9 @@
  *    is refused (exit 2); no request ever carries such a name.
  * 6. `cp - DST < some/folder`: Node reads a directory as an empty stdin; the object was
  *    replaced by nothing, exit 0. Now: one line, exit 2, the object untouched.
+ * 7. Temporary spools in TMPDIR: `--dry-run | head -1` (EPIPE), `--dry-run > /dev/full` and
+ *    Ctrl-C / SIGTERM during `cp - DST` left the whole plan or the whole stdin behind, every
+ *    time. Now nothing `bucketsync-…` is left in TMPDIR (and `cp -` exits 130).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -360,4 +363,74 @@ describe.skipIf(!endpoint)('attack: a directory as the stdin of cp -', () => {
     expect(piped.code, piped.stderr).toBe(0);
     expect((await cli(['cp', `az://${container}/piped`, '-'], { env: azEnv() })).stdout).toBe('through a pipe');
   }, 30_000);
+});
+
+/** The `bucketsync-…` entries of a folder used as the CLI's TMPDIR. */
+const ours = (dir: string): string[] => fs.readdirSync(dir).filter((n) => n.startsWith('bucketsync-'));
+
+describe('attack: temporary spools are removed however the run ends (short of SIGKILL)', () => {
+  it('--dry-run | head -1 and --dry-run > /dev/full leave no plan spool in TMPDIR', async () => {
+    const src = path.join(work, 'spool-src');
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 3000; i++) files[`some/longer/folder/name/file-${String(i).padStart(5, '0')}.txt`] = `${i}`;
+    writeTree(src, files, T0);
+    const tmp = path.join(work, 'spool-tmp');
+    fs.mkdirSync(tmp, { recursive: true });
+    // The reader takes one line and goes away (the plan is ~600 KB: far more than a pipe holds).
+    const head = await new Promise<{ code: number | null; first: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [BIN, 'sync', src, path.join(work, 'spool-dst'), '--dry-run'], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, TMPDIR: tmp } });
+      let buf = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        buf += d.toString();
+        if (buf.includes('\n')) child.stdout!.destroy();
+      });
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, first: buf.split('\n')[0]! }));
+    });
+    expect(JSON.parse(head.first)).toMatchObject({ type: 'header' });
+    expect(head.code).toBe(0);
+    expect(ours(tmp)).toEqual([]);
+    if (fs.existsSync('/dev/full')) {
+      const full = await toDevFull(['sync', src, path.join(work, 'spool-dst'), '--dry-run'], { TMPDIR: tmp });
+      expect(full.code, full.stderr).toBe(1);
+      expect(ours(tmp)).toEqual([]);
+    }
+  }, 30_000);
+
+  it.skipIf(!endpoint)('Ctrl-C and SIGTERM while cp - spools stdin: exit 130, the spool removed, nothing uploaded', async () => {
+    const container = await createTestContainer('ev2-spool');
+    const tmp = path.join(work, 'stdin-tmp');
+    fs.mkdirSync(tmp, { recursive: true });
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      const r = await new Promise<{ code: number | null; sig: NodeJS.Signals | null; sent: boolean }>((resolve, reject) => {
+        const child = spawn(process.execPath, [BIN, 'cp', '-', `az://${container}/from-stdin`], { stdio: ['pipe', 'ignore', 'ignore'], env: { ...process.env, ...azEnv(), TMPDIR: tmp } });
+        child.stdin!.on('error', () => {}); // the CLI goes away with our data unread
+        child.stdin!.write(Buffer.alloc(4 * 1024 * 1024, 7)); // and stdin stays open: the spool is in progress
+        let sent = false;
+        const poll = setInterval(() => {
+          try {
+            const dirs = ours(tmp);
+            if (!sent && dirs.length > 0 && fs.readdirSync(path.join(tmp, dirs[0]!)).length > 0) {
+              sent = true;
+              child.kill(signal);
+            }
+          } catch {
+            // the spool comes and goes: not yet
+          }
+        }, 10);
+        const giveUp = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        child.on('error', reject);
+        child.on('close', (code, sig) => {
+          clearInterval(poll);
+          clearTimeout(giveUp);
+          resolve({ code, sig, sent });
+        });
+      });
+      expect(r.sent, signal).toBe(true);
+      expect(r.code, `${signal} ${r.sig}`).toBe(130);
+      expect(ours(tmp), signal).toEqual([]);
+    }
+    const ls = await cli(['ls', `az://${container}`, '-R'], { env: azEnv() });
+    expect(ls.stdout).not.toContain('from-stdin');
+  }, 40_000);
 });
