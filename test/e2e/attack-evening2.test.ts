@@ -4,6 +4,7 @@
  * 1. An Azure endpoint that is not Azure Blob Storage (an S3 server's 400, TLS spoken to a
  *    plain-HTTP port): one line naming the endpoint, exit 2 — for sync, ls, cp and rm — as
  *    S3's HeadBucket does, never exit 1 with "set BUCKETSYNC_DEBUG=1".
+ *    The same for an hf endpoint spoken to in TLS on a plain-HTTP port (HF_ENDPOINT=https://…).
  * 2. A stdout that cannot be written (`> /dev/full`): one line, exit 1, never a stack trace;
  *    a --json sync still finishes its transfers.
  * 3. Ctrl-C / SIGTERM while the sides are being listed: exit 130 with the "re-run" warning
@@ -112,6 +113,43 @@ describe.skipIf(!endpoint)('attack: an Azure endpoint that is not Azure Blob Sto
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toContain('p/a.txt');
     expect(ok.stdout).not.toContain('up.txt');
+  }, 60_000);
+});
+
+describe('attack: HF_ENDPOINT https:// on a plain-HTTP port', () => {
+  it('ls, ls NAMESPACE, rm -R, cp up and down, sync both ways: exit 2, one line naming the endpoint and TLS', async () => {
+    const plain = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(404);
+      res.end();
+    });
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+    const ep = `https://127.0.0.1:${(plain.address() as AddressInfo).port}`;
+    const src = path.join(work, 'hf-tls-src');
+    writeTree(src, { 'a.txt': 'a' }, T0);
+    const dst = path.join(work, 'hf-tls-dst');
+    let cases = 0;
+    try {
+      for (const args of [
+        ['ls', 'hf://buckets/someone/b'],
+        ['ls', 'someone'],
+        ['rm', '-R', '-y', 'hf://buckets/someone/b/p'],
+        ['cp', path.join(src, 'a.txt'), 'hf://buckets/someone/b/a.txt'],
+        ['cp', 'hf://buckets/someone/b/a.txt', '-'],
+        ['sync', src, 'hf://buckets/someone/b/p'],
+        ['sync', 'hf://buckets/someone/b/p', dst, '--delete'],
+      ]) {
+        const r = await cli(args, { env: { HF_ENDPOINT: ep, HF_TOKEN: 'hf_attack_not_a_token', BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') }, timeoutMs: 30_000 });
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+        expectOneCleanLine(r, `Cannot reach ${ep} over TLS`);
+        expect(r.stderr).not.toContain('hf_attack_not_a_token');
+        cases++;
+      }
+    } finally {
+      plain.close();
+    }
+    expect(cases).toBe(7);
+    expect(fs.existsSync(dst) ? readTree(dst) : {}).toEqual({});
   }, 60_000);
 });
 
