@@ -19,6 +19,8 @@
  *    is refused (exit 2); no request ever carries such a name.
  * 6. `cp - DST < some/folder`: Node reads a directory as an empty stdin; the object was
  *    replaced by nothing, exit 0. Now: one line, exit 2, the object untouched.
+ * 8. A plan line's `dest_etag` becomes `If-Match`, trusted instead of size and mtime: a hand-edited
+ *    `*` (or `"*"`, a list) deleted or overwrote a newer version. Now refused (exit 2, naming the line).
  * 7. Temporary spools in TMPDIR: `--dry-run | head -1` (EPIPE), `--dry-run > /dev/full` and
  *    Ctrl-C / SIGTERM during `cp - DST` left the whole plan or the whole stdin behind, every
  *    time. Now nothing `bucketsync-…` is left in TMPDIR (and `cp -` exits 130).
@@ -33,6 +35,7 @@ import { AzureClient } from '../../src/stores/azure/client.js';
 import { formatAzureMtime } from '../../src/stores/azure/mtime.js';
 import { BIN, cli, jsonl, readTree, tempDir, writeTree, type CliResult } from '../support/cli.js';
 import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer, putEncodedBlob } from '../support/azure-env.js';
+import { createTestBucket, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const endpoint = azuriteEndpoint();
 const work = tempDir('bucketsync-attack-ev2-');
@@ -470,5 +473,67 @@ describe('attack: temporary spools are removed however the run ends (short of SI
     }
     const ls = await cli(['ls', `az://${container}`, '-R'], { env: azEnv() });
     expect(ls.stdout).not.toContain('from-stdin');
+  }, 40_000);
+});
+
+/** The plan's lines with `edit` applied to the operation on `target` (a fresh file). */
+function editPlan(plan: string, target: string, edit: (op: Record<string, unknown>) => void, out: string): string {
+  const lines = fs.readFileSync(plan, 'utf8').split('\n').filter(Boolean);
+  const edited = lines.map((l, i) => {
+    if (i === 0) return l;
+    const op = JSON.parse(l) as Record<string, unknown>;
+    if (op['path'] === target) edit(op);
+    return JSON.stringify(op);
+  });
+  fs.writeFileSync(out, `${edited.join('\n')}\n`);
+  return out;
+}
+
+const FORGED_ETAGS = ['*', '"*"', 'W/"*"', '"0x1", *', '"0x1",*', '"a,*"', '"0x1"\r\nx-ms-meta-evil: 1', '', '"'];
+
+describe.skipIf(!endpoint)('attack: a forged dest_etag in a plan', () => {
+  it('a delete whose blob changed since the plan, with dest_etag edited to * (and 8 other forgeries): refused, exit 2, the newer blob kept; the honest line is stale', async () => {
+    const container = await createTestContainer('ev2-etag');
+    await putBlobs(container, { 'p/v': 'old' });
+    const empty = path.join(work, 'etag-empty');
+    fs.mkdirSync(empty, { recursive: true });
+    const plan = path.join(work, 'etag-plan.jsonl');
+    const p = await cli(['sync', empty, `az://${container}/p`, '--delete', '--allow-empty-source', '--plan', plan], { env: azEnv() });
+    expect(p.code, p.stderr).toBe(0);
+    await putBlobs(container, { 'p/v': 'NEWER CONTENT' });
+    for (const forged of FORGED_ETAGS) {
+      const edited = editPlan(plan, 'v', (op) => (op['dest_etag'] = forged), path.join(work, 'etag-forged.jsonl'));
+      const r = await cli(['sync', '--apply', edited], { env: azEnv() });
+      expect(r.code, `${JSON.stringify(forged)}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/etag-forged\.jsonl:2: invalid dest_etag/);
+    }
+    const honest = await cli(['sync', '--apply', plan], { env: azEnv() });
+    expect(honest.code, honest.stderr).toBe(1);
+    expect(honest.stderr).toMatch(/stale, left untouched: v \(delete\)/);
+    expect((await cli(['cp', `az://${container}/p/v`, '-'], { env: azEnv() })).stdout).toBe('NEWER CONTENT');
+  }, 40_000);
+});
+
+describe.skipIf(!s3TestEndpoint())('attack: a forged dest_etag in a plan (S3)', () => {
+  // Not a hole on RGW before (its answer was 412: stale, exit 1); the plan is now refused before anything runs.
+  it('an upload over an object that changed since the plan, with dest_etag edited to "*": refused, exit 2, the newer object kept', async () => {
+    const bucket = await createTestBucket('ev2-etag');
+    const env = { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') };
+    const src = path.join(work, 's3-etag-src');
+    writeTree(src, { 'k.txt': 'first' }, T0);
+    expect((await cli(['sync', src, `s3://${bucket}/p`], { env })).code).toBe(0);
+    writeTree(src, { 'k.txt': 'second version' }, T0 + 10);
+    const plan = path.join(work, 's3-etag-plan.jsonl');
+    expect((await cli(['sync', src, `s3://${bucket}/p`, '--plan', plan], { env })).code).toBe(0);
+    // Someone else writes a newer object meanwhile.
+    const other = path.join(work, 's3-etag-other');
+    writeTree(other, { 'k.txt': 'THEIRS, newer' }, T0 + 20);
+    expect((await cli(['cp', path.join(other, 'k.txt'), `s3://${bucket}/p/k.txt`], { env })).code).toBe(0);
+    for (const forged of ['"*"', '*', 'W/"*"']) {
+      const edited = editPlan(plan, 'k.txt', (op) => (op['dest_etag'] = forged), path.join(work, 's3-etag-forged.jsonl'));
+      const r = await cli(['sync', '--apply', edited], { env });
+      expect(r.code, `${forged}: ${r.stderr}`).toBe(2);
+      expect((await cli(['cp', `s3://${bucket}/p/k.txt`, '-'], { env })).stdout).toBe('THEIRS, newer');
+    }
   }, 40_000);
 });
