@@ -21,6 +21,8 @@
  *    replaced by nothing, exit 0. Now: one line, exit 2, the object untouched.
  * 8. A plan line's `dest_etag` becomes `If-Match`, trusted instead of size and mtime: a hand-edited
  *    `*` (or `"*"`, a list) deleted or overwrote a newer version. Now refused (exit 2, naming the line).
+ * 9. A listing whose continuation marker comes back again (a broken server or proxy): the
+ *    listing went on forever (a hang, memory growing). Now one line, exit 1, within seconds.
  * 7. Temporary spools in TMPDIR: `--dry-run | head -1` (EPIPE), `--dry-run > /dev/full` and
  *    Ctrl-C / SIGTERM during `cp - DST` left the whole plan or the whole stdin behind, every
  *    time. Now nothing `bucketsync-…` is left in TMPDIR (and `cp -` exits 130).
@@ -212,13 +214,24 @@ describe.skipIf(!fs.existsSync('/dev/full'))('attack: a stdout that cannot be wr
  * holds every List Blobs request (until closed) and counts them: the CLI is then provably
  * inside its listing when the test signals it.
  */
-async function emulatorProxy(target: string, holdListings: boolean): Promise<{ url: string; listings: () => number; paths: string[]; close: () => void }> {
+async function emulatorProxy(
+  target: string,
+  holdListings: boolean,
+  fakeList?: (url: string) => string | undefined,
+): Promise<{ url: string; listings: () => number; paths: string[]; close: () => void }> {
   const t = new URL(target);
   let listings = 0;
   const paths: string[] = [];
   const held: http.ServerResponse[] = [];
   const server = http.createServer((req, res) => {
     paths.push(req.url ?? '');
+    const fake = /[?&]comp=list/.test(req.url ?? '') ? fakeList?.(req.url ?? '') : undefined;
+    if (fake !== undefined) {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/xml' });
+      res.end(fake);
+      return;
+    }
     if (holdListings && /[?&]comp=list/.test(req.url ?? '')) {
       listings++;
       held.push(res);
@@ -536,4 +549,44 @@ describe.skipIf(!s3TestEndpoint())('attack: a forged dest_etag in a plan (S3)', 
       expect((await cli(['cp', `s3://${bucket}/p/k.txt`, '-'], { env })).stdout).toBe('THEIRS, newer');
     }
   }, 40_000);
+});
+
+describe.skipIf(!endpoint)('attack: a List Blobs marker that comes back', () => {
+  it('the same page forever, and two markers in a cycle: sync --delete, ls -R and ls az:// stop with one line, exit 1, nothing deleted', async () => {
+    const container = await createTestContainer('ev2-marker');
+    const dst = path.join(work, 'marker-dst');
+    writeTree(dst, { 'mine.txt': 'mine' }, T0);
+    const page = (name: string, next: string, root = false): string =>
+      root
+        ? `<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="x"><Containers><Container><Name>${name}</Name><Properties><Last-Modified>Tue, 14 Nov 2023 22:13:20 GMT</Last-Modified></Properties></Container></Containers><NextMarker>${next}</NextMarker></EnumerationResults>`
+        : `<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="x" ContainerName="${container}"><Blobs><Blob><Name>p/${name}</Name><Properties><Last-Modified>Tue, 14 Nov 2023 22:13:20 GMT</Last-Modified><Etag>0x1</Etag><Content-Length>1</Content-Length></Properties><Metadata /></Blob></Blobs><NextMarker>${next}</NextMarker></EnumerationResults>`;
+    let cases = 0;
+    for (const cycle of [['m1'], ['m1', 'm2']]) {
+      const proxy = await emulatorProxy(endpoint!, false, (url) => {
+        const m = /[?&]marker=([^&]*)/.exec(url)?.[1] ?? '';
+        const i = (cycle.indexOf(m) + 1) % cycle.length;
+        return page(`f-${i}`, cycle[i]!, !/restype=container/.test(url));
+      });
+      try {
+        for (const args of [
+          ['sync', `az://${container}/p`, dst, '--delete'],
+          ['ls', `az://${container}/p`, '-R'],
+          ['ls', 'az://'],
+        ]) {
+          const started = Date.now();
+          const r = await cli([...args, '--azure-endpoint', proxy.url], { env: azEnv(), timeoutMs: 20_000 });
+          expect(r.signal, `${args.join(' ')} ${cycle}: killed by the test's timeout (a hang)`).toBeNull();
+          expect(r.code, `${args.join(' ')} ${cycle}: ${r.stderr}`).toBe(1);
+          expect(r.stderr.split('\n').filter((l) => l.startsWith('Error:')), r.stderr).toHaveLength(1);
+          expect(r.stderr).toMatch(/continuation marker 'm[12]' twice/);
+          expect(Date.now() - started).toBeLessThan(15_000);
+          cases++;
+        }
+      } finally {
+        proxy.close();
+      }
+    }
+    expect(cases).toBe(6);
+    expect(readTree(dst)).toEqual({ 'mine.txt': 'mine' });
+  }, 150_000);
 });

@@ -5,7 +5,7 @@
 import { UsageError } from '../../types.js';
 import { elements, text } from '../common/xml.js';
 import type { AzureClient } from './client.js';
-import { AzureStoreError, openingError, operationError, setupError, statusOf, type ErrorContext } from './errors.js';
+import { AzureStoreError, nextMarker, openingError, operationError, setupError, statusOf, type ErrorContext } from './errors.js';
 import { validContainerName } from './location.js';
 import { parseBlobList, type ListedBlob } from './store.js';
 
@@ -39,6 +39,7 @@ export class AzureAdmin {
   async listContainers(signal?: AbortSignal): Promise<ContainerInfo[]> {
     const out: ContainerInfo[] = [];
     let marker: string | undefined;
+    const seen = new Set<string>();
     do {
       let body: string;
       try {
@@ -51,7 +52,7 @@ export class AzureAdmin {
         out.push({ name: text(c, 'Name') ?? '', lastModifiedMs: Number.isFinite(lm) ? lm : undefined });
       }
       const tail = body.slice(body.lastIndexOf('</Containers>') + 1);
-      marker = text(tail, 'NextMarker') || undefined;
+      marker = nextMarker(seen, text(tail, 'NextMarker') ?? '', 'listing containers');
     } while (marker !== undefined);
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
@@ -105,6 +106,7 @@ export class AzureAdmin {
     const blobs: ListedBlob[] = [];
     const prefixes: string[] = [];
     let marker: string | undefined;
+    const seen = new Set<string>();
     do {
       let page: ReturnType<typeof parseBlobList>;
       try {
@@ -121,7 +123,7 @@ export class AzureAdmin {
       }
       blobs.push(...page.blobs);
       prefixes.push(...page.prefixes);
-      marker = limit === undefined ? page.next || undefined : undefined;
+      marker = limit === undefined ? nextMarker(seen, page.next, `listing az://${container}/${prefix}`) : undefined;
     } while (marker !== undefined);
     return { blobs, prefixes };
   }

@@ -115,6 +115,17 @@ export function openingError(err: unknown, what: string, ctx: ErrorContext): Err
   );
 }
 
+/**
+ * The next page's marker, refused when the service handed it out before: a server (or a
+ * proxy) that answers the same page forever must not keep a listing going forever.
+ */
+export function nextMarker(seen: Set<string>, next: string, what: string): string | undefined {
+  if (next === '') return undefined;
+  if (seen.has(next)) throw new AzureStoreError(`${what}: the service returned the continuation marker '${firstLine(next).slice(0, 80)}' twice`, 'Re-run; if it persists, the endpoint is not serving listings correctly.');
+  seen.add(next);
+  return next;
+}
+
 /** Any failure of one operation on `what`: StaleError, RetryableError, or an AzureStoreError (exit 1). */
 export function operationError(err: unknown, what: string, ctx: ErrorContext): Error {
   // `isRetryable` is THE retry predicate (src/errors.ts): statuses via AzureHttpError.retryable, broken connections by code.

@@ -39,7 +39,7 @@ import { createHasher, defaultBackend, xxh128HexSync } from '../../hashing/xxh12
 import { assertSafePath, basename, guessContentType, unsafeRelativePath } from '../common/paths.js';
 import { decodeText, elements, text } from '../common/xml.js';
 import { AzureClient, header, type AzResponse } from './client.js';
-import { AzureStoreError, isNotFound, openingError, operationError, setupError, type ErrorContext } from './errors.js';
+import { AzureStoreError, isNotFound, nextMarker, openingError, operationError, setupError, type ErrorContext } from './errors.js';
 import { azureNameProblem, formatAzure, type AzureLocation } from './location.js';
 import { MTIME_META, formatAzureMtime, parseAzureMtime } from './mtime.js';
 
@@ -311,6 +311,7 @@ export class AzureStore implements Store {
   /** Raw List Blobs pages under `listPrefix` (no sorting, no filtering). */
   async *pages(listPrefix: string, opts: { delimiter?: string; signal?: AbortSignal; pageSize?: number } = {}): AsyncGenerator<ReturnType<typeof parseBlobList>> {
     let marker: string | undefined;
+    const seen = new Set<string>();
     do {
       const res = await this.client.request({
         op: 'ListBlobs',
@@ -329,7 +330,7 @@ export class AzureStore implements Store {
       });
       const page = parseBlobList(res.body);
       yield page;
-      marker = page.next || undefined;
+      marker = nextMarker(seen, page.next, 'List Blobs');
     } while (marker !== undefined);
   }
 
