@@ -19,14 +19,14 @@
  *    is refused (exit 2); no request ever carries such a name.
  * 6. `cp - DST < some/folder`: Node reads a directory as an empty stdin; the object was
  *    replaced by nothing, exit 0. Now: one line, exit 2, the object untouched.
- * 8. A plan line's `dest_etag` becomes `If-Match`, trusted instead of size and mtime: a hand-edited
- *    `*` (or `"*"`, a list) deleted or overwrote a newer version. Now refused (exit 2, naming the line).
- * 9. A listing whose continuation marker comes back again (a broken server or proxy): the
- *    listing went on forever (a hang, memory growing). Now one line, exit 1, within seconds.
- *    The same for an hf endpoint whose `Link: rel="next"` points back at a page already read.
  * 7. Temporary spools in TMPDIR: `--dry-run | head -1` (EPIPE), `--dry-run > /dev/full` and
  *    Ctrl-C / SIGTERM during `cp - DST` left the whole plan or the whole stdin behind, every
  *    time. Now nothing `bucketsync-…` is left in TMPDIR (and `cp -` exits 130).
+ * 8. A plan line's `dest_etag` becomes `If-Match`, trusted instead of size and mtime: a hand-edited
+ *    `*` deleted an Azure blob that had changed since the plan. Now refused (exit 2, naming the line).
+ * 9. A listing whose continuation marker comes back again (a broken server or proxy): the
+ *    listing went on forever (a hang, memory growing). Now one line, exit 1, within seconds.
+ *    The same for an hf endpoint whose `Link: rel="next"` points back at a page already read.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
