@@ -17,7 +17,7 @@ import { ToolError } from '../errors.js';
 import type { CompareOptions, FilterSpec, Operation, PlanHeader, PlanSummary } from '../types.js';
 import { pyJsonDumps, pyJsonString, type PyJsonValue } from './pyjson.js';
 import { mtimeToIso } from './time.js';
-import { tempDirFor } from '../scanner/spill.js';
+import { tempDirFor, track, untrack } from '../scanner/spill.js';
 
 /** The `format_version` bucketsync writes into headers and the newest its reader accepts. */
 export const PLAN_FORMAT_VERSION = 1;
@@ -442,6 +442,9 @@ export async function writePlanFile(
   const base = path.basename(file);
   const opsTmp = tempName(dir, base, '.ops.tmp');
   const finalTmp = tempName(dir, base, '.tmp');
+  // Removed at any exit short of SIGKILL too (a second Ctrl-C exits at once, mid-listing).
+  track(opsTmp);
+  track(finalTmp);
   let renamed = false;
   let stage = 'write';
   try {
@@ -483,6 +486,8 @@ export async function writePlanFile(
   } finally {
     await removeQuietly(opsTmp);
     if (!renamed) await removeQuietly(finalTmp);
+    untrack(opsTmp);
+    untrack(finalTmp);
   }
 
   function fsError(err: unknown): PlanWriteError {

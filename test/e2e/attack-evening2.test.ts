@@ -21,7 +21,8 @@
  *    replaced by nothing, exit 0. Now: one line, exit 2, the object untouched.
  * 7. Temporary spools in TMPDIR: `--dry-run | head -1` (EPIPE), `--dry-run > /dev/full` and
  *    Ctrl-C / SIGTERM during `cp - DST` left the whole plan or the whole stdin behind, every
- *    time. Now nothing `bucketsync-…` is left in TMPDIR (and `cp -` exits 130).
+ *    time. Now nothing `bucketsync-…` is left in TMPDIR (and `cp -` exits 130); a second
+ *    Ctrl-C during `--plan` (quit now) leaves no `.plan.jsonl.*.tmp` beside the plan either.
  * 8. A plan line's `dest_etag` becomes `If-Match`, trusted instead of size and mtime: a hand-edited
  *    `*` deleted an Azure blob that had changed since the plan. Now refused (exit 2, naming the line).
  * 9. A listing whose continuation marker comes back again (a broken server or proxy): the
@@ -646,4 +647,50 @@ describe('attack: an hf Link header that points back', () => {
     expect(cases).toBe(6);
     expect(readTree(dst)).toEqual({ 'mine.txt': 'mine' });
   }, 150_000);
+});
+
+describe.skipIf(!endpoint)('attack: a second Ctrl-C while --plan lists', () => {
+  it('quits at once (130) and leaves no temporary plan file beside the plan', async () => {
+    const container = await createTestContainer('ev2-plan-quit');
+    await putBlobs(container, { 'p/a.txt': 'A' });
+    const dir = path.join(work, 'plan-quit');
+    fs.mkdirSync(dir, { recursive: true });
+    const proxy = await emulatorProxy(endpoint!, true);
+    try {
+      const r = await new Promise<{ code: number | null; stderr: string; sent: number }>((resolve, reject) => {
+        const child = spawn(process.execPath, [BIN, 'sync', `az://${container}/p`, path.join(dir, 'dst'), '--plan', path.join(dir, 'plan.jsonl'), '--no-progress', '--azure-endpoint', proxy.url], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+          env: { ...process.env, ...azEnv() },
+        });
+        let stderr = '';
+        let sent = 0;
+        child.stderr!.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          // The second Ctrl-C once the first was seen (the listing is held: it cannot end by itself).
+          if (sent === 1 && stderr.includes('Interrupted:')) {
+            sent = 2;
+            child.kill('SIGINT');
+          }
+        });
+        const poll = setInterval(() => {
+          if (sent === 0 && proxy.listings() > 0) {
+            sent = 1;
+            child.kill('SIGINT');
+          }
+        }, 10);
+        const giveUp = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        child.on('error', reject);
+        child.on('close', (code) => {
+          clearInterval(poll);
+          clearTimeout(giveUp);
+          resolve({ code, stderr, sent });
+        });
+      });
+      expect(r.sent, r.stderr).toBe(2);
+      expect(r.code, r.stderr).toBe(130);
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      proxy.close();
+    }
+  }, 30_000);
 });
