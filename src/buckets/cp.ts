@@ -14,7 +14,6 @@
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -27,6 +26,7 @@ import { UsageError } from '../types.js';
 import type { Ctx } from './context.js';
 import { BucketBatchError, BucketError, type BatchFailure } from './output.js';
 import { underPrefix } from './listing.js';
+import { tempDirFor } from '../scanner/spill.js';
 
 /** A bucket side of `cp`: its location, kind and scope (the bucket's root and the path in it). */
 interface Remote {
@@ -131,12 +131,20 @@ function localSource(file: string): TransferSource {
   };
 }
 
-/** Stdin into a private temporary file (bounded memory, and a size known before the upload starts). */
-async function spoolStdin(): Promise<string> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'bucketsync-stdin-'));
+/**
+ * Stdin into a private temporary file (bounded memory, and a size known before the upload
+ * starts), in a folder removed however the process ends short of SIGKILL (`tempDirFor`).
+ */
+async function spoolStdin(): Promise<{ file: string; done: () => void }> {
+  // Node reads a directory given as stdin (`< some/dir`) as an empty stream: that would
+  // replace the object with nothing and exit 0.
+  if (fs.fstatSync(0).isDirectory()) {
+    throw new UsageError('Standard input is a directory, not data to upload', 'Redirect a file (`< FILE`) or pipe the data (`… | bucketsync cp - DST`).');
+  }
+  const { dir, done } = await tempDirFor('bucketsync-stdin-');
   const file = path.join(dir, `stdin-${randomBytes(4).toString('hex')}`);
   await pipeline(process.stdin, fs.createWriteStream(file, { mode: 0o600 }));
-  return file;
+  return { file, done };
 }
 
 /** A pair copied by `cp` (bucket URIs or local paths as shown). */
@@ -248,10 +256,22 @@ export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined, o
   const to = dst as Remote;
   let file: string;
   let spooled: string | undefined;
+  let unspool: (() => void) | undefined;
   let name: string;
+  // Ctrl-C or SIGTERM while stdin is spooled or sent: exit 130, and the exit removes the spool
+  // (by default the signal would end the process with the whole stdin left in the temp folder).
+  const interrupted = (): never => process.exit(130);
   if (!isLocal(src)) {
     if (to.prefix === '' || to.trailingSlash) throw new UsageError('Stdin upload requires a full destination path including filename.');
-    spooled = await spoolStdin();
+    process.on('SIGINT', interrupted);
+    process.on('SIGTERM', interrupted);
+    try {
+      ({ file: spooled, done: unspool } = await spoolStdin());
+    } catch (err) {
+      process.off('SIGINT', interrupted);
+      process.off('SIGTERM', interrupted);
+      throw err;
+    }
     file = spooled;
     name = basenameOf(to.prefix);
   } else {
@@ -280,6 +300,9 @@ export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined, o
     return 0;
   } finally {
     if (spooled) await fsp.rm(path.dirname(spooled), { recursive: true, force: true });
+    unspool?.();
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
   }
 }
 

@@ -166,7 +166,8 @@ export class EventWriter {
     if (enabled) {
       stdoutPolicy.keepRunningOnEpipe = true;
       out.on('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'EPIPE') this.closed = true;
+        // A reader gone (EPIPE) or stdout failing (ENOSPC, EIO: main.ts names it): no more events.
+        if (err.code !== undefined) this.closed = true;
       });
     }
   }

@@ -62,9 +62,22 @@ export function buildProgram(): Command {
  * going instead: its transfers matter more than its log (see EventWriter).
  */
 function quietOnClosedStdout(): void {
+  let failed = false;
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') throw err;
-    if (!stdoutPolicy.keepRunningOnEpipe) process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    if (err.code === 'EPIPE') {
+      if (!stdoutPolicy.keepRunningOnEpipe) process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+      return;
+    }
+    // Any other failure to deliver what was asked for (`> /dev/full`, a full disk, an I/O
+    // error) is one line and exit 1, never a stack trace nor exit 0. A --json sync finishes
+    // its transfers (as on EPIPE: they matter more than their log) and then exits 1.
+    if (failed) return;
+    failed = true;
+    process.stderr.write(`Error: cannot write to stdout: ${safeText(err.message.split('\n')[0] ?? String(err))}\n`);
+    if (!stdoutPolicy.keepRunningOnEpipe) process.exit(1);
+    process.on('exit', (code) => {
+      if (code === 0 || code === 3) process.exitCode = 1;
+    });
   });
 }
 

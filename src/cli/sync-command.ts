@@ -243,10 +243,19 @@ export async function runSyncCommand(
     return await runNormal(source, dest, flags, out, controller.signal);
   } catch (err) {
     progress?.end();
+    // Ctrl-C or SIGTERM while the sides are listed or the plan is written aborts the requests
+    // in flight: what they throw is the interruption (130, resumable), not a failure (1).
+    const interrupted = controller.signal.aborted && errorExitCode(err) !== 2;
     // A run that got going ends its JSON stream with a summary, failed or not.
     if (out.info.running) {
-      const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
-      out.events.write(summaryEvent(out.info, runTotals(undefined, 0, performance.now() - out.info.started), errorExitCode(err), msg));
+      const msg = interrupted ? 'interrupted' : err instanceof Error ? err.message.split('\n')[0] : String(err);
+      const totals = runTotals(undefined, 0, performance.now() - out.info.started);
+      totals.interrupted = interrupted;
+      out.events.write(summaryEvent(out.info, totals, interrupted ? 130 : errorExitCode(err), msg));
+    }
+    if (interrupted) {
+      out.c.warn('interrupted before the end: re-run the same command to finish');
+      return 130;
     }
     throw err;
   } finally {

@@ -5,13 +5,14 @@
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { tempDirFor } from '../scanner/spill.js';
 
 export class JsonSpool<T> {
   private memory: T[] = [];
   private dir: string | undefined;
+  private untrack: (() => void) | undefined;
   private file: string | undefined;
   private out: fs.WriteStream | undefined;
   private n = 0;
@@ -37,7 +38,10 @@ export class JsonSpool<T> {
       return;
     }
     if (!this.out) {
-      this.dir = await fsp.mkdtemp(path.join(os.tmpdir(), `bucketsync-dedup-${this.name}-`));
+      // Removed at any exit short of SIGKILL (a second Ctrl-C exits at once), swept a day after one.
+      const t = await tempDirFor(`bucketsync-dedup-${this.name}-`);
+      this.dir = t.dir;
+      this.untrack = t.done;
       this.file = path.join(this.dir, `${this.name}.jsonl`);
       this.out = fs.createWriteStream(this.file);
     }
@@ -66,5 +70,6 @@ export class JsonSpool<T> {
     if (this.out && !this.out.closed) this.out.destroy();
     if (this.dir) await fsp.rm(this.dir, { recursive: true, force: true });
     this.dir = undefined;
+    this.untrack?.();
   }
 }

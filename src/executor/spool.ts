@@ -5,14 +5,15 @@
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { tempDirFor } from '../scanner/spill.js';
 import type { Operation } from '../types.js';
 
 export class OperationSpool {
   private memory: Operation[] = [];
   private file: string | undefined;
+  private untrack: (() => void) | undefined;
   private out: fs.WriteStream | undefined;
   private n = 0;
 
@@ -29,7 +30,9 @@ export class OperationSpool {
       return;
     }
     if (!this.out) {
-      const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'bucketsync-deletes-'));
+      // Removed at any exit short of SIGKILL (a second Ctrl-C exits at once), swept a day after one.
+      const { dir, done } = await tempDirFor('bucketsync-deletes-');
+      this.untrack = done;
       this.file = path.join(dir, 'deletes.jsonl');
       this.out = fs.createWriteStream(this.file);
     }
@@ -52,5 +55,6 @@ export class OperationSpool {
     this.memory = [];
     if (this.out && !this.out.closed) this.out.destroy();
     if (this.file) await fsp.rm(path.dirname(this.file), { recursive: true, force: true });
+    this.untrack?.();
   }
 }

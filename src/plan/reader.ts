@@ -210,6 +210,9 @@ export function spellingProblem(p: string): string | undefined {
 
 const EXPECTED_ACTIONS = `${ACTIONS.slice(0, -1).join(', ')} or ${ACTIONS[ACTIONS.length - 1]}`;
 
+/** One entity tag, quoted or bare, as S3 and Azure list them: no `*` alone, no list, no quote or comma inside. */
+const ETAG_RE = /^(?:W\/)?(?:"[\x21\x23-\x2b\x2d-\x7e]+"|[\x21\x23-\x2b\x2d-\x7e]+)$/;
+
 /** Validates a parsed operation object (`type` already checked) into an {@link Operation}. */
 function operationFromJson(obj: JsonObject): Operation {
   if (!Object.hasOwn(obj, 'action') || obj.action === null) fail("operation has no 'action'");
@@ -232,7 +235,14 @@ function operationFromJson(obj: JsonObject): Operation {
   const destSize = optNonNegInt(obj, 'dest_size', 'operation');
   if (destSize !== undefined) op.destSize = destSize;
   const destEtag = optString(obj, 'dest_etag', 'operation');
-  if (destEtag !== undefined) op.destEtag = destEtag;
+  if (destEtag !== undefined) {
+    // It becomes `If-Match`, which the stores trust instead of the size and mtime: `*` (or a
+    // list holding it) would match whatever version is there now, a newer one included.
+    if (!ETAG_RE.test(destEtag) || destEtag.replace(/^W\//, '').replace(/^"|"$/g, '') === '*') {
+      fail(`invalid dest_etag ${show(destEtag)} (expected one entity tag as the store listed it, like "\\"9b2cf535f27731c974343645a3985328\\"")`);
+    }
+    op.destEtag = destEtag;
+  }
   const hash = optString(obj, 'hash', 'operation');
   if (hash !== undefined) op.hash = hash;
   const copyFrom = safePath(obj, 'copy_from', false);

@@ -17,6 +17,7 @@ import { ToolError } from '../errors.js';
 import type { CompareOptions, FilterSpec, Operation, PlanHeader, PlanSummary } from '../types.js';
 import { pyJsonDumps, pyJsonString, type PyJsonValue } from './pyjson.js';
 import { mtimeToIso } from './time.js';
+import { tempDirFor, track, untrack } from '../scanner/spill.js';
 
 /** The `format_version` bucketsync writes into headers and the newest its reader accepts. */
 export const PLAN_FORMAT_VERSION = 1;
@@ -441,6 +442,9 @@ export async function writePlanFile(
   const base = path.basename(file);
   const opsTmp = tempName(dir, base, '.ops.tmp');
   const finalTmp = tempName(dir, base, '.tmp');
+  // Removed at any exit short of SIGKILL too (a second Ctrl-C exits at once, mid-listing).
+  track(opsTmp);
+  track(finalTmp);
   let renamed = false;
   let stage = 'write';
   try {
@@ -482,6 +486,8 @@ export async function writePlanFile(
   } finally {
     await removeQuietly(opsTmp);
     if (!renamed) await removeQuietly(finalTmp);
+    untrack(opsTmp);
+    untrack(finalTmp);
   }
 
   function fsError(err: unknown): PlanWriteError {
@@ -525,8 +531,10 @@ export async function writePlanToStream(
       { cause: err },
     );
   let tmpDir: string;
+  let untrack: () => void;
   try {
-    tmpDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'bucketsync-plan-'));
+    // Removed even when the process exits at once (`--dry-run | head -1`: EPIPE, src/cli/main.ts).
+    ({ dir: tmpDir, done: untrack } = await tempDirFor('bucketsync-plan-'));
   } catch (err) {
     throw spoolError(err);
   }
@@ -554,6 +562,7 @@ export async function writePlanToStream(
     return { summary, count: counter.count, outputClosed: sink.closed };
   } finally {
     await fsp.rm(tmpDir, { recursive: true, force: true }).catch(noop);
+    untrack();
   }
 }
 

@@ -334,11 +334,12 @@ const swept = new Set<string>();
 /**
  * Removes the spill directories of killed scans (SIGKILL, the OOM killer: no cleanup of
  * their own ran) from `parent`: only those a day old whose process no longer exists.
- * Once per directory and process, at the first spill there.
+ * Once per directory and process, at the first spill there. `prefix`: other temporary
+ * directories named `<prefix><pid>-…` the same way (the plan and stdin spools, {@link tempDirFor}).
  */
-function sweepStale(parent: string): void {
-  if (swept.has(parent)) return;
-  swept.add(parent);
+function sweepStale(parent: string, prefix = SPILL_PREFIX): void {
+  if (swept.has(`${prefix}\0${parent}`)) return;
+  swept.add(`${prefix}\0${parent}`);
   let names: string[];
   try {
     names = nodeFs.readdirSync(parent);
@@ -346,7 +347,8 @@ function sweepStale(parent: string): void {
     return;
   }
   for (const name of names) {
-    const m = /^bucketsync-scan-(\d+)-/.exec(name);
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d+)-/.exec(name.slice(prefix.length));
     if (!m || Number(m[1]) === process.pid) continue;
     try {
       process.kill(Number(m[1]), 0);
@@ -358,6 +360,18 @@ function sweepStale(parent: string): void {
     const st = nodeFs.statSync(dir, { throwIfNoEntry: false });
     if (st?.isDirectory() && Date.now() - st.mtimeMs > STALE_MS) removeQuietly(dir);
   }
+}
+
+/**
+ * A private temporary directory `<tmp>/<prefix><pid>-XXXXXX` that is removed when the process
+ * exits in any way short of SIGKILL (`process.exit` on a closed stdout, a second Ctrl-C), and
+ * swept by a later run a day after a SIGKILL ({@link sweepStale}). Call `done()` once it is gone.
+ */
+export async function tempDirFor(prefix: string): Promise<{ dir: string; done: () => void }> {
+  sweepStale(os.tmpdir(), prefix);
+  const dir = await nodeFs.promises.mkdtemp(path.join(os.tmpdir(), `${prefix}${process.pid}-`));
+  track(dir);
+  return { dir, done: () => untrack(dir) };
 }
 
 /** The temporary directory of one scan's runs, created at the first spill. */

@@ -69,6 +69,31 @@ export async function* folderWins(
 }
 
 /**
+ * For a destination that cannot hold some names as themselves (`Store.nameProblem`: Azure
+ * drops a segment's trailing `.`): each such source entry becomes a marker, with a warning.
+ */
+export async function* markUnrepresentable(
+  batches: AsyncIterable<FileEntry[]>,
+  problem: (path: string) => string | undefined,
+  where: string,
+  onWarning?: (message: string) => void,
+): AsyncGenerator<FileEntry[]> {
+  for await (const batch of batches) {
+    let copy: FileEntry[] | undefined;
+    for (let i = 0; i < batch.length; i++) {
+      const e = batch[i]!;
+      if (e.skipped) continue;
+      const why = problem(e.path);
+      if (why === undefined) continue;
+      const reason = `cannot be stored in ${where}: the name ${why}`;
+      onWarning?.(`skipping ${displayName(e.path)}: ${reason}`);
+      (copy ??= batch.slice())[i] = skippedEntry(e.path, reason);
+    }
+    yield copy ?? batch;
+  }
+}
+
+/**
  * For a bucket destination of `kind` (`S3`, `hf`): local names that are not valid UTF-8
  * become markers (with a warning), since bucket keys must be UTF-8.
  */

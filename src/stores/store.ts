@@ -173,6 +173,13 @@ export interface Store {
   stat(path: string): Promise<FileEntry | undefined>;
 
   /**
+   * Why this store cannot hold a file at `path` under that very name (Azure drops a segment's
+   * trailing `.`), or undefined. A sync into the store turns such source entries into skip
+   * markers with a warning (src/sync/sync.ts), so two names never land on one.
+   */
+  nameProblem?(path: string): string | undefined;
+
+  /**
    * Opens a file for reading (optionally a byte range, inclusive `end`). With `opts.etag` the
    * read is pinned to that version (see {@link ReadOptions}): another version fails it with
    * `StaleError` before any byte is handed on.

@@ -6,7 +6,7 @@ import { FilterMatcher } from '../filters/filter.js';
 import { formatLocation, isRemote, openStore, parseLocation, type Location, type StoreOptions } from '../stores/registry.js';
 import { planSyncBatches } from '../planner/plan.js';
 import { assertNoOverlap } from './overlap.js';
-import { folderWins, markNonUtf8 } from '../scanner/type-clash.js';
+import { folderWins, markNonUtf8, markUnrepresentable } from '../scanner/type-clash.js';
 import { scanWorkerHelps } from '../scanner/worker-scan.js';
 import { PLAN_FORMAT_VERSION, SummaryCounter } from '../plan/writer.js';
 import { nowIso } from '../plan/time.js';
@@ -151,6 +151,8 @@ export async function* planSidesBatches(sides: SyncSides, req: PlanRequest = {})
   const remoteDest = sides.dest.features.remote;
   if (remoteSource && !remoteDest) source = folderWins(source, req.onWarning);
   if (!remoteSource && remoteDest) source = markNonUtf8(source, sides.dest.kind, req.onWarning);
+  const nameProblem = sides.dest.nameProblem?.bind(sides.dest);
+  if (nameProblem) source = markUnrepresentable(source, nameProblem, sides.dest.display, req.onWarning);
   // Two local sides: the source is scanned in a worker thread (scanWorkerHelps: with two
   // cores or more), the destination in this thread, which the merge keeps waiting on the
   // source anyway (one V8 heap and one copy of every destination entry between threads less).

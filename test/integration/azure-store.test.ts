@@ -17,7 +17,7 @@ import { formatAzureMtime, parseAzureMtime } from '../../src/stores/azure/mtime.
 import type { TransferSource } from '../../src/stores/store.js';
 import type { FileEntry } from '../../src/types.js';
 import { cli, tempDir } from '../support/cli.js';
-import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
+import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer, putEncodedBlob } from '../support/azure-env.js';
 
 const endpoint = azuriteEndpoint();
 const hasRclone = spawnSync('rclone', ['version'], { stdio: 'ignore' }).status === 0;
@@ -158,7 +158,8 @@ describe.skipIf(!endpoint)('azure store against Azurite', () => {
   it('lists in code-point order across pages although Azurite sorts by UTF-16 unit, with a skip marker and a warning per hostile name', async () => {
     const c = await createTestContainer('order');
     const client = azureTestClient();
-    const put = (name: string) => client.request({ op: 'PutBlob', method: 'PUT', container: c, blob: name, headers: { 'x-ms-blob-type': 'BlockBlob' }, body: Buffer.from(name) });
+    // Raw and fully encoded: the client refuses the names Azure would resolve (`a/../b`, `ok/./c`).
+    const put = async (name: string) => expect(await putEncodedBlob(c, name, name), name).toBe(201);
     const good = ['\u{1F600}.txt', '\u{1F600}/a', '\uE000', '\uFFFD.txt', '\uFFFC', 'z', 'a', 'A', 'é', 'e\u0301', '\u{10FFFF}', '\u{1F600}\uE000', '\u{1F600}\u{1F601}', 'x.bucketsync-tmp-lookalike'];
     const hostile = ['a/../b', 'a//b', 'ok/./c', 'trail/', '.bucketsync-tmp-0123abcd-1234-89abcdef-x', 'p/.bucketsync-tmp-0123abcd-1-89abcdef-y'];
     try {

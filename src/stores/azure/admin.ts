@@ -5,7 +5,7 @@
 import { UsageError } from '../../types.js';
 import { elements, text } from '../common/xml.js';
 import type { AzureClient } from './client.js';
-import { AzureStoreError, operationError, setupError, statusOf, type ErrorContext } from './errors.js';
+import { AzureStoreError, nextMarker, openingError, operationError, setupError, statusOf, type ErrorContext } from './errors.js';
 import { validContainerName } from './location.js';
 import { parseBlobList, type ListedBlob } from './store.js';
 
@@ -39,19 +39,20 @@ export class AzureAdmin {
   async listContainers(signal?: AbortSignal): Promise<ContainerInfo[]> {
     const out: ContainerInfo[] = [];
     let marker: string | undefined;
+    const seen = new Set<string>();
     do {
       let body: string;
       try {
         body = (await this.client.request({ op: 'ListContainers', method: 'GET', query: { comp: 'list', marker, maxresults: '5000' }, signal })).body;
       } catch (err) {
-        throw this.fail(err, 'listing containers', '');
+        throw openingError(err, 'listing containers', this.ctx(''));
       }
       for (const c of elements(elements(body, 'Containers')[0] ?? '', 'Container')) {
         const lm = Date.parse(text(c, 'Last-Modified') ?? '');
         out.push({ name: text(c, 'Name') ?? '', lastModifiedMs: Number.isFinite(lm) ? lm : undefined });
       }
       const tail = body.slice(body.lastIndexOf('</Containers>') + 1);
-      marker = text(tail, 'NextMarker') || undefined;
+      marker = nextMarker(seen, text(tail, 'NextMarker') ?? '', 'listing containers');
     } while (marker !== undefined);
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
@@ -63,7 +64,7 @@ export class AzureAdmin {
       return true;
     } catch (err) {
       if (statusOf(err) === 404) return false;
-      throw this.fail(err, `checking container ${name}`, name);
+      throw openingError(err, `checking container ${name}`, this.ctx(name));
     }
   }
 
@@ -105,6 +106,7 @@ export class AzureAdmin {
     const blobs: ListedBlob[] = [];
     const prefixes: string[] = [];
     let marker: string | undefined;
+    const seen = new Set<string>();
     do {
       let page: ReturnType<typeof parseBlobList>;
       try {
@@ -121,7 +123,7 @@ export class AzureAdmin {
       }
       blobs.push(...page.blobs);
       prefixes.push(...page.prefixes);
-      marker = limit === undefined ? page.next || undefined : undefined;
+      marker = limit === undefined ? nextMarker(seen, page.next, `listing az://${container}/${prefix}`) : undefined;
     } while (marker !== undefined);
     return { blobs, prefixes };
   }

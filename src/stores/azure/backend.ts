@@ -9,7 +9,7 @@ import { compareCodePoints } from '../../manifest/order.js';
 import type { Backend, BucketAdmin, BucketDetails, BucketSummary, ListedItem, Probe, StoreOptions } from '../registry.js';
 import { unsafeRelativePath } from '../common/paths.js';
 import { resolveAzureConfig } from './credentials.js';
-import { formatAzure, parseAzureUri, type AzureLocation } from './location.js';
+import { azureNameProblem, formatAzure, parseAzureUri, type AzureLocation } from './location.js';
 import type { AzureStoreOptions } from './store.js';
 
 /** The blob endpoint the options give (`--azure-endpoint`), else undefined (the variables decide). */
@@ -219,7 +219,7 @@ export const azure: Backend<AzureLocation> = {
   probe: (loc, o) => probeAzure(loc, o),
   fileScope: (loc) => ({ root: { ...loc, prefix: '', trailingSlash: false }, prefix: loc.prefix, label: `az://${loc.container}`, uri: (p) => formatAzure({ container: loc.container, prefix: p }) }),
   removeFiles: (root, paths, o) => removeAzureFiles(root, paths, o),
-  pathProblem: (p) => unsafeRelativePath(p),
+  pathProblem: (p) => unsafeRelativePath(p) ?? azureNameProblem(p),
   flags: [
     {
       flags: '--azure-endpoint <url>',

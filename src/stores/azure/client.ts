@@ -15,7 +15,8 @@ import { decodeText, elements, text } from '../common/xml.js';
 import type { AzureConfig } from './credentials.js';
 import { isRetryable, retryAfterOf } from '../../errors.js';
 import { header, sendHttp, sleep } from '../common/http.js';
-import { AzureHttpError } from './errors.js';
+import { AzureHttpError, AzureStoreError } from './errors.js';
+import { azureNameProblem } from './location.js';
 
 /** A header's value as one string (store.ts and the tests read responses with it). */
 export { header };
@@ -125,6 +126,11 @@ export class AzureClient {
   }
 
   async request(req: AzRequest): Promise<AzResponse> {
+    // Azure Storage resolves `.` and `..` segments of a blob's URL, percent-encoded or not
+    // (`p/../x` reaches `x`, `p/../../other/x` another container), and drops a segment's
+    // trailing `.`: such a name (other tools and emulators make them) is never put into a URL.
+    const problem = req.blob === undefined ? undefined : azureNameProblem(req.blob);
+    if (problem !== undefined) throw new AzureStoreError(`${req.op} of '${req.blob}' refused: the name ${problem}`);
     this.counts[req.op] = (this.counts[req.op] ?? 0) + 1;
     for (let attempt = 1; ; attempt++) {
       try {

@@ -96,6 +96,36 @@ export function setupError(err: unknown, ctx: ErrorContext): AzureStoreError | u
   return undefined;
 }
 
+/**
+ * A failure of the first request to a container or the account (opening it): besides the
+ * set-up errors above, an answer that is no retryable failure — another kind of server at the
+ * endpoint (a 400 from an S3 server, a web page), TLS spoken to a plain-HTTP port — means the
+ * endpoint is wrong: one line naming it, exit 2, as S3's HeadBucket. Retryable failures
+ * (5xx, resets) stay exit 1: trying again later can work.
+ */
+export function openingError(err: unknown, what: string, ctx: ErrorContext): Error {
+  const setup = setupError(err, ctx);
+  if (setup) return setup;
+  if (err instanceof StaleError || (err as Error)?.name === 'AbortError' || isRetryable(err)) return operationError(err, what, ctx);
+  return new AzureStoreError(
+    `${what}: Azure Storage at ${ctx.endpoint} failed: ${firstLine((err as Error)?.message ?? String(err))}`,
+    'Check the endpoint (AZURE_STORAGE_CONNECTION_STRING BlobEndpoint, AZURE_STORAGE_SERVICE_ENDPOINT or --azure-endpoint): it did not answer as Azure Blob Storage does.',
+    2,
+    { cause: err },
+  );
+}
+
+/**
+ * The next page's marker, refused when the service handed it out before: a server (or a
+ * proxy) that answers the same page forever must not keep a listing going forever.
+ */
+export function nextMarker(seen: Set<string>, next: string, what: string): string | undefined {
+  if (next === '') return undefined;
+  if (seen.has(next)) throw new AzureStoreError(`${what}: the service returned the continuation marker '${firstLine(next).slice(0, 80)}' twice`, 'Re-run; if it persists, the endpoint is not serving listings correctly.');
+  seen.add(next);
+  return next;
+}
+
 /** Any failure of one operation on `what`: StaleError, RetryableError, or an AzureStoreError (exit 1). */
 export function operationError(err: unknown, what: string, ctx: ErrorContext): Error {
   // `isRetryable` is THE retry predicate (src/errors.ts): statuses via AzureHttpError.retryable, broken connections by code.

@@ -65,7 +65,19 @@ export function parseAzureUri(raw: string, allowEmpty = false): AzureLocation {
   }
   const problem = bucketPathProblem(rest);
   if (problem !== undefined) throw new UsageError(`Invalid Azure URI: ${raw}. ${problem}`);
+  const dotted = rest === '' ? undefined : azureNameProblem(rest.replace(/\/$/, ''));
+  if (dotted !== undefined) throw new UsageError(`Invalid Azure URI: ${raw}. The prefix ${dotted}`);
   return { kind: 'azure', raw, container, prefix: rest.replace(/\/$/, ''), trailingSlash: rest.endsWith('/') };
+}
+
+/**
+ * Azure Storage drops a "." that ends a path segment (`a.` is stored as `a`, `d./x` as `d/x`:
+ * "no path segments should end with a dot") and resolves "." and ".." segments in a URL, even
+ * percent-encoded (`p/../x` reaches `x`): a blob name with such a segment can never be written
+ * or addressed as itself, so no request ever carries one.
+ */
+export function azureNameProblem(name: string): string | undefined {
+  return name.split('/').some((s) => s.endsWith('.')) ? 'has a path segment ending in "." (Azure Storage drops or resolves it: the request would reach another blob)' : undefined;
 }
 
 /** The canonical text: `az://container/prefix`. */

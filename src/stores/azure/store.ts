@@ -48,8 +48,8 @@ import { transferHashPool } from '../../hashing/pool.js';
 import { decodeText, elements, text } from '../common/xml.js';
 import { AzureClient, header, type AzResponse } from './client.js';
 import type { IncomingHttpHeaders } from 'node:http';
-import { AzureStoreError, isNotFound, operationError, setupError, type ErrorContext } from './errors.js';
-import { formatAzure, type AzureLocation } from './location.js';
+import { AzureStoreError, isNotFound, nextMarker, openingError, operationError, setupError, type ErrorContext } from './errors.js';
+import { azureNameProblem, formatAzure, type AzureLocation } from './location.js';
 import { MTIME_META, formatAzureMtime, parseAzureMtime } from './mtime.js';
 
 const MiB = 1024 * 1024;
@@ -341,7 +341,7 @@ export class AzureStore implements Store {
       }
       // A SAS may allow blob operations but not container ones: let the operations decide.
       if (status === 403 && this.client.cfg.auth.kind === 'sas' && !/^(AuthenticationFailed|AuthorizationFailure)$/.test((err as { code?: string }).code ?? '')) return;
-      throw setupError(err, this.ctx) ?? operationError(err, `checking container ${this.container}`, this.ctx);
+      throw openingError(err, `checking container ${this.container}`, this.ctx);
     }
   }
 
@@ -351,6 +351,7 @@ export class AzureStore implements Store {
   /** Raw List Blobs pages under `listPrefix` (no sorting, no filtering). */
   async *pages(listPrefix: string, opts: { delimiter?: string; signal?: AbortSignal; pageSize?: number } = {}): AsyncGenerator<ReturnType<typeof parseBlobList>> {
     let marker: string | undefined;
+    const seen = new Set<string>();
     do {
       const res = await this.client.request({
         op: 'ListBlobs',
@@ -369,7 +370,7 @@ export class AzureStore implements Store {
       });
       const page = parseBlobList(res.body);
       yield page;
-      marker = page.next || undefined;
+      marker = nextMarker(seen, page.next, 'List Blobs');
     } while (marker !== undefined);
   }
 
@@ -390,7 +391,7 @@ export class AzureStore implements Store {
           const rel = b.name.slice(listPrefix.length);
           // Folder markers: rclone's `dir/` objects, ADLS Gen2 / Storage Explorer's hdi_isfolder blobs.
           if (b.size === 0 && (rel.endsWith('/') || b.metadata.hdi_isfolder === 'true')) continue;
-          const why = unsafeRelativePath(rel);
+          const why = unsafeRelativePath(rel) ?? azureNameProblem(rel);
           if (why !== undefined) {
             warn(`Skipping blob '${b.name}' in ${this.display}: ${why}`);
             pending.push(skippedEntry(rel, `unsafe blob name: ${why}`));
@@ -448,8 +449,12 @@ export class AzureStore implements Store {
     return { entry, metadata, contentMd5 };
   }
 
+  nameProblem(rel: string): string | undefined {
+    return azureNameProblem(rel);
+  }
+
   async stat(rel: string): Promise<FileEntry | undefined> {
-    if (unsafeRelativePath(rel) !== undefined) return undefined;
+    if ((unsafeRelativePath(rel) ?? azureNameProblem(rel)) !== undefined) return undefined;
     return (await this.head(rel))?.entry;
   }
 

@@ -74,6 +74,20 @@ export function networkCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * The code of a TLS failure (`https://` to a plain-HTTP port, a certificate refused), found in
+ * the error or its causes: the endpoint is wrong or untrusted, and trying again cannot help.
+ */
+export function tlsCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 5; depth++) {
+    const code = (e as HubErrorLike).code;
+    if (code && /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_(GET|VERIFY)_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|EPROTO$)/.test(code)) return code;
+    e = (e as HubErrorLike).cause;
+  }
+  return undefined;
+}
+
 /** Strips the "URL: …" trailer @huggingface/hub appends, keeping the server's message. */
 function serverMessage(err: unknown): string {
   const msg = (err as Error)?.message ?? String(err);
@@ -109,6 +123,10 @@ export function mapHfError(err: unknown, ctx: ErrorContext): Error {
   }
   if (retryableStatus(status)) {
     return new RetryableError(`HTTP ${status} while ${ctx.action}: ${msg}`);
+  }
+  const tls = tlsCode(err);
+  if (tls) {
+    return new HfStoreError(`Cannot reach ${ctx.endpoint} over TLS (${tls}) while ${ctx.action}`, "Check HF_ENDPOINT (http:// or https://, the port) and the server's certificate.", 2, { cause: err });
   }
   const net = networkCode(err);
   // a connection that broke mid-run is worth another try (unlike a refused connection or an unknown host)

@@ -64,6 +64,17 @@ const enc = encodeURIComponent;
  * `/batch` calls the store (`HfStore`) and the commands share. Every request goes through one
  * retrying fetch (408/429/5xx, Retry-After).
  */
+/**
+ * The next page's URL, refused when it was visited before: a server (or a proxy) whose `Link`
+ * points back at a page already read must not keep a listing going forever.
+ */
+function unseen(seen: Set<string | undefined>, next: string | undefined, endpoint: string, action: string): string | undefined {
+  if (next === undefined) return undefined;
+  if (seen.has(next)) throw new HfStoreError(`${endpoint} sent a page it had already sent (a Link back to an earlier page) while ${action}`, 'Re-run; if it persists, the endpoint is not serving listings correctly.');
+  seen.add(next);
+  return next;
+}
+
 export class HubClient {
   readonly endpoint: string;
   readonly token: string | undefined;
@@ -168,6 +179,7 @@ export class HubClient {
   async *listBuckets(namespace: string | undefined, search: string | undefined): AsyncGenerator<HubBucket> {
     const ns = namespace ?? 'me';
     let url: string | undefined = `${this.endpoint}/api/buckets/${enc(ns)}${search !== undefined ? `?search=${enc(search)}` : ''}`;
+    const seen = new Set<string>([url]);
     while (url) {
       let res: Response;
       try {
@@ -181,7 +193,7 @@ export class HubClient {
       const items = (await res.json()) as unknown;
       if (!Array.isArray(items)) throw new HfStoreError(`Unexpected bucket list answer from ${this.endpoint}`);
       for (const it of items as HubBucket[]) yield it;
-      url = nextLink(res.headers.get('link'), url);
+      url = unseen(seen, nextLink(res.headers.get('link'), url), this.endpoint, `listing the buckets of ${ns}`);
     }
   }
 
@@ -238,6 +250,7 @@ export class HubClient {
   async *listTree(bucketId: string, prefix: string, recursive: boolean, opts: { signal?: AbortSignal; where?: string } = {}): AsyncGenerator<HubTreeItem[]> {
     let url: string | undefined = `${this.bucketUrl(bucketId)}/tree${prefix ? `/${enc(prefix)}` : ''}?recursive=${recursive}`;
     const action = `listing ${opts.where ?? `hf://buckets/${bucketId}${prefix ? `/${prefix}` : ''}`}`;
+    const seen = new Set<string | undefined>([url]);
     while (url) {
       const init: RequestInit = { headers: this.headers() };
       if (opts.signal) init.signal = opts.signal;
@@ -249,7 +262,7 @@ export class HubClient {
         if ((it?.type === 'file' || it?.type === 'directory') && typeof it.path === 'string') page.push(it);
       }
       yield page;
-      url = nextLink(res.headers.get('link'), url);
+      url = unseen(seen, nextLink(res.headers.get('link'), url), this.endpoint, action);
     }
   }
 
