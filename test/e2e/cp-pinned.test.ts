@@ -11,9 +11,11 @@
  * server-side copies) the source is held at the proxy, the object is overwritten directly on
  * the server meanwhile, then the request goes on. Cases, through the real CLI:
  *
- * - S3 → a local file, S3 → stdout (nothing on stdout), S3 → S3 one file (CopyObject on the
- *   server, held), S3 → S3 a folder (one of two files replaced: that one is not copied, the
- *   other is), S3 → Azure (streamed through this machine);
+ * - S3 → a local file, S3 → stdout (nothing on stdout), S3 → a local file with the object
+ *   deleted meanwhile, S3 → S3 one file (CopyObject on the server, held; through both S3
+ *   transports, each sending the copy condition under AWS's and RGW's names), S3 → S3 a folder
+ *   (one of two files replaced: that one is not copied, the other is), S3 → Azure (streamed
+ *   through this machine);
  * - Azure → a local file, Azure → Azure (streamed);
  * - hf → a local file (the read resolves the path to another Xet hash than the probe saw);
  * - hf → hf: a server-side copyFile names the Xet hash the probe saw, so it copies that version
@@ -23,7 +25,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClient } from '../../src/stores/azure/client.js';
 import { formatAzureMtime } from '../../src/stores/azure/mtime.js';
@@ -168,25 +170,46 @@ describe.skipIf(!s3Endpoint)('cp from S3 is pinned to the probed ETag (RGW)', ()
     expect(again.stdout).toBe(next.toString());
   }, 120_000);
 
-  it('S3 → S3, one file (CopyObject on the server): the source replaced while the CopyObject is held: exit 1, no object under the destination name; the re-run copies the new bytes', async () => {
-    const key = 'copy/a.bin';
-    const old = randomBuffer(602, 40 * KiB);
-    const next = otherBytes(old);
-    await put(key, old);
-    const isCopy = (r: ProxiedRequest): boolean => r.method === 'PUT' && r.headers['x-amz-copy-source'] !== undefined && pathOf(r) === `/${other}/one/a.bin`;
-    const { proxy, seen, replaced } = await replacingProxy(s3Endpoint!, isCopy, () => put(key, next));
+  it('S3 → a local file: the object deleted while its GET is held: one line saying so, exit 1, nothing written', async () => {
+    const key = 'gone/a.bin';
+    await put(key, randomBuffer(606, 5 * KiB));
+    const dir = path.join(work, 'gone');
+    fs.mkdirSync(dir);
+    const { proxy, replaced } = await replacingProxy(s3Endpoint!, objectGet(key), async () => {
+      await raw.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    });
     proxies.push(proxy);
-    const r = await cli(['cp', `s3://${bucket}/${key}`, `s3://${other}/one/a.bin`], { env: env(proxy) });
+    const r = await cli(['cp', `s3://${bucket}/${key}`, `${dir}/`], { env: env(proxy) });
     expect(replaced(), r.stderr).toBe(true);
-    expectChanged(r, `s3://${bucket}/${key}`);
-    expect(await get('one/a.bin', other)).toBeUndefined();
-    // the AWS name of the condition, and the one RGW 16.2 reads
-    expect(String(seen[0]!['x-amz-copy-source-if-match']).replace(/"/g, '')).toBe(md5(old));
-    expect(String(seen[0]!['x-amz-copy-if-match']).replace(/"/g, '')).toBe(md5(old));
-    const again = await cli(['cp', `s3://${bucket}/${key}`, `s3://${other}/one/a.bin`], { env: env() });
-    expect(again.code, again.stderr).toBe(0);
-    expect(md5((await get('one/a.bin', other))!)).toBe(md5(next));
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`Error: s3://${bucket}/${key} was deleted since it was checked`);
+    expect(r.stderr).not.toMatch(/NoSuchKey|\n\s+at /);
+    expect(entries(dir)).toEqual([]);
   }, 120_000);
+
+  for (const transport of ['http', 'sdk'] as const) {
+    it(`S3 → S3, one file (CopyObject on the server, ${transport} transport): the source replaced while the CopyObject is held: exit 1, no object under the destination name; the re-run copies the new bytes`, async () => {
+      const key = `copy-${transport}/a.bin`;
+      const to = `one-${transport}/a.bin`;
+      const client = { BUCKETSYNC_S3_CLIENT: transport };
+      const old = randomBuffer(602, 40 * KiB);
+      const next = otherBytes(old);
+      await put(key, old);
+      const isCopy = (r: ProxiedRequest): boolean => r.method === 'PUT' && r.headers['x-amz-copy-source'] !== undefined && pathOf(r) === `/${other}/${to}`;
+      const { proxy, seen, replaced } = await replacingProxy(s3Endpoint!, isCopy, () => put(key, next));
+      proxies.push(proxy);
+      const r = await cli(['cp', `s3://${bucket}/${key}`, `s3://${other}/${to}`], { env: { ...env(proxy), ...client } });
+      expect(replaced(), r.stderr).toBe(true);
+      expectChanged(r, `s3://${bucket}/${key}`);
+      expect(await get(to, other)).toBeUndefined();
+      // the AWS name of the condition, and the one RGW 16.2 reads
+      expect(String(seen[0]!['x-amz-copy-source-if-match']).replace(/"/g, '')).toBe(md5(old));
+      expect(String(seen[0]!['x-amz-copy-if-match']).replace(/"/g, '')).toBe(md5(old));
+      const again = await cli(['cp', `s3://${bucket}/${key}`, `s3://${other}/${to}`], { env: { ...env(), ...client } });
+      expect(again.code, again.stderr).toBe(0);
+      expect(md5((await get(to, other))!)).toBe(md5(next));
+    }, 120_000);
+  }
 
   it('S3 → S3, a folder: one of its two files replaced while its CopyObject is held: that one is listed and not copied, the other is; exit 1', async () => {
     const a = randomBuffer(603, 10 * KiB);
