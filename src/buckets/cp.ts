@@ -11,6 +11,14 @@
  * folder (or is the bucket root), and becomes DST itself when DST does not exist. Local
  * folders (up or down) are refused with a pointer to `sync`, as hf refuses them. Copies keep
  * the source's mtime (hf stamps the copy time; README "Compared with hf").
+ *
+ * Every copy is of the version cp saw (none goes through the executor, so cp pins its own
+ * reads): the probe or listing's version (`Probe.etag`, `ListedItem.etag`: an S3 or Azure
+ * ETag, hf's Xet identity) goes with each read as `ReadOptions.etag` (If-Match on the GET,
+ * the Xet hash compared when hf resolves the path) and with each S3 CopyObject as its source
+ * condition; hf's server-side copyFile names the Xet hash itself. A source replaced (or
+ * deleted) in between is one line saying so, exit 1, and nothing under the destination name:
+ * the read fails before its first byte, so `cp SRC -` prints nothing either.
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -22,7 +30,8 @@ import { statMtimeMs } from '../plan/time.js';
 import { backendOf, bucketExamples, openStore, parseLocation, parseTarget, type Backend, type CopyPair, type Location, type Stdio } from '../stores/registry.js';
 import type { Store, TransferSource } from '../stores/store.js';
 import { looksLikeHfUrl } from '../stores/hf/location.js';
-import { UsageError } from '../types.js';
+import { StaleError } from '../errors.js';
+import { UsageError, xetIdentity } from '../types.js';
 import type { Ctx } from './context.js';
 import { BucketBatchError, BucketError, type BatchFailure } from './output.js';
 import { underPrefix } from './listing.js';
@@ -98,8 +107,20 @@ function checkBucket(ctx: Ctx, r: Remote): Promise<void> {
   return ctx.checkBucket(r.loc);
 }
 
+/** The version a read of `f` is pinned to (`ReadOptions`): its ETag, else its Xet identity (hf). */
+function pinOf(f: { etag?: string | undefined; xetHash?: string | undefined }): { etag: string } | undefined {
+  const etag = f.etag || xetIdentity(f.xetHash);
+  return etag ? { etag } : undefined;
+}
+
+/** A read or copy refused because the source is no longer the version cp saw: what to say. */
+function staleLine(e: StaleError, from: string): string {
+  const gone = /no longer exists|vanished/.test(e.message);
+  return `${from} ${gone ? 'was deleted' : 'changed'} since it was checked; not copied, re-run to copy its current version`;
+}
+
 /** The file a remote source names, or an error saying it is a directory or missing. */
-async function statRemote(ctx: Ctx, src: Remote): Promise<{ size: number; mtimeMs: number }> {
+async function statRemote(ctx: Ctx, src: Remote): Promise<{ size: number; mtimeMs: number; etag?: string; xetHash?: string }> {
   if (src.prefix === '' || src.trailingSlash) throw dirRefused(src.raw);
   await checkBucket(ctx, src);
   const what = await src.backend.probe(src.loc, ctx.storeOptions);
@@ -204,12 +225,20 @@ export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined, o
   // ---- download: remote → local file or stdout
   if (isRemote(src)) {
     const file = await statRemote(ctx, src);
+    const pin = pinOf(file);
     const name = basenameOf(src.prefix);
     const store = await openRoot(ctx, src, 'source');
+    // The source replaced or deleted since the probe: the pinned read fails before its first byte.
+    const stale = (e: unknown, to: string): unknown =>
+      e instanceof StaleError ? new StaleError(staleLine(e, src.uri()), `Nothing was written to ${to}.`, 1, { cause: e }) : e;
     try {
       if (dst !== undefined && !isLocal(dst)) {
-        const body: Readable = file.size === 0 ? (await import('node:stream')).Readable.from([]) : await store.read(src.prefix);
-        await pipeline(body, process.stdout, { end: false });
+        try {
+          const body: Readable = file.size === 0 ? (await import('node:stream')).Readable.from([]) : await store.read(src.prefix, undefined, pin);
+          await pipeline(body, process.stdout, { end: false });
+        } catch (e) {
+          throw stale(e, 'stdout');
+        }
         onCopied?.([{ from: src.uri(), to: '-' }]);
         return 0;
       }
@@ -239,8 +268,10 @@ export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined, o
       }
       const target = await openStore(parseLocation(path.dirname(local)), 'dest', ctx.storeOptions);
       try {
-        const source: TransferSource = { size: file.size, mtimeMs: file.mtimeMs, open: (range) => store.read(src.prefix, range) };
+        const source: TransferSource = { size: file.size, mtimeMs: file.mtimeMs, open: (range) => store.read(src.prefix, range, pin) };
         await target.write(path.basename(local), source, { mtimeMs: file.mtimeMs, expect: { kind: 'any' } });
+      } catch (e) {
+        throw stale(e, shown);
       } finally {
         await target.close();
       }
@@ -342,6 +373,8 @@ async function sourceFiles(ctx: Ctx, src: Remote, serverCopy: boolean): Promise<
     if (what?.kind === 'file') {
       const f: CopyPair = { from: src.prefix, to: '', size: what.size, mtimeMs: what.mtimeMs };
       if (what.xetHash) f.xetHash = what.xetHash;
+      const pin = pinOf(what);
+      if (pin) f.etag = pin.etag;
       return { single: true, files: [f] };
     }
   }
@@ -353,6 +386,8 @@ async function sourceFiles(ctx: Ctx, src: Remote, serverCopy: boolean): Promise<
     if (it.type !== 'file' || !underPrefix(it.path, src.prefix)) continue;
     const f: CopyPair = { from: it.path, to: '', size: it.size ?? 0, mtimeMs: it.mtimeMs ?? 0 };
     if (it.xetHash) f.xetHash = it.xetHash;
+    const pin = pinOf(it);
+    if (pin) f.etag = pin.etag;
     files.push(f);
   }
   return { single: false, files };
@@ -405,11 +440,14 @@ async function copyRemote(ctx: Ctx, src: Remote, dst: Remote): Promise<CopiedFil
           const k = next++;
           const file = pairs[streamed[k]!]!;
           try {
-            const source: TransferSource = { size: file.size, mtimeMs: file.mtimeMs, open: (range) => from.read(file.from, range) };
+            // pinned to the version listed or probed: a source replaced since is not copied
+            const pin = file.etag ? { etag: file.etag } : undefined;
+            const source: TransferSource = { size: file.size, mtimeMs: file.mtimeMs, open: (range) => from.read(file.from, range, pin) };
             await into!.write(file.to, source, { mtimeMs: file.mtimeMs, expect: { kind: 'any' } });
           } catch (e) {
             // Setup problems (a bad token, a missing bucket) stop the copy; a file's own failure is listed.
             if (e instanceof UsageError || (e as { exitCode?: unknown }).exitCode === 2) fatal ??= e;
+            else if (e instanceof StaleError) errors[k] = { path: file.to, error: staleLine(e, src.uri(file.from)) };
             else errors[k] = { path: file.to, error: (e as Error).message.split('\n')[0] ?? String(e) };
           }
         }

@@ -132,8 +132,12 @@ export interface BucketList {
   scope: string | undefined;
 }
 
-/** What a location names: a file (with what a copy needs), a folder (anything below `path/`), or nothing. */
-export type Probe = { kind: 'file'; size: number; mtimeMs: number; xetHash?: string } | { kind: 'directory' } | undefined;
+/**
+ * What a location names: a file (with what a copy needs), a folder (anything below `path/`), or
+ * nothing. A file's `etag` is the version probed, as `ReadOptions.etag` takes it (an S3 or Azure
+ * ETag, hf's Xet identity): `cp` reads and server-side copies exactly that version.
+ */
+export type Probe = { kind: 'file'; size: number; mtimeMs: number; xetHash?: string; etag?: string } | { kind: 'directory' } | undefined;
 
 /** How the file commands (rm, cp) see a location: a store's root, the path inside it, and how paths are shown. */
 export interface FileScope<L extends Location = Location> {
@@ -156,6 +160,11 @@ export interface CopyPair {
   size: number;
   mtimeMs: number;
   xetHash?: string;
+  /**
+   * The source version the caller saw (`Probe.etag`, a listing's ETag): the copy is of that
+   * version or not done (S3: `x-amz-copy-source-if-match`; hf copies by `xetHash` anyway).
+   */
+  etag?: string;
 }
 
 export type WholeBucketUse = 'creation' | 'info' | 'deletion' | 'move' | 'settings';

@@ -166,7 +166,11 @@ export async function probeAzure(loc: AzureLocation, o: StoreOptions): Promise<P
     const { parseAzureMtime } = await import('./mtime.js');
     const one = await a.listLevel(loc.container, loc.prefix, undefined, false, 2);
     const exact = one.blobs.find((b) => b.name === loc.prefix);
-    if (exact) return { kind: 'file', size: exact.size, mtimeMs: parseAzureMtime(exact.metadata.mtime) ?? exact.lastModifiedMs ?? Date.now() };
+    if (exact) {
+      const f: Probe = { kind: 'file', size: exact.size, mtimeMs: parseAzureMtime(exact.metadata.mtime) ?? exact.lastModifiedMs ?? Date.now() };
+      if (exact.etag) f.etag = exact.etag;
+      return f;
+    }
     const below = await a.listLevel(loc.container, `${loc.prefix}/`, undefined, false, 1);
     return below.blobs.length > 0 ? { kind: 'directory' } : undefined;
   });

@@ -3,7 +3,7 @@
  * list (per namespace), create (hf's `--exist-ok` rules), info, delete, move, settings; and the
  * tree listing of `ls`.
  */
-import { UsageError } from '../../types.js';
+import { UsageError, xetIdentity } from '../../types.js';
 import { underPrefix } from '../location.js';
 import type { BucketAdmin, BucketDetails, BucketSummary, CopyPair, ListedItem, Probe, StoreOptions } from '../registry.js';
 import { parseHubTime, wireMtime } from './paths.js';
@@ -143,6 +143,9 @@ export async function probeHf(loc: HfLocation, o: StoreOptions): Promise<Probe> 
   if (info?.type === 'file') {
     const f: Probe = { kind: 'file', size: Number(info.size ?? 0), mtimeMs: parseHubTime(info.mtime) };
     if (info.xetHash) f.xetHash = info.xetHash;
+    // the version a read is pinned to: the content's Xet identity (as the store's stat() gives it)
+    const id = xetIdentity(info.xetHash);
+    if (id) f.etag = id;
     return f;
   }
   if (info?.type === 'directory') return { kind: 'directory' };

@@ -11,13 +11,14 @@ import PQueue from 'p-queue';
 import { mtimeToIsoOrUndefined as iso } from '../../plan/time.js';
 import { compareCodePoints } from '../../manifest/order.js';
 import { UsageError } from '../../types.js';
+import { StaleError } from '../../errors.js';
 import { BucketError } from '../bucket-error.js';
 import { underPrefix } from '../location.js';
 import type { BucketAdmin, BucketDetails, BucketSummary, CopyPair, ListedItem, ListingOptions, Probe, StoreOptions } from '../registry.js';
 import { SdkApi, type S3Api } from './api.js';
 import { bucketExists, createBucket, deleteKeys } from './bucket-ops.js';
 import { resolveClientConfig, type ClientOptions, type ResolvedClientConfig } from './config.js';
-import { S3StoreError, errorCode, firstLine, isNotFound, operationError, setupError, type ErrorContext } from './errors.js';
+import { S3StoreError, errorCode, firstLine, isNotFound, isPreconditionFailed, operationError, setupError, type ErrorContext } from './errors.js';
 import { HttpApi, httpApiSupported } from './http-api.js';
 import { decodeKey, encodeCopySource } from './keys.js';
 import type { S3Location } from './location.js';
@@ -196,7 +197,7 @@ export class S3Admin implements BucketAdmin<S3Location> {
         const p = pairs[i]!;
         if (out[i] === null) continue;
         try {
-          await this.copyObject(src.bucket, p.from, dst.bucket, p.to);
+          await this.copyObject(src.bucket, p.from, dst.bucket, p.to, p.etag);
         } catch (e) {
           if (e instanceof UsageError || (e as { exitCode?: unknown }).exitCode === 2) fatal ??= e;
           else out[i] = (e as Error).message.split('\n')[0] ?? String(e);
@@ -278,10 +279,22 @@ export class S3Admin implements BucketAdmin<S3Location> {
   }
 
   /** Server-side CopyObject (same endpoint), keeping the metadata (and so the mtime). */
-  async copyObject(srcBucket: string, srcKey: string, dstBucket: string, dstKey: string): Promise<void> {
+  /**
+   * One CopyObject. With `srcEtag` (the version the caller saw) the copy is conditional on it
+   * (`x-amz-copy-source-if-match`, and RGW's `x-amz-copy-if-match`): a source replaced since is
+   * a StaleError and nothing is written under `dstKey`.
+   */
+  async copyObject(srcBucket: string, srcKey: string, dstBucket: string, dstKey: string, srcEtag?: string): Promise<void> {
+    const pinned = srcEtag ? (srcEtag.startsWith('"') ? srcEtag : `"${srcEtag}"`) : undefined;
     try {
-      await this.api.copyObject({ Bucket: dstBucket, Key: dstKey, CopySource: encodeCopySource(srcBucket, srcKey), MetadataDirective: 'COPY' });
+      await this.api.copyObject({ Bucket: dstBucket, Key: dstKey, CopySource: encodeCopySource(srcBucket, srcKey), CopySourceIfMatch: pinned, MetadataDirective: 'COPY' });
     } catch (err) {
+      if (pinned && isPreconditionFailed(err)) {
+        throw new StaleError(`s3://${srcBucket}/${srcKey} changed since it was checked (CopyObject: the copy's If-Match on ETag ${pinned} failed); not copied, re-run to copy its current version`);
+      }
+      if (pinned && isNotFound(err) && errorCode(err) !== 'NoSuchBucket') {
+        throw new StaleError(`s3://${srcBucket}/${srcKey} no longer exists (it was deleted since it was checked); not copied`);
+      }
       throw this.fail(err, 'CopyObject', dstBucket, `s3://${srcBucket}/${srcKey} → s3://${dstBucket}/${dstKey}`);
     }
   }
@@ -363,7 +376,11 @@ export async function probeS3(loc: S3Location, o: StoreOptions): Promise<Probe> 
   try {
     if (loc.prefix === '') return { kind: 'directory' };
     const head = await admin.headObject(loc.bucket, loc.prefix);
-    if (head) return { kind: 'file', size: head.ContentLength ?? 0, mtimeMs: parseMtime(head.Metadata?.['mtime']) ?? head.LastModified?.getTime() ?? Date.now() };
+    if (head) {
+      const f: Probe = { kind: 'file', size: head.ContentLength ?? 0, mtimeMs: parseMtime(head.Metadata?.['mtime']) ?? head.LastModified?.getTime() ?? Date.now() };
+      if (head.ETag) f.etag = head.ETag;
+      return f;
+    }
     for await (const page of admin.listObjects(loc.bucket, `${loc.prefix}/`)) return page.objects.length > 0 || page.prefixes.length > 0 ? { kind: 'directory' } : undefined;
     return undefined;
   } finally {

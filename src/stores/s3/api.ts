@@ -19,6 +19,15 @@ import type { ClientOptions, ResolvedClientConfig } from './config.js';
 
 export type SdkModule = typeof Sdk;
 
+/**
+ * The header Ceph RGW reads a CopyObject's source condition from: `x-amz-copy-if-match`
+ * (rgw_rest_s3.cc, `RGWCopyObj_ObjStore_S3::get_params`: HTTP_X_AMZ_COPY_IF_MATCH). RGW 16.2
+ * ignores the AWS name `x-amz-copy-source-if-match` (a CopyObject of a replaced source goes
+ * through) and answers 412 on this one, quoted or bare. Both transports send it beside the AWS
+ * header whenever `CopySourceIfMatch` is set; AWS documents only its own name.
+ */
+export const RGW_COPY_IF_MATCH = 'x-amz-copy-if-match';
+
 /** The SDK client and module, for the operations a transport does not send itself. */
 export interface SdkHandle {
   client: Sdk.S3Client;
@@ -145,7 +154,20 @@ export class SdkApi implements S3Api {
 
   async copyObject(input: Sdk.CopyObjectCommandInput, signal?: AbortSignal): Promise<Sdk.CopyObjectCommandOutput> {
     const { client, m } = await this.sdk();
-    return client.send(new m.CopyObjectCommand(input), { abortSignal: signal });
+    const cmd = new m.CopyObjectCommand(input);
+    const ifMatch = input.CopySourceIfMatch;
+    if (ifMatch !== undefined) {
+      // the copy condition under RGW's name too (see RGW_COPY_IF_MATCH)
+      cmd.middlewareStack.add(
+        (next) => async (args) => {
+          const req = args.request as { headers?: Record<string, string> };
+          if (req.headers) req.headers[RGW_COPY_IF_MATCH] = ifMatch;
+          return next(args);
+        },
+        { step: 'build', name: 'rgwCopyIfMatch' },
+      );
+    }
+    return client.send(cmd, { abortSignal: signal });
   }
 
   async uploadPart(input: Sdk.UploadPartCommandInput & { Body: Buffer; ContentMD5: string }, signal?: AbortSignal): Promise<{ ETag?: string | undefined }> {
