@@ -24,9 +24,25 @@ export type SdkModule = typeof Sdk;
  * (rgw_rest_s3.cc, `RGWCopyObj_ObjStore_S3::get_params`: HTTP_X_AMZ_COPY_IF_MATCH). RGW 16.2
  * ignores the AWS name `x-amz-copy-source-if-match` (a CopyObject of a replaced source goes
  * through) and answers 412 on this one, quoted or bare. Both transports send it beside the AWS
- * header whenever `CopySourceIfMatch` is set; AWS documents only its own name.
+ * header whenever `CopySourceIfMatch` is set, except to AWS itself (sendsRgwCopyIfMatch), which
+ * documents only its own name.
  */
 export const RGW_COPY_IF_MATCH = 'x-amz-copy-if-match';
+
+/**
+ * Whether to send {@link RGW_COPY_IF_MATCH}: to any endpoint but AWS's own (no endpoint, or a
+ * host under amazonaws.com / amazonaws.com.cn), where only the documented name goes out.
+ */
+export function sendsRgwCopyIfMatch(endpoint: string | undefined): boolean {
+  if (endpoint === undefined) return false;
+  let host: string;
+  try {
+    host = new URL(endpoint).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  return !/(^|\.)amazonaws\.com(\.cn)?$/.test(host);
+}
 
 /** The SDK client and module, for the operations a transport does not send itself. */
 export interface SdkHandle {
@@ -156,7 +172,7 @@ export class SdkApi implements S3Api {
     const { client, m } = await this.sdk();
     const cmd = new m.CopyObjectCommand(input);
     const ifMatch = input.CopySourceIfMatch;
-    if (ifMatch !== undefined) {
+    if (ifMatch !== undefined && sendsRgwCopyIfMatch(this.cfg.endpoint)) {
       // the copy condition under RGW's name too (see RGW_COPY_IF_MATCH)
       cmd.middlewareStack.add(
         (next) => async (args) => {

@@ -17,7 +17,7 @@ import https from 'node:https';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type * as Sdk from '@aws-sdk/client-s3';
-import { RGW_COPY_IF_MATCH, SdkApi, noteServerDate, type GetObjectResult, type RawGetTarget, type S3Api, type SdkHandle } from './api.js';
+import { RGW_COPY_IF_MATCH, SdkApi, sendsRgwCopyIfMatch, noteServerDate, type GetObjectResult, type RawGetTarget, type S3Api, type SdkHandle } from './api.js';
 import { CONNECT_TIMEOUT_MS, socketTimeoutMs, type ClientOptions, type ResolvedClientConfig } from './config.js';
 import { isRetryable } from '../../errors.js';
 import { abortError, header, sendHttp, sleep } from '../common/http.js';
@@ -284,7 +284,7 @@ export class HttpApi implements S3Api {
         'x-amz-copy-source': input.CopySource,
         'x-amz-copy-source-if-match': input.CopySourceIfMatch,
         // Ceph RGW (16.2 at least) reads the condition under this name only (COPY_IF_MATCH)
-        [RGW_COPY_IF_MATCH]: input.CopySourceIfMatch,
+        [RGW_COPY_IF_MATCH]: sendsRgwCopyIfMatch(this.cfg.endpoint) ? input.CopySourceIfMatch : undefined,
         'x-amz-metadata-directive': input.MetadataDirective,
         'content-type': input.ContentType,
         'content-encoding': input.ContentEncoding,
