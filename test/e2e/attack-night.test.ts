@@ -10,6 +10,11 @@
  * 2. The same for `sync` (a hangup while --plan lists): `.PLAN.PID.HEX.ops.tmp` stayed beside the
  *    plan for good, the lock and the TMPDIR spools too. Now a hangup quits at once like a
  *    second Ctrl-C: exit 130, nothing left beside the plan nor in TMPDIR.
+ * 3. A stray BUCKETSYNC_LAUNCHER_PID naming a process that is gone (an environment copied from
+ *    a running bucketsync, whose /proc/PID/environ keeps it) killed every run with SIGKILL
+ *    before it did anything, without a word: exit 137 and an empty stderr. Still stopped (a
+ *    launcher that died while its run started looks the same), now with one line naming the
+ *    variable and how to get rid of it.
  */
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -158,4 +163,22 @@ describe.skipIf(!s3TestEndpoint())('attack night: SIGHUP during sync --plan', ()
     expect(again.code, again.stderr).toBe(0);
     expect(fs.readdirSync(dir)).toEqual(['plan.jsonl']);
   }, 30_000);
+});
+
+describe('attack night: a stray BUCKETSYNC_LAUNCHER_PID naming a dead process', () => {
+  it('the run stops before doing anything, and says why in one line naming the variable', async () => {
+    const src = path.join(work, 'stray-src');
+    fs.mkdirSync(src, { recursive: true });
+    fs.writeFileSync(path.join(src, 'a.txt'), 'A');
+    const dst = path.join(work, 'stray-dst');
+    // 999,999,999: above any Linux pid_max, so no process can hold it
+    const r = await cli(['sync', src, dst, '--no-progress'], { env: { BUCKETSYNC_LAUNCHER_PID: '999999999' } });
+    expect(r.signal, r.stderr).toBe('SIGKILL');
+    expect(fs.existsSync(dst)).toBe(false);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.filter((l) => l.startsWith('Error:')), r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/BUCKETSYNC_LAUNCHER_PID=999999999.*is gone/);
+    expect(r.stderr).toMatch(/unset it/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  }, 20_000);
 });
