@@ -15,6 +15,12 @@
  *    before it did anything, without a word: exit 137 and an empty stderr. Still stopped (a
  *    launcher that died while its run started looks the same), now with one line naming the
  *    variable and how to get rid of it.
+ * 4. A deduplicated upload (`copy_from`: b.txt a server-side copy of a.txt, same content) copied
+ *    whatever a.txt held when the copy's own HEAD ran: a.txt replaced by another writer (other
+ *    bytes, same size) after this run uploaded it made b.txt that writer's bytes under the local
+ *    b.txt's size and mtime, exit 0 — and every later run called it identical. Now the copy
+ *    source must still prove the planned content (its hash) and the copy is pinned to the
+ *    version so checked; otherwise b.txt is uploaded from its own bytes (or stale, exit 1).
  */
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -23,7 +29,9 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BIN, cli, tempDir } from '../support/cli.js';
-import { createTestBucket, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { startFaultProxy } from '../support/fault-proxy.js';
+import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const work = tempDir('bucketsync-attack-night-');
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -181,4 +189,63 @@ describe('attack night: a stray BUCKETSYNC_LAUNCHER_PID naming a dead process', 
     expect(r.stderr).toMatch(/unset it/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
   }, 20_000);
+});
+
+describe.skipIf(!s3TestEndpoint())('attack night: the source of a deduplicated copy replaced before the copy', () => {
+  it('a.txt uploaded, then replaced by another writer (same size) before b.txt is copied from it: b.txt holds its own bytes (or is stale, exit 1), never the other writer\'s', async () => {
+    const bucket = await createTestBucket('night-dedup');
+    const env = { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache-dedup') };
+    const src = path.join(work, 'dedup-src');
+    fs.mkdirSync(src, { recursive: true });
+    const mine = Buffer.alloc(1536 * 1024, 0x61); // over the 1 MiB default dedup size
+    const theirs = Buffer.alloc(mine.length, 0x7a);
+    for (const n of ['a.txt', 'b.txt']) {
+      fs.writeFileSync(path.join(src, n), mine);
+      fs.utimesSync(path.join(src, n), 1_700_000_000, 1_700_000_000);
+    }
+    const raw = s3TestClient();
+    let putDone = false;
+    let replaced = false;
+    // Once a.txt is uploaded, the next request about it (a HEAD) waits while another writer
+    // replaces it: other bytes, the same size, the same mtime metadata.
+    const proxy = await startFaultProxy({
+      target: s3TestEndpoint()!,
+      seed: 1,
+      rate: 0,
+      kinds: ['stall'],
+      hold: (r) => {
+        if (!r.url.split('?')[0]!.endsWith('/p/a.txt')) return undefined;
+        if (r.method === 'PUT') {
+          putDone = true;
+          return undefined;
+        }
+        if (r.method !== 'HEAD' || !putDone || replaced) return undefined;
+        replaced = true;
+        return raw
+          .send(new PutObjectCommand({ Bucket: bucket, Key: 'p/a.txt', Body: theirs, Metadata: { mtime: '1700000000' } }))
+          .then(() => undefined, () => undefined);
+      },
+    });
+    let r: Awaited<ReturnType<typeof cli>>;
+    try {
+      r = await cli(['sync', src, `s3://${bucket}/p`, '--no-progress', '-v'], { env: { ...env, AWS_ENDPOINT_URL: proxy.url } });
+    } finally {
+      await proxy.close();
+    }
+    expect(replaced, r.stderr).toBe(true);
+    const b = await cli(['cp', `s3://${bucket}/p/b.txt`, '-'], { env });
+    if (r.code === 0) {
+      expect(b.stdout === mine.toString('latin1') ? 'mine' : b.stdout.slice(0, 8), r.stderr).toBe('mine');
+    } else {
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/stale/i);
+      expect(b.code).not.toBe(0);
+    }
+    // the re-run converges: b.txt its own bytes
+    const again = await cli(['sync', src, `s3://${bucket}/p`, '--no-progress'], { env });
+    expect(again.code, again.stderr).toBe(0);
+    const b2 = await cli(['cp', `s3://${bucket}/p/b.txt`, '-'], { env });
+    expect(b2.stdout === mine.toString('latin1') ? 'mine' : b2.stdout.slice(0, 8)).toBe('mine');
+    raw.destroy();
+  }, 30_000);
 });

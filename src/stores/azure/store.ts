@@ -723,6 +723,10 @@ export class AzureStore implements Store {
     // Copy Blob replaces the metadata when it is given: the source's (its xxh128 and tie) go along, with the new mtime.
     const from_ = await this.head(from);
     if (from_ === undefined) throw new AzureStoreError(`CopyBlob ${this.what(from)}: the source blob does not exist`);
+    // the version the caller checked: a blob replaced since is not copied (x-ms-source-if-match pins the rest)
+    if (opts.sourceEtag !== undefined && quoteEtag(from_.entry.etag ?? '') !== quoteEtag(opts.sourceEtag)) {
+      throw new StaleError(`CopyBlob ${this.what(from)} changed since it was checked (ETag ${from_.entry.etag}, checked ${opts.sourceEtag}); ${this.what(to)} left untouched`);
+    }
     const meta = metaHeaders({ ...from_.metadata, [MTIME_META]: formatAzureMtime(opts.mtimeMs) });
     let source = this.client.blobUrl(this.container, this.name(from));
     if (this.client.cfg.auth.kind === 'sas') source += `?${this.client.cfg.auth.token}`;
