@@ -21,6 +21,7 @@
  *    b.txt's size and mtime, exit 0 — and every later run called it identical. Now the copy
  *    source must still prove the planned content (its hash) and the copy is pinned to the
  *    version so checked; otherwise b.txt is uploaded from its own bytes (or stale, exit 1).
+ *    S3 (dedup on by default) and Azure (--dedup): both copied the other writer's bytes.
  */
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -30,6 +31,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BIN, cli, tempDir } from '../support/cli.js';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { formatAzureMtime } from '../../src/stores/azure/mtime.js';
+import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
 import { startFaultProxy } from '../support/fault-proxy.js';
 import { createTestBucket, s3TestClient, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
@@ -247,5 +250,62 @@ describe.skipIf(!s3TestEndpoint())('attack night: the source of a deduplicated c
     const b2 = await cli(['cp', `s3://${bucket}/p/b.txt`, '-'], { env });
     expect(b2.stdout === mine.toString('latin1') ? 'mine' : b2.stdout.slice(0, 8)).toBe('mine');
     raw.destroy();
+  }, 30_000);
+});
+
+describe.skipIf(!azuriteEndpoint())('attack night: the source of a deduplicated copy replaced before the copy (Azure)', () => {
+  it('the same race to Azure (--dedup): b.txt holds its own bytes or is stale (exit 1), never the other writer\'s; the re-run converges', async () => {
+    const container = await createTestContainer('night-dedup');
+    const env = { ...azureTestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache-az-dedup') };
+    const src = path.join(work, 'az-dedup-src');
+    fs.mkdirSync(src, { recursive: true });
+    const mine = Buffer.alloc(1536 * 1024, 0x61);
+    const theirs = Buffer.alloc(mine.length, 0x7a);
+    for (const n of ['a.txt', 'b.txt']) {
+      fs.writeFileSync(path.join(src, n), mine);
+      fs.utimesSync(path.join(src, n), 1_700_000_000, 1_700_000_000);
+    }
+    const client = azureTestClient();
+    let putDone = false;
+    let replaced = false;
+    const proxy = await startFaultProxy({
+      target: new URL(azuriteEndpoint()!).origin,
+      seed: 1,
+      rate: 0,
+      kinds: ['stall'],
+      hold: (r) => {
+        if (!r.url.split('?')[0]!.endsWith(`/${container}/p/a.txt`)) return undefined;
+        if (r.method === 'PUT') {
+          putDone = true;
+          return undefined;
+        }
+        if (r.method !== 'HEAD' || !putDone || replaced) return undefined;
+        replaced = true;
+        return client
+          .request({ op: 'PutBlob', method: 'PUT', container, blob: 'p/a.txt', headers: { 'x-ms-blob-type': 'BlockBlob', 'x-ms-meta-mtime': formatAzureMtime(1_700_000_000_000) }, body: theirs })
+          .then(() => undefined, () => undefined);
+      },
+    });
+    let r: Awaited<ReturnType<typeof cli>>;
+    try {
+      const account = new URL(azuriteEndpoint()!).pathname.replace(/\/+$/, '');
+      r = await cli(['sync', src, `az://${container}/p`, '--dedup', '--no-progress'], { env: { ...env, ...azureTestEnv(`${proxy.url}${account}`) } });
+    } finally {
+      await proxy.close();
+    }
+    expect(replaced, r.stderr).toBe(true);
+    const b = await cli(['cp', `az://${container}/p/b.txt`, '-'], { env });
+    if (r.code === 0) {
+      expect(b.stdout === mine.toString('latin1') ? 'mine' : b.stdout.slice(0, 8), r.stderr).toBe('mine');
+    } else {
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/stale/i);
+      expect(b.code).not.toBe(0);
+    }
+    const again = await cli(['sync', src, `az://${container}/p`, '--dedup', '--no-progress'], { env });
+    expect(again.code, again.stderr).toBe(0);
+    const b2 = await cli(['cp', `az://${container}/p/b.txt`, '-'], { env });
+    expect(b2.stdout === mine.toString('latin1') ? 'mine' : b2.stdout.slice(0, 8)).toBe('mine');
+    client.destroy();
   }, 30_000);
 });
