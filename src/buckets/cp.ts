@@ -289,18 +289,18 @@ export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined, o
   let spooled: string | undefined;
   let unspool: (() => void) | undefined;
   let name: string;
-  // Ctrl-C or SIGTERM while stdin is spooled or sent: exit 130, and the exit removes the spool
-  // (by default the signal would end the process with the whole stdin left in the temp folder).
+  // Ctrl-C, SIGTERM or SIGHUP while stdin is spooled or sent: exit 130, and the exit removes the
+  // spool (by default the signal would end the process with the whole stdin left in the temp folder).
   const interrupted = (): never => process.exit(130);
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const unlisten = (): void => signals.forEach((s) => process.off(s, interrupted));
   if (!isLocal(src)) {
     if (to.prefix === '' || to.trailingSlash) throw new UsageError('Stdin upload requires a full destination path including filename.');
-    process.on('SIGINT', interrupted);
-    process.on('SIGTERM', interrupted);
+    for (const s of signals) process.on(s, interrupted);
     try {
       ({ file: spooled, done: unspool } = await spoolStdin());
     } catch (err) {
-      process.off('SIGINT', interrupted);
-      process.off('SIGTERM', interrupted);
+      unlisten();
       throw err;
     }
     file = spooled;
@@ -332,8 +332,7 @@ export async function cp(ctx: Ctx, srcRaw: string, dstRaw: string | undefined, o
   } finally {
     if (spooled) await fsp.rm(path.dirname(spooled), { recursive: true, force: true });
     unspool?.();
-    process.off('SIGINT', interrupted);
-    process.off('SIGTERM', interrupted);
+    unlisten();
   }
 }
 

@@ -234,6 +234,12 @@ export async function runSyncCommand(
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
+  // A hangup (the terminal or ssh session gone, nowhere left to tell): quit now, as a second
+  // Ctrl-C does: the exit removes the spools, the plan's temporary file and the lock (by default
+  // the signal ended the process with no exit handler run; Node resets an ignored SIGHUP at start,
+  // so `nohup` never kept it alive either).
+  const onHangup = (): never => process.exit(130);
+  process.on('SIGHUP', onHangup);
   try {
     if (flags.apply !== undefined) {
       checkApplyConflicts(source, dest, flags, cmd);
@@ -262,6 +268,7 @@ export async function runSyncCommand(
     progress?.end();
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
+    process.off('SIGHUP', onHangup);
   }
 }
 

@@ -657,43 +657,57 @@ export class Executor {
       break;
     }
     if (!o.dest.copy) return 'upload';
-    if (!(await this.copySourceHolds(from, op))) {
+    const holds = await this.copySourceHolds(from, op);
+    if (!holds.ok) {
       this.notWritten.add(from);
       return this.copyOrTakeOver(op, mtimeMs);
     }
     const opts: WriteOptions = { mtimeMs, expect: destExpectation(op, o.direction) };
+    // the copy is of the version just checked (a source replaced since: stale, not other bytes)
+    if (holds.etag) opts.sourceEtag = holds.etag;
     if (o.abortInFlight) opts.signal = o.abortInFlight;
     await o.dest.copy(from, op.path, opts);
     return 'copy';
   }
 
-  /** Whether `from` at the destination holds what `op` expects (size, and hash when it can tell). */
-  private async copySourceHolds(from: string, op: Operation): Promise<boolean> {
+  /**
+   * Whether `from` at the destination holds what `op` expects (size, and hash when it can tell),
+   * and the version (etag) so checked. A file this run wrote is taken as is (the store itself
+   * refuses to copy it once another writer replaced it: S3Store.copy).
+   */
+  private async copySourceHolds(from: string, op: Operation): Promise<{ ok: boolean; etag?: string }> {
+    const r = await this.copySourceCheck(from, op);
+    return r === false ? { ok: false } : r === true ? { ok: true } : { ok: true, etag: r };
+  }
+
+  /** copySourceHolds: false, true (holds, no version known), or the etag of the version that holds. */
+  private async copySourceCheck(from: string, op: Operation): Promise<boolean | string> {
     const { o } = this;
     if (this.written.has(from)) return true;
     const e = await o.dest.stat(from);
     if (!e) return false;
     if (op.size !== undefined && e.size !== op.size) return false;
-    if (op.hash === undefined) return true;
-    if (e.hash !== undefined) return e.hash === op.hash;
+    const holds = e.etag ? e.etag : true;
+    if (op.hash === undefined) return holds;
+    if (e.hash !== undefined) return e.hash === op.hash && holds;
     const xet = xetIdentity(e.xetHash);
     if (xet !== undefined) {
       // hf: compare with the Xet hash of the local file this copy stands for.
       const src = o.source.localPath?.(op.path);
-      if (src === undefined || !o.hashLocalXet) return true;
+      if (src === undefined || !o.hashLocalXet) return holds;
       const expect: { size: number; mtimeMs?: number } = { size: op.size ?? e.size };
       const sm = sourceMtime(op, o.direction);
       if (sm !== undefined) expect.mtimeMs = sm;
       try {
-        return (await o.hashLocalXet(src, expect)) === xet;
+        return (await o.hashLocalXet(src, expect)) === xet && holds;
       } catch {
         return false;
       }
     }
     const abs = o.dest.localPath?.(from);
-    if (abs === undefined || !o.hashLocal) return true;
+    if (abs === undefined || !o.hashLocal) return holds;
     try {
-      return (await o.hashLocal(abs, { size: e.size, mtimeMs: e.mtimeMs })) === op.hash;
+      return (await o.hashLocal(abs, { size: e.size, mtimeMs: e.mtimeMs })) === op.hash && holds;
     } catch {
       return false;
     }

@@ -111,6 +111,12 @@ export interface WriteOptions {
    * store's streamed writes); the executor passes it to every write (docs/events.md, "Progress").
    */
   onBytes?: (n: number, skipped?: boolean) => void;
+  /**
+   * copy(): the version of the copy source the caller checked (the etag of its `stat()`): a
+   * source replaced since fails the copy with `StaleError` instead of copying other bytes
+   * under the destination's planned mtime (S3 and Azure; the copy itself is then pinned to it).
+   */
+  sourceEtag?: string;
 }
 
 /** What a read must get. */

@@ -233,6 +233,11 @@ async function contentCheck(metadata: Record<string, string>, contentMd5: string
 
 export class AzureStore implements Store {
   readonly kind = 'azure';
+  /**
+   * The ETag of what this store last wrote under a name (bounded): a copy from that name must
+   * copy those bytes, so a source another writer replaced since is stale (see copy()).
+   */
+  private readonly wrote = new Map<string, string>();
   readonly display: string;
   readonly features: StoreFeatures = {
     remote: true,
@@ -449,6 +454,12 @@ export class AzureStore implements Store {
     return { entry, metadata, contentMd5 };
   }
 
+  private noteWrote(rel: string, etag: string | undefined): void {
+    if (etag === undefined || etag === '') return;
+    if (this.wrote.size >= 100_000) this.wrote.clear();
+    this.wrote.set(rel, etag);
+  }
+
   nameProblem(rel: string): string | undefined {
     return azureNameProblem(rel);
   }
@@ -552,13 +563,14 @@ export class AzureStore implements Store {
     if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
     const cond = await this.conditions(rel, opts.expect);
     const meta = { 'x-ms-meta-mtime': formatAzureMtime(opts.mtimeMs), 'x-ms-blob-content-type': guessContentType(rel) };
+    this.wrote.delete(rel);
     if (src.size < this.blockThreshold) {
       const data = await readWhole(src, this.what(rel));
       const md5 = createHash('md5').update(data).digest();
       await defaultBackend();
       const xxh = xxh128HexSync(data);
       await opts.beforeCommit?.();
-      await this.send(
+      const put = await this.send(
         {
           op: 'PutBlob',
           method: 'PUT',
@@ -578,6 +590,7 @@ export class AzureStore implements Store {
         },
         rel,
       );
+      this.noteWrote(rel, header(put.headers, 'etag'));
       return;
     }
     await this.writeBlocks(rel, src, opts, { ...cond, ...meta });
@@ -672,7 +685,7 @@ export class AzureStore implements Store {
     const xxhHex = xxh.digestHex();
     await opts.beforeCommit?.();
     const xml = `<?xml version="1.0" encoding="utf-8"?><BlockList>${ids.map((id) => `<Latest>${id}</Latest>`).join('')}</BlockList>`;
-    await this.send(
+    const committed = await this.send(
       {
         op: 'PutBlockList',
         method: 'PUT',
@@ -691,6 +704,7 @@ export class AzureStore implements Store {
       },
       rel,
     );
+    this.noteWrote(rel, header(committed.headers, 'etag'));
     if (resumed > 0) opts.onResumed?.(resumed);
   }
 
@@ -723,6 +737,13 @@ export class AzureStore implements Store {
     // Copy Blob replaces the metadata when it is given: the source's (its xxh128 and tie) go along, with the new mtime.
     const from_ = await this.head(from);
     if (from_ === undefined) throw new AzureStoreError(`CopyBlob ${this.what(from)}: the source blob does not exist`);
+    // The version the caller checked, or the one this store wrote there: a blob replaced since
+    // is not copied (x-ms-source-if-match pins the copy to the version so checked).
+    const checked = opts.sourceEtag ?? this.wrote.get(from);
+    if (checked !== undefined && quoteEtag(from_.entry.etag ?? '') !== quoteEtag(checked)) {
+      throw new StaleError(`CopyBlob ${this.what(from)} changed since it was checked (ETag ${from_.entry.etag}, checked ${checked}); ${this.what(to)} left untouched`);
+    }
+    this.wrote.delete(to);
     const meta = metaHeaders({ ...from_.metadata, [MTIME_META]: formatAzureMtime(opts.mtimeMs) });
     let source = this.client.blobUrl(this.container, this.name(from));
     if (this.client.cfg.auth.kind === 'sas') source += `?${this.client.cfg.auth.token}`;
@@ -750,6 +771,7 @@ export class AzureStore implements Store {
 
   async setMtime(rel: string, mtimeMs: number, expect: Expectation): Promise<void> {
     assertSafePath(rel);
+    this.wrote.delete(rel);
     const cur = await this.head(rel);
     if (!expectationHolds(expect, cur?.entry)) throw new StaleError(`${this.what(rel)}: changed since the plan (${cur ? 'another version' : 'gone'})`);
     if (cur === undefined) throw new StaleError(`${this.what(rel)}: gone`);

@@ -299,6 +299,16 @@ export class S3Store implements Store {
   private readonly keptUnverified: string[] = [];
   /** Foreign multipart downloads no part size verified: key → their ETag and content MD5 (see verifyingEtag). */
   private readonly unverified = new Map<string, { etag: string; md5: string }>();
+  /**
+   * The ETag of what this store last wrote under a key (bounded): a copy from that key must
+   * copy those bytes, so a copy source another writer replaced since is stale (see copy()).
+   */
+  private readonly wrote = new Map<string, string>();
+  private noteWrote(key: string, etag: string | undefined): void {
+    if (etag === undefined) return;
+    if (this.wrote.size >= 100_000) this.wrote.clear();
+    this.wrote.set(key, etag);
+  }
   /** Keys whose recorded part size did not verify a download: their next download tries every likely size. */
   private readonly recordedFailed = new Set<string>();
   /** Set once the server turned out to compare If-Match without quotes (Ceph RGW). */
@@ -1069,6 +1079,7 @@ export class S3Store implements Store {
     if (hash && /^[0-9a-f]{32}$/.test(hash)) metadata.xxh128 = hash;
     const contentType = guessContentType(key);
     const record: Omit<MetaRecord, 'e'> = { k: key, s: source.size, m: opts.mtimeMs };
+    this.wrote.delete(key);
 
     if (source.size < this.multipartThreshold || source.size === 0) {
       let body: Buffer;
@@ -1111,6 +1122,7 @@ export class S3Store implements Store {
       const took = performance.now() - sentAt;
       const w = writeWindow(date, took, date, took);
       this.cache.put({ ...record, e: quoteEtag(res.ETag) ?? `"${md5.toString('hex')}"`, ...(w ? { w } : {}) });
+      this.noteWrote(key, quoteEtag(res.ETag) ?? `"${md5.toString('hex')}"`);
       return;
     }
     const { etag, hash: computed, resumed, w } = await this.multipartUpload(key, rel, source, metadata, contentType, cond, opts.signal, opts.beforeCommit, opts.onBytes);
@@ -1118,6 +1130,7 @@ export class S3Store implements Store {
     // the hash of exactly the bytes sent, tied to the ETag verified after the upload
     record.h = computed;
     this.cache.put({ ...record, e: etag, ...(w ? { w } : {}) });
+    this.noteWrote(key, quoteEtag(etag));
   }
 
   private sourceError(err: unknown, rel: string): Error {
@@ -1559,6 +1572,13 @@ export class S3Store implements Store {
     const dstKey = await this.keyFor(to);
     const src = await this.headObject(srcKey, opts.signal);
     if (!src) throw new StaleError(`Copy source ${this.what(srcKey)} no longer exists; ${this.what(dstKey)} left untouched`);
+    // The version the caller checked, or the one this run wrote there: another writer's
+    // replacement since (even of the same size) is not copied under the planned mtime. The copy
+    // itself is then pinned to this version (CopySourceIfMatch, below).
+    const checked = opts.sourceEtag ?? this.wrote.get(srcKey);
+    if (checked !== undefined && quoteEtag(src.ETag) !== quoteEtag(checked)) {
+      throw new StaleError(`Copy source ${this.what(srcKey)} changed since it was checked (ETag ${src.ETag}, checked ${checked}); ${this.what(dstKey)} left untouched`);
+    }
     const cond = await this.conditions(dstKey, opts.expect, opts.signal);
     if (opts.expect.kind === 'absent' || (opts.expect.kind === 'version' && opts.expect.etag)) {
       await this.verifyConditions(dstKey, cond, opts.signal);
@@ -1601,6 +1621,7 @@ export class S3Store implements Store {
     };
     const srcEtag = quoteEtag(src.ETag);
     const record: Omit<MetaRecord, 'e'> = { k: dstKey, s: size, m: mtimeMs };
+    this.wrote.delete(dstKey);
     // The copy holds the source's bytes: its hash counts when it was proven for the source.
     const h = trustedHash(src);
     if (h) record.h = h;
@@ -1637,6 +1658,7 @@ export class S3Store implements Store {
           if (w) rec.w = w;
         }
         this.cache.put(rec);
+        this.noteWrote(dstKey, etag);
       }
       return;
     }
