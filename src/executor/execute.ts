@@ -676,40 +676,36 @@ export class Executor {
    * refuses to copy it once another writer replaced it: S3Store.copy).
    */
   private async copySourceHolds(from: string, op: Operation): Promise<{ ok: boolean; etag?: string }> {
-    const r = await this.copySourceCheck(from, op);
-    return r === false ? { ok: false } : r === true ? { ok: true } : { ok: true, etag: r };
-  }
-
-  /** copySourceHolds: false, true (holds, no version known), or the etag of the version that holds. */
-  private async copySourceCheck(from: string, op: Operation): Promise<boolean | string> {
     const { o } = this;
-    if (this.written.has(from)) return true;
+    const no = { ok: false };
+    if (this.written.has(from)) return { ok: true };
     const e = await o.dest.stat(from);
-    if (!e) return false;
-    if (op.size !== undefined && e.size !== op.size) return false;
-    const holds = e.etag ? e.etag : true;
-    if (op.hash === undefined) return holds;
-    if (e.hash !== undefined) return e.hash === op.hash && holds;
+    if (!e) return no;
+    if (op.size !== undefined && e.size !== op.size) return no;
+    const yes = e.etag ? { ok: true, etag: e.etag } : { ok: true };
+    const holdsIf = (same: boolean): { ok: boolean; etag?: string } => (same ? yes : no);
+    if (op.hash === undefined) return yes;
+    if (e.hash !== undefined) return holdsIf(e.hash === op.hash);
     const xet = xetIdentity(e.xetHash);
     if (xet !== undefined) {
       // hf: compare with the Xet hash of the local file this copy stands for.
       const src = o.source.localPath?.(op.path);
-      if (src === undefined || !o.hashLocalXet) return holds;
+      if (src === undefined || !o.hashLocalXet) return yes;
       const expect: { size: number; mtimeMs?: number } = { size: op.size ?? e.size };
       const sm = sourceMtime(op, o.direction);
       if (sm !== undefined) expect.mtimeMs = sm;
       try {
-        return (await o.hashLocalXet(src, expect)) === xet && holds;
+        return holdsIf((await o.hashLocalXet(src, expect)) === xet);
       } catch {
-        return false;
+        return no;
       }
     }
     const abs = o.dest.localPath?.(from);
-    if (abs === undefined || !o.hashLocal) return holds;
+    if (abs === undefined || !o.hashLocal) return yes;
     try {
-      return (await o.hashLocal(abs, { size: e.size, mtimeMs: e.mtimeMs })) === op.hash && holds;
+      return holdsIf((await o.hashLocal(abs, { size: e.size, mtimeMs: e.mtimeMs })) === op.hash);
     } catch {
-      return false;
+      return no;
     }
   }
 
