@@ -69,23 +69,17 @@ export async function* folderWins(
 }
 
 /**
- * For a destination that cannot hold some names as themselves (`Store.nameProblem`: Azure
- * drops a segment's trailing `.`): each such source entry becomes a marker, with a warning.
+ * Each source entry `why(path)` finds a problem with becomes a marker (exit 3 later), with a
+ * warning naming it; batches without one pass through unchanged.
  */
-export async function* markUnrepresentable(
-  batches: AsyncIterable<FileEntry[]>,
-  problem: (path: string) => string | undefined,
-  where: string,
-  onWarning?: (message: string) => void,
-): AsyncGenerator<FileEntry[]> {
+async function* markEntries(batches: AsyncIterable<FileEntry[]>, why: (path: string) => string | undefined, onWarning?: (message: string) => void): AsyncGenerator<FileEntry[]> {
   for await (const batch of batches) {
     let copy: FileEntry[] | undefined;
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i]!;
       if (e.skipped) continue;
-      const why = problem(e.path);
-      if (why === undefined) continue;
-      const reason = `cannot be stored in ${where}: the name ${why}`;
+      const reason = why(e.path);
+      if (reason === undefined) continue;
       onWarning?.(`skipping ${displayName(e.path)}: ${reason}`);
       (copy ??= batch.slice())[i] = skippedEntry(e.path, reason);
     }
@@ -94,24 +88,29 @@ export async function* markUnrepresentable(
 }
 
 /**
+ * For a destination that cannot hold some names as themselves (`Store.nameProblem`: Azure
+ * drops a segment's trailing `.`): each such source entry becomes a marker, with a warning.
+ */
+export function markUnrepresentable(
+  batches: AsyncIterable<FileEntry[]>,
+  problem: (path: string) => string | undefined,
+  where: string,
+  onWarning?: (message: string) => void,
+): AsyncGenerator<FileEntry[]> {
+  return markEntries(
+    batches,
+    (p) => {
+      const why = problem(p);
+      return why === undefined ? undefined : `cannot be stored in ${where}: the name ${why}`;
+    },
+    onWarning,
+  );
+}
+
+/**
  * For a bucket destination of `kind` (`S3`, `hf`): local names that are not valid UTF-8
  * become markers (with a warning), since bucket keys must be UTF-8.
  */
-export async function* markNonUtf8(
-  batches: AsyncIterable<FileEntry[]>,
-  kind: string,
-  onWarning?: (message: string) => void,
-): AsyncGenerator<FileEntry[]> {
-  for await (const batch of batches) {
-    let copy: FileEntry[] | undefined;
-    for (let i = 0; i < batch.length; i++) {
-      const e = batch[i]!;
-      if (e.skipped) continue;
-      const reason = invalidUtf8Reason(e.path, kind);
-      if (reason === undefined) continue;
-      onWarning?.(`skipping ${displayName(e.path)}: ${reason}`);
-      (copy ??= batch.slice())[i] = skippedEntry(e.path, reason);
-    }
-    yield copy ?? batch;
-  }
+export function markNonUtf8(batches: AsyncIterable<FileEntry[]>, kind: string, onWarning?: (message: string) => void): AsyncGenerator<FileEntry[]> {
+  return markEntries(batches, (p) => invalidUtf8Reason(p, kind), onWarning);
 }

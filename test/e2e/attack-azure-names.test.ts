@@ -5,42 +5,18 @@
  * local path must make the run not clean (exit 3 for skips, 1 for failures), and messages name
  * the user's path, never /proc/self/fd/N.
  */
-import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { stringToSign } from '../../src/stores/azure/client.js';
 import { cli, readTree, tempDir } from '../support/cli.js';
-import { DEV_ACCOUNT, DEV_KEY, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
+import { azureTestEnv, azuriteEndpoint, createTestContainer, putEncodedBlob } from '../support/azure-env.js';
 
 const endpoint = azuriteEndpoint();
 const work = tempDir('bucketsync-attack-az-names-');
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
-const encodeAll = (name: string): string =>
-  name
-    .split('/')
-    .map((seg) => [...Buffer.from(seg)].map((b) => (/[A-Za-z0-9_~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`)).join(''))
-    .join('/');
-
 /** Put Blob with the name's bytes all percent-encoded (raw REST, SharedKey). */
-function putRaw(container: string, name: string, body: string): Promise<number> {
-  const ep = new URL(endpoint!);
-  const data = Buffer.from(body);
-  const full = `${ep.pathname.replace(/\/$/, '')}/${container}/${encodeAll(name)}`;
-  const headers: Record<string, string> = { 'x-ms-version': '2021-08-06', 'x-ms-date': new Date().toUTCString(), 'x-ms-blob-type': 'BlockBlob', 'content-length': String(data.length) };
-  const sig = createHmac('sha256', Buffer.from(DEV_KEY, 'base64')).update(stringToSign(DEV_ACCOUNT, 'PUT', full, [], headers), 'utf8').digest('base64');
-  headers.authorization = `SharedKey ${DEV_ACCOUNT}:${sig}`;
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: ep.hostname, port: ep.port, method: 'PUT', path: full, headers }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
+const putRaw = (container: string, name: string, body: string): Promise<number> => putEncodedBlob(container, name, body, endpoint!);
 
 const sync = (args: string[]): ReturnType<typeof cli> => cli(args, { env: { ...azureTestEnv(endpoint!), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') }, timeoutMs: 60_000 });
 
