@@ -238,7 +238,9 @@ function operationFromJson(obj: JsonObject): Operation {
   if (destEtag !== undefined) {
     // It becomes `If-Match`, which the stores trust instead of the size and mtime: `*` (or a
     // list holding it) would match whatever version is there now, a newer one included.
-    if (!ETAG_RE.test(destEtag) || destEtag.replace(/^W\//, '').replace(/^"|"$/g, '') === '*') {
+    // (An empty one, from a listing without ETags, names no version: the stores then check the
+    // size and mtime, as without it.)
+    if (destEtag !== '' && (!ETAG_RE.test(destEtag) || destEtag.replace(/^W\//, '').replace(/^"|"$/g, '') === '*')) {
       fail(`invalid dest_etag ${show(destEtag)} (expected one entity tag as the store listed it, like "\\"9b2cf535f27731c974343645a3985328\\"")`);
     }
     op.destEtag = destEtag;

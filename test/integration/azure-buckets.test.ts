@@ -67,7 +67,7 @@ describe.skipIf(!endpoint)('azure bucket administration (registry backend) again
       const all = await listAzureLocation(azure.parse(`az://${c}/p`, po), true, o());
       expect(all.map((i) => i.path)).toEqual(['p', 'p/a.txt', 'p/sub/b.txt']);
       expect((await listAzureLocation(azure.parse(`az://${c}/p2/x.txt`, po), false, o())).map((i) => i.path)).toEqual(['p2/x.txt']);
-      expect(await probeAzure(azure.parse(`az://${c}/p/a.txt`, po), o())).toEqual({ kind: 'file', size: 1, mtimeMs: 1_600_000_000_123.456 });
+      expect(await probeAzure(azure.parse(`az://${c}/p/a.txt`, po), o())).toEqual({ kind: 'file', size: 1, mtimeMs: 1_600_000_000_123.456, etag: expect.stringMatching(/^"0x[0-9A-F]+"$/) });
       expect(await probeAzure(azure.parse(`az://${c}/p/sub`, po), o())).toEqual({ kind: 'directory' });
       expect(await probeAzure(azure.parse(`az://${c}/p/nothing`, po), o())).toBeUndefined();
       await expect(probeAzure(azure.parse(`az://no-${c}`.slice(0, 60), po), o())).rejects.toMatchObject({ exitCode: 2 });
