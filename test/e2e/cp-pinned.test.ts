@@ -22,64 +22,22 @@
  *   or nothing: the source replaced meanwhile, the Hub (here the test server) refuses a hash the
  *   source bucket no longer holds (documents the behaviour: it was so before this change).
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClient } from '../../src/stores/azure/client.js';
-import { formatAzureMtime } from '../../src/stores/azure/mtime.js';
 import { cli, writeTree, type CliResult } from '../support/cli.js';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
-import { randomBuffer, startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
+import { md5, T0 } from '../support/big-files.js';
+import { randomBuffer, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
+import { azureEnvVia, closeAzureSuite, entries, getBlobOrUndefined, openAzureSuite, otherBytes, pathOf, putBlobWithMtime, replacingProxy, type AzureSuite } from '../support/pinned.js';
 import { closeS3Suite, createTestBucket, openS3Suite, removeTestBucket, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const s3Endpoint = s3TestEndpoint();
 const azEndpoint = azuriteEndpoint();
 const KiB = 1024;
-const T0 = 1_700_000_000; // the mtime (seconds) both versions carry
-
-const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
-/** The same size, other bytes (a byte flipped in every 4 KiB). */
-function otherBytes(buf: Buffer): Buffer {
-  const next = Buffer.from(buf);
-  for (let i = 0; i < next.length; i += 4096) next[i] = next[i]! ^ 0xff;
-  return next;
-}
-/** The folder's entries (none when it does not exist). */
-const entries = (dir: string): string[] => (fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []);
-const pathOf = (r: ProxiedRequest): string => decodeURIComponent(new URL(r.url, 'http://x').pathname);
-
-/**
- * A proxy in front of `target` that holds the first request `isIt` matches until `replace()` has
- * overwritten the source on the server, then lets it go on. `seen` keeps each matching request's
- * headers (If-Match and the copy conditions).
- */
-async function replacingProxy(
-  target: string,
-  isIt: (r: ProxiedRequest) => boolean,
-  replace: () => Promise<void>,
-): Promise<{ proxy: FaultProxy; seen: ProxiedRequest['headers'][]; replaced: () => boolean }> {
-  const seen: ProxiedRequest['headers'][] = [];
-  let replaced = false;
-  const proxy = await startFaultProxy({
-    target,
-    seed: 1,
-    rate: 0,
-    kinds: ['stall'],
-    lifetimeMs: 300_000,
-    hold: (r) => {
-      if (!isIt(r)) return undefined;
-      seen.push(r.headers);
-      if (seen.length !== 1) return undefined;
-      return replace().then(() => {
-        replaced = true;
-      });
-    },
-  });
-  return { proxy, seen, replaced: () => replaced };
-}
 
 /**
  * The stale run's promises: exit 1, one `Error:` line naming the source and saying it changed,
@@ -252,10 +210,10 @@ describe.skipIf(!s3Endpoint)('cp from S3 is pinned to the probed ETag (RGW)', ()
       const r = await cli(['cp', `s3://${bucket}/${key}`, `az://${container}/in/a.bin`], { env: both(proxy) });
       expect(replaced(), r.stderr).toBe(true);
       expectChanged(r, `s3://${bucket}/${key}`);
-      expect(await azureBlob(client, container, 'in/a.bin')).toBeUndefined();
+      expect(await getBlobOrUndefined(client, container, 'in/a.bin')).toBeUndefined();
       const again = await cli(['cp', `s3://${bucket}/${key}`, `az://${container}/in/a.bin`], { env: both() });
       expect(again.code, again.stderr).toBe(0);
-      expect(md5((await azureBlob(client, container, 'in/a.bin'))!)).toBe(md5(next));
+      expect(md5((await getBlobOrUndefined(client, container, 'in/a.bin'))!)).toBe(md5(next));
     }, 120_000);
   });
 });
@@ -263,54 +221,23 @@ describe.skipIf(!s3Endpoint)('cp from S3 is pinned to the probed ETag (RGW)', ()
 // ---------------------------------------------------------------------------------------------
 // Azure
 
-async function azureBlob(client: AzureClient, container: string, name: string): Promise<Buffer | undefined> {
-  try {
-    const res = await client.request({ op: 'GetBlob', method: 'GET', container, blob: name, stream: true });
-    const chunks: Buffer[] = [];
-    for await (const chunk of res.stream!) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
-  } catch (err) {
-    if ((err as { status?: number }).status === 404) return undefined;
-    throw err;
-  }
-}
-
 describe.skipIf(!azEndpoint)('cp from Azure is pinned to the probed ETag (Azurite)', () => {
   let client: AzureClient;
   let container: string;
   let dest: string;
   let work: string;
-  const proxies: FaultProxy[] = [];
-  const origin = (): string => new URL(azEndpoint!).origin;
-  const account = (): string => new URL(azEndpoint!).pathname.replace(/\/+$/, '');
+  let proxies: FaultProxy[];
+  let az: AzureSuite;
 
   beforeAll(async () => {
-    client = azureTestClient();
-    container = await createTestContainer('cp-pinned');
-    dest = await createTestContainer('cp-pinned-dest');
-    work = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'bucketsync-cp-pinned-az-'));
+    az = await openAzureSuite('cp-pinned');
+    ({ client, container, dest, work, proxies } = az);
   });
-  afterAll(async () => {
-    for (const p of proxies) await p.close();
-    client?.destroy();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
-  });
+  afterAll(() => closeAzureSuite(az));
 
-  const putBlob = async (name: string, buf: Buffer): Promise<void> => {
-    await client.request({
-      op: 'PutBlob',
-      method: 'PUT',
-      container,
-      blob: name,
-      headers: { 'x-ms-blob-type': 'BlockBlob', 'x-ms-meta-mtime': formatAzureMtime(T0 * 1000), 'x-ms-blob-content-md5': createHash('md5').update(buf).digest('base64') },
-      body: buf,
-    });
-  };
-  const blobGet = (name: string) => (r: ProxiedRequest): boolean => r.method === 'GET' && pathOf(r) === `${account()}/${container}/${name}`;
-  const env = (proxy?: FaultProxy): Record<string, string> => ({
-    ...azureTestEnv(proxy ? `${proxy.url}${account()}` : azEndpoint!),
-    BUCKETSYNC_CACHE_DIR: path.join(work, 'cache'),
-  });
+  const putBlob = (name: string, buf: Buffer): Promise<void> => putBlobWithMtime(client, container, name, buf);
+  const blobGet = (name: string) => (r: ProxiedRequest): boolean => r.method === 'GET' && pathOf(r) === `${az.account}/${container}/${name}`;
+  const env = (proxy?: FaultProxy): Record<string, string> => ({ ...azureEnvVia(az, proxy), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') });
 
   it('Azure → a local file: the blob replaced (same size, same mtime) while its Get Blob is held: one line, exit 1, nothing written; the re-run copies the new bytes', async () => {
     const name = 'local/f.bin';
@@ -319,7 +246,7 @@ describe.skipIf(!azEndpoint)('cp from Azure is pinned to the probed ETag (Azurit
     await putBlob(name, old);
     const dir = path.join(work, 'to-local');
     fs.mkdirSync(dir);
-    const { proxy, seen, replaced } = await replacingProxy(origin(), blobGet(name), () => putBlob(name, next));
+    const { proxy, seen, replaced } = await replacingProxy(az.origin, blobGet(name), () => putBlob(name, next));
     proxies.push(proxy);
     const r = await cli(['cp', `az://${container}/${name}`, `${dir}/`], { env: env(proxy) });
     expect(replaced(), r.stderr).toBe(true);
@@ -337,16 +264,16 @@ describe.skipIf(!azEndpoint)('cp from Azure is pinned to the probed ETag (Azurit
     const old = randomBuffer(702, 64 * KiB);
     const next = otherBytes(old);
     await putBlob(name, old);
-    const { proxy, replaced } = await replacingProxy(origin(), blobGet(name), () => putBlob(name, next));
+    const { proxy, replaced } = await replacingProxy(az.origin, blobGet(name), () => putBlob(name, next));
     proxies.push(proxy);
     const r = await cli(['cp', `az://${container}/${name}`, `az://${dest}/copies/`], { env: env(proxy) });
     expect(replaced(), r.stderr).toBe(true);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/ - copies\/f\.bin: .*changed since it was checked.*re-run/i);
-    expect(await azureBlob(client, dest, 'copies/f.bin')).toBeUndefined();
+    expect(await getBlobOrUndefined(client, dest, 'copies/f.bin')).toBeUndefined();
     const again = await cli(['cp', `az://${container}/${name}`, `az://${dest}/copies/`], { env: env() });
     expect(again.code, again.stderr).toBe(0);
-    expect(md5((await azureBlob(client, dest, 'copies/f.bin'))!)).toBe(md5(next));
+    expect(md5((await getBlobOrUndefined(client, dest, 'copies/f.bin'))!)).toBe(md5(next));
   }, 120_000);
 });
 
