@@ -222,38 +222,32 @@ describe.skipIf(!s3Endpoint)('cp from S3 is pinned to the probed ETag (RGW)', ()
 // Azure
 
 describe.skipIf(!azEndpoint)('cp from Azure is pinned to the probed ETag (Azurite)', () => {
-  let client: AzureClient;
-  let container: string;
-  let dest: string;
-  let work: string;
-  let proxies: FaultProxy[];
   let az: AzureSuite;
 
   beforeAll(async () => {
     az = await openAzureSuite('cp-pinned');
-    ({ client, container, dest, work, proxies } = az);
   });
   afterAll(() => closeAzureSuite(az));
 
-  const putBlob = (name: string, buf: Buffer): Promise<void> => putBlobWithMtime(client, container, name, buf);
-  const blobGet = (name: string) => (r: ProxiedRequest): boolean => r.method === 'GET' && pathOf(r) === `${az.account}/${container}/${name}`;
-  const env = (proxy?: FaultProxy): Record<string, string> => ({ ...azureEnvVia(az, proxy), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') });
+  const putBlob = (name: string, buf: Buffer): Promise<void> => putBlobWithMtime(az.client, az.container, name, buf);
+  const blobGet = (name: string) => (r: ProxiedRequest): boolean => r.method === 'GET' && pathOf(r) === `${az.account}/${az.container}/${name}`;
+  const env = (proxy?: FaultProxy): Record<string, string> => ({ ...azureEnvVia(az, proxy), BUCKETSYNC_CACHE_DIR: path.join(az.work, 'cache') });
 
   it('Azure → a local file: the blob replaced (same size, same mtime) while its Get Blob is held: one line, exit 1, nothing written; the re-run copies the new bytes', async () => {
     const name = 'local/f.bin';
     const old = randomBuffer(701, 300 * KiB + 1);
     const next = otherBytes(old);
     await putBlob(name, old);
-    const dir = path.join(work, 'to-local');
+    const dir = path.join(az.work, 'to-local');
     fs.mkdirSync(dir);
     const { proxy, seen, replaced } = await replacingProxy(az.origin, blobGet(name), () => putBlob(name, next));
-    proxies.push(proxy);
-    const r = await cli(['cp', `az://${container}/${name}`, `${dir}/`], { env: env(proxy) });
+    az.proxies.push(proxy);
+    const r = await cli(['cp', `az://${az.container}/${name}`, `${dir}/`], { env: env(proxy) });
     expect(replaced(), r.stderr).toBe(true);
-    expectChanged(r, `az://${container}/${name}`);
+    expectChanged(r, `az://${az.container}/${name}`);
     expect(entries(dir)).toEqual([]);
     expect(String(seen[0]!['if-match'])).toMatch(/^"?0x/);
-    const again = await cli(['cp', `az://${container}/${name}`, `${dir}/`], { env: env() });
+    const again = await cli(['cp', `az://${az.container}/${name}`, `${dir}/`], { env: env() });
     expect(again.code, again.stderr).toBe(0);
     expect(md5(fs.readFileSync(path.join(dir, 'f.bin')))).toBe(md5(next));
     expect(entries(dir)).toEqual(['f.bin']);
@@ -265,15 +259,15 @@ describe.skipIf(!azEndpoint)('cp from Azure is pinned to the probed ETag (Azurit
     const next = otherBytes(old);
     await putBlob(name, old);
     const { proxy, replaced } = await replacingProxy(az.origin, blobGet(name), () => putBlob(name, next));
-    proxies.push(proxy);
-    const r = await cli(['cp', `az://${container}/${name}`, `az://${dest}/copies/`], { env: env(proxy) });
+    az.proxies.push(proxy);
+    const r = await cli(['cp', `az://${az.container}/${name}`, `az://${az.dest}/copies/`], { env: env(proxy) });
     expect(replaced(), r.stderr).toBe(true);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/ - copies\/f\.bin: .*changed since it was checked.*re-run/i);
-    expect(await getBlobOrUndefined(client, dest, 'copies/f.bin')).toBeUndefined();
-    const again = await cli(['cp', `az://${container}/${name}`, `az://${dest}/copies/`], { env: env() });
+    expect(await getBlobOrUndefined(az.client, az.dest, 'copies/f.bin')).toBeUndefined();
+    const again = await cli(['cp', `az://${az.container}/${name}`, `az://${az.dest}/copies/`], { env: env() });
     expect(again.code, again.stderr).toBe(0);
-    expect(md5((await getBlobOrUndefined(client, dest, 'copies/f.bin'))!)).toBe(md5(next));
+    expect(md5((await getBlobOrUndefined(az.client, az.dest, 'copies/f.bin'))!)).toBe(md5(next));
   }, 120_000);
 });
 

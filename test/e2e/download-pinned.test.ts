@@ -30,7 +30,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AzureClient } from '../../src/stores/azure/client.js';
 import { cli, runPolling, writeTree, type CliResult } from '../support/cli.js';
 import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 import { azuriteEndpoint } from '../support/azure-env.js';
@@ -249,25 +248,19 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
 // Azure
 
 describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurite)', () => {
-  let client: AzureClient;
-  let container: string;
-  let destContainer: string;
-  let work: string;
-  let proxies: FaultProxy[];
   let az: AzureSuite;
 
   beforeAll(async () => {
     az = await openAzureSuite('dl-pinned');
-    ({ client, container, dest: destContainer, work, proxies } = az);
   });
   afterAll(() => closeAzureSuite(az));
 
   /** One Put Blob with bucketsync's mtime metadata (both versions carry the same). */
-  const putBlob = (name: string, buf: Buffer): Promise<void> => putBlobWithMtime(client, container, name, buf);
-  const blobGet = (name: string) => (r: ProxiedRequest): boolean => r.method === 'GET' && pathOf(r) === `${az.account}/${container}/${name}`;
+  const putBlob = (name: string, buf: Buffer): Promise<void> => putBlobWithMtime(az.client, az.container, name, buf);
+  const blobGet = (name: string) => (r: ProxiedRequest): boolean => r.method === 'GET' && pathOf(r) === `${az.account}/${az.container}/${name}`;
   const env = (proxy: FaultProxy | undefined, name: string): Record<string, string> => ({
     ...azureEnvVia(az, proxy),
-    BUCKETSYNC_CACHE_DIR: path.join(work, `${name}-cache`),
+    BUCKETSYNC_CACHE_DIR: path.join(az.work, `${name}-cache`),
   });
 
   for (const [label, size] of [
@@ -280,14 +273,14 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
       const old = randomBuffer(size < MiB ? 401 : 402, size);
       const next = otherBytes(old);
       await putBlob(blob, old);
-      const dest = path.join(work, `${name}-dest`);
+      const dest = path.join(az.work, `${name}-dest`);
       const { proxy, seen, replaced } = await replacingProxy(az.origin, blobGet(blob), () => putBlob(blob, next));
-      proxies.push(proxy);
-      const r = await cli(['sync', `az://${container}/${name}`, dest, '--no-progress'], { env: env(proxy, name), timeoutMs: 120_000 });
+      az.proxies.push(proxy);
+      const r = await cli(['sync', `az://${az.container}/${name}`, dest, '--no-progress'], { env: env(proxy, name), timeoutMs: 120_000 });
       expect(replaced(), r.stderr).toBe(true);
       expectStale(r, 'f.bin', dest);
       expect(ifMatchOf(seen[0]!)).toMatch(/^"?0x/);
-      const again = await cli(['sync', `az://${container}/${name}`, dest, '--no-progress'], { env: env(undefined, name), timeoutMs: 120_000 });
+      const again = await cli(['sync', `az://${az.container}/${name}`, dest, '--no-progress'], { env: env(undefined, name), timeoutMs: 120_000 });
       expect(again.code, again.stderr).toBe(0);
       expect(md5(fs.readFileSync(path.join(dest, 'f.bin')))).toBe(md5(next));
       expect(Math.round(fs.statSync(path.join(dest, 'f.bin')).mtimeMs / 1000)).toBe(T0);
@@ -297,12 +290,12 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
   it('a blob deleted while its Get Blob is on the way: stale (not a failure), nothing written', async () => {
     const blob = 'vanished/f.bin';
     await putBlob(blob, randomBuffer(406, 2 * KiB));
-    const dest = path.join(work, 'vanished-dest');
+    const dest = path.join(az.work, 'vanished-dest');
     const { proxy, replaced } = await replacingProxy(az.origin, blobGet(blob), async () => {
-      await client.request({ op: 'DeleteBlob', method: 'DELETE', container, blob });
+      await az.client.request({ op: 'DeleteBlob', method: 'DELETE', container: az.container, blob });
     });
-    proxies.push(proxy);
-    const r = await cli(['sync', `az://${container}/vanished`, dest, '--no-progress'], { env: env(proxy, 'vanished'), timeoutMs: 120_000 });
+    az.proxies.push(proxy);
+    const r = await cli(['sync', `az://${az.container}/vanished`, dest, '--no-progress'], { env: env(proxy, 'vanished'), timeoutMs: 120_000 });
     expect(replaced(), r.stderr).toBe(true);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain('stale, left untouched: f.bin');
@@ -314,11 +307,11 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
     const old = randomBuffer(405, 5 * KiB);
     const next = otherBytes(old);
     await putBlob(blob, old);
-    const dest = path.join(work, 'ignored-dest');
+    const dest = path.join(az.work, 'ignored-dest');
     const { proxy, replaced } = await replacingProxy(az.origin, blobGet(blob), async () => {
       await putBlob(blob, next);
       // the blob as a Get Blob without If-Match answers it now
-      const res = await client.request({ op: 'GetBlob', method: 'GET', container, blob, stream: true });
+      const res = await az.client.request({ op: 'GetBlob', method: 'GET', container: az.container, blob, stream: true });
       const chunks: Buffer[] = [];
       for await (const chunk of res.stream!) chunks.push(chunk as Buffer);
       const headers: Record<string, string> = {};
@@ -328,11 +321,11 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
       }
       return { status: 200, headers, body: Buffer.concat(chunks) };
     });
-    proxies.push(proxy);
-    const r = await cli(['sync', `az://${container}/ignored`, dest, '--no-progress'], { env: env(proxy, 'ignored'), timeoutMs: 120_000 });
+    az.proxies.push(proxy);
+    const r = await cli(['sync', `az://${az.container}/ignored`, dest, '--no-progress'], { env: env(proxy, 'ignored'), timeoutMs: 120_000 });
     expect(replaced(), r.stderr).toBe(true);
     expectStale(r, 'f.bin', dest);
-    const again = await cli(['sync', `az://${container}/ignored`, dest, '--no-progress'], { env: env(undefined, 'ignored'), timeoutMs: 120_000 });
+    const again = await cli(['sync', `az://${az.container}/ignored`, dest, '--no-progress'], { env: env(undefined, 'ignored'), timeoutMs: 120_000 });
     expect(again.code, again.stderr).toBe(0);
     expect(md5(fs.readFileSync(path.join(dest, 'f.bin')))).toBe(md5(next));
   }, 120_000);
@@ -343,17 +336,17 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
     const next = otherBytes(old);
     await putBlob(blob, old);
     const { proxy, seen, replaced } = await replacingProxy(az.origin, blobGet(blob), () => putBlob(blob, next));
-    proxies.push(proxy);
-    const to = `az://${destContainer}/blocks`;
-    const r = await cli(['sync', `az://${container}/blocks`, to, '--no-progress'], { env: env(proxy, 'blocks'), timeoutMs: 180_000 });
+    az.proxies.push(proxy);
+    const to = `az://${az.dest}/blocks`;
+    const r = await cli(['sync', `az://${az.container}/blocks`, to, '--no-progress'], { env: env(proxy, 'blocks'), timeoutMs: 180_000 });
     expect(replaced(), r.stderr).toBe(true);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain('stale, left untouched: big.bin');
     for (const s of seen) expect(ifMatchOf(s)).toBeDefined();
-    expect(await getBlobOrUndefined(client, destContainer, 'blocks/big.bin')).toBeUndefined();
-    const again = await cli(['sync', `az://${container}/blocks`, to, '--no-progress'], { env: env(undefined, 'blocks'), timeoutMs: 180_000 });
+    expect(await getBlobOrUndefined(az.client, az.dest, 'blocks/big.bin')).toBeUndefined();
+    const again = await cli(['sync', `az://${az.container}/blocks`, to, '--no-progress'], { env: env(undefined, 'blocks'), timeoutMs: 180_000 });
     expect(again.code, again.stderr).toBe(0);
-    expect(md5((await getBlobOrUndefined(client, destContainer, 'blocks/big.bin'))!)).toBe(md5(next));
+    expect(md5((await getBlobOrUndefined(az.client, az.dest, 'blocks/big.bin'))!)).toBe(md5(next));
   }, 240_000);
 
   describe.skipIf(!s3Endpoint)('with RGW', () => {
@@ -375,18 +368,18 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
       };
       await put(old);
       const { proxy, seen, replaced } = await replacingProxy(s3Endpoint!, (r) => r.method === 'GET' && pathOf(r) === `/${bucket}/${key}`, () => put(next));
-      proxies.push(proxy);
-      const to = `az://${destContainer}/s3blocks`;
+      az.proxies.push(proxy);
+      const to = `az://${az.dest}/s3blocks`;
       const runEnv = (p: FaultProxy | undefined): Record<string, string> => ({ ...s3TestEnv(), ...env(undefined, 's3blocks'), ...(p ? { AWS_ENDPOINT_URL: p.url } : {}) });
       const r = await cli(['sync', `s3://${bucket}/s3blocks`, to, '--no-progress'], { env: runEnv(proxy), timeoutMs: 180_000 });
       expect(replaced(), r.stderr).toBe(true);
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toContain('stale, left untouched: big.bin');
       for (const s of seen) expect(ifMatchOf(s)).toBeDefined();
-      expect(await getBlobOrUndefined(client, destContainer, 's3blocks/big.bin')).toBeUndefined();
+      expect(await getBlobOrUndefined(az.client, az.dest, 's3blocks/big.bin')).toBeUndefined();
       const again = await cli(['sync', `s3://${bucket}/s3blocks`, to, '--no-progress'], { env: runEnv(undefined), timeoutMs: 180_000 });
       expect(again.code, again.stderr).toBe(0);
-      expect(md5((await getBlobOrUndefined(client, destContainer, 's3blocks/big.bin'))!)).toBe(md5(next));
+      expect(md5((await getBlobOrUndefined(az.client, az.dest, 's3blocks/big.bin'))!)).toBe(md5(next));
     }, 240_000);
   });
 });
