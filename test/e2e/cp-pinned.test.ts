@@ -32,7 +32,7 @@ import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
 import { md5, T0 } from '../support/big-files.js';
 import { randomBuffer, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
-import { azureEnvVia, closeAzureSuite, entries, getBlobOrUndefined, openAzureSuite, otherBytes, pathOf, putBlobWithMtime, replacingProxy, type AzureSuite } from '../support/pinned.js';
+import { azureEnvVia, blobGet, entries, getBlobOrUndefined, otherBytes, pathOf, putBlobWithMtime, replacingProxy, useAzureSuite } from '../support/pinned.js';
 import { closeS3Suite, createTestBucket, openS3Suite, removeTestBucket, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const s3Endpoint = s3TestEndpoint();
@@ -222,15 +222,9 @@ describe.skipIf(!s3Endpoint)('cp from S3 is pinned to the probed ETag (RGW)', ()
 // Azure
 
 describe.skipIf(!azEndpoint)('cp from Azure is pinned to the probed ETag (Azurite)', () => {
-  let az: AzureSuite;
-
-  beforeAll(async () => {
-    az = await openAzureSuite('cp-pinned');
-  });
-  afterAll(() => closeAzureSuite(az));
+  const az = useAzureSuite('cp-pinned');
 
   const putBlob = (name: string, buf: Buffer): Promise<void> => putBlobWithMtime(az.client, az.container, name, buf);
-  const blobGet = (name: string) => (r: ProxiedRequest): boolean => r.method === 'GET' && pathOf(r) === `${az.account}/${az.container}/${name}`;
   const env = (proxy?: FaultProxy): Record<string, string> => ({ ...azureEnvVia(az, proxy), BUCKETSYNC_CACHE_DIR: path.join(az.work, 'cache') });
 
   it('Azure → a local file: the blob replaced (same size, same mtime) while its Get Blob is held: one line, exit 1, nothing written; the re-run copies the new bytes', async () => {
@@ -240,7 +234,7 @@ describe.skipIf(!azEndpoint)('cp from Azure is pinned to the probed ETag (Azurit
     await putBlob(name, old);
     const dir = path.join(az.work, 'to-local');
     fs.mkdirSync(dir);
-    const { proxy, seen, replaced } = await replacingProxy(az.origin, blobGet(name), () => putBlob(name, next));
+    const { proxy, seen, replaced } = await replacingProxy(az.origin, blobGet(az, name), () => putBlob(name, next));
     az.proxies.push(proxy);
     const r = await cli(['cp', `az://${az.container}/${name}`, `${dir}/`], { env: env(proxy) });
     expect(replaced(), r.stderr).toBe(true);
@@ -258,7 +252,7 @@ describe.skipIf(!azEndpoint)('cp from Azure is pinned to the probed ETag (Azurit
     const old = randomBuffer(702, 64 * KiB);
     const next = otherBytes(old);
     await putBlob(name, old);
-    const { proxy, replaced } = await replacingProxy(az.origin, blobGet(name), () => putBlob(name, next));
+    const { proxy, replaced } = await replacingProxy(az.origin, blobGet(az, name), () => putBlob(name, next));
     az.proxies.push(proxy);
     const r = await cli(['cp', `az://${az.container}/${name}`, `az://${az.dest}/copies/`], { env: env(proxy) });
     expect(replaced(), r.stderr).toBe(true);

@@ -37,18 +37,17 @@ import { md5, MiB, PART, putMultipart as putMultipartIn, T0 } from '../support/b
 import { randomBuffer, startFaultProxy, type FaultProxy, type HeldAnswer, type ProxiedRequest } from '../support/fault-proxy.js';
 import {
   azureEnvVia,
-  closeAzureSuite,
+  blobGet,
   entries,
   getBlobOrUndefined,
   ifMatchOf,
-  openAzureSuite,
   otherBytes,
   pathOf,
   putBlobWithMtime,
   rangeOf,
   replacingProxy,
-  type AzureSuite,
   type SeenHeaders,
+  useAzureSuite,
 } from '../support/pinned.js';
 import { closeS3Suite, openS3Suite, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
@@ -248,16 +247,10 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
 // Azure
 
 describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurite)', () => {
-  let az: AzureSuite;
-
-  beforeAll(async () => {
-    az = await openAzureSuite('dl-pinned');
-  });
-  afterAll(() => closeAzureSuite(az));
+  const az = useAzureSuite('dl-pinned');
 
   /** One Put Blob with bucketsync's mtime metadata (both versions carry the same). */
   const putBlob = (name: string, buf: Buffer): Promise<void> => putBlobWithMtime(az.client, az.container, name, buf);
-  const blobGet = (name: string) => (r: ProxiedRequest): boolean => r.method === 'GET' && pathOf(r) === `${az.account}/${az.container}/${name}`;
   const env = (proxy: FaultProxy | undefined, name: string): Record<string, string> => ({
     ...azureEnvVia(az, proxy),
     BUCKETSYNC_CACHE_DIR: path.join(az.work, `${name}-cache`),
@@ -274,7 +267,7 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
       const next = otherBytes(old);
       await putBlob(blob, old);
       const dest = path.join(az.work, `${name}-dest`);
-      const { proxy, seen, replaced } = await replacingProxy(az.origin, blobGet(blob), () => putBlob(blob, next));
+      const { proxy, seen, replaced } = await replacingProxy(az.origin, blobGet(az, blob), () => putBlob(blob, next));
       az.proxies.push(proxy);
       const r = await cli(['sync', `az://${az.container}/${name}`, dest, '--no-progress'], { env: env(proxy, name), timeoutMs: 120_000 });
       expect(replaced(), r.stderr).toBe(true);
@@ -291,7 +284,7 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
     const blob = 'vanished/f.bin';
     await putBlob(blob, randomBuffer(406, 2 * KiB));
     const dest = path.join(az.work, 'vanished-dest');
-    const { proxy, replaced } = await replacingProxy(az.origin, blobGet(blob), async () => {
+    const { proxy, replaced } = await replacingProxy(az.origin, blobGet(az, blob), async () => {
       await az.client.request({ op: 'DeleteBlob', method: 'DELETE', container: az.container, blob });
     });
     az.proxies.push(proxy);
@@ -308,7 +301,7 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
     const next = otherBytes(old);
     await putBlob(blob, old);
     const dest = path.join(az.work, 'ignored-dest');
-    const { proxy, replaced } = await replacingProxy(az.origin, blobGet(blob), async () => {
+    const { proxy, replaced } = await replacingProxy(az.origin, blobGet(az, blob), async () => {
       await putBlob(blob, next);
       // the blob as a Get Blob without If-Match answers it now
       const res = await az.client.request({ op: 'GetBlob', method: 'GET', container: az.container, blob, stream: true });
@@ -335,7 +328,7 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
     const old = randomBuffer(403, 17 * MiB + 11);
     const next = otherBytes(old);
     await putBlob(blob, old);
-    const { proxy, seen, replaced } = await replacingProxy(az.origin, blobGet(blob), () => putBlob(blob, next));
+    const { proxy, seen, replaced } = await replacingProxy(az.origin, blobGet(az, blob), () => putBlob(blob, next));
     az.proxies.push(proxy);
     const to = `az://${az.dest}/blocks`;
     const r = await cli(['sync', `az://${az.container}/blocks`, to, '--no-progress'], { env: env(proxy, 'blocks'), timeoutMs: 180_000 });

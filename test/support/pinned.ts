@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import type { AzureClient } from '../../src/stores/azure/client.js';
 import { formatAzureMtime } from '../../src/stores/azure/mtime.js';
 import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from './azure-env.js';
@@ -107,6 +108,7 @@ export interface AzureSuite {
   account: string;
 }
 
+/** A suite's client, source container (`name-…`), destination container (`name-dest-…`) and scratch folder. */
 export async function openAzureSuite(name: string): Promise<AzureSuite> {
   const endpoint = new URL(azuriteEndpoint()!);
   return {
@@ -127,6 +129,22 @@ export async function closeAzureSuite(s: AzureSuite | undefined): Promise<void> 
   s.client.destroy();
   fs.rmSync(s.work, { recursive: true, force: true });
 }
+
+/**
+ * The describe block's AzureSuite: filled in by a beforeAll it registers, closed by an afterAll
+ * (read its fields in tests and hooks only, not while the block is collected).
+ */
+export function useAzureSuite(name: string): AzureSuite {
+  const s = {} as AzureSuite;
+  beforeAll(async () => {
+    Object.assign(s, await openAzureSuite(name));
+  });
+  afterAll(() => closeAzureSuite(s.client ? s : undefined));
+  return s;
+}
+
+/** A matcher of the Get Blob of `name` in the suite's source container. */
+export const blobGet = (s: AzureSuite, name: string) => (r: ProxiedRequest): boolean => r.method === 'GET' && pathOf(r) === `${s.account}/${s.container}/${name}`;
 
 /** The Azure environment of a run through `proxy`, or straight to Azurite without one. */
 export const azureEnvVia = (s: AzureSuite, proxy?: FaultProxy): Record<string, string> => azureTestEnv(proxy ? `${proxy.url}${s.account}` : azuriteEndpoint()!);
