@@ -28,11 +28,10 @@ import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClient } from '../../src/stores/azure/client.js';
 import { cli, writeTree, type CliResult } from '../support/cli.js';
-import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
 import { md5, T0 } from '../support/big-files.js';
 import { randomBuffer, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
-import { azureEnvVia, blobGet, entries, getBlobOrUndefined, otherBytes, pathOf, putBlobWithMtime, replacingProxy, useAzureSuite } from '../support/pinned.js';
+import { azureEnvVia, blobGet, entries, getBlobOrUndefined, otherBytes, pathOf, putBlobWithMtime, replacingProxy, useAzureSuite, useHfSuite } from '../support/pinned.js';
 import { closeS3Suite, createTestBucket, openS3Suite, removeTestBucket, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const s3Endpoint = s3TestEndpoint();
@@ -269,73 +268,61 @@ describe.skipIf(!azEndpoint)('cp from Azure is pinned to the probed ETag (Azurit
 // Hugging Face (the local Hub + Xet test server)
 
 describe('cp from hf is pinned to the probed Xet hash (local Hub server)', () => {
-  let server: HfTestServer;
-  let work: string;
-  const proxies: FaultProxy[] = [];
   const bucket = 'tester/cp-pinned';
   const copies = 'tester/cp-pinned-copies';
+  const hf = useHfSuite('cp-pinned', [bucket, copies]);
   let old: Buffer;
   let next: Buffer;
-  beforeAll(async () => {
-    server = await startHfServer();
-    server.createBucket(bucket);
-    server.createBucket(copies);
-    work = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'bucketsync-cp-pinned-hf-'));
+  beforeAll(() => {
     old = randomBuffer(801, 6 * KiB);
     next = otherBytes(old);
     // both versions, with the same mtime (uploaded by each case to its own paths)
-    writeTree(path.join(work, 'v1'), { 'a.bin': old }, T0);
-    writeTree(path.join(work, 'v2'), { 'a.bin': next }, T0);
+    writeTree(path.join(hf.work, 'v1'), { 'a.bin': old }, T0);
+    writeTree(path.join(hf.work, 'v2'), { 'a.bin': next }, T0);
   });
-  afterAll(async () => {
-    for (const p of proxies) await p.close();
-    await server?.close();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
-  });
-  const env = (endpoint: string): Record<string, string> => ({ HF_ENDPOINT: endpoint, HF_TOKEN: 'hf_test_token', HF_HOME: work, BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') });
   /** `<at>/a.bin` holds the old bytes, `<at>-next/a.bin` the new ones. */
   const upload = async (at: string): Promise<void> => {
     for (const [v, to] of [['v1', at], ['v2', `${at}-next`]]) {
-      const up = await cli(['sync', path.join(work, v!), `hf://buckets/${bucket}/${to}`, '--no-progress'], { env: env(server.url) });
+      const up = await cli(['sync', path.join(hf.work, v!), `hf://buckets/${bucket}/${to}`, '--no-progress'], { env: hf.env(hf.server.url) });
       expect(up.code, up.stderr).toBe(0);
     }
   };
   /** Another writer puts the new content at `<at>/a.bin` (same size, same mtime). */
   const replacing = (at: string) => async (): Promise<void> => {
-    const files = server.buckets.get(bucket)!.files;
+    const files = hf.server.buckets.get(bucket)!.files;
     files.set(`${at}/a.bin`, { ...files.get(`${at}-next/a.bin`)!, path: `${at}/a.bin` });
   };
 
   it('hf → a local file: the file replaced between the probe (paths-info) and the read: one line, exit 1, nothing written; the re-run copies the new bytes', async () => {
     await upload('down');
-    const { proxy, replaced } = await replacingProxy(server.url, (r) => r.url.includes('/resolve/') && decodeURIComponent(r.url).includes('down/a.bin'), replacing('down'));
-    proxies.push(proxy);
-    const dir = path.join(work, 'to-local');
+    const { proxy, replaced } = await replacingProxy(hf.server.url, (r) => r.url.includes('/resolve/') && decodeURIComponent(r.url).includes('down/a.bin'), replacing('down'));
+    hf.proxies.push(proxy);
+    const dir = path.join(hf.work, 'to-local');
     fs.mkdirSync(dir);
-    const r = await cli(['cp', `hf://buckets/${bucket}/down/a.bin`, path.join(dir, 'a.bin')], { env: env(proxy.url) });
+    const r = await cli(['cp', `hf://buckets/${bucket}/down/a.bin`, path.join(dir, 'a.bin')], { env: hf.env(proxy.url) });
     expect(replaced(), r.stderr).toBe(true);
     expectChanged(r, `${bucket}/down/a.bin`);
     expect(entries(dir)).toEqual([]);
-    const again = await cli(['cp', `hf://buckets/${bucket}/down/a.bin`, path.join(dir, 'a.bin')], { env: env(server.url) });
+    const again = await cli(['cp', `hf://buckets/${bucket}/down/a.bin`, path.join(dir, 'a.bin')], { env: hf.env(hf.server.url) });
     expect(again.code, again.stderr).toBe(0);
     expect(md5(fs.readFileSync(path.join(dir, 'a.bin')))).toBe(md5(next));
   }, 120_000);
 
   it('hf → hf (copyFile on the server by Xet hash): the source replaced while the copy is held: never the new version (the Hub refuses a hash the source bucket no longer holds); the re-run copies the new bytes', async () => {
     await upload('across');
-    const { proxy, replaced } = await replacingProxy(server.url, (r) => r.method === 'POST' && r.url.includes(`/buckets/${copies}/batch`), replacing('across'));
-    proxies.push(proxy);
-    const r = await cli(['cp', `hf://buckets/${bucket}/across/a.bin`, `hf://buckets/${copies}/a.bin`], { env: env(proxy.url) });
+    const { proxy, replaced } = await replacingProxy(hf.server.url, (r) => r.method === 'POST' && r.url.includes(`/buckets/${copies}/batch`), replacing('across'));
+    hf.proxies.push(proxy);
+    const r = await cli(['cp', `hf://buckets/${bucket}/across/a.bin`, `hf://buckets/${copies}/a.bin`], { env: hf.env(proxy.url) });
     expect(replaced(), r.stderr).toBe(true);
     // the copy names the probed Xet hash, which the source bucket no longer holds: refused, nothing copied
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/ - a\.bin: .*not found in bucket/);
-    expect(server.buckets.get(copies)!.files.get('a.bin')).toBeUndefined();
-    const again = await cli(['cp', `hf://buckets/${bucket}/across/a.bin`, `hf://buckets/${copies}/a.bin`], { env: env(server.url) });
+    expect(hf.server.buckets.get(copies)!.files.get('a.bin')).toBeUndefined();
+    const again = await cli(['cp', `hf://buckets/${bucket}/across/a.bin`, `hf://buckets/${copies}/a.bin`], { env: hf.env(hf.server.url) });
     expect(again.code, again.stderr).toBe(0);
-    const dir = path.join(work, 'copied');
+    const dir = path.join(hf.work, 'copied');
     fs.mkdirSync(dir);
-    const down = await cli(['cp', `hf://buckets/${copies}/a.bin`, path.join(dir, 'a.bin')], { env: env(server.url) });
+    const down = await cli(['cp', `hf://buckets/${copies}/a.bin`, path.join(dir, 'a.bin')], { env: hf.env(hf.server.url) });
     expect(down.code, down.stderr).toBe(0);
     expect(md5(fs.readFileSync(path.join(dir, 'a.bin')))).toBe(md5(next));
   }, 120_000);

@@ -31,7 +31,6 @@ import path from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, runPolling, writeTree, type CliResult } from '../support/cli.js';
-import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 import { azuriteEndpoint } from '../support/azure-env.js';
 import { md5, MiB, PART, putMultipart as putMultipartIn, T0 } from '../support/big-files.js';
 import { randomBuffer, startFaultProxy, type FaultProxy, type HeldAnswer, type ProxiedRequest } from '../support/fault-proxy.js';
@@ -48,6 +47,7 @@ import {
   replacingProxy,
   type SeenHeaders,
   useAzureSuite,
+  useHfSuite,
 } from '../support/pinned.js';
 import { closeS3Suite, openS3Suite, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
@@ -381,43 +381,30 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
 // Hugging Face (the local Hub + Xet test server)
 
 describe('hf reads are pinned to the checked Xet hash (local Hub server)', () => {
-  let server: HfTestServer;
-  let work: string;
-  const proxies: FaultProxy[] = [];
   const bucket = 'tester/dl-pinned';
-  beforeAll(async () => {
-    server = await startHfServer();
-    server.createBucket(bucket);
-    work = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'bucketsync-dl-pinned-hf-'));
-  });
-  afterAll(async () => {
-    for (const p of proxies) await p.close();
-    await server?.close();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
-  });
-  const env = (endpoint: string): Record<string, string> => ({ HF_ENDPOINT: endpoint, HF_TOKEN: 'hf_test_token', HF_HOME: work, BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') });
+  const hf = useHfSuite('dl-pinned', [bucket]);
 
   it('a file replaced (same size, same mtime) between the stat and the read: stale, nothing written; the re-run fetches the new bytes', async () => {
     const old = randomBuffer(501, 6 * KiB);
     const next = otherBytes(old);
     // both versions uploaded (v1 is synced, v2 holds the other bytes), with the same mtime
-    writeTree(path.join(work, 'v1'), { 'a.bin': old }, T0);
-    writeTree(path.join(work, 'v2'), { 'a.bin': next }, T0);
+    writeTree(path.join(hf.work, 'v1'), { 'a.bin': old }, T0);
+    writeTree(path.join(hf.work, 'v2'), { 'a.bin': next }, T0);
     for (const v of ['v1', 'v2']) {
-      const up = await cli(['sync', path.join(work, v), `hf://buckets/${bucket}/${v}`, '--no-progress'], { env: env(server.url) });
+      const up = await cli(['sync', path.join(hf.work, v), `hf://buckets/${bucket}/${v}`, '--no-progress'], { env: hf.env(hf.server.url) });
       expect(up.code, up.stderr).toBe(0);
     }
     // when the read resolves v1/a.bin, another writer has put v2's content there (same size, same mtime)
-    const { proxy, replaced } = await replacingProxy(server.url, (r) => r.method === 'GET' && r.url.includes('/resolve/') && decodeURIComponent(r.url).includes('v1/a.bin'), async () => {
-      const files = server.buckets.get(bucket)!.files;
+    const { proxy, replaced } = await replacingProxy(hf.server.url, (r) => r.method === 'GET' && r.url.includes('/resolve/') && decodeURIComponent(r.url).includes('v1/a.bin'), async () => {
+      const files = hf.server.buckets.get(bucket)!.files;
       files.set('v1/a.bin', { ...files.get('v2/a.bin')!, path: 'v1/a.bin' });
     });
-    proxies.push(proxy);
-    const dest = path.join(work, 'dest');
-    const r = await cli(['sync', `hf://buckets/${bucket}/v1`, dest, '--no-progress'], { env: env(proxy.url) });
+    hf.proxies.push(proxy);
+    const dest = path.join(hf.work, 'dest');
+    const r = await cli(['sync', `hf://buckets/${bucket}/v1`, dest, '--no-progress'], { env: hf.env(proxy.url) });
     expect(replaced(), r.stderr).toBe(true);
     expectStale(r, 'a.bin', dest);
-    const again = await cli(['sync', `hf://buckets/${bucket}/v1`, dest, '--no-progress'], { env: env(server.url) });
+    const again = await cli(['sync', `hf://buckets/${bucket}/v1`, dest, '--no-progress'], { env: hf.env(hf.server.url) });
     expect(again.code, again.stderr).toBe(0);
     expect(md5(fs.readFileSync(path.join(dest, 'a.bin')))).toBe(md5(next));
   }, 120_000);

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import type { AzureClient } from '../../src/stores/azure/client.js';
 import { formatAzureMtime } from '../../src/stores/azure/mtime.js';
+import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from './azure-env.js';
 import { T0 } from './big-files.js';
 import { startFaultProxy, type FaultProxy, type HeldAnswer, type ProxiedRequest } from './fault-proxy.js';
@@ -148,3 +149,41 @@ export const blobGet = (s: AzureSuite, name: string) => (r: ProxiedRequest): boo
 
 /** The Azure environment of a run through `proxy`, or straight to Azurite without one. */
 export const azureEnvVia = (s: AzureSuite, proxy?: FaultProxy): Record<string, string> => azureTestEnv(proxy ? `${proxy.url}${s.account}` : azuriteEndpoint()!);
+
+// ---------------------------------------------------------------------------------------------
+// Hugging Face (the local Hub + Xet test server)
+
+/** What a pinned-read suite against the local Hub server works with. */
+export interface HfSuite {
+  server: HfTestServer;
+  work: string;
+  /** The suite's proxies, closed by its afterAll. */
+  proxies: FaultProxy[];
+  /** The environment of a run against `endpoint` (the server, or a proxy in front of it). */
+  env(endpoint: string): Record<string, string>;
+}
+
+/**
+ * The describe block's HfSuite: a local Hub server holding `buckets` and a scratch folder
+ * (`bucketsync-<name>-hf-…`), made by a beforeAll it registers and closed by an afterAll (read
+ * its fields in tests and hooks only).
+ */
+export function useHfSuite(name: string, buckets: string[]): HfSuite {
+  const s: HfSuite = {
+    server: undefined as unknown as HfTestServer,
+    work: '',
+    proxies: [],
+    env: (endpoint) => ({ HF_ENDPOINT: endpoint, HF_TOKEN: 'hf_test_token', HF_HOME: s.work, BUCKETSYNC_CACHE_DIR: path.join(s.work, 'cache') }),
+  };
+  beforeAll(async () => {
+    s.server = await startHfServer();
+    for (const b of buckets) s.server.createBucket(b);
+    s.work = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', `bucketsync-${name}-hf-`));
+  });
+  afterAll(async () => {
+    for (const p of s.proxies) await p.close();
+    await s.server?.close();
+    if (s.work) fs.rmSync(s.work, { recursive: true, force: true });
+  });
+  return s;
+}
