@@ -32,7 +32,7 @@ import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, runPolling, writeTree, type CliResult } from '../support/cli.js';
 import { azuriteEndpoint } from '../support/azure-env.js';
-import { md5, MiB, PART, putMultipart as putMultipartIn, T0 } from '../support/big-files.js';
+import { md5, MiB, PART, putMultipart as putMultipartIn, T0, tmpName } from '../support/big-files.js';
 import { randomBuffer, startFaultProxy, type FaultProxy, type HeldAnswer, type ProxiedRequest } from '../support/fault-proxy.js';
 import {
   azureEnvVia,
@@ -155,7 +155,7 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
     const stall = await startFaultProxy({ target: s3Endpoint!, seed: 3, rate: 1, kinds: ['stall'], stallMs: 20_000, match: objectGet(key), lifetimeMs: 120_000 });
     proxies.push(stall);
     const partialSize = (): number => {
-      const t = fs.readdirSync(dest).find((n) => n.startsWith('.bucketsync-tmp-') && !n.endsWith('.resume') && !n.endsWith('-case-probe'));
+      const t = tmpName(dest);
       return t ? fs.statSync(path.join(dest, t)).size : 0;
     };
     const killed = await runPolling(['sync', `s3://${bucket}/resumed`, dest, '--endpoint-url', stall.url, '--no-progress'], () => partialSize() > 0, {
