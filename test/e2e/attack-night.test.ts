@@ -29,7 +29,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN, cli, tempDir } from '../support/cli.js';
+import { BIN, cli, tempDir, type CliResult } from '../support/cli.js';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { formatAzureMtime } from '../../src/stores/azure/mtime.js';
 import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
@@ -194,61 +194,86 @@ describe('attack night: a stray BUCKETSYNC_LAUNCHER_PID naming a dead process', 
   }, 20_000);
 });
 
+/**
+ * The dedup race of item 4, against one store: a.txt and b.txt hold the same 1.5 MiB (over the
+ * 1 MiB default dedup size, mtime T0) in `work/<name>`. `run(src, proxyUrl)` syncs them through
+ * a proxy in front of `target`: once a.txt is uploaded (its PUT, `isA` matching the request path
+ * without query), the next request about it (a HEAD) waits while another writer `replaceA`s it
+ * (other bytes, the same size, the same mtime metadata). b.txt (read by `catB`) then holds its own
+ * bytes, or the run is stale (exit 1); and the re-run (`run(src)`, no proxy) converges on them.
+ */
+async function dedupCopyRace(o: {
+  name: string;
+  target: string;
+  isA: (pathname: string) => boolean;
+  replaceA: (theirs: Buffer) => Promise<unknown>;
+  run: (src: string, proxyUrl?: string) => Promise<CliResult>;
+  catB: () => Promise<CliResult>;
+}): Promise<void> {
+  const src = path.join(work, o.name);
+  fs.mkdirSync(src, { recursive: true });
+  const mine = Buffer.alloc(1536 * 1024, 0x61); // over the 1 MiB default dedup size
+  const theirs = Buffer.alloc(mine.length, 0x7a);
+  for (const n of ['a.txt', 'b.txt']) {
+    fs.writeFileSync(path.join(src, n), mine);
+    fs.utimesSync(path.join(src, n), 1_700_000_000, 1_700_000_000);
+  }
+  let putDone = false;
+  let replaced = false;
+  const proxy = await startFaultProxy({
+    target: o.target,
+    seed: 1,
+    rate: 0,
+    kinds: ['stall'],
+    hold: (r) => {
+      if (!o.isA(r.url.split('?')[0]!)) return undefined;
+      if (r.method === 'PUT') {
+        putDone = true;
+        return undefined;
+      }
+      if (r.method !== 'HEAD' || !putDone || replaced) return undefined;
+      replaced = true;
+      return o.replaceA(theirs).then(() => undefined, () => undefined);
+    },
+  });
+  let r: CliResult;
+  try {
+    r = await o.run(src, proxy.url);
+  } finally {
+    await proxy.close();
+  }
+  expect(replaced, r.stderr).toBe(true);
+  const b = await o.catB();
+  if (r.code === 0) {
+    expect(b.stdout === mine.toString('latin1') ? 'mine' : b.stdout.slice(0, 8), r.stderr).toBe('mine');
+  } else {
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/stale/i);
+    expect(b.code).not.toBe(0);
+  }
+  // the re-run converges: b.txt its own bytes
+  const again = await o.run(src);
+  expect(again.code, again.stderr).toBe(0);
+  const b2 = await o.catB();
+  expect(b2.stdout === mine.toString('latin1') ? 'mine' : b2.stdout.slice(0, 8)).toBe('mine');
+}
+
 describe.skipIf(!s3TestEndpoint())('attack night: the source of a deduplicated copy replaced before the copy', () => {
   it('a.txt uploaded, then replaced by another writer (same size) before b.txt is copied from it: b.txt holds its own bytes (or is stale, exit 1), never the other writer\'s', async () => {
     const bucket = await createTestBucket('night-dedup');
     const env = { ...s3TestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache-dedup') };
-    const src = path.join(work, 'dedup-src');
-    fs.mkdirSync(src, { recursive: true });
-    const mine = Buffer.alloc(1536 * 1024, 0x61); // over the 1 MiB default dedup size
-    const theirs = Buffer.alloc(mine.length, 0x7a);
-    for (const n of ['a.txt', 'b.txt']) {
-      fs.writeFileSync(path.join(src, n), mine);
-      fs.utimesSync(path.join(src, n), 1_700_000_000, 1_700_000_000);
-    }
     const raw = s3TestClient();
-    let putDone = false;
-    let replaced = false;
-    // Once a.txt is uploaded, the next request about it (a HEAD) waits while another writer
-    // replaces it: other bytes, the same size, the same mtime metadata.
-    const proxy = await startFaultProxy({
+    await dedupCopyRace({
+      name: 'dedup-src',
       target: s3TestEndpoint()!,
-      seed: 1,
-      rate: 0,
-      kinds: ['stall'],
-      hold: (r) => {
-        if (!r.url.split('?')[0]!.endsWith('/p/a.txt')) return undefined;
-        if (r.method === 'PUT') {
-          putDone = true;
-          return undefined;
-        }
-        if (r.method !== 'HEAD' || !putDone || replaced) return undefined;
-        replaced = true;
-        return raw
-          .send(new PutObjectCommand({ Bucket: bucket, Key: 'p/a.txt', Body: theirs, Metadata: { mtime: '1700000000' } }))
-          .then(() => undefined, () => undefined);
-      },
+      isA: (p) => p.endsWith('/p/a.txt'),
+      replaceA: (theirs) => raw.send(new PutObjectCommand({ Bucket: bucket, Key: 'p/a.txt', Body: theirs, Metadata: { mtime: '1700000000' } })),
+      run: (src, via) =>
+        via
+          ? cli(['sync', src, `s3://${bucket}/p`, '--no-progress', '-v'], { env: { ...env, AWS_ENDPOINT_URL: via } })
+          : cli(['sync', src, `s3://${bucket}/p`, '--no-progress'], { env }),
+      catB: () => cli(['cp', `s3://${bucket}/p/b.txt`, '-'], { env }),
     });
-    let r: Awaited<ReturnType<typeof cli>>;
-    try {
-      r = await cli(['sync', src, `s3://${bucket}/p`, '--no-progress', '-v'], { env: { ...env, AWS_ENDPOINT_URL: proxy.url } });
-    } finally {
-      await proxy.close();
-    }
-    expect(replaced, r.stderr).toBe(true);
-    const b = await cli(['cp', `s3://${bucket}/p/b.txt`, '-'], { env });
-    if (r.code === 0) {
-      expect(b.stdout === mine.toString('latin1') ? 'mine' : b.stdout.slice(0, 8), r.stderr).toBe('mine');
-    } else {
-      expect(r.code, r.stderr).toBe(1);
-      expect(r.stderr).toMatch(/stale/i);
-      expect(b.code).not.toBe(0);
-    }
-    // the re-run converges: b.txt its own bytes
-    const again = await cli(['sync', src, `s3://${bucket}/p`, '--no-progress'], { env });
-    expect(again.code, again.stderr).toBe(0);
-    const b2 = await cli(['cp', `s3://${bucket}/p/b.txt`, '-'], { env });
-    expect(b2.stdout === mine.toString('latin1') ? 'mine' : b2.stdout.slice(0, 8)).toBe('mine');
     raw.destroy();
   }, 30_000);
 });
@@ -257,55 +282,17 @@ describe.skipIf(!azuriteEndpoint())('attack night: the source of a deduplicated 
   it('the same race to Azure (--dedup): b.txt holds its own bytes or is stale (exit 1), never the other writer\'s; the re-run converges', async () => {
     const container = await createTestContainer('night-dedup');
     const env = { ...azureTestEnv(), BUCKETSYNC_CACHE_DIR: path.join(work, 'cache-az-dedup') };
-    const src = path.join(work, 'az-dedup-src');
-    fs.mkdirSync(src, { recursive: true });
-    const mine = Buffer.alloc(1536 * 1024, 0x61);
-    const theirs = Buffer.alloc(mine.length, 0x7a);
-    for (const n of ['a.txt', 'b.txt']) {
-      fs.writeFileSync(path.join(src, n), mine);
-      fs.utimesSync(path.join(src, n), 1_700_000_000, 1_700_000_000);
-    }
     const client = azureTestClient();
-    let putDone = false;
-    let replaced = false;
-    const proxy = await startFaultProxy({
+    const account = new URL(azuriteEndpoint()!).pathname.replace(/\/+$/, '');
+    await dedupCopyRace({
+      name: 'az-dedup-src',
       target: new URL(azuriteEndpoint()!).origin,
-      seed: 1,
-      rate: 0,
-      kinds: ['stall'],
-      hold: (r) => {
-        if (!r.url.split('?')[0]!.endsWith(`/${container}/p/a.txt`)) return undefined;
-        if (r.method === 'PUT') {
-          putDone = true;
-          return undefined;
-        }
-        if (r.method !== 'HEAD' || !putDone || replaced) return undefined;
-        replaced = true;
-        return client
-          .request({ op: 'PutBlob', method: 'PUT', container, blob: 'p/a.txt', headers: { 'x-ms-blob-type': 'BlockBlob', 'x-ms-meta-mtime': formatAzureMtime(1_700_000_000_000) }, body: theirs })
-          .then(() => undefined, () => undefined);
-      },
+      isA: (p) => p.endsWith(`/${container}/p/a.txt`),
+      replaceA: (theirs) =>
+        client.request({ op: 'PutBlob', method: 'PUT', container, blob: 'p/a.txt', headers: { 'x-ms-blob-type': 'BlockBlob', 'x-ms-meta-mtime': formatAzureMtime(1_700_000_000_000) }, body: theirs }),
+      run: (src, via) => cli(['sync', src, `az://${container}/p`, '--dedup', '--no-progress'], { env: via ? { ...env, ...azureTestEnv(`${via}${account}`) } : env }),
+      catB: () => cli(['cp', `az://${container}/p/b.txt`, '-'], { env }),
     });
-    let r: Awaited<ReturnType<typeof cli>>;
-    try {
-      const account = new URL(azuriteEndpoint()!).pathname.replace(/\/+$/, '');
-      r = await cli(['sync', src, `az://${container}/p`, '--dedup', '--no-progress'], { env: { ...env, ...azureTestEnv(`${proxy.url}${account}`) } });
-    } finally {
-      await proxy.close();
-    }
-    expect(replaced, r.stderr).toBe(true);
-    const b = await cli(['cp', `az://${container}/p/b.txt`, '-'], { env });
-    if (r.code === 0) {
-      expect(b.stdout === mine.toString('latin1') ? 'mine' : b.stdout.slice(0, 8), r.stderr).toBe('mine');
-    } else {
-      expect(r.code, r.stderr).toBe(1);
-      expect(r.stderr).toMatch(/stale/i);
-      expect(b.code).not.toBe(0);
-    }
-    const again = await cli(['sync', src, `az://${container}/p`, '--dedup', '--no-progress'], { env });
-    expect(again.code, again.stderr).toBe(0);
-    const b2 = await cli(['cp', `az://${container}/p/b.txt`, '-'], { env });
-    expect(b2.stdout === mine.toString('latin1') ? 'mine' : b2.stdout.slice(0, 8)).toBe('mine');
     client.destroy();
   }, 30_000);
 });

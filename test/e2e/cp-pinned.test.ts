@@ -22,64 +22,21 @@
  *   or nothing: the source replaced meanwhile, the Hub (here the test server) refuses a hash the
  *   source bucket no longer holds (documents the behaviour: it was so before this change).
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClient } from '../../src/stores/azure/client.js';
-import { formatAzureMtime } from '../../src/stores/azure/mtime.js';
 import { cli, writeTree, type CliResult } from '../support/cli.js';
-import { startHfServer, type HfTestServer } from '../hf-server/index.js';
 import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
-import { randomBuffer, startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
+import { md5, T0 } from '../support/big-files.js';
+import { randomBuffer, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
+import { azureEnvVia, blobGet, entries, getBlobOrUndefined, otherBytes, pathOf, putBlobWithMtime, replacingProxy, useAzureSuite, useHfSuite } from '../support/pinned.js';
 import { closeS3Suite, createTestBucket, openS3Suite, removeTestBucket, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const s3Endpoint = s3TestEndpoint();
 const azEndpoint = azuriteEndpoint();
 const KiB = 1024;
-const T0 = 1_700_000_000; // the mtime (seconds) both versions carry
-
-const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
-/** The same size, other bytes (a byte flipped in every 4 KiB). */
-function otherBytes(buf: Buffer): Buffer {
-  const next = Buffer.from(buf);
-  for (let i = 0; i < next.length; i += 4096) next[i] = next[i]! ^ 0xff;
-  return next;
-}
-/** The folder's entries (none when it does not exist). */
-const entries = (dir: string): string[] => (fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []);
-const pathOf = (r: ProxiedRequest): string => decodeURIComponent(new URL(r.url, 'http://x').pathname);
-
-/**
- * A proxy in front of `target` that holds the first request `isIt` matches until `replace()` has
- * overwritten the source on the server, then lets it go on. `seen` keeps each matching request's
- * headers (If-Match and the copy conditions).
- */
-async function replacingProxy(
-  target: string,
-  isIt: (r: ProxiedRequest) => boolean,
-  replace: () => Promise<void>,
-): Promise<{ proxy: FaultProxy; seen: ProxiedRequest['headers'][]; replaced: () => boolean }> {
-  const seen: ProxiedRequest['headers'][] = [];
-  let replaced = false;
-  const proxy = await startFaultProxy({
-    target,
-    seed: 1,
-    rate: 0,
-    kinds: ['stall'],
-    lifetimeMs: 300_000,
-    hold: (r) => {
-      if (!isIt(r)) return undefined;
-      seen.push(r.headers);
-      if (seen.length !== 1) return undefined;
-      return replace().then(() => {
-        replaced = true;
-      });
-    },
-  });
-  return { proxy, seen, replaced: () => replaced };
-}
 
 /**
  * The stale run's promises: exit 1, one `Error:` line naming the source and saying it changed,
@@ -252,10 +209,10 @@ describe.skipIf(!s3Endpoint)('cp from S3 is pinned to the probed ETag (RGW)', ()
       const r = await cli(['cp', `s3://${bucket}/${key}`, `az://${container}/in/a.bin`], { env: both(proxy) });
       expect(replaced(), r.stderr).toBe(true);
       expectChanged(r, `s3://${bucket}/${key}`);
-      expect(await azureBlob(client, container, 'in/a.bin')).toBeUndefined();
+      expect(await getBlobOrUndefined(client, container, 'in/a.bin')).toBeUndefined();
       const again = await cli(['cp', `s3://${bucket}/${key}`, `az://${container}/in/a.bin`], { env: both() });
       expect(again.code, again.stderr).toBe(0);
-      expect(md5((await azureBlob(client, container, 'in/a.bin'))!)).toBe(md5(next));
+      expect(md5((await getBlobOrUndefined(client, container, 'in/a.bin'))!)).toBe(md5(next));
     }, 120_000);
   });
 });
@@ -263,70 +220,27 @@ describe.skipIf(!s3Endpoint)('cp from S3 is pinned to the probed ETag (RGW)', ()
 // ---------------------------------------------------------------------------------------------
 // Azure
 
-async function azureBlob(client: AzureClient, container: string, name: string): Promise<Buffer | undefined> {
-  try {
-    const res = await client.request({ op: 'GetBlob', method: 'GET', container, blob: name, stream: true });
-    const chunks: Buffer[] = [];
-    for await (const chunk of res.stream!) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
-  } catch (err) {
-    if ((err as { status?: number }).status === 404) return undefined;
-    throw err;
-  }
-}
-
 describe.skipIf(!azEndpoint)('cp from Azure is pinned to the probed ETag (Azurite)', () => {
-  let client: AzureClient;
-  let container: string;
-  let dest: string;
-  let work: string;
-  const proxies: FaultProxy[] = [];
-  const origin = (): string => new URL(azEndpoint!).origin;
-  const account = (): string => new URL(azEndpoint!).pathname.replace(/\/+$/, '');
+  const az = useAzureSuite('cp-pinned');
 
-  beforeAll(async () => {
-    client = azureTestClient();
-    container = await createTestContainer('cp-pinned');
-    dest = await createTestContainer('cp-pinned-dest');
-    work = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'bucketsync-cp-pinned-az-'));
-  });
-  afterAll(async () => {
-    for (const p of proxies) await p.close();
-    client?.destroy();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
-  });
-
-  const putBlob = async (name: string, buf: Buffer): Promise<void> => {
-    await client.request({
-      op: 'PutBlob',
-      method: 'PUT',
-      container,
-      blob: name,
-      headers: { 'x-ms-blob-type': 'BlockBlob', 'x-ms-meta-mtime': formatAzureMtime(T0 * 1000), 'x-ms-blob-content-md5': createHash('md5').update(buf).digest('base64') },
-      body: buf,
-    });
-  };
-  const blobGet = (name: string) => (r: ProxiedRequest): boolean => r.method === 'GET' && pathOf(r) === `${account()}/${container}/${name}`;
-  const env = (proxy?: FaultProxy): Record<string, string> => ({
-    ...azureTestEnv(proxy ? `${proxy.url}${account()}` : azEndpoint!),
-    BUCKETSYNC_CACHE_DIR: path.join(work, 'cache'),
-  });
+  const putBlob = (name: string, buf: Buffer): Promise<void> => putBlobWithMtime(az.client, az.container, name, buf);
+  const env = (proxy?: FaultProxy): Record<string, string> => ({ ...azureEnvVia(az, proxy), BUCKETSYNC_CACHE_DIR: path.join(az.work, 'cache') });
 
   it('Azure → a local file: the blob replaced (same size, same mtime) while its Get Blob is held: one line, exit 1, nothing written; the re-run copies the new bytes', async () => {
     const name = 'local/f.bin';
     const old = randomBuffer(701, 300 * KiB + 1);
     const next = otherBytes(old);
     await putBlob(name, old);
-    const dir = path.join(work, 'to-local');
+    const dir = path.join(az.work, 'to-local');
     fs.mkdirSync(dir);
-    const { proxy, seen, replaced } = await replacingProxy(origin(), blobGet(name), () => putBlob(name, next));
-    proxies.push(proxy);
-    const r = await cli(['cp', `az://${container}/${name}`, `${dir}/`], { env: env(proxy) });
+    const { proxy, seen, replaced } = await replacingProxy(az.origin, blobGet(az, name), () => putBlob(name, next));
+    az.proxies.push(proxy);
+    const r = await cli(['cp', `az://${az.container}/${name}`, `${dir}/`], { env: env(proxy) });
     expect(replaced(), r.stderr).toBe(true);
-    expectChanged(r, `az://${container}/${name}`);
+    expectChanged(r, `az://${az.container}/${name}`);
     expect(entries(dir)).toEqual([]);
     expect(String(seen[0]!['if-match'])).toMatch(/^"?0x/);
-    const again = await cli(['cp', `az://${container}/${name}`, `${dir}/`], { env: env() });
+    const again = await cli(['cp', `az://${az.container}/${name}`, `${dir}/`], { env: env() });
     expect(again.code, again.stderr).toBe(0);
     expect(md5(fs.readFileSync(path.join(dir, 'f.bin')))).toBe(md5(next));
     expect(entries(dir)).toEqual(['f.bin']);
@@ -337,16 +251,16 @@ describe.skipIf(!azEndpoint)('cp from Azure is pinned to the probed ETag (Azurit
     const old = randomBuffer(702, 64 * KiB);
     const next = otherBytes(old);
     await putBlob(name, old);
-    const { proxy, replaced } = await replacingProxy(origin(), blobGet(name), () => putBlob(name, next));
-    proxies.push(proxy);
-    const r = await cli(['cp', `az://${container}/${name}`, `az://${dest}/copies/`], { env: env(proxy) });
+    const { proxy, replaced } = await replacingProxy(az.origin, blobGet(az, name), () => putBlob(name, next));
+    az.proxies.push(proxy);
+    const r = await cli(['cp', `az://${az.container}/${name}`, `az://${az.dest}/copies/`], { env: env(proxy) });
     expect(replaced(), r.stderr).toBe(true);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/ - copies\/f\.bin: .*changed since it was checked.*re-run/i);
-    expect(await azureBlob(client, dest, 'copies/f.bin')).toBeUndefined();
-    const again = await cli(['cp', `az://${container}/${name}`, `az://${dest}/copies/`], { env: env() });
+    expect(await getBlobOrUndefined(az.client, az.dest, 'copies/f.bin')).toBeUndefined();
+    const again = await cli(['cp', `az://${az.container}/${name}`, `az://${az.dest}/copies/`], { env: env() });
     expect(again.code, again.stderr).toBe(0);
-    expect(md5((await azureBlob(client, dest, 'copies/f.bin'))!)).toBe(md5(next));
+    expect(md5((await getBlobOrUndefined(az.client, az.dest, 'copies/f.bin'))!)).toBe(md5(next));
   }, 120_000);
 });
 
@@ -354,73 +268,61 @@ describe.skipIf(!azEndpoint)('cp from Azure is pinned to the probed ETag (Azurit
 // Hugging Face (the local Hub + Xet test server)
 
 describe('cp from hf is pinned to the probed Xet hash (local Hub server)', () => {
-  let server: HfTestServer;
-  let work: string;
-  const proxies: FaultProxy[] = [];
   const bucket = 'tester/cp-pinned';
   const copies = 'tester/cp-pinned-copies';
+  const hf = useHfSuite('cp-pinned', [bucket, copies]);
   let old: Buffer;
   let next: Buffer;
-  beforeAll(async () => {
-    server = await startHfServer();
-    server.createBucket(bucket);
-    server.createBucket(copies);
-    work = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'bucketsync-cp-pinned-hf-'));
+  beforeAll(() => {
     old = randomBuffer(801, 6 * KiB);
     next = otherBytes(old);
     // both versions, with the same mtime (uploaded by each case to its own paths)
-    writeTree(path.join(work, 'v1'), { 'a.bin': old }, T0);
-    writeTree(path.join(work, 'v2'), { 'a.bin': next }, T0);
+    writeTree(path.join(hf.work, 'v1'), { 'a.bin': old }, T0);
+    writeTree(path.join(hf.work, 'v2'), { 'a.bin': next }, T0);
   });
-  afterAll(async () => {
-    for (const p of proxies) await p.close();
-    await server?.close();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
-  });
-  const env = (endpoint: string): Record<string, string> => ({ HF_ENDPOINT: endpoint, HF_TOKEN: 'hf_test_token', HF_HOME: work, BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') });
   /** `<at>/a.bin` holds the old bytes, `<at>-next/a.bin` the new ones. */
   const upload = async (at: string): Promise<void> => {
     for (const [v, to] of [['v1', at], ['v2', `${at}-next`]]) {
-      const up = await cli(['sync', path.join(work, v!), `hf://buckets/${bucket}/${to}`, '--no-progress'], { env: env(server.url) });
+      const up = await cli(['sync', path.join(hf.work, v!), `hf://buckets/${bucket}/${to}`, '--no-progress'], { env: hf.env(hf.server.url) });
       expect(up.code, up.stderr).toBe(0);
     }
   };
   /** Another writer puts the new content at `<at>/a.bin` (same size, same mtime). */
   const replacing = (at: string) => async (): Promise<void> => {
-    const files = server.buckets.get(bucket)!.files;
+    const files = hf.server.buckets.get(bucket)!.files;
     files.set(`${at}/a.bin`, { ...files.get(`${at}-next/a.bin`)!, path: `${at}/a.bin` });
   };
 
   it('hf → a local file: the file replaced between the probe (paths-info) and the read: one line, exit 1, nothing written; the re-run copies the new bytes', async () => {
     await upload('down');
-    const { proxy, replaced } = await replacingProxy(server.url, (r) => r.url.includes('/resolve/') && decodeURIComponent(r.url).includes('down/a.bin'), replacing('down'));
-    proxies.push(proxy);
-    const dir = path.join(work, 'to-local');
+    const { proxy, replaced } = await replacingProxy(hf.server.url, (r) => r.url.includes('/resolve/') && decodeURIComponent(r.url).includes('down/a.bin'), replacing('down'));
+    hf.proxies.push(proxy);
+    const dir = path.join(hf.work, 'to-local');
     fs.mkdirSync(dir);
-    const r = await cli(['cp', `hf://buckets/${bucket}/down/a.bin`, path.join(dir, 'a.bin')], { env: env(proxy.url) });
+    const r = await cli(['cp', `hf://buckets/${bucket}/down/a.bin`, path.join(dir, 'a.bin')], { env: hf.env(proxy.url) });
     expect(replaced(), r.stderr).toBe(true);
     expectChanged(r, `${bucket}/down/a.bin`);
     expect(entries(dir)).toEqual([]);
-    const again = await cli(['cp', `hf://buckets/${bucket}/down/a.bin`, path.join(dir, 'a.bin')], { env: env(server.url) });
+    const again = await cli(['cp', `hf://buckets/${bucket}/down/a.bin`, path.join(dir, 'a.bin')], { env: hf.env(hf.server.url) });
     expect(again.code, again.stderr).toBe(0);
     expect(md5(fs.readFileSync(path.join(dir, 'a.bin')))).toBe(md5(next));
   }, 120_000);
 
   it('hf → hf (copyFile on the server by Xet hash): the source replaced while the copy is held: never the new version (the Hub refuses a hash the source bucket no longer holds); the re-run copies the new bytes', async () => {
     await upload('across');
-    const { proxy, replaced } = await replacingProxy(server.url, (r) => r.method === 'POST' && r.url.includes(`/buckets/${copies}/batch`), replacing('across'));
-    proxies.push(proxy);
-    const r = await cli(['cp', `hf://buckets/${bucket}/across/a.bin`, `hf://buckets/${copies}/a.bin`], { env: env(proxy.url) });
+    const { proxy, replaced } = await replacingProxy(hf.server.url, (r) => r.method === 'POST' && r.url.includes(`/buckets/${copies}/batch`), replacing('across'));
+    hf.proxies.push(proxy);
+    const r = await cli(['cp', `hf://buckets/${bucket}/across/a.bin`, `hf://buckets/${copies}/a.bin`], { env: hf.env(proxy.url) });
     expect(replaced(), r.stderr).toBe(true);
     // the copy names the probed Xet hash, which the source bucket no longer holds: refused, nothing copied
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/ - a\.bin: .*not found in bucket/);
-    expect(server.buckets.get(copies)!.files.get('a.bin')).toBeUndefined();
-    const again = await cli(['cp', `hf://buckets/${bucket}/across/a.bin`, `hf://buckets/${copies}/a.bin`], { env: env(server.url) });
+    expect(hf.server.buckets.get(copies)!.files.get('a.bin')).toBeUndefined();
+    const again = await cli(['cp', `hf://buckets/${bucket}/across/a.bin`, `hf://buckets/${copies}/a.bin`], { env: hf.env(hf.server.url) });
     expect(again.code, again.stderr).toBe(0);
-    const dir = path.join(work, 'copied');
+    const dir = path.join(hf.work, 'copied');
     fs.mkdirSync(dir);
-    const down = await cli(['cp', `hf://buckets/${copies}/a.bin`, path.join(dir, 'a.bin')], { env: env(server.url) });
+    const down = await cli(['cp', `hf://buckets/${copies}/a.bin`, path.join(dir, 'a.bin')], { env: hf.env(hf.server.url) });
     expect(down.code, down.stderr).toBe(0);
     expect(md5(fs.readFileSync(path.join(dir, 'a.bin')))).toBe(md5(next));
   }, 120_000);

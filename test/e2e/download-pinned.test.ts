@@ -26,73 +26,34 @@
  * Thresholds are lowered (BUCKETSYNC_RESUME_MIN_SIZE) to keep sizes small; the Azure block
  * threshold (16 MiB) is not configurable, so the block cases use 17 MiB.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AzureClient } from '../../src/stores/azure/client.js';
-import { formatAzureMtime } from '../../src/stores/azure/mtime.js';
 import { cli, runPolling, writeTree, type CliResult } from '../support/cli.js';
-import { startHfServer, type HfTestServer } from '../hf-server/index.js';
-import { azureTestClient, azureTestEnv, azuriteEndpoint, createTestContainer } from '../support/azure-env.js';
+import { azuriteEndpoint } from '../support/azure-env.js';
+import { md5, MiB, PART, putMultipart as putMultipartIn, T0, tmpName } from '../support/big-files.js';
 import { randomBuffer, startFaultProxy, type FaultProxy, type HeldAnswer, type ProxiedRequest } from '../support/fault-proxy.js';
+import {
+  azureEnvVia,
+  blobGet,
+  entries,
+  getBlobOrUndefined,
+  ifMatchOf,
+  otherBytes,
+  pathOf,
+  putBlobWithMtime,
+  rangeOf,
+  replacingProxy,
+  type SeenHeaders,
+  useAzureSuite,
+  useHfSuite,
+} from '../support/pinned.js';
 import { closeS3Suite, openS3Suite, s3TestEndpoint, s3TestEnv } from '../support/s3-env.js';
 
 const s3Endpoint = s3TestEndpoint();
 const azEndpoint = azuriteEndpoint();
 const KiB = 1024;
-const MiB = 1024 * KiB;
-const T0 = 1_700_000_000; // the mtime (seconds) both versions carry
-const PART = 5 * MiB;
-
-const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
-/** The same size, other bytes (a byte flipped in every 4 KiB: no range of the old version is the new one's). */
-function otherBytes(buf: Buffer): Buffer {
-  const next = Buffer.from(buf);
-  for (let i = 0; i < next.length; i += 4096) next[i] = next[i]! ^ 0xff;
-  return next;
-}
-/** The folder's entries (none when it does not exist). */
-const entries = (dir: string): string[] => (fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []);
-
-/**
- * A proxy in front of `target` that holds the `nth` (0-based) GET matching `isData` until
- * `replace()` has overwritten the object on the server, then lets it go on — or, when
- * `replace()` gives an answer, sends that instead (a server that ignored If-Match). `seen`
- * lists every matching GET with its Range and If-Match headers.
- */
-async function replacingProxy(
-  target: string,
-  isData: (r: ProxiedRequest) => boolean,
-  nth: number,
-  replace: (req: ProxiedRequest) => Promise<HeldAnswer | void>,
-): Promise<{ proxy: FaultProxy; seen: { range?: string; ifMatch?: string }[]; replaced: () => boolean }> {
-  const seen: { range?: string; ifMatch?: string }[] = [];
-  let replaced = false;
-  const proxy = await startFaultProxy({
-    target,
-    seed: 1,
-    rate: 0,
-    kinds: ['stall'],
-    lifetimeMs: 300_000,
-    hold: (r) => {
-      if (r.method !== 'GET' || !isData(r)) return undefined;
-      const n = seen.length;
-      const s: { range?: string; ifMatch?: string } = {};
-      const range = (r.headers.range ?? r.headers['x-ms-range']) as string | undefined;
-      if (range !== undefined) s.range = range;
-      if (r.headers['if-match'] !== undefined) s.ifMatch = r.headers['if-match'] as string;
-      seen.push(s);
-      if (n !== nth) return undefined;
-      return replace(r).then((answer) => {
-        replaced = true;
-        return answer;
-      });
-    },
-  });
-  return { proxy, seen, replaced: () => replaced };
-}
 
 /** The stale run's promises: exit 1, the file reported stale, nothing under its name, no temporary file. */
 function expectStale(r: CliResult, name: string, dest: string): void {
@@ -121,16 +82,8 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
     await raw.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: buf, Metadata: { mtime: String(T0) } }));
   };
   /** A multipart object in 5 MiB parts with its part size recorded, as bucketsync uploads them (fetched as ranged GETs). */
-  const putMultipart = async (key: string, buf: Buffer): Promise<void> => {
-    const created = await raw.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { 'part-size': String(PART), mtime: String(T0) } }));
-    const parts: { PartNumber: number; ETag: string }[] = [];
-    for (let i = 0, at = 0; at < buf.length; i++, at += PART) {
-      const r = await raw.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: created.UploadId, PartNumber: i + 1, Body: buf.subarray(at, Math.min(buf.length, at + PART)) }));
-      parts.push({ PartNumber: i + 1, ETag: r.ETag! });
-    }
-    await raw.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: created.UploadId, MultipartUpload: { Parts: parts } }));
-  };
-  const objectGet = (key: string) => (r: ProxiedRequest): boolean => new URL(r.url, 'http://x').pathname === `/${bucket}/${key}`;
+  const putMultipart = (key: string, buf: Buffer): Promise<void> => putMultipartIn(raw, bucket, key, buf);
+  const objectGet = (key: string) => (r: ProxiedRequest): boolean => r.method === 'GET' && pathOf(r) === `/${bucket}/${key}`;
   const env = (name: string, extra: Record<string, string> = {}): Record<string, string> => ({
     ...s3TestEnv(),
     BUCKETSYNC_CACHE_DIR: path.join(work, `${name}-cache`),
@@ -146,9 +99,9 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
     nth: number,
     writeNext: (req: ProxiedRequest) => Promise<HeldAnswer | void>,
     extraEnv: Record<string, string> = {},
-  ): Promise<{ seen: { range?: string; ifMatch?: string }[] }> {
+  ): Promise<{ seen: SeenHeaders[] }> {
     const dest = path.join(work, `${name}-dest`);
-    const { proxy, seen, replaced } = await replacingProxy(s3Endpoint!, objectGet(key), nth, writeNext);
+    const { proxy, seen, replaced } = await replacingProxy(s3Endpoint!, objectGet(key), writeNext, { nth });
     proxies.push(proxy);
     const r = await cli(['sync', `s3://${bucket}/${name}`, dest, '--endpoint-url', proxy.url, '--no-progress'], { env: env(name, extraEnv), timeoutMs: 120_000 });
     expect(replaced(), `the GET to hold never came:\n${r.stderr}`).toBe(true);
@@ -167,7 +120,7 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
     const next = otherBytes(old);
     await put('small/a.txt', old);
     const { seen } = await staleThenConverges('small', 'small/a.txt', next, 0, () => put('small/a.txt', next));
-    expect(seen[0]!.ifMatch?.replace(/"/g, '')).toBe(md5(old));
+    expect(ifMatchOf(seen[0]!)?.replace(/"/g, '')).toBe(md5(old));
   }, 120_000);
 
   it('a big single-part object (streamed, resumable) replaced while its GET is on the way: stale, no temporary file or .resume record left', async () => {
@@ -175,7 +128,9 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
     const next = otherBytes(old);
     await put('streamed/big.bin', old);
     const { seen } = await staleThenConverges('streamed', 'streamed/big.bin', next, 0, () => put('streamed/big.bin', next));
-    expect(seen[0]).toEqual({ ifMatch: expect.stringContaining(md5(old)) });
+    // one plain GET (no Range) asking for the checked version
+    expect(rangeOf(seen[0]!)).toBeUndefined();
+    expect(ifMatchOf(seen[0]!)).toEqual(expect.stringContaining(md5(old)));
   }, 120_000);
 
   it('a big multipart object (ranged GETs) replaced after its first part arrived: stale, no part of either version under the final name', async () => {
@@ -184,9 +139,9 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
     await putMultipart('ranged/big.bin', old);
     // one range at a time: the 1st part is written, the 2nd GET is held while the object is replaced
     const { seen } = await staleThenConverges('ranged', 'ranged/big.bin', next, 1, () => putMultipart('ranged/big.bin', next), { BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY: '1' });
-    expect(seen[0]!.range).toBe(`bytes=0-${PART - 1}`);
-    expect(seen[1]!.range).toBe(`bytes=${PART}-${2 * PART - 1}`);
-    for (const s of seen) expect(s.ifMatch).toBeDefined();
+    expect(rangeOf(seen[0]!)).toBe(`bytes=0-${PART - 1}`);
+    expect(rangeOf(seen[1]!)).toBe(`bytes=${PART}-${2 * PART - 1}`);
+    for (const s of seen) expect(ifMatchOf(s)).toBeDefined();
   }, 120_000);
 
   it('a resumed download whose object is replaced when the Range GET arrives: stale, the partial file removed, never restarted on the new version', async () => {
@@ -197,10 +152,10 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
     const dest = path.join(work, 'resumed-dest');
     const cache = env('resumed');
     // 1. killed part-way: the GET's body stalls in the middle, the run is SIGKILLed once bytes are on disk
-    const stall = await startFaultProxy({ target: s3Endpoint!, seed: 3, rate: 1, kinds: ['stall'], stallMs: 20_000, match: (r) => r.method === 'GET' && objectGet(key)(r), lifetimeMs: 120_000 });
+    const stall = await startFaultProxy({ target: s3Endpoint!, seed: 3, rate: 1, kinds: ['stall'], stallMs: 20_000, match: objectGet(key), lifetimeMs: 120_000 });
     proxies.push(stall);
     const partialSize = (): number => {
-      const t = fs.readdirSync(dest).find((n) => n.startsWith('.bucketsync-tmp-') && !n.endsWith('.resume') && !n.endsWith('-case-probe'));
+      const t = tmpName(dest);
       return t ? fs.statSync(path.join(dest, t)).size : 0;
     };
     const killed = await runPolling(['sync', `s3://${bucket}/resumed`, dest, '--endpoint-url', stall.url, '--no-progress'], () => partialSize() > 0, {
@@ -217,9 +172,9 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
     expect(have).toBeLessThan(old.length);
     // 2. the next run resumes with Range: bytes=N-; the object is replaced while that GET is held
     const { seen } = await staleThenConverges('resumed', key, next, 0, () => put(key, next));
-    expect(seen[0]!.range).toBe(`bytes=${have}-`);
+    expect(rangeOf(seen[0]!)).toBe(`bytes=${have}-`);
     // the restart from zero (after the Range GET's 412) asked for the checked version too
-    for (const s of seen) expect(s.ifMatch).toBeDefined();
+    for (const s of seen) expect(ifMatchOf(s)).toBeDefined();
   }, 180_000);
 
   it('an object deleted while its GET is on the way: stale (not a failure), nothing written; the re-run has nothing to fetch', async () => {
@@ -227,7 +182,7 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
     await put(key, randomBuffer(307, 2 * KiB));
     await put('vanished/keep.txt', Buffer.from('kept'));
     const dest = path.join(work, 'vanished-dest');
-    const { proxy, replaced } = await replacingProxy(s3Endpoint!, objectGet(key), 0, async () => {
+    const { proxy, replaced } = await replacingProxy(s3Endpoint!, objectGet(key), async () => {
       await raw.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
     });
     proxies.push(proxy);
@@ -283,7 +238,7 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
         { BUCKETSYNC_S3_DOWNLOAD_CONCURRENCY: '1', BUCKETSYNC_S3_RAW_GET: rawGet },
       );
       // no second attempt at the range, none at the object
-      expect(seen.map((s) => s.range)).toEqual([`bytes=0-${PART - 1}`, `bytes=${PART}-${2 * PART - 1}`]);
+      expect(seen.map(rangeOf)).toEqual([`bytes=0-${PART - 1}`, `bytes=${PART}-${2 * PART - 1}`]);
     }, 120_000);
   }
 });
@@ -292,52 +247,13 @@ describe.skipIf(!s3Endpoint)('S3 downloads are pinned to the checked ETag (RGW)'
 // Azure
 
 describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurite)', () => {
-  let client: AzureClient;
-  let container: string;
-  let destContainer: string;
-  let work: string;
-  const proxies: FaultProxy[] = [];
-  const origin = (): string => new URL(azEndpoint!).origin;
-  const account = (): string => new URL(azEndpoint!).pathname.replace(/\/+$/, '');
-
-  beforeAll(async () => {
-    client = azureTestClient();
-    container = await createTestContainer('dl-pinned');
-    destContainer = await createTestContainer('dl-pinned-dest');
-    work = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'bucketsync-dl-pinned-az-'));
-  });
-  afterAll(async () => {
-    for (const p of proxies) await p.close();
-    client?.destroy();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
-  });
+  const az = useAzureSuite('dl-pinned');
 
   /** One Put Blob with bucketsync's mtime metadata (both versions carry the same). */
-  const putBlob = async (name: string, buf: Buffer, c = container): Promise<void> => {
-    await client.request({
-      op: 'PutBlob',
-      method: 'PUT',
-      container: c,
-      blob: name,
-      headers: { 'x-ms-blob-type': 'BlockBlob', 'x-ms-meta-mtime': formatAzureMtime(T0 * 1000), 'x-ms-blob-content-md5': createHash('md5').update(buf).digest('base64') },
-      body: buf,
-    });
-  };
-  const getBlob = async (name: string, c: string): Promise<Buffer | undefined> => {
-    try {
-      const res = await client.request({ op: 'GetBlob', method: 'GET', container: c, blob: name, stream: true });
-      const chunks: Buffer[] = [];
-      for await (const chunk of res.stream!) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks);
-    } catch (err) {
-      if ((err as { status?: number }).status === 404) return undefined;
-      throw err;
-    }
-  };
-  const blobGet = (name: string) => (r: ProxiedRequest): boolean => new URL(r.url, 'http://x').pathname === `${account()}/${container}/${name}`;
+  const putBlob = (name: string, buf: Buffer): Promise<void> => putBlobWithMtime(az.client, az.container, name, buf);
   const env = (proxy: FaultProxy | undefined, name: string): Record<string, string> => ({
-    ...azureTestEnv(proxy ? `${proxy.url}${account()}` : azEndpoint!),
-    BUCKETSYNC_CACHE_DIR: path.join(work, `${name}-cache`),
+    ...azureEnvVia(az, proxy),
+    BUCKETSYNC_CACHE_DIR: path.join(az.work, `${name}-cache`),
   });
 
   for (const [label, size] of [
@@ -350,14 +266,14 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
       const old = randomBuffer(size < MiB ? 401 : 402, size);
       const next = otherBytes(old);
       await putBlob(blob, old);
-      const dest = path.join(work, `${name}-dest`);
-      const { proxy, seen, replaced } = await replacingProxy(origin(), blobGet(blob), 0, () => putBlob(blob, next));
-      proxies.push(proxy);
-      const r = await cli(['sync', `az://${container}/${name}`, dest, '--no-progress'], { env: env(proxy, name), timeoutMs: 120_000 });
+      const dest = path.join(az.work, `${name}-dest`);
+      const { proxy, seen, replaced } = await replacingProxy(az.origin, blobGet(az, blob), () => putBlob(blob, next));
+      az.proxies.push(proxy);
+      const r = await cli(['sync', `az://${az.container}/${name}`, dest, '--no-progress'], { env: env(proxy, name), timeoutMs: 120_000 });
       expect(replaced(), r.stderr).toBe(true);
       expectStale(r, 'f.bin', dest);
-      expect(seen[0]!.ifMatch).toMatch(/^"?0x/);
-      const again = await cli(['sync', `az://${container}/${name}`, dest, '--no-progress'], { env: env(undefined, name), timeoutMs: 120_000 });
+      expect(ifMatchOf(seen[0]!)).toMatch(/^"?0x/);
+      const again = await cli(['sync', `az://${az.container}/${name}`, dest, '--no-progress'], { env: env(undefined, name), timeoutMs: 120_000 });
       expect(again.code, again.stderr).toBe(0);
       expect(md5(fs.readFileSync(path.join(dest, 'f.bin')))).toBe(md5(next));
       expect(Math.round(fs.statSync(path.join(dest, 'f.bin')).mtimeMs / 1000)).toBe(T0);
@@ -367,12 +283,12 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
   it('a blob deleted while its Get Blob is on the way: stale (not a failure), nothing written', async () => {
     const blob = 'vanished/f.bin';
     await putBlob(blob, randomBuffer(406, 2 * KiB));
-    const dest = path.join(work, 'vanished-dest');
-    const { proxy, replaced } = await replacingProxy(origin(), blobGet(blob), 0, async () => {
-      await client.request({ op: 'DeleteBlob', method: 'DELETE', container, blob });
+    const dest = path.join(az.work, 'vanished-dest');
+    const { proxy, replaced } = await replacingProxy(az.origin, blobGet(az, blob), async () => {
+      await az.client.request({ op: 'DeleteBlob', method: 'DELETE', container: az.container, blob });
     });
-    proxies.push(proxy);
-    const r = await cli(['sync', `az://${container}/vanished`, dest, '--no-progress'], { env: env(proxy, 'vanished'), timeoutMs: 120_000 });
+    az.proxies.push(proxy);
+    const r = await cli(['sync', `az://${az.container}/vanished`, dest, '--no-progress'], { env: env(proxy, 'vanished'), timeoutMs: 120_000 });
     expect(replaced(), r.stderr).toBe(true);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain('stale, left untouched: f.bin');
@@ -384,11 +300,11 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
     const old = randomBuffer(405, 5 * KiB);
     const next = otherBytes(old);
     await putBlob(blob, old);
-    const dest = path.join(work, 'ignored-dest');
-    const { proxy, replaced } = await replacingProxy(origin(), blobGet(blob), 0, async () => {
+    const dest = path.join(az.work, 'ignored-dest');
+    const { proxy, replaced } = await replacingProxy(az.origin, blobGet(az, blob), async () => {
       await putBlob(blob, next);
       // the blob as a Get Blob without If-Match answers it now
-      const res = await client.request({ op: 'GetBlob', method: 'GET', container, blob, stream: true });
+      const res = await az.client.request({ op: 'GetBlob', method: 'GET', container: az.container, blob, stream: true });
       const chunks: Buffer[] = [];
       for await (const chunk of res.stream!) chunks.push(chunk as Buffer);
       const headers: Record<string, string> = {};
@@ -398,11 +314,11 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
       }
       return { status: 200, headers, body: Buffer.concat(chunks) };
     });
-    proxies.push(proxy);
-    const r = await cli(['sync', `az://${container}/ignored`, dest, '--no-progress'], { env: env(proxy, 'ignored'), timeoutMs: 120_000 });
+    az.proxies.push(proxy);
+    const r = await cli(['sync', `az://${az.container}/ignored`, dest, '--no-progress'], { env: env(proxy, 'ignored'), timeoutMs: 120_000 });
     expect(replaced(), r.stderr).toBe(true);
     expectStale(r, 'f.bin', dest);
-    const again = await cli(['sync', `az://${container}/ignored`, dest, '--no-progress'], { env: env(undefined, 'ignored'), timeoutMs: 120_000 });
+    const again = await cli(['sync', `az://${az.container}/ignored`, dest, '--no-progress'], { env: env(undefined, 'ignored'), timeoutMs: 120_000 });
     expect(again.code, again.stderr).toBe(0);
     expect(md5(fs.readFileSync(path.join(dest, 'f.bin')))).toBe(md5(next));
   }, 120_000);
@@ -412,18 +328,18 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
     const old = randomBuffer(403, 17 * MiB + 11);
     const next = otherBytes(old);
     await putBlob(blob, old);
-    const { proxy, seen, replaced } = await replacingProxy(origin(), blobGet(blob), 0, () => putBlob(blob, next));
-    proxies.push(proxy);
-    const to = `az://${destContainer}/blocks`;
-    const r = await cli(['sync', `az://${container}/blocks`, to, '--no-progress'], { env: env(proxy, 'blocks'), timeoutMs: 180_000 });
+    const { proxy, seen, replaced } = await replacingProxy(az.origin, blobGet(az, blob), () => putBlob(blob, next));
+    az.proxies.push(proxy);
+    const to = `az://${az.dest}/blocks`;
+    const r = await cli(['sync', `az://${az.container}/blocks`, to, '--no-progress'], { env: env(proxy, 'blocks'), timeoutMs: 180_000 });
     expect(replaced(), r.stderr).toBe(true);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain('stale, left untouched: big.bin');
-    for (const s of seen) expect(s.ifMatch).toBeDefined();
-    expect(await getBlob('blocks/big.bin', destContainer)).toBeUndefined();
-    const again = await cli(['sync', `az://${container}/blocks`, to, '--no-progress'], { env: env(undefined, 'blocks'), timeoutMs: 180_000 });
+    for (const s of seen) expect(ifMatchOf(s)).toBeDefined();
+    expect(await getBlobOrUndefined(az.client, az.dest, 'blocks/big.bin')).toBeUndefined();
+    const again = await cli(['sync', `az://${az.container}/blocks`, to, '--no-progress'], { env: env(undefined, 'blocks'), timeoutMs: 180_000 });
     expect(again.code, again.stderr).toBe(0);
-    expect(md5((await getBlob('blocks/big.bin', destContainer))!)).toBe(md5(next));
+    expect(md5((await getBlobOrUndefined(az.client, az.dest, 'blocks/big.bin'))!)).toBe(md5(next));
   }, 240_000);
 
   describe.skipIf(!s3Endpoint)('with RGW', () => {
@@ -444,19 +360,19 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
         await raw.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: b, Metadata: { mtime: String(T0) } }));
       };
       await put(old);
-      const { proxy, seen, replaced } = await replacingProxy(s3Endpoint!, (r) => new URL(r.url, 'http://x').pathname === `/${bucket}/${key}`, 0, () => put(next));
-      proxies.push(proxy);
-      const to = `az://${destContainer}/s3blocks`;
+      const { proxy, seen, replaced } = await replacingProxy(s3Endpoint!, (r) => r.method === 'GET' && pathOf(r) === `/${bucket}/${key}`, () => put(next));
+      az.proxies.push(proxy);
+      const to = `az://${az.dest}/s3blocks`;
       const runEnv = (p: FaultProxy | undefined): Record<string, string> => ({ ...s3TestEnv(), ...env(undefined, 's3blocks'), ...(p ? { AWS_ENDPOINT_URL: p.url } : {}) });
       const r = await cli(['sync', `s3://${bucket}/s3blocks`, to, '--no-progress'], { env: runEnv(proxy), timeoutMs: 180_000 });
       expect(replaced(), r.stderr).toBe(true);
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toContain('stale, left untouched: big.bin');
-      for (const s of seen) expect(s.ifMatch).toBeDefined();
-      expect(await getBlob('s3blocks/big.bin', destContainer)).toBeUndefined();
+      for (const s of seen) expect(ifMatchOf(s)).toBeDefined();
+      expect(await getBlobOrUndefined(az.client, az.dest, 's3blocks/big.bin')).toBeUndefined();
       const again = await cli(['sync', `s3://${bucket}/s3blocks`, to, '--no-progress'], { env: runEnv(undefined), timeoutMs: 180_000 });
       expect(again.code, again.stderr).toBe(0);
-      expect(md5((await getBlob('s3blocks/big.bin', destContainer))!)).toBe(md5(next));
+      expect(md5((await getBlobOrUndefined(az.client, az.dest, 's3blocks/big.bin'))!)).toBe(md5(next));
     }, 240_000);
   });
 });
@@ -465,43 +381,30 @@ describe.skipIf(!azEndpoint)('Azure reads are pinned to the checked ETag (Azurit
 // Hugging Face (the local Hub + Xet test server)
 
 describe('hf reads are pinned to the checked Xet hash (local Hub server)', () => {
-  let server: HfTestServer;
-  let work: string;
-  const proxies: FaultProxy[] = [];
   const bucket = 'tester/dl-pinned';
-  beforeAll(async () => {
-    server = await startHfServer();
-    server.createBucket(bucket);
-    work = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'bucketsync-dl-pinned-hf-'));
-  });
-  afterAll(async () => {
-    for (const p of proxies) await p.close();
-    await server?.close();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
-  });
-  const env = (endpoint: string): Record<string, string> => ({ HF_ENDPOINT: endpoint, HF_TOKEN: 'hf_test_token', HF_HOME: work, BUCKETSYNC_CACHE_DIR: path.join(work, 'cache') });
+  const hf = useHfSuite('dl-pinned', [bucket]);
 
   it('a file replaced (same size, same mtime) between the stat and the read: stale, nothing written; the re-run fetches the new bytes', async () => {
     const old = randomBuffer(501, 6 * KiB);
     const next = otherBytes(old);
     // both versions uploaded (v1 is synced, v2 holds the other bytes), with the same mtime
-    writeTree(path.join(work, 'v1'), { 'a.bin': old }, T0);
-    writeTree(path.join(work, 'v2'), { 'a.bin': next }, T0);
+    writeTree(path.join(hf.work, 'v1'), { 'a.bin': old }, T0);
+    writeTree(path.join(hf.work, 'v2'), { 'a.bin': next }, T0);
     for (const v of ['v1', 'v2']) {
-      const up = await cli(['sync', path.join(work, v), `hf://buckets/${bucket}/${v}`, '--no-progress'], { env: env(server.url) });
+      const up = await cli(['sync', path.join(hf.work, v), `hf://buckets/${bucket}/${v}`, '--no-progress'], { env: hf.env(hf.server.url) });
       expect(up.code, up.stderr).toBe(0);
     }
     // when the read resolves v1/a.bin, another writer has put v2's content there (same size, same mtime)
-    const { proxy, replaced } = await replacingProxy(server.url, (r) => r.url.includes('/resolve/') && decodeURIComponent(r.url).includes('v1/a.bin'), 0, async () => {
-      const files = server.buckets.get(bucket)!.files;
+    const { proxy, replaced } = await replacingProxy(hf.server.url, (r) => r.method === 'GET' && r.url.includes('/resolve/') && decodeURIComponent(r.url).includes('v1/a.bin'), async () => {
+      const files = hf.server.buckets.get(bucket)!.files;
       files.set('v1/a.bin', { ...files.get('v2/a.bin')!, path: 'v1/a.bin' });
     });
-    proxies.push(proxy);
-    const dest = path.join(work, 'dest');
-    const r = await cli(['sync', `hf://buckets/${bucket}/v1`, dest, '--no-progress'], { env: env(proxy.url) });
+    hf.proxies.push(proxy);
+    const dest = path.join(hf.work, 'dest');
+    const r = await cli(['sync', `hf://buckets/${bucket}/v1`, dest, '--no-progress'], { env: hf.env(proxy.url) });
     expect(replaced(), r.stderr).toBe(true);
     expectStale(r, 'a.bin', dest);
-    const again = await cli(['sync', `hf://buckets/${bucket}/v1`, dest, '--no-progress'], { env: env(server.url) });
+    const again = await cli(['sync', `hf://buckets/${bucket}/v1`, dest, '--no-progress'], { env: hf.env(hf.server.url) });
     expect(again.code, again.stderr).toBe(0);
     expect(md5(fs.readFileSync(path.join(dest, 'a.bin')))).toBe(md5(next));
   }, 120_000);
